@@ -1,0 +1,3 @@
+from pipeline_kit.cli import main
+
+main()

@@ -1,0 +1,58 @@
+"""The one subprocess wrapper: never ``shell=True``; failures show command, code and stderr."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from pipeline_kit.errors import EnvironmentFault
+
+_STDERR_TAIL = 2000
+
+
+class CommandFailed(EnvironmentFault):
+    """A command exited non-zero; callers that expect failure catch it and decide."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, stderr: str) -> None:
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stderr = stderr
+        tail = stderr.strip()[-_STDERR_TAIL:]
+        super().__init__(
+            f"`{shlex.join(self.argv)}` exited with {returncode}"
+            + (f": {tail}" if tail else ".")
+        )
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    input: bytes | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run ``argv`` and capture its output as bytes.
+
+    ``env`` adds to (not replaces) the current environment. A missing executable is an
+    infrastructure error that names the tool.
+    """
+    full_env = None
+    if env is not None:
+        full_env = dict(os.environ)
+        full_env.update(env)
+    try:
+        proc = subprocess.run(
+            list(argv), cwd=cwd, env=full_env, input=input, capture_output=True, check=False
+        )
+    except FileNotFoundError as exc:
+        raise EnvironmentFault(
+            f"`{argv[0]}` is not installed or not on PATH.",
+            hint=f"Install it and run again ({exc.strerror}).",
+        ) from None
+    if check and proc.returncode != 0:
+        raise CommandFailed(argv, proc.returncode, proc.stderr.decode(errors="replace"))
+    return proc
