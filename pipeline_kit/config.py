@@ -1,0 +1,269 @@
+"""``pipeline-kit.yaml``: read fast, validated by the shipped JSON Schema, explained on error.
+
+The happy path reads YAML with PyYAML's libyaml loader. Only when something is wrong (or a
+position is asked for) does ruamel.yaml parse the file again, to point at the line and column
+of the offending key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pipeline_kit.errors import ConfigError
+
+CONFIG_NAME = "pipeline-kit.yaml"
+SCHEMA_NAME = "pipeline-kit.schema.json"
+DEFAULTS: dict[str, Any] = {"dockerfile": "Dockerfile", "context": ".", "lint.max_file_mb": 50}
+MAX_ERRORS = 5
+
+
+@dataclass(frozen=True)
+class Config:
+    file: Path | None  # None: no config file, defaults only
+    display: str  # how messages name the file
+    root: Path  # the directory relative paths start from
+    image: str | None = None
+    dockerfile: str = "Dockerfile"
+    context: str = "."
+    target: str | None = None
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    layers: Mapping[str, str] | None = None
+    lint_disable: tuple[str, ...] = ()
+    lint_max_file_mb: float = 50
+    origins: Mapping[str, str] = field(default_factory=dict)  # dotted key -> where it came from
+    text: str = field(default="", repr=False)
+
+    @property
+    def dockerfile_path(self) -> Path:
+        return self.root / self.dockerfile
+
+    @property
+    def context_path(self) -> Path:
+        return self.root / self.context
+
+    def where(self, *key_path: str | int) -> str:
+        """``file:line:col`` of a key (or the file alone when it has no position)."""
+        position = _position(self.text, key_path) if self.text else None
+        if position is None:
+            return self.display
+        return f"{self.display}:{position[0]}:{position[1]}"
+
+    def with_build_args(self, overrides: Mapping[str, str]) -> Config:
+        if not overrides:
+            return self
+        origins = dict(self.origins)
+        origins.update({f"build_args.{k}": "--build-arg" for k in overrides})
+        merged = {**self.build_args, **overrides}
+        return dataclasses.replace(self, build_args=merged, origins=origins)
+
+
+def schema() -> dict[str, Any]:
+    text = resources.files("pipeline_kit").joinpath("schema", SCHEMA_NAME).read_text()
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def load_config(path: Path | None, cwd: Path) -> Config:
+    """The config at ``path`` (or ``pipeline-kit.yaml`` in ``cwd`` if present), validated."""
+    if path is None:
+        candidate = cwd / CONFIG_NAME
+        if not candidate.exists():
+            return _build(None, CONFIG_NAME, cwd, {}, "")
+        path = candidate
+    display = _display(path, cwd)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{display}: no such file.",
+            hint=f"Create it (see `pipeline-kit config schema`) or point --config at yours.",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{display}: cannot read it ({exc}).") from None
+    data = _parse_yaml(text, display)
+    _validate(data, text, display)
+    return _build(path, display, path.parent, data, text)
+
+
+def _display(path: Path, cwd: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(cwd.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _parse_yaml(text: str, display: str) -> dict[str, Any]:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{display}:{mark.line + 1}:{mark.column + 1}" if mark else display
+        raise ConfigError(
+            f"{where}: not valid YAML: {exc.problem or exc.context}.",
+            hint="Fix the syntax; `pipeline-kit config show` checks it.",
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{display}: not valid YAML: {exc}.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{display}:1:1: the top level must be a mapping of keys (image, dockerfile, "
+            f"layers, ...), not a {type(data).__name__}."
+        )
+    return data
+
+
+def _validate(data: dict[str, Any], text: str, display: str) -> None:
+    from jsonschema import Draft202012Validator
+
+    spec = schema()
+    errors = sorted(
+        Draft202012Validator(spec).iter_errors(data), key=lambda e: list(map(str, e.path))
+    )
+    if not errors:
+        return
+    lines = []
+    for error in errors[:MAX_ERRORS]:
+        lines.append(_explain(error, spec, text, display))
+    more = len(errors) - MAX_ERRORS
+    if more > 0:
+        lines.append(f"... and {more} more.")
+    raise ConfigError("\n".join(lines))
+
+
+def _explain(error: Any, spec: dict[str, Any], text: str, display: str) -> str:
+    path: list[str | int] = list(error.path)
+    validator = error.validator
+    if validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = list(_subschema(spec, path).get("properties", {}))
+        unknown = [k for k in error.instance if k not in allowed]
+        parts = []
+        for key in unknown:
+            where = _where(text, display, [*path, key])
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            parts.append(
+                f"{where}: {_dotted([*path, key])}: unknown key.{hint} "
+                f"Allowed here: {', '.join(allowed)}."
+            )
+        return "\n".join(parts)
+    where = _where(text, display, path)
+    name = _dotted(path) or "(top level)"
+    if validator == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        got = type(error.instance).__name__
+        return f"{where}: {name}: expected {expected}, got {got} {error.instance!r}."
+    if validator == "pattern":
+        if path and path[-1] == "image" or path == ["image"]:
+            return (
+                f"{where}: image: {error.instance!r} is not an image repository: give "
+                "registry/path without tag or digest, lowercase (e.g. "
+                "registry.example.com/team/llm-service)."
+            )
+        return f"{where}: {name}: {error.instance!r} does not match {error.validator_value}."
+    if validator == "propertyNames":
+        return f"{where}: {name}: key {error.instance!r} is not allowed: {error.message}."
+    if validator == "enum":
+        close = difflib.get_close_matches(str(error.instance), map(str, error.validator_value), 1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        return f"{where}: {name}: {error.instance!r} is not one of {error.validator_value}.{hint}"
+    return f"{where}: {name}: {error.message}."
+
+
+def _subschema(spec: dict[str, Any], path: Sequence[str | int]) -> dict[str, Any]:
+    node = spec
+    for part in path:
+        props = node.get("properties", {})
+        if isinstance(part, str) and part in props:
+            node = props[part]
+        elif isinstance(node.get("additionalProperties"), dict):
+            node = node["additionalProperties"]
+        elif "items" in node:
+            node = node["items"]
+    return node
+
+
+def _dotted(path: Sequence[str | int]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _where(text: str, display: str, path: Sequence[str | int]) -> str:
+    position = _position(text, path)
+    return display if position is None else f"{display}:{position[0]}:{position[1]}"
+
+
+def _position(text: str, path: Sequence[str | int]) -> tuple[int, int] | None:
+    """1-based (line, column) of the key at ``path``, or of the nearest parent that has one."""
+    from ruamel.yaml import YAML
+
+    try:
+        node: Any = YAML(typ="rt").load(text)
+    except Exception:  # noqa: BLE001 - positions are a courtesy; PyYAML already accepted it
+        return None
+    best: tuple[int, int] | None = None
+    for part in path:
+        try:
+            if isinstance(part, int):
+                line, col = node.lc.item(part)
+            else:
+                line, col = node.lc.key(part)
+            best = (line + 1, col + 1)
+            node = node[part]
+        except (AttributeError, KeyError, IndexError, TypeError):
+            break
+    return best or (1, 1)
+
+
+def _build(
+    path: Path | None, display: str, root: Path, data: dict[str, Any], text: str
+) -> Config:
+    origins: dict[str, str] = {}
+
+    def take(key: str, default: Any) -> Any:
+        if key in data:
+            origins[key] = "config"
+            return data[key]
+        origins[key] = "default"
+        return default
+
+    lint = data.get("lint") or {}
+    build_args = {str(k): _arg_text(v) for k, v in (data.get("build_args") or {}).items()}
+    origins.update({f"build_args.{k}": "config" for k in build_args})
+    origins["lint.disable"] = "config" if "disable" in lint else "default"
+    origins["lint.max_file_mb"] = "config" if "max_file_mb" in lint else "default"
+    return Config(
+        file=path,
+        display=display,
+        root=root,
+        image=take("image", None),
+        dockerfile=take("dockerfile", DEFAULTS["dockerfile"]),
+        context=take("context", DEFAULTS["context"]),
+        target=take("target", None),
+        build_args=build_args,
+        layers=dict(data["layers"]) if "layers" in data else None,
+        lint_disable=tuple(lint.get("disable", ())),
+        lint_max_file_mb=float(lint.get("max_file_mb", DEFAULTS["lint.max_file_mb"])),
+        origins=origins,
+        text=text,
+    )
+
+
+def _arg_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

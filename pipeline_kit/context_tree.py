@@ -1,0 +1,158 @@
+"""What a stage takes from the build context at one revision, named by content.
+
+A directory that no .dockerignore rule can reach is named by its git tree id, so its cost
+does not grow with its size. Where rules do reach inside, the kit lists the directory once
+(in C, through git), finds the excluded paths with one combined regex, and hashes a git tree
+of what remains: the name is then the id git would give the filtered directory, so it
+depends only on what the image takes, whatever the ignore rules exclude around it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import posixpath
+from dataclasses import dataclass, field
+
+from pipeline_kit.adapters.git import Git, TreeEntry, tree_object_id
+from pipeline_kit.dockerignore import DockerIgnore
+from pipeline_kit.stages import ContextSource
+
+EMPTY = ""
+
+
+def join(parent: str, name: str) -> str:
+    return name if parent in ("", ".") else f"{parent}/{name}"
+
+
+def go_glob(pattern: str) -> str:
+    """Go's ``filepath.Match`` class negation ``[^...]`` in fnmatch's spelling ``[!...]``."""
+    return pattern.replace("[^", "[!")
+
+
+@dataclass
+class ContextSnapshot:
+    """The build context at one revision: a git tree plus the .dockerignore that applies."""
+
+    git: Git
+    tree: str | None  # None when the context directory does not exist at this revision
+    ignore: DockerIgnore
+    _filtered: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def material(self, source: ContextSource) -> list[str]:
+        """Sorted ``"<mode> <oid> <path>"`` lines naming everything ``source`` takes."""
+        if self.tree is None:
+            return ["missing context"]
+        lines = []
+        for path, entry in self._matches(source.path):
+            if entry.is_tree:
+                if self.ignore.excluded(path) and not self._has_reincluded(path, entry.oid):
+                    continue
+                lines.append(f"{entry.mode} {self.filtered_tree(path, entry.oid)} {path}")
+            elif not self.ignore.excluded(path):
+                lines.append(f"{entry.mode} {entry.oid} {path}")
+        return sorted(lines) or [f"nothing matches {source.path}"]
+
+    def _matches(self, pattern: str) -> list[tuple[str, TreeEntry]]:
+        """Entries the source names: walk literal components, list directories at wildcards."""
+        assert self.tree is not None
+        root = TreeEntry("40000", ".", self.tree)
+        if pattern == ".":
+            return [(".", root)]
+        current = [("", root)]
+        for part in pattern.split("/"):
+            nxt = []
+            for path, entry in current:
+                if not entry.is_tree:
+                    continue
+                children = self.git.read_tree(entry.oid)
+                if any(ch in part for ch in "*?["):
+                    glob = go_glob(part)
+                    nxt += [(join(path, c.name), c) for c in children
+                            if fnmatch.fnmatchcase(c.name, glob)]
+                else:
+                    nxt += [(join(path, c.name), c) for c in children if c.name == part]
+            current = nxt
+        return current
+
+    def filtered_tree(self, path: str, oid: str) -> str:
+        """The git tree id of directory ``path`` after .dockerignore (``oid`` when untouched)."""
+        if not self.ignore.may_touch(path):
+            return oid
+        key = (path, oid)
+        cached = self._filtered.get(key)
+        if cached is None:
+            cached = self._filter(path, oid)
+            self._filtered[key] = cached
+        return cached
+
+    def _filter(self, path: str, oid: str) -> str:
+        below = self.git.list_tree_paths(oid)
+        full = [join(path, rel) for rel in below]
+        candidates = self.ignore.matching_paths("\n".join(full))
+        excluded = {p for p in candidates if self.ignore.excluded(p)}
+        if not excluded:
+            return oid
+        # Re-included paths (an exception inside an excluded directory) keep their parents.
+        keep: set[str] = set()
+        for p in candidates:
+            if p not in excluded:
+                parent = posixpath.dirname(p)
+                while parent and parent != path and parent not in keep:
+                    keep.add(parent)
+                    parent = posixpath.dirname(parent)
+        dirty: set[str] = set(keep)
+        for p in excluded:
+            parent = posixpath.dirname(p)
+            if parent in excluded:
+                continue  # only the outermost excluded path decides where to descend
+            while parent and parent != path and parent not in dirty:
+                dirty.add(parent)
+                parent = posixpath.dirname(parent)
+        oid_len = len(oid) // 2
+        return self._rebuild(path, oid, excluded, keep, dirty, oid_len)
+
+    def _rebuild(
+        self,
+        path: str,
+        oid: str,
+        excluded: set[str],
+        keep: set[str],
+        dirty: set[str],
+        oid_len: int,
+    ) -> str:
+        entries = []
+        for entry in self.git.read_tree(oid):
+            child = join(path, entry.name)
+            if child in excluded and child not in keep:
+                continue
+            if entry.is_tree and (child in dirty or child in keep):
+                sub = self._rebuild(child, entry.oid, excluded, keep, dirty, oid_len)
+                entries.append(TreeEntry(entry.mode, entry.name, sub))
+            else:
+                entries.append(entry)
+        return tree_object_id(entries, oid_len)
+
+    def _has_reincluded(self, path: str, oid: str) -> bool:
+        """Whether an excluded directory still holds paths an exception brings back."""
+        if not any(p.exception for p in self.ignore.patterns):
+            return False
+        return self.filtered_tree(path, oid) != _EMPTY_TREE.get(len(oid), "")
+
+
+_EMPTY_TREE = {
+    40: "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+    64: "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321",
+}
+
+
+def source_takes(source: ContextSource, path: str) -> bool:
+    """Whether a context-relative ``path`` falls under ``source`` (before .dockerignore)."""
+    if source.path == ".":
+        return True
+    if not source.has_glob:
+        return path == source.path or path.startswith(source.path + "/")
+    parts = source.path.split("/")
+    names = path.split("/")
+    if len(names) < len(parts):
+        return False
+    return all(fnmatch.fnmatchcase(n, go_glob(p)) for n, p in zip(names, parts))
