@@ -1,0 +1,165 @@
+"""The command line: the only module that imports click.
+
+Each command fills an options object and calls a plain function in ``pipeline_kit.commands``;
+``main`` is the one place where errors become messages and exit codes. Command modules are
+imported when their command runs, so ``pipeline-kit --version`` loads almost nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from pipeline_kit import __version__
+from pipeline_kit.errors import ExitCode, KitError
+
+_FORMATS = ["text", "json"]
+
+
+def _build_args(values: tuple[str, ...]) -> dict[str, str]:
+    args: dict[str, str] = {}
+    for value in values:
+        name, eq, arg = value.partition("=")
+        if not eq or not name:
+            raise click.BadParameter(f"'{value}' is not NAME=VALUE.", param_hint="--build-arg")
+        args[name] = arg
+    return args
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="pipeline-kit")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Config file (default: ./pipeline-kit.yaml if present).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None) -> None:
+    """CI kit for LLM inference images: detect changed layers, lint Dockerfiles."""
+    ctx.obj = config_path
+
+
+@cli.command()
+@click.option("--base", help="Base revision (default: from the CI event, else HEAD~1).")
+@click.option("--head", help="Head revision (default: the CI commit, else HEAD).")
+@click.option(
+    "--merge-base", is_flag=True, help="Compare against the merge base of --base and --head."
+)
+@click.option(
+    "--worktree/--no-worktree",
+    default=None,
+    help="Include uncommitted changes (default: yes when run locally on a dirty tree).",
+)
+@click.option("--build-arg", "build_args", multiple=True, metavar="NAME=VALUE")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "github", "gitlab"]), default="text"
+)
+@click.option(
+    "--dotenv",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("pipeline-kit.env"),
+    show_default=True,
+    help="Where --format gitlab writes its dotenv report.",
+)
+@click.pass_obj
+def detect(
+    config_path: Path | None,
+    base: str | None,
+    head: str | None,
+    merge_base: bool,
+    worktree: bool | None,
+    build_args: tuple[str, ...],
+    fmt: str,
+    dotenv: Path,
+) -> int:
+    """Which image layers changed between two commits, why, and their content keys."""
+    from pipeline_kit.commands.detect import DetectOptions, run
+
+    options = DetectOptions(
+        config_path=config_path,
+        cwd=Path.cwd(),
+        base=base,
+        head=head,
+        merge_base=merge_base,
+        worktree=worktree,
+        build_args=_build_args(build_args),
+        format=fmt,
+        dotenv=dotenv,
+        environ=dict(os.environ),
+    )
+    return run(options, sys.stdout)
+
+
+@cli.command()
+@click.argument(
+    "dockerfile", required=False, type=click.Path(path_type=Path, dir_okay=False)
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "github", "gitlab"]), default="text"
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the report to this file (e.g. gl-code-quality-report.json).",
+)
+@click.pass_obj
+def lint(config_path: Path | None, dockerfile: Path | None, fmt: str, output: Path | None) -> int:
+    """The Dockerfile doctor: anti-patterns of model-serving images."""
+    from pipeline_kit.commands.lint import LintOptions, run
+
+    options = LintOptions(
+        config_path=config_path, cwd=Path.cwd(), dockerfile=dockerfile, format=fmt, output=output
+    )
+    return run(options, sys.stdout)
+
+
+@cli.group()
+def config() -> None:
+    """Inspect the configuration."""
+
+
+@config.command("show")
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text")
+@click.pass_obj
+def config_show(config_path: Path | None, fmt: str) -> int:
+    """The effective config: defaults and inferred layers filled in, with their origin."""
+    from pipeline_kit.commands.config_show import ConfigShowOptions, run
+
+    return run(ConfigShowOptions(config_path, Path.cwd(), fmt), sys.stdout)
+
+
+@config.command("schema")
+def config_schema() -> int:
+    """Print the JSON Schema of pipeline-kit.yaml (for editors and validators)."""
+    import json
+
+    from pipeline_kit.config import schema
+
+    sys.stdout.write(json.dumps(schema(), indent=2) + "\n")
+    return ExitCode.OK
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; every expected failure becomes one message on stderr and an exit code."""
+    try:
+        code = cli.main(args=argv, prog_name="pipeline-kit", standalone_mode=False)
+    except KitError as exc:
+        sys.stderr.write(f"pipeline-kit: error: {exc}\n")
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        sys.stderr.write("pipeline-kit: interrupted\n")
+        code = ExitCode.INTERRUPTED
+    except click.ClickException as exc:
+        exc.show()
+        code = ExitCode.USAGE
+    except KeyboardInterrupt:
+        sys.stderr.write("pipeline-kit: interrupted\n")
+        code = ExitCode.INTERRUPTED
+    except BrokenPipeError:
+        code = ExitCode.OK
+    sys.exit(int(code or 0))

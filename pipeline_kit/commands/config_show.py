@@ -1,0 +1,82 @@
+"""``pipeline-kit config show``: the effective config, and where each value came from."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from pipeline_kit.errors import ExitCode, InputError
+
+
+@dataclass(frozen=True)
+class ConfigShowOptions:
+    config_path: Path | None
+    cwd: Path
+    format: str = "text"
+
+
+def run(options: ConfigShowOptions, out: TextIO) -> int:
+    from pipeline_kit.config import load_config
+    from pipeline_kit.layers import layers_for
+    from pipeline_kit.stages import parse_dockerfile
+
+    config = load_config(options.config_path, options.cwd)
+    path = config.dockerfile_path
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(
+            f"{config.where('dockerfile')}: dockerfile: {path} does not exist.",
+            hint="Set `dockerfile` to the path of your Dockerfile, relative to the config file.",
+        ) from None
+    graph = parse_dockerfile(text, source=config.dockerfile, build_args=config.build_args)
+    layer_map, target = layers_for(graph, config)
+
+    entries: list[tuple[str, Any, str]] = [
+        ("image", config.image, _origin(config, "image")),
+        ("dockerfile", config.dockerfile, _origin(config, "dockerfile")),
+        ("context", config.context, _origin(config, "context")),
+        ("target", graph.stages[target].label,
+         _origin(config, "target") if config.target else "default: the last stage"),
+    ]
+    for name, value in config.build_args.items():
+        entries.append((f"build_args.{name}", value, _origin(config, f"build_args.{name}")))
+    for layer in layer_map.layers:
+        origin = (
+            _origin(config, "layers", layer.name)
+            if layer.origin == "config"
+            else f"inferred: {layer.origin}"
+        )
+        entries.append((f"layers.{layer.name}", graph.stages[layer.stage].label, origin))
+    entries.append(("lint.disable", list(config.lint_disable), _origin(config, "lint.disable")))
+    entries.append(
+        ("lint.max_file_mb", config.lint_max_file_mb, _origin(config, "lint.max_file_mb"))
+    )
+
+    if options.format == "json":
+        document = {
+            "file": str(config.file) if config.file else None,
+            "values": {key: {"value": value, "from": origin} for key, value, origin in entries},
+        }
+        out.write(json.dumps(document, indent=2) + "\n")
+    else:
+        source = config.display if config.file else "no config file: defaults only"
+        out.write(f"# {source}\n")
+        width = max(len(key) for key, _, _ in entries)
+        for key, value, origin in entries:
+            shown = "null" if value is None else json.dumps(value)
+            out.write(f"{key.ljust(width)}  {shown}  # {origin}\n")
+    return ExitCode.OK
+
+
+def _origin(config: Any, *key_path: str) -> str:
+    dotted = ".".join(key_path)
+    origin = config.origins.get(dotted, "config")
+    if origin == "config":
+        parts: list[str | int] = []
+        for part in key_path:
+            parts.extend(part.split("."))
+        return config.where(*parts)  # type: ignore[no-any-return]
+    return str(origin)
