@@ -121,8 +121,9 @@ def detect_changes(git: Git, config: Config, rng: RevisionRange) -> Detection:
         layers = _all_changed(head, layer_map, reason or "base unknown")
         image_changed = True
     else:
-        changed_paths = _context_paths(git.changed_paths(rng.base or "", rng.head_tree, context),
-                                       context)
+        changed_paths = _context_paths(
+            git.changed_paths(rng.base or "", rng.head_tree, context), context
+        )
         layers, image_changed = _compare(head, base, layer_map, target, changed_paths, dockerfile)
     return Detection(
         range=rng,
@@ -215,8 +216,14 @@ def _compare(
             if not reasons:
                 reasons = ["content key changed"]
         layers.append(
-            LayerChange(layer.name, stage.label, changed, head.keys[layer.stage],
-                        tuple(reasons), layer.origin)
+            LayerChange(
+                layer.name,
+                stage.label,
+                changed,
+                head.keys[layer.stage],
+                tuple(reasons),
+                layer.origin,
+            )
         )
     return tuple(layers), stage_changed(target)
 
@@ -276,7 +283,9 @@ def _instruction_reasons(stage: Stage, before: Stage, dockerfile: str) -> list[s
             continue
         if b2 > b1:
             for ins in stage.instructions[1 + b1 : 1 + b2]:
-                out.append(f"{dockerfile}:{ins.line} {ins.cmd} {'added' if op == 'insert' else 'changed'}")
+                out.append(
+                    f"{dockerfile}:{ins.line} {ins.cmd} {'added' if op == 'insert' else 'changed'}"
+                )
         else:
             for ins in before.instructions[1 + a1 : 1 + a2]:
                 out.append(f"{dockerfile}: {ins.cmd} removed (was line {ins.line})")

@@ -96,9 +96,7 @@ def detect(
 
 
 @cli.command()
-@click.argument(
-    "dockerfile", required=False, type=click.Path(path_type=Path, dir_okay=False)
-)
+@click.argument("dockerfile", required=False, type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json", "github", "gitlab"]), default="text"
 )
@@ -115,7 +113,7 @@ def lint(config_path: Path | None, dockerfile: Path | None, fmt: str, output: Pa
     options = LintOptions(
         config_path=config_path, cwd=Path.cwd(), dockerfile=dockerfile, format=fmt, output=output
     )
-    return run(options, sys.stdout)
+    return int(run(options, sys.stdout))
 
 
 @cli.group()
@@ -147,7 +145,7 @@ def config_schema() -> int:
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every expected failure becomes one message on stderr and an exit code."""
     try:
-        code = cli.main(args=argv, prog_name="pipeline-kit", standalone_mode=False)
+        code: int | None = cli.main(args=argv, prog_name="pipeline-kit", standalone_mode=False)
     except KitError as exc:
         sys.stderr.write(f"pipeline-kit: error: {exc}\n")
         code = exc.exit_code

@@ -83,7 +83,7 @@ def load_config(path: Path | None, cwd: Path) -> Config:
     except FileNotFoundError:
         raise ConfigError(
             f"{display}: no such file.",
-            hint=f"Create it (see `pipeline-kit config schema`) or point --config at yours.",
+            hint="Create it (see `pipeline-kit config schema`) or point --config at yours.",
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{display}: cannot read it ({exc}).") from None
@@ -104,7 +104,7 @@ def _parse_yaml(text: str, display: str) -> dict[str, Any]:
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+        data = yaml.load(text, Loader=loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{display}:{mark.line + 1}:{mark.column + 1}" if mark else display
@@ -125,13 +125,29 @@ def _parse_yaml(text: str, display: str) -> dict[str, Any]:
 
 
 def _validate(data: dict[str, Any], text: str, display: str) -> None:
+    """Validate against the schema, once per config content.
+
+    Importing jsonschema costs more than the rest of a ``detect`` call, and CI runs the kit
+    many times per pipeline on the same file; a marker named by the digest of the config and
+    the schema remembers that this exact content passed.
+    """
+    spec_text = resources.files("pipeline_kit").joinpath("schema", SCHEMA_NAME).read_bytes()
+    marker = _validated_marker(text.encode() + b"\0" + spec_text)
+    if marker is not None and marker.exists():
+        return
     from jsonschema import Draft202012Validator
 
-    spec = schema()
+    spec = json.loads(spec_text)
     errors = sorted(
         Draft202012Validator(spec).iter_errors(data), key=lambda e: list(map(str, e.path))
     )
     if not errors:
+        if marker is not None:
+            try:
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.touch()
+            except OSError:
+                pass  # an unwritable cache only costs time
         return
     lines = []
     for error in errors[:MAX_ERRORS]:
@@ -140,6 +156,19 @@ def _validate(data: dict[str, Any], text: str, display: str) -> None:
     if more > 0:
         lines.append(f"... and {more} more.")
     raise ConfigError("\n".join(lines))
+
+
+def _validated_marker(content: bytes) -> Path | None:
+    import hashlib
+    import os
+
+    base = os.environ.get("XDG_CACHE_HOME") or (
+        os.path.join(os.environ["HOME"], ".cache") if os.environ.get("HOME") else None
+    )
+    if base is None:
+        return None
+    digest = hashlib.sha256(content).hexdigest()
+    return Path(base) / "pipeline-kit" / "valid-config" / digest
 
 
 def _explain(error: Any, spec: dict[str, Any], text: str, display: str) -> str:
@@ -166,7 +195,7 @@ def _explain(error: Any, spec: dict[str, Any], text: str, display: str) -> str:
         got = type(error.instance).__name__
         return f"{where}: {name}: expected {expected}, got {got} {error.instance!r}."
     if validator == "pattern":
-        if path and path[-1] == "image" or path == ["image"]:
+        if (path and path[-1] == "image") or path == ["image"]:
             return (
                 f"{where}: image: {error.instance!r} is not an image repository: give "
                 "registry/path without tag or digest, lowercase (e.g. "
@@ -213,7 +242,7 @@ def _position(text: str, path: Sequence[str | int]) -> tuple[int, int] | None:
 
     try:
         node: Any = YAML(typ="rt").load(text)
-    except Exception:  # noqa: BLE001 - positions are a courtesy; PyYAML already accepted it
+    except Exception:
         return None
     best: tuple[int, int] | None = None
     for part in path:
@@ -229,9 +258,7 @@ def _position(text: str, path: Sequence[str | int]) -> tuple[int, int] | None:
     return best or (1, 1)
 
 
-def _build(
-    path: Path | None, display: str, root: Path, data: dict[str, Any], text: str
-) -> Config:
+def _build(path: Path | None, display: str, root: Path, data: dict[str, Any], text: str) -> Config:
     origins: dict[str, str] = {}
 
     def take(key: str, default: Any) -> Any:

@@ -67,8 +67,11 @@ class ContextSnapshot:
                 children = self.git.read_tree(entry.oid)
                 if any(ch in part for ch in "*?["):
                     glob = go_glob(part)
-                    nxt += [(join(path, c.name), c) for c in children
-                            if fnmatch.fnmatchcase(c.name, glob)]
+                    nxt += [
+                        (join(path, c.name), c)
+                        for c in children
+                        if fnmatch.fnmatchcase(c.name, glob)
+                    ]
                 else:
                     nxt += [(join(path, c.name), c) for c in children if c.name == part]
             current = nxt
@@ -155,4 +158,4 @@ def source_takes(source: ContextSource, path: str) -> bool:
     names = path.split("/")
     if len(names) < len(parts):
         return False
-    return all(fnmatch.fnmatchcase(n, go_glob(p)) for n, p in zip(names, parts))
+    return all(fnmatch.fnmatchcase(n, go_glob(p)) for n, p in zip(names, parts, strict=False))

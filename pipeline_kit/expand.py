@@ -9,49 +9,77 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-_VAR = re.compile(
-    r"""
-    \\(?P<escaped>\$)                                   # \$ stays a literal dollar
-    | \$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)                 # $NAME
-    | \$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)
-          (?:(?P<op>:-|:\+|-|\+)(?P<word>[^}]*))?\}      # ${NAME}, ${NAME:-word} ...
-    """,
-    re.VERBOSE,
-)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_OPS = (":-", ":+", "-", "+")
 
 
 def expand(text: str, scope: Mapping[str, str | None]) -> str:
     """Expand variables in ``text``; unknown or unset variables become empty, as in Docker."""
     if "$" not in text:
         return text
-
-    def substitute(match: re.Match[str]) -> str:
-        if match.group("escaped"):
-            return "$"
-        name = match.group("bare") or match.group("name")
-        value = scope.get(name)
-        op = match.group("op")
-        if op is None:
-            return value or ""
-        word = expand(match.group("word"), scope)
-        if op == ":-":
-            return value if value else word
-        if op == "-":
-            return value if value is not None else word
-        if op == ":+":
-            return word if value else ""
-        return word if value is not None else ""  # "+"
-
-    return _VAR.sub(substitute, text)
+    return "".join(_expand(text, scope, names=None))
 
 
 def uses_variables(text: str) -> set[str]:
     """The variable names ``text`` refers to (for reasons and key material)."""
     names: set[str] = set()
-    for match in _VAR.finditer(text):
-        name = match.group("bare") or match.group("name")
-        if name:
-            names.add(name)
-            if match.group("word"):
-                names |= uses_variables(match.group("word"))
+    _expand(text, {}, names=names)
     return names
+
+
+def _expand(text: str, scope: Mapping[str, str | None], names: set[str] | None) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and text.startswith("$", i + 1):
+            out.append("$")
+            i += 2
+        elif ch == "$" and text.startswith("{", i + 1):
+            end = _closing_brace(text, i + 2)
+            match = _NAME.match(text, i + 2)
+            if end < 0 or match is None:
+                out.append(text[i:])
+                break
+            name = match.group()
+            rest = text[match.end() : end]
+            out.append(_apply(name, rest, scope, names))
+            i = end + 1
+        elif ch == "$" and (match := _NAME.match(text, i + 1)):
+            if names is not None:
+                names.add(match.group())
+            out.append(scope.get(match.group()) or "")
+            i = match.end()
+        else:
+            out.append(ch)
+            i += 1
+    return out
+
+
+def _closing_brace(text: str, start: int) -> int:
+    depth = 1
+    for pos in range(start, len(text)):
+        if text[pos] == "{":
+            depth += 1
+        elif text[pos] == "}":
+            depth -= 1
+            if depth == 0:
+                return pos
+    return -1
+
+
+def _apply(name: str, rest: str, scope: Mapping[str, str | None], names: set[str] | None) -> str:
+    if names is not None:
+        names.add(name)
+    value = scope.get(name)
+    op = next((op for op in _OPS if rest.startswith(op)), None)
+    if op is None:
+        return value or ""
+    word = "".join(_expand(rest[len(op) :], scope, names))
+    if op == ":-":
+        return value if value else word
+    if op == "-":
+        return value if value is not None else word
+    if op == ":+":
+        return word if value else ""
+    return word if value is not None else ""

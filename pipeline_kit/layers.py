@@ -16,10 +16,29 @@ from pipeline_kit.stages import StageGraph
 # Stage names that say which layer a stage is, most specific first.
 NAME_HINTS: dict[str, tuple[str, ...]] = {
     "base": ("base", "os", "system", "cuda", "base-image", "runtime-base"),
-    "deps": ("deps", "dependencies", "builder", "build", "venv", "requirements",
-             "python-deps", "packages", "install"),
-    "code": ("code", "app", "application", "final", "runtime", "server", "serve",
-             "prod", "production", "release"),
+    "deps": (
+        "deps",
+        "dependencies",
+        "builder",
+        "build",
+        "venv",
+        "requirements",
+        "python-deps",
+        "packages",
+        "install",
+    ),
+    "code": (
+        "code",
+        "app",
+        "application",
+        "final",
+        "runtime",
+        "server",
+        "serve",
+        "prod",
+        "production",
+        "release",
+    ),
 }
 
 

@@ -17,8 +17,10 @@ from pipeline_kit.errors import InputError
 from pipeline_kit.expand import expand, uses_variables
 
 KNOWN_INSTRUCTIONS = frozenset(
-    "ADD ARG CMD COPY ENTRYPOINT ENV EXPOSE FROM HEALTHCHECK LABEL MAINTAINER ONBUILD RUN "
-    "SHELL STOPSIGNAL USER VOLUME WORKDIR".split()
+    (
+        "ADD ARG CMD COPY ENTRYPOINT ENV EXPOSE FROM HEALTHCHECK LABEL MAINTAINER ONBUILD RUN "
+        "SHELL STOPSIGNAL USER VOLUME WORKDIR"
+    ).split()
 )
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9._-]*$")
 _REMOTE = re.compile(r"^(?:https?://|git@|git://|ssh://)")
@@ -126,7 +128,7 @@ class StageGraph:
     _by_name: Mapping[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def find(self, ref: str) -> Stage | None:
-        """A stage by name (case-insensitive) or by index, as ``--target`` and ``--from`` take it."""
+        """A stage by name (case-insensitive) or index, as ``--target`` and ``--from`` take it."""
         index = self._by_name.get(ref.lower())
         if index is None and ref.isdigit() and int(ref) < len(self.stages):
             index = int(ref)
@@ -269,27 +271,27 @@ class _GraphBuilder:
             raise InputError(f"{self.source}: no FROM instruction, so there is no stage to build.")
 
         names: dict[str, int] = {}
-        headers = []
-        for index, group in enumerate(groups):
-            name, ref = self._from_line(group[0])
-            if name is not None:
-                if name in names:
+        headers: list[tuple[str | None, str]] = []
+        for group in groups:
+            stage_name, ref = self._from_line(group[0])
+            if stage_name is not None:
+                if stage_name in names:
                     raise self.error(
                         group[0].line,
-                        f"stage name '{name}' is already used by the stage at line "
-                        f"{groups[names[name]][0].line}.",
+                        f"stage name '{stage_name}' is already used by the stage at line "
+                        f"{groups[names[stage_name]][0].line}.",
                         hint="Give every stage a distinct name.",
                     )
-                names[name] = index
-            headers.append((name, ref))
+                names[stage_name] = len(headers)
+            headers.append((stage_name, ref))
 
         stages: list[Stage] = []
         for index, group in enumerate(groups):
-            name, ref = headers[index]
+            stage_name, ref = headers[index]
             parent = names.get(ref.lower())
             if parent is not None and parent >= index:
                 parent = None  # FROM only sees earlier stages; a later name is an image
-            stages.append(self._stage(index, name, ref, parent, group, names, stages))
+            stages.append(self._stage(index, stage_name, ref, parent, group, names, stages))
         graph = StageGraph(self.source, tuple(stages), tuple(self.global_args.items()), names)
         _check_acyclic(graph)
         return graph
@@ -308,7 +310,9 @@ class _GraphBuilder:
                     hint="Stage names start with a letter and hold letters, digits, '.', '_', '-'.",
                 )
         elif len(args) != 1:
-            raise self.error(ins.line, f"cannot read '{ins.original}'.", hint="Use FROM IMAGE [AS NAME].")
+            raise self.error(
+                ins.line, f"cannot read '{ins.original}'.", hint="Use FROM IMAGE [AS NAME]."
+            )
         ref = expand(args[0], self.global_args)
         if not ref:
             raise self.error(
@@ -345,7 +349,9 @@ class _GraphBuilder:
             if found is None and target.isdigit():
                 found = int(target)
                 if found >= index:
-                    raise self.error(line, f"{via} refers to stage {found}, which is not before it.")
+                    raise self.error(
+                        line, f"{via} refers to stage {found}, which is not before it."
+                    )
             if found == index:
                 raise self.error(line, f"{via} refers to its own stage '{target}'.")
             if found is not None:

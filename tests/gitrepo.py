@@ -90,7 +90,9 @@ class GitRepo:
         return result
 
 
-def cli(*args: str, cwd: Path, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, cwd: Path, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """The installed CLI as a separate process, with CI variables removed unless given."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GITLAB", "CI"))}
     clean.update(GIT_ENV)

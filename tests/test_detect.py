@@ -33,8 +33,7 @@ SERVICE = {
     "Dockerfile": DOCKERFILE,
     ".dockerignore": "**/__pycache__\n*.md\napp/notes/\n",
     "pipeline-kit.yaml": (
-        "image: registry.example.com/team/svc\nlayers:\n  base: base\n  deps: deps\n"
-        "  code: code\n"
+        "image: registry.example.com/team/svc\nlayers:\n  base: base\n  deps: deps\n  code: code\n"
     ),
     "requirements.txt": "numpy==2.1.3\n",
     "app/__init__.py": "",
@@ -74,7 +73,9 @@ CASES: list[tuple[str, dict[str, str | None], dict[str, bool], dict[str, list[st
     ),
     (
         "edit inside the base stage",
-        _edit_dockerfile("install -y --no-install-recommends curl", "install -y --no-install-recommends curl git"),
+        _edit_dockerfile(
+            "install -y --no-install-recommends curl", "install -y --no-install-recommends curl git"
+        ),
         {"base": True, "deps": True, "code": True},
         {"base": ["Dockerfile:4 RUN changed"], "deps": ["after base"], "code": ["after deps"]},
     ),
@@ -141,9 +142,7 @@ CASES: list[tuple[str, dict[str, str | None], dict[str, bool], dict[str, list[st
 ]
 
 
-@pytest.mark.parametrize(
-    ("name", "edit", "expected", "reasons"), CASES, ids=[c[0] for c in CASES]
-)
+@pytest.mark.parametrize(("name", "edit", "expected", "reasons"), CASES, ids=[c[0] for c in CASES])
 def test_change_kinds(
     repo: GitRepo,
     name: str,
@@ -184,7 +183,9 @@ def test_rename_across_layers_counts_both_paths(repo: GitRepo) -> None:
     assert changed(result) == {"base": False, "deps": True, "code": True}
     assert result["layers"]["deps"]["reasons"] == ["shared/helper.py"]
     assert result["layers"]["code"]["reasons"] == [
-        "app/helper.py", "shared/helper.py", "after deps",
+        "app/helper.py",
+        "shared/helper.py",
+        "after deps",
     ]
 
 
@@ -235,7 +236,7 @@ def test_copy_from_chain(
     repo.commit(edit)
     result = repo.detect()
     # Without a layers mapping the kit infers base (first of the FROM chain) and code (target).
-    assert {n: l["stage"] for n, l in result["layers"].items()} == {"base": "base", "code": "code"}
+    assert {n: v["stage"] for n, v in result["layers"].items()} == {"base": "base", "code": "code"}
     assert changed(result) == expected
     assert result["layers"]["code"]["reasons"] == code_reasons
 
@@ -249,8 +250,14 @@ def test_run_mount_from_stage_and_context(tmp_path: Path) -> None:
         "--mount=type=bind,from=wheels,source=/wheels,target=/w pip install -r /r.txt\n"
         "FROM deps AS code\nCOPY app/ /app/\n"
     )
-    repo.commit({"Dockerfile": dockerfile, "requirements.txt": "a==1\n", "wheels/a.whl": "1",
-                 "app/x.py": "1\n"})
+    repo.commit(
+        {
+            "Dockerfile": dockerfile,
+            "requirements.txt": "a==1\n",
+            "wheels/a.whl": "1",
+            "app/x.py": "1\n",
+        }
+    )
     repo.commit({"requirements.txt": "a==2\n"})
     result = repo.detect()
     assert changed(result) == {"deps": True, "code": True}
@@ -289,8 +296,10 @@ def test_pull_request_uses_the_merge_base(repo: GitRepo, tmp_path: Path) -> None
     main_tip = repo.commit({"requirements.txt": "numpy==2.2.0\n"}, "deps bump on main")
     repo.git("checkout", "-q", "feature")
     env = _github_event(
-        tmp_path, {"pull_request": {"base": {"sha": main_tip}, "head": {"sha": head}}},
-        "pull_request", head,
+        tmp_path,
+        {"pull_request": {"base": {"sha": main_tip}, "head": {"sha": head}}},
+        "pull_request",
+        head,
     )
     result = repo.detect(environ=env)
     assert result["base"] == repo.git("merge-base", main_tip, head)
@@ -302,12 +311,14 @@ def test_pull_request_uses_the_merge_base(repo: GitRepo, tmp_path: Path) -> None
 def test_gitlab_merge_request_and_push(repo: GitRepo) -> None:
     base = repo.head()
     head = repo.commit({"requirements.txt": "numpy==2.2.0\n"})
-    mr = repo.detect(environ={"GITLAB_CI": "true", "CI_COMMIT_SHA": head,
-                              "CI_MERGE_REQUEST_DIFF_BASE_SHA": base})
+    mr = repo.detect(
+        environ={"GITLAB_CI": "true", "CI_COMMIT_SHA": head, "CI_MERGE_REQUEST_DIFF_BASE_SHA": base}
+    )
     assert mr["base_from"] == "CI_MERGE_REQUEST_DIFF_BASE_SHA"
     assert changed(mr) == {"base": False, "deps": True, "code": True}
-    push = repo.detect(environ={"GITLAB_CI": "true", "CI_COMMIT_SHA": head,
-                                "CI_COMMIT_BEFORE_SHA": base})
+    push = repo.detect(
+        environ={"GITLAB_CI": "true", "CI_COMMIT_SHA": head, "CI_COMMIT_BEFORE_SHA": base}
+    )
     assert push["base"] == base and push["base_from"] == "CI_COMMIT_BEFORE_SHA"
 
 
@@ -325,8 +336,10 @@ def test_identical_content_gives_identical_keys(repo: GitRepo, tmp_path: Path) -
     fresh.commit({"unrelated.txt": "x"})
     fresh.commit(SERVICE)
     in_fresh = fresh.detect(base="HEAD", head="HEAD")
-    keys = [{n: l["key"] for n, l in r["layers"].items()}
-            for r in (on_other, on_main, in_clone, in_fresh)]
+    keys = [
+        {n: v["key"] for n, v in r["layers"].items()}
+        for r in (on_other, on_main, in_clone, in_fresh)
+    ]
     assert keys[0] == keys[1] == keys[2] == keys[3]
 
 
@@ -390,11 +403,15 @@ def test_dockerignore_change_that_excludes_a_taken_file(repo: GitRepo) -> None:
 
 def test_dockerignore_exception_inside_excluded_directory(tmp_path: Path) -> None:
     repo = GitRepo.init(tmp_path / "exc")
-    repo.commit({
-        "Dockerfile": "FROM scratch AS code\nCOPY . /app/\n",
-        ".dockerignore": "docs\n!docs/keep.md\n",
-        "docs/keep.md": "1\n", "docs/drop.md": "1\n", "main.py": "1\n",
-    })
+    repo.commit(
+        {
+            "Dockerfile": "FROM scratch AS code\nCOPY . /app/\n",
+            ".dockerignore": "docs\n!docs/keep.md\n",
+            "docs/keep.md": "1\n",
+            "docs/drop.md": "1\n",
+            "main.py": "1\n",
+        }
+    )
     repo.commit({"docs/drop.md": "2\n"})
     assert changed(repo.detect()) == {"code": False}
     repo.commit({"docs/keep.md": "2\n"})
@@ -420,10 +437,13 @@ def test_output_formats_github_and_gitlab(repo: GitRepo, tmp_path: Path) -> None
     assert "| code | code | **yes** |" in summary.read_text()
     assert "code" in proc.stdout  # the table also goes to the log
 
-    proc = cli("detect", "--format", "gitlab", "--base", "HEAD~1", "--dotenv", "detect.env",
-               cwd=repo.path)
+    proc = cli(
+        "detect", "--format", "gitlab", "--base", "HEAD~1", "--dotenv", "detect.env", cwd=repo.path
+    )
     assert proc.returncode == 0, proc.stderr
-    dotenv = dict(line.split("=", 1) for line in (repo.path / "detect.env").read_text().splitlines())
+    dotenv = dict(
+        line.split("=", 1) for line in (repo.path / "detect.env").read_text().splitlines()
+    )
     assert dotenv["PIPELINE_KIT_CODE_CHANGED"] == "true"
     assert dotenv["PIPELINE_KIT_DEPS_CHANGED"] == "false"
     assert dotenv["PIPELINE_KIT_CODE_KEY"] == payload["layers"]["code"]["key"]

@@ -65,8 +65,11 @@ CASES = [
         GOOD_DOCKERFILE,
         ["detect"],
         2,
-        ["pipeline-kit.yaml:3:3", "layers.deps: stage 'dep' is not in Dockerfile",
-         "Did you mean 'deps'?"],
+        [
+            "pipeline-kit.yaml:3:3",
+            "layers.deps: stage 'dep' is not in Dockerfile",
+            "Did you mean 'deps'?",
+        ],
     ),
     (
         "a Dockerfile the parser rejects",

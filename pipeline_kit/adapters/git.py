@@ -39,15 +39,20 @@ class Git:
     def __init__(self, cwd: Path) -> None:
         try:
             out = run(
-                ["git", "rev-parse", "--show-toplevel", "--absolute-git-dir",
-                 "--is-shallow-repository"],
+                [
+                    "git",
+                    "rev-parse",
+                    "--show-toplevel",
+                    "--absolute-git-dir",
+                    "--is-shallow-repository",
+                ],
                 cwd=cwd,
             )
         except CommandFailed as exc:
             if "not a git repository" in exc.stderr:
                 raise InputError(
                     f"{cwd} is not inside a git repository.",
-                    hint="Run pipeline-kit from a git checkout (or pass --config with a path in one).",
+                    hint="Run pipeline-kit in a git checkout, or pass --config with a path in one.",
                 ) from None
             raise
         top, git_dir, shallow = out.stdout.decode().splitlines()[:3]
@@ -202,10 +207,12 @@ def parse_tree(data: bytes, oid_len: int) -> list[TreeEntry]:
 def tree_object_id(entries: list[TreeEntry], oid_len: int) -> str:
     """The git id of a tree made of ``entries`` (already in git's order), as git would hash it."""
     body = b"".join(
-        e.mode.encode() + b" " + e.name.encode("utf-8", "surrogateescape") + b"\0"
+        e.mode.encode()
+        + b" "
+        + e.name.encode("utf-8", "surrogateescape")
+        + b"\0"
         + bytes.fromhex(e.oid)
         for e in entries
     )
     algo = hashlib.sha1 if oid_len == 20 else hashlib.sha256
     return algo(b"tree %d\0" % len(body) + body).hexdigest()
-

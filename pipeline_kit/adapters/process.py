@@ -22,8 +22,7 @@ class CommandFailed(EnvironmentFault):
         self.stderr = stderr
         tail = stderr.strip()[-_STDERR_TAIL:]
         super().__init__(
-            f"`{shlex.join(self.argv)}` exited with {returncode}"
-            + (f": {tail}" if tail else ".")
+            f"`{shlex.join(self.argv)}` exited with {returncode}" + (f": {tail}" if tail else ".")
         )
 
 

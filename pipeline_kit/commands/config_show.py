@@ -38,8 +38,11 @@ def run(options: ConfigShowOptions, out: TextIO) -> int:
         ("image", config.image, _origin(config, "image")),
         ("dockerfile", config.dockerfile, _origin(config, "dockerfile")),
         ("context", config.context, _origin(config, "context")),
-        ("target", graph.stages[target].label,
-         _origin(config, "target") if config.target else "default: the last stage"),
+        (
+            "target",
+            graph.stages[target].label,
+            _origin(config, "target") if config.target else "default: the last stage",
+        ),
     ]
     for name, value in config.build_args.items():
         entries.append((f"build_args.{name}", value, _origin(config, f"build_args.{name}")))
