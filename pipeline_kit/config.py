@@ -71,12 +71,11 @@ def schema() -> dict[str, Any]:
 
 
 def load_config(path: Path | None, cwd: Path) -> Config:
-    """The config at ``path`` (or ``pipeline-kit.yaml`` in ``cwd`` if present), validated."""
+    """The config at ``path`` (default: the nearest ``pipeline-kit.yaml``), validated."""
     if path is None:
-        candidate = cwd / CONFIG_NAME
-        if not candidate.exists():
+        path = _find_config(cwd)
+        if path is None:
             return _build(None, CONFIG_NAME, cwd, {}, "")
-        path = candidate
     display = _display(path, cwd)
     try:
         text = path.read_text(encoding="utf-8")
@@ -90,6 +89,17 @@ def load_config(path: Path | None, cwd: Path) -> Config:
     data = _parse_yaml(text, display)
     _validate(data, text, display)
     return _build(path, display, path.parent, data, text)
+
+
+def _find_config(cwd: Path) -> Path | None:
+    """``pipeline-kit.yaml`` in ``cwd`` or a parent, up to the repository root, as git looks."""
+    for directory in (cwd, *cwd.parents):
+        candidate = directory / CONFIG_NAME
+        if candidate.is_file():
+            return candidate
+        if (directory / ".git").exists():
+            return None
+    return None
 
 
 def _display(path: Path, cwd: Path) -> str:

@@ -122,3 +122,14 @@ def test_detect_works_without_a_config_file(tmp_path: Path) -> None:
     result = repo.detect()
     assert list(result["layers"]) == ["base", "deps", "code"]
     assert result["layers"]["code"]["reasons"] == ["app/x.py"]
+
+
+def test_config_is_found_from_a_subdirectory(tmp_path: Path) -> None:
+    repo = GitRepo.init(tmp_path / "svc")
+    repo.commit(
+        {"Dockerfile": THREE_STAGES, "pipeline-kit.yaml": "target: builder\n", "app/x.py": "1"}
+    )
+    proc = cli("config", "show", cwd=repo.path / "app")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("# ../pipeline-kit.yaml\n") or "pipeline-kit.yaml" in proc.stdout
+    assert '"builder"' in proc.stdout

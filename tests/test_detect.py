@@ -459,3 +459,26 @@ def test_build_arg_override_changes_the_key(repo: GitRepo) -> None:
     plain = repo.detect(base="HEAD", head="HEAD")
     overridden = repo.detect(base="HEAD", head="HEAD", build_args={"PYTHON_IMAGE": "python:3.12"})
     assert plain["layers"]["base"]["key"] != overridden["layers"]["base"]["key"]
+
+
+def test_service_in_a_subdirectory_with_its_own_config(tmp_path: Path) -> None:
+    repo = GitRepo.init(tmp_path / "mono")
+    files = {f"services/llm/{name}": content for name, content in SERVICE.items()}
+    files["services/other/main.py"] = "1\n"
+    repo.commit(files)
+    repo.commit({"services/other/main.py": "2\n", "services/llm/app/main.py": "print(2)\n"})
+    proc = cli(
+        "--config", "services/llm/pipeline-kit.yaml", "detect", "--format", "json", cwd=repo.path
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["dockerfile"] == "services/llm/Dockerfile"
+    assert result["context"] == "services/llm"
+    assert changed(result) == {"base": False, "deps": False, "code": True}
+    assert result["layers"]["code"]["reasons"] == ["app/main.py"]
+    # The same service content at another place in another repository keys the same.
+    alone = GitRepo.init(tmp_path / "alone")
+    alone.commit(SERVICE)
+    alone.commit({"app/main.py": "print(2)\n"})
+    keys = {n: v["key"] for n, v in alone.detect()["layers"].items()}
+    assert keys == {n: v["key"] for n, v in result["layers"].items()}
