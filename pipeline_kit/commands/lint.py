@@ -1,0 +1,113 @@
+"""``pipeline-kit lint``: the Dockerfile doctor for model-serving images."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from pipeline_kit.dockerignore import DockerIgnore
+from pipeline_kit.errors import ExitCode, InputError
+from pipeline_kit.lint.model import display_path
+
+
+@dataclass(frozen=True)
+class LintOptions:
+    config_path: Path | None
+    cwd: Path
+    dockerfile: Path | None = None  # overrides the config's dockerfile
+    format: str = "text"  # "text" | "json" | "github" | "gitlab"
+    output: Path | None = None  # write the report there instead of to ``out``
+
+
+def run(options: LintOptions, out: TextIO) -> int:
+    from pipeline_kit.config import load_config
+    from pipeline_kit.lint.doctor import diagnose, enabled_rules
+    from pipeline_kit.lint.model import LintInput, Severity
+    from pipeline_kit.report.lint import RENDERERS
+    from pipeline_kit.stages import parse_dockerfile
+
+    render = RENDERERS.get(options.format)
+    if render is None:
+        raise InputError(
+            f"--format {options.format}: unknown report format.",
+            hint=f"Choose one of {', '.join(RENDERERS)}.",
+        )
+    config = load_config(options.config_path, options.cwd)
+    rules = enabled_rules(config)
+    if options.dockerfile is not None:
+        dockerfile = options.cwd / options.dockerfile
+    else:
+        dockerfile = config.dockerfile_path
+    root = repository_root(dockerfile) or options.cwd
+    name = display_path(dockerfile, root)
+    text = _read_dockerfile(dockerfile, name, config.where("dockerfile"), options)
+    graph = parse_dockerfile(text, source=name, build_args=config.build_args)
+    context = config.context_path
+    if not context.is_dir():
+        raise InputError(
+            f"{config.where('context')}: context: {display_path(context, root)} is not a "
+            "directory.",
+            hint="Set `context` to the build context directory, relative to the config file.",
+        )
+    ignore, ignore_file = read_dockerignore(dockerfile, context, root)
+    lint = LintInput(
+        graph=graph,
+        target=graph.target(config.target),
+        dockerfile=dockerfile,
+        context=context,
+        ignore=ignore,
+        ignore_file=ignore_file,
+        max_file_mb=config.lint_max_file_mb,
+        display_root=root,
+    )
+    findings = diagnose(lint, rules)
+    report = render(findings)
+    if options.output is not None:
+        target = options.cwd / options.output
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(report, encoding="utf-8")
+    else:
+        out.write(report)
+    failed = any(f.severity is Severity.ERROR for f in findings)
+    return ExitCode.VERDICT if failed else ExitCode.OK
+
+
+def _read_dockerfile(path: Path, name: str, config_where: str, options: LintOptions) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if options.dockerfile is not None:
+            hint = "Give the path of a Dockerfile, relative to the working directory."
+        else:
+            hint = f"Set `dockerfile` ({config_where}) to your Dockerfile, or pass its path."
+        raise InputError(f"{name}: no such Dockerfile.", hint=hint) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{name}: cannot read the Dockerfile ({exc}).") from None
+
+
+def repository_root(path: Path) -> Path | None:
+    """The nearest directory above ``path`` holding ``.git`` (a directory, or a worktree file)."""
+    for directory in path.resolve().parents:
+        if (directory / ".git").exists():
+            return directory
+    return None
+
+
+def read_dockerignore(
+    dockerfile: Path, context: Path, root: Path
+) -> tuple[DockerIgnore, Path | None]:
+    """BuildKit's ignore file: ``<Dockerfile>.dockerignore`` beside it, else the context's."""
+    for candidate in (
+        dockerfile.with_name(dockerfile.name + ".dockerignore"),
+        context / ".dockerignore",
+    ):
+        try:
+            text = candidate.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeDecodeError) as exc:
+            shown = display_path(candidate, root)
+            raise InputError(f"{shown}: cannot read it ({exc}).") from None
+        return DockerIgnore.parse(text, source=display_path(candidate, root)), candidate
+    return DockerIgnore.empty(), None

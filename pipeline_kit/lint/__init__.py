@@ -1,0 +1,8 @@
+"""The Dockerfile doctor: anti-patterns that make model-serving images slow, huge or fragile.
+
+``model`` holds what the rules read and return, ``rules`` the table of rules and ``doctor``
+runs them. The checks are grouped by what they look at: ``weights`` (PK001, PK002),
+``dependencies`` (PK003, PK004) and ``image`` (PK005 to PK008: base, packages, user, context);
+they read RUN instructions through ``shell`` and ``installs``, and the build context through
+``context_files``.
+"""

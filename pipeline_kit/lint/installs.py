@@ -1,0 +1,141 @@
+"""Dependency installs in a RUN: pip and its cousins, lock-file managers, conda, npm."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from pipeline_kit.lint.shell import commands, operands, program, run_script, simple
+from pipeline_kit.stages import Instruction
+
+# Managers that install from a lock file: run again after the code is copied, they only add
+# the project itself, because the dependencies are already in place from the earlier run.
+LOCKED_MANAGERS = frozenset(("poetry", "uv", "pdm", "pipenv"))
+
+_PIP = re.compile(r"^pip(?:\d+(?:\.\d+)*)?$")
+_PYTHON = re.compile(r"^python(?:\d+(?:\.\d+)*)?$")
+_PIP_VALUE_OPTIONS = frozenset(
+    (
+        "-c --constraint -i --index-url --extra-index-url -f --find-links -t --target --prefix "
+        "--root --platform --python-version --implementation --abi --upgrade-strategy "
+        "--progress-bar --cache-dir --src --no-binary --only-binary --config-settings -C "
+        "--global-option --log --proxy --retries --timeout --exists-action --cert "
+        "--client-cert --python -p --report --root-user-action --trusted-host --index "
+        "--default-index --index-strategy"
+    ).split()
+)
+_PROJECT_ONLY_FLAGS = frozenset(("--no-deps", "--only-root"))
+_ARCHIVES = (".whl", ".tar.gz", ".zip", ".tgz")
+_MANAGERS: dict[tuple[str, ...], str] = {
+    ("poetry", "install"): "poetry",
+    ("uv", "sync"): "uv",
+    ("pdm", "install"): "pdm",
+    ("pdm", "sync"): "pdm",
+    ("pipenv", "install"): "pipenv",
+    ("pipenv", "sync"): "pipenv",
+    ("npm", "ci"): "npm",
+    ("npm", "install"): "npm",
+    ("npm", "i"): "npm",
+    ("yarn", "install"): "yarn",
+    ("pnpm", "install"): "pnpm",
+    **{
+        (conda, *sub): "conda"
+        for conda in ("conda", "mamba", "micromamba")
+        for sub in (("install",), ("env", "create"), ("env", "update"), ("create",))
+    },
+}
+
+
+@dataclass(frozen=True)
+class Install:
+    tool: str  # "pip", "poetry", "uv", "conda", "npm" ...
+    text: str  # the command as written, for messages
+    project_only: bool  # installs the project without its dependencies
+    requirement_files: tuple[str, ...] = ()
+    packages: tuple[str, ...] = ()  # requirement specifiers named on the command line
+    local: tuple[str, ...] = ()  # local paths and editables (".", "./pkg", "-e .")
+
+
+def installs(ins: Instruction) -> Iterator[Install]:
+    """The dependency installs a RUN performs, in order."""
+    for words in commands(run_script(ins)):
+        found = install_of(simple(words))
+        if found is not None:
+            yield found
+
+
+def install_of(words: list[str]) -> Install | None:
+    text = " ".join(words)
+    pip_args = _pip_install_args(words)
+    if pip_args is not None:
+        return _pip_install(pip_args, text)
+    name = program(words)
+    args = operands(words)
+    flags = set(words)
+    for key, tool in _MANAGERS.items():
+        if key[0] == name and tuple(args[: len(key) - 1]) == key[1:]:
+            return Install(tool, text, project_only=bool(flags & _PROJECT_ONLY_FLAGS))
+    return None
+
+
+def is_local(spec: str) -> bool:
+    return spec in (".", "..") or spec.startswith(("./", "../", "/", "~")) or spec.endswith("/")
+
+
+def _pip_install_args(words: list[str]) -> list[str] | None:
+    """What follows ``install`` in pip, pip3, python -m pip or uv pip; None for other commands."""
+    name = program(words)
+    if _PIP.match(name):
+        rest = words[1:]
+    elif _PYTHON.match(name) and "-m" in words[1:3]:
+        at = words.index("-m")
+        if not _PIP.match(words[at + 1] if at + 1 < len(words) else ""):
+            return None
+        rest = words[at + 2 :]
+    elif name == "uv" and words[1:2] == ["pip"]:
+        rest = words[2:]
+    else:
+        return None
+    sub = next((i for i, w in enumerate(rest) if not w.startswith("-")), None)
+    if sub is None or rest[sub] != "install":
+        return None
+    return rest[sub + 1 :]
+
+
+def _pip_install(args: list[str], text: str) -> Install | None:
+    files: list[str] = []
+    packages: list[str] = []
+    local: list[str] = []
+    i = 0
+    while i < len(args):
+        word = args[i]
+        value = args[i + 1] if i + 1 < len(args) else ""
+        if word in ("-r", "--requirement"):
+            files.append(value)
+            i += 1
+        elif word.startswith("--requirement="):
+            files.append(word.partition("=")[2])
+        elif word.startswith("-r") and not word.startswith("--"):
+            files.append(word[2:])
+        elif word in ("-e", "--editable"):
+            local.append(value)
+            i += 1
+        elif word in _PIP_VALUE_OPTIONS:
+            i += 1
+        elif not word.startswith("-"):
+            if is_local(word) or word.endswith(_ARCHIVES):
+                local.append(word)
+            else:
+                packages.append(word)
+        i += 1
+    if not (files or packages or local):
+        return None  # `pip install --upgrade` alone installs nothing
+    return Install(
+        "pip",
+        text,
+        project_only="--no-deps" in args,
+        requirement_files=tuple(files),
+        packages=tuple(packages),
+        local=tuple(local),
+    )

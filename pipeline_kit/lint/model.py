@@ -1,0 +1,100 @@
+"""What the rules read (``LintInput``) and what the doctor reports (``Finding``)."""
+
+from __future__ import annotations
+
+import enum
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from pipeline_kit.dockerignore import DockerIgnore
+from pipeline_kit.lint.context_files import ContextFiles
+from pipeline_kit.stages import Stage, StageGraph
+
+
+class Severity(enum.Enum):
+    ERROR = "error"  # fails the lint step
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One problem a check found; the doctor turns it into a Finding of its rule."""
+
+    path: Path  # the file on disk the line is in (the Dockerfile or a requirements file)
+    line: int
+    message: str
+    fix: str | None = None  # a sharper fix than the rule's general one, when the check knows it
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str  # PK001
+    name: str  # weights-in-image
+    severity: Severity
+    path: str  # relative to the repository root (or the working directory)
+    line: int
+    message: str
+    fix: str
+
+    @property
+    def title(self) -> str:
+        return f"{self.rule} {self.name}"
+
+    def sort_key(self) -> tuple[str, int, str, str]:
+        return (self.path, self.line, self.rule, self.message)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "rule": self.rule,
+            "name": self.name,
+            "severity": self.severity.value,
+            "path": self.path,
+            "line": self.line,
+            "message": self.message,
+            "fix": self.fix,
+        }
+
+
+@dataclass(frozen=True)
+class LintInput:
+    """A parsed Dockerfile with the build context and .dockerignore that go with it."""
+
+    graph: StageGraph
+    target: Stage
+    dockerfile: Path
+    context: Path
+    ignore: DockerIgnore
+    ignore_file: Path | None  # None when the context has no .dockerignore at all
+    max_file_mb: float
+    display_root: Path  # findings name files relative to this directory
+
+    @cached_property
+    def stages(self) -> tuple[Stage, ...]:
+        """The stages a build of the target runs; BuildKit skips the others."""
+        return tuple(self.graph.stages[i] for i in self.graph.upstream(self.target.index))
+
+    @cached_property
+    def files(self) -> ContextFiles:
+        return ContextFiles(self.context, self.ignore)
+
+    def chain(self, stage: Stage) -> list[Stage]:
+        """``stage`` and the stages it is built FROM, the first base first."""
+        chain = [stage]
+        while chain[-1].parent is not None:
+            chain.append(self.graph.stages[chain[-1].parent])
+        return chain[::-1]
+
+    def context_file(self, path: str) -> Path:
+        return self.context if path == "." else self.context / path
+
+    def display(self, path: Path) -> str:
+        return display_path(path, self.display_root)
+
+
+def display_path(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` with forward slashes, as CI annotations want it."""
+    relative = os.path.relpath(path.resolve(), root.resolve())
+    return Path(relative).as_posix()
