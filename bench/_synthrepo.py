@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import random
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -794,3 +795,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+DETECT_ARGS = ("detect", "--base", "HEAD~1", "--head", "HEAD", "--format", "json")
+
+
+class CliFailure(Exception):
+    """The CLI failed or gave a wrong answer."""
+
+
+def describe_failure(
+    argv: Sequence[str], proc: subprocess.CompletedProcess[bytes], problems: Sequence[str] = ()
+) -> str:
+    """Exit status, what was wrong, and the ends of stdout and stderr (importtime lines dropped)."""
+    lines = [f"`{shlex.join(argv)}` exited {proc.returncode}", *problems]
+    for stream, data in (("stdout", proc.stdout), ("stderr", proc.stderr)):
+        text = data.decode(errors="replace").strip()
+        if text:
+            kept = [ln for ln in text.splitlines() if not ln.startswith("import time:")]
+            lines.append(f"{stream}: " + "\n".join(kept)[-2000:])
+    return "\n  ".join(lines)

@@ -46,10 +46,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _synthrepo import (
+    DETECT_ARGS,
+    CliFailure,
     RepoInfo,
     Timing,
     bench_env,
     check_detect_json,
+    describe_failure,
     generate_repo,
     ms,
     resolve_cli,
@@ -57,12 +60,7 @@ from _synthrepo import (
 )
 
 GOAL_SECONDS = 0.3
-DETECT_ARGS = ("detect", "--base", "HEAD~1", "--head", "HEAD", "--format", "json")
 DIFF_ARGV = ("git", "diff", "--name-only", "HEAD~1", "HEAD")
-
-
-class CliFailure(Exception):
-    """The CLI failed or gave a wrong answer."""
 
 
 @dataclass
@@ -79,16 +77,6 @@ class SizeResult:
         return self.detect.median / self.diff.median
 
 
-def describe_failure(proc: subprocess.CompletedProcess[bytes], problems: Sequence[str]) -> str:
-    lines = [f"exit status {proc.returncode}", *problems]
-    if proc.stdout:
-        lines.append("stdout: " + proc.stdout.decode(errors="replace").strip()[:2000])
-    if proc.stderr:
-        # the end of stderr is what matters for a traceback
-        lines.append("stderr: " + proc.stderr.decode(errors="replace").strip()[-2000:])
-    return "\n  ".join(lines)
-
-
 def measure(name: str, repo: RepoInfo, cli: Path, runs: int, warmup: int) -> SizeResult:
     """Alternate detect and git diff in `repo`: `warmup` uncounted rounds, then `runs`."""
     env = bench_env()
@@ -103,7 +91,7 @@ def measure(name: str, repo: RepoInfo, cli: Path, runs: int, warmup: int) -> Siz
             raise CliFailure(
                 f"{name} repo ({repo.path}), round {round_no + 1}: "
                 f"`{shlex.join(detect_argv)}` failed or answered wrong for a code-only range:\n  "
-                + describe_failure(proc, problems)
+                + describe_failure(detect_argv, proc, problems)
             )
         if round_no >= warmup:
             detect.samples.append(seconds)
@@ -112,7 +100,8 @@ def measure(name: str, repo: RepoInfo, cli: Path, runs: int, warmup: int) -> Siz
         names = proc.stdout.decode().split()
         if proc.returncode != 0 or names != expected_diff:
             raise RuntimeError(
-                f"`git diff` misbehaved in {repo.path}: {describe_failure(proc, [str(names)])}"
+                f"`git diff` misbehaved in {repo.path}: "
+                + describe_failure(DIFF_ARGV, proc, [str(names)])
             )
         if round_no >= warmup:
             diff.samples.append(seconds)

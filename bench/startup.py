@@ -39,9 +39,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _synthrepo import (
+    DETECT_ARGS,
+    CliFailure,
     Timing,
     bench_env,
     check_detect_json,
+    describe_failure,
     generate_repo,
     ms,
     resolve_cli,
@@ -49,13 +52,8 @@ from _synthrepo import (
 )
 
 GOAL_SECONDS = 0.150
-DETECT_ARGS = ("detect", "--base", "HEAD~1", "--head", "HEAD", "--format", "json")
 TOP = 15
 DETECT_LABEL = "pipeline-kit detect"
-
-
-class CliFailure(Exception):
-    """The CLI failed or gave a wrong answer."""
 
 
 @dataclass
@@ -68,17 +66,6 @@ class ImportRecord:
     depth: int
 
 
-def failure_text(argv: Sequence[str], proc: subprocess.CompletedProcess[bytes]) -> str:
-    lines = [f"`{shlex.join(argv)}` exited {proc.returncode}"]
-    for stream, data in (("stdout", proc.stdout), ("stderr", proc.stderr)):
-        text = data.decode(errors="replace").strip()
-        if text:
-            # importtime noise would drown the error: keep the other lines.
-            kept = [ln for ln in text.splitlines() if not ln.startswith("import time:")]
-            lines.append(f"{stream}: " + "\n".join(kept)[-2000:])
-    return "\n  ".join(lines)
-
-
 def time_commands(
     commands: dict[str, tuple[Sequence[str], Path | None]], runs: int, warmup: int
 ) -> dict[str, Timing]:
@@ -89,7 +76,7 @@ def time_commands(
         for label, (argv, cwd) in commands.items():
             seconds, proc = timed_run(argv, cwd, env)
             if proc.returncode != 0:
-                raise CliFailure(failure_text(argv, proc))
+                raise CliFailure(describe_failure(argv, proc))
             if label == DETECT_LABEL:
                 problems = check_detect_json(proc.stdout)
                 if problems:
@@ -126,7 +113,7 @@ def importtime(argv: Sequence[str], cwd: Path | None, runs: int) -> list[ImportR
     for round_no in range(1 + runs):
         proc = subprocess.run(list(argv), cwd=cwd, env=env, capture_output=True, check=False)
         if proc.returncode != 0:
-            raise CliFailure(failure_text(argv, proc))
+            raise CliFailure(describe_failure(argv, proc))
         if round_no == 0:
             continue
         for rec in parse_importtime(proc.stderr.decode(errors="replace")):
