@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -76,7 +77,8 @@ def test_text_format_and_explicit_config_path(tmp_path: Path) -> None:
     proc = cli("--config", "services/llm/pipeline-kit.yaml", "config", "show", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("# services/llm/pipeline-kit.yaml\n")
-    assert 'target            "builder"  # services/llm/pipeline-kit.yaml:1:1' in proc.stdout
+    line = r'^target\s+"builder"\s+# services/llm/pipeline-kit\.yaml:1:1$'
+    assert re.search(line, proc.stdout, re.MULTILINE), proc.stdout
 
 
 def test_schema_is_shipped_and_printed(tmp_path: Path) -> None:

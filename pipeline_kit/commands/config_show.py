@@ -67,10 +67,11 @@ def run(options: ConfigShowOptions, out: TextIO) -> int:
     else:
         source = config.display if config.file else "no config file: defaults only"
         out.write(f"# {source}\n")
+        shown = ["null" if value is None else json.dumps(value) for _, value, _ in entries]
         width = max(len(key) for key, _, _ in entries)
-        for key, value, origin in entries:
-            shown = "null" if value is None else json.dumps(value)
-            out.write(f"{key.ljust(width)}  {shown}  # {origin}\n")
+        value_width = max(map(len, shown))
+        for (key, _, origin), text in zip(entries, shown, strict=True):
+            out.write(f"{key.ljust(width)}  {text.ljust(value_width)}  # {origin}\n")
     return ExitCode.OK
 
 

@@ -27,7 +27,7 @@ def as_text(detection: Detection) -> str:
             layer.stage,
             "yes" if layer.changed else "no",
             layer.key[:12],
-            "; ".join(layer.reasons) or "-",
+            "fail safe" if rng.fail_safe else "; ".join(layer.reasons) or "-",
         ]
         for layer in detection.layers
     ]
