@@ -8,16 +8,15 @@ not trustworthy every layer counts as changed, with the reason.
 from __future__ import annotations
 
 import difflib
-import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pipeline_kit.adapters.git import Git
 from pipeline_kit.config import Config
 from pipeline_kit.context_tree import ContextSnapshot, source_takes
-from pipeline_kit.dockerignore import DockerIgnore
+from pipeline_kit.dockerignore import DockerIgnore, ignore_file_candidates
 from pipeline_kit.errors import InputError
 from pipeline_kit.keys import stage_keys
 from pipeline_kit.layers import LayerMap, layers_for
@@ -153,16 +152,18 @@ def _read_side(
     graph = parse_dockerfile(
         text.decode("utf-8", "replace"), source=dockerfile, build_args=build_args
     )
-    ignore_path = dockerfile + ".dockerignore"
-    raw = git.read_blob(treeish, ignore_path)
-    if raw is None:
-        ignore_path = posixpath.join(context, ".dockerignore") if context else ".dockerignore"
+    ignore_path, raw = "", None
+    for candidate in ignore_file_candidates(PurePosixPath(dockerfile), PurePosixPath(context)):
+        ignore_path = candidate.as_posix()
         raw = git.read_blob(treeish, ignore_path)
+        if raw is not None:
+            break
     ignore_text = "" if raw is None else raw.decode("utf-8", "replace")
     ignore = DockerIgnore.parse(ignore_text, source=ignore_path)
-    snapshot = ContextSnapshot(git, context_tree, ignore)
-    if other is not None and other.ignore_text == ignore_text:
-        snapshot = ContextSnapshot(git, context_tree, ignore, other.snapshot._filtered)
+    # Filtered trees depend on the ignore rules: share them only when the rules are the same.
+    shared = other is not None and other.ignore_text == ignore_text
+    cache = other.snapshot.filtered_cache if other is not None and shared else {}
+    snapshot = ContextSnapshot(git, context_tree, ignore, cache)
     return _Side(graph, ignore, ignore_text, snapshot, stage_keys(graph, snapshot))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -248,11 +249,8 @@ def _where(text: str, display: str, path: Sequence[str | int]) -> str:
 
 def _position(text: str, path: Sequence[str | int]) -> tuple[int, int] | None:
     """1-based (line, column) of the key at ``path``, or of the nearest parent that has one."""
-    from ruamel.yaml import YAML
-
-    try:
-        node: Any = YAML(typ="rt").load(text)
-    except Exception:
+    node: Any = _positioned(text)
+    if node is None:
         return None
     best: tuple[int, int] | None = None
     for part in path:
@@ -266,6 +264,20 @@ def _position(text: str, path: Sequence[str | int]) -> tuple[int, int] | None:
         except (AttributeError, KeyError, IndexError, TypeError):
             break
     return best or (1, 1)
+
+
+@functools.lru_cache(maxsize=4)
+def _positioned(text: str) -> Any:
+    """The document as ruamel.yaml reads it, with line and column on every key.
+
+    Read once per text: ``config show`` asks for the position of every value.
+    """
+    from ruamel.yaml import YAML
+
+    try:
+        return YAML(typ="rt").load(text)
+    except Exception:  # positions are a courtesy; PyYAML already accepted the text
+        return None
 
 
 def _build(path: Path | None, display: str, root: Path, data: dict[str, Any], text: str) -> Config:

@@ -36,7 +36,7 @@ class ContextSnapshot:
     git: Git
     tree: str | None  # None when the context directory does not exist at this revision
     ignore: DockerIgnore
-    _filtered: dict[tuple[str, str], str] = field(default_factory=dict)
+    filtered_cache: dict[tuple[str, str], str] = field(default_factory=dict)  # (path, oid)
 
     def material(self, source: ContextSource) -> list[str]:
         """Sorted ``"<mode> <oid> <path>"`` lines naming everything ``source`` takes."""
@@ -82,10 +82,10 @@ class ContextSnapshot:
         if not self.ignore.may_touch(path):
             return oid
         key = (path, oid)
-        cached = self._filtered.get(key)
+        cached = self.filtered_cache.get(key)
         if cached is None:
             cached = self._filter(path, oid)
-            self._filtered[key] = cached
+            self.filtered_cache[key] = cached
         return cached
 
     def _filter(self, path: str, oid: str) -> str:

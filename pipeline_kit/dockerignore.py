@@ -17,10 +17,11 @@ import enum
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import PurePath
 
 from pipeline_kit.errors import InputError
 
-__all__ = ["DockerIgnore", "IgnorePattern"]
+__all__ = ["DockerIgnore", "IgnorePattern", "ignore_file_candidates"]
 
 _MAX_RUNE = 0x10FFFF
 _NL = 0x0A
@@ -814,3 +815,9 @@ class DockerIgnore:
     def _scan(self) -> re.Pattern[str]:
         alternatives = "|".join(f"(?:{p._matcher.scan})" for p in self.patterns)
         return re.compile(f"^(?:{alternatives})[^\\n]*", _FLAGS | re.MULTILINE)
+
+
+def ignore_file_candidates(dockerfile: PurePath, context: PurePath) -> tuple[PurePath, PurePath]:
+    """Where BuildKit looks for the ignore file, in order: ``<Dockerfile>.dockerignore`` beside
+    the Dockerfile, then ``.dockerignore`` at the context root."""
+    return dockerfile.with_name(dockerfile.name + ".dockerignore"), context / ".dockerignore"

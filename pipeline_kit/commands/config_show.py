@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pipeline_kit.errors import ExitCode, InputError
+
+if TYPE_CHECKING:
+    from pipeline_kit.config import Config
 
 
 @dataclass(frozen=True)
@@ -75,12 +78,12 @@ def run(options: ConfigShowOptions, out: TextIO) -> int:
     return ExitCode.OK
 
 
-def _origin(config: Any, *key_path: str) -> str:
+def _origin(config: Config, *key_path: str) -> str:
     dotted = ".".join(key_path)
     origin = config.origins.get(dotted, "config")
     if origin == "config":
         parts: list[str | int] = []
         for part in key_path:
             parts.extend(part.split("."))
-        return config.where(*parts)  # type: ignore[no-any-return]
+        return config.where(*parts)
     return str(origin)

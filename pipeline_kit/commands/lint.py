@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from pipeline_kit.dockerignore import DockerIgnore
+from pipeline_kit.dockerignore import DockerIgnore, ignore_file_candidates
 from pipeline_kit.errors import ExitCode, InputError
 from pipeline_kit.lint.model import display_path
 
@@ -98,16 +98,13 @@ def read_dockerignore(
     dockerfile: Path, context: Path, root: Path
 ) -> tuple[DockerIgnore, Path | None]:
     """BuildKit's ignore file: ``<Dockerfile>.dockerignore`` beside it, else the context's."""
-    for candidate in (
-        dockerfile.with_name(dockerfile.name + ".dockerignore"),
-        context / ".dockerignore",
-    ):
+    for candidate in ignore_file_candidates(dockerfile, context):
         try:
-            text = candidate.read_text(encoding="utf-8")
+            text = Path(candidate).read_text(encoding="utf-8")
         except FileNotFoundError:
             continue
         except (OSError, UnicodeDecodeError) as exc:
-            shown = display_path(candidate, root)
+            shown = display_path(Path(candidate), root)
             raise InputError(f"{shown}: cannot read it ({exc}).") from None
-        return DockerIgnore.parse(text, source=display_path(candidate, root)), candidate
+        return DockerIgnore.parse(text, source=display_path(Path(candidate), root)), Path(candidate)
     return DockerIgnore.empty(), None
