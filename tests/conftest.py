@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.services.registry import RegistryServer, running_registry
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
@@ -14,3 +16,10 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CACHE_HOME", str(cache))
         yield cache
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """An anonymous registry on loopback, shared by the session (tests use their own repos)."""
+    with running_registry(tmp_path_factory.mktemp("registry")) as server:
+        yield server
