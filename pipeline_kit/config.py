@@ -40,6 +40,16 @@ class Config:
     lint_max_file_mb: float = 50
     origins: Mapping[str, str] = field(default_factory=dict)  # dotted key -> where it came from
     text: str = field(default="", repr=False)
+    data: Mapping[str, Any] = field(default_factory=dict, repr=False)  # the validated document
+
+    def section(self, name: str) -> Mapping[str, Any]:
+        """A top-level section as validated (empty when absent).
+
+        Each feature reads its own section and keeps its own defaults, so this module does
+        not grow with every command.
+        """
+        value = self.data.get(name)
+        return value if isinstance(value, Mapping) else {}
 
     @property
     def dockerfile_path(self) -> Path:
@@ -309,6 +319,7 @@ def _build(path: Path | None, display: str, root: Path, data: dict[str, Any], te
         lint_max_file_mb=float(lint.get("max_file_mb", DEFAULTS["lint.max_file_mb"])),
         origins=origins,
         text=text,
+        data=data,
     )
 
 

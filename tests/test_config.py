@@ -10,6 +10,7 @@ import pytest
 
 from pipeline_kit import __version__
 from pipeline_kit.config import load_config, schema
+from pipeline_kit.errors import ConfigError
 from tests.gitrepo import GitRepo, cli
 
 THREE_STAGES = (
@@ -135,3 +136,19 @@ def test_config_is_found_from_a_subdirectory(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("# ../pipeline-kit.yaml\n") or "pipeline-kit.yaml" in proc.stdout
     assert '"builder"' in proc.stdout
+
+
+def test_sections_are_read_as_validated(tmp_path: Path) -> None:
+    (tmp_path / "pipeline-kit.yaml").write_text(
+        "image: r.example/x\ncache:\n  ttl: 14d\n  keep: 3\nregistry:\n  insecure: [reg.lan:5000]\n"
+    )
+    config = load_config(None, tmp_path)
+    assert config.section("cache") == {"ttl": "14d", "keep": 3}
+    assert config.section("registry")["insecure"] == ["reg.lan:5000"]
+    assert config.section("smoke") == {}
+
+
+def test_cache_ttl_must_be_a_duration(tmp_path: Path) -> None:
+    (tmp_path / "pipeline-kit.yaml").write_text("image: r.example/x\ncache:\n  ttl: two weeks\n")
+    with pytest.raises(ConfigError, match=r"cache\.ttl"):
+        load_config(None, tmp_path)
