@@ -152,3 +152,18 @@ def test_cache_ttl_must_be_a_duration(tmp_path: Path) -> None:
     (tmp_path / "pipeline-kit.yaml").write_text("image: r.example/x\ncache:\n  ttl: two weeks\n")
     with pytest.raises(ConfigError, match=r"cache\.ttl"):
         load_config(None, tmp_path)
+
+
+def test_service_section_feeds_one_spec(tmp_path: Path) -> None:
+    from pipeline_kit.service import ServiceSpec
+
+    (tmp_path / "pipeline-kit.yaml").write_text(
+        "image: r.example/team/llm\nservice:\n  port: 9000\n  max_load_time: 20m\n"
+    )
+    spec = ServiceSpec.from_config(load_config(None, tmp_path))
+    assert (spec.port, spec.max_load_seconds, spec.model) == (9000, 1200, "llm")
+    assert (spec.ready_path, spec.live_path, spec.model_path) == (
+        "/health/ready",
+        "/health/live",
+        "/models",
+    )
