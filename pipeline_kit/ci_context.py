@@ -5,13 +5,20 @@ Nothing deeper in the kit reads CI variables: commands receive a ``CIContext``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline_kit.errors import InputError
+
+if TYPE_CHECKING:
+    from pipeline_kit.adapters.git import Git
+
+_PULL_REF = re.compile(r"^refs/pull/(\d+)/")
 
 
 @dataclass(frozen=True)
@@ -22,24 +29,67 @@ class CIContext:
     before: str | None = None  # the previous tip of the branch, on a push
     pr_base: str | None = None  # the target branch's tip, on a pull request
     mr_diff_base: str | None = None  # GitLab: the merge base, already computed
+    branch: str | None = None  # the branch built (a pull request's source branch)
+    tag: str | None = None  # the git tag built, on a tag pipeline
+    pr_number: int | None = None  # the pull / merge request number
+    default_branch: str | None = None
+    repository_url: str | None = None  # for the image's source label
 
     @property
     def is_ci(self) -> bool:
         return self.provider != "local"
+
+    @property
+    def is_default_branch(self) -> bool:
+        return (
+            self.pr_number is None
+            and self.tag is None
+            and self.branch is not None
+            and self.branch == self.default_branch
+        )
+
+
+def with_git_facts(ci: CIContext, git: Git, head: str) -> CIContext:
+    """A local run: branch, tag, default branch and source from the repository itself."""
+    if ci.is_ci:
+        return ci
+    version_tags = [tag for tag in git.tags_at(head) if tag[:1] in "v0123456789"]
+    return dataclasses.replace(
+        ci,
+        sha=ci.sha or head,
+        branch=git.current_branch(),
+        tag=version_tags[-1] if version_tags else None,
+        default_branch=git.default_branch(),
+        repository_url=git.remote_url(),
+    )
 
 
 def from_environ(env: Mapping[str, str]) -> CIContext:
     if env.get("GITHUB_ACTIONS") == "true":
         return _github(env)
     if env.get("GITLAB_CI") == "true":
-        return CIContext(
-            provider="gitlab",
-            event=env.get("CI_PIPELINE_SOURCE"),
-            sha=env.get("CI_COMMIT_SHA") or None,
-            before=env.get("CI_COMMIT_BEFORE_SHA") or None,
-            mr_diff_base=env.get("CI_MERGE_REQUEST_DIFF_BASE_SHA") or None,
-        )
+        return _gitlab(env)
     return CIContext(provider="local")
+
+
+def _gitlab(env: Mapping[str, str]) -> CIContext:
+    iid = env.get("CI_MERGE_REQUEST_IID")
+    project_url = env.get("CI_PROJECT_URL")
+    return CIContext(
+        provider="gitlab",
+        event=env.get("CI_PIPELINE_SOURCE"),
+        sha=env.get("CI_COMMIT_SHA") or None,
+        before=env.get("CI_COMMIT_BEFORE_SHA") or None,
+        mr_diff_base=env.get("CI_MERGE_REQUEST_DIFF_BASE_SHA") or None,
+        # CI_COMMIT_BRANCH is absent in merge request pipelines; the source branch is named.
+        branch=env.get("CI_COMMIT_BRANCH")
+        or env.get("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME")
+        or None,
+        tag=env.get("CI_COMMIT_TAG") or None,
+        pr_number=int(iid) if iid and iid.isdigit() else None,
+        default_branch=env.get("CI_DEFAULT_BRANCH") or None,
+        repository_url=project_url or None,
+    )
 
 
 def _github(env: Mapping[str, str]) -> CIContext:
@@ -55,11 +105,27 @@ def _github(env: Mapping[str, str]) -> CIContext:
                 hint="Pass --base and --head explicitly.",
             ) from None
     pr_base = None
+    pr_number = None
     pull = payload.get("pull_request")
     if isinstance(pull, dict):
         base = pull.get("base")
         if isinstance(base, dict) and isinstance(base.get("sha"), str):
             pr_base = base["sha"]
+        if isinstance(pull.get("number"), int):
+            pr_number = pull["number"]
+    ref = env.get("GITHUB_REF", "")
+    if pr_number is None and (match := _PULL_REF.match(ref)):
+        pr_number = int(match.group(1))
+    branch = tag = None
+    if ref.startswith("refs/heads/"):
+        branch = ref.removeprefix("refs/heads/")
+    elif ref.startswith("refs/tags/"):
+        tag = ref.removeprefix("refs/tags/")
+    if pr_number is not None:
+        branch = env.get("GITHUB_HEAD_REF") or branch
+    repo = payload.get("repository")
+    default_branch = repo.get("default_branch") if isinstance(repo, dict) else None
+    server, slug = env.get("GITHUB_SERVER_URL"), env.get("GITHUB_REPOSITORY")
     before = payload.get("before")
     return CIContext(
         provider="github",
@@ -67,4 +133,9 @@ def _github(env: Mapping[str, str]) -> CIContext:
         sha=env.get("GITHUB_SHA") or None,
         before=before if isinstance(before, str) else None,
         pr_base=pr_base,
+        branch=branch,
+        tag=tag,
+        pr_number=pr_number,
+        default_branch=default_branch if isinstance(default_branch, str) else None,
+        repository_url=f"{server}/{slug}" if server and slug else None,
     )

@@ -116,6 +116,18 @@ def lint(config_path: Path | None, dockerfile: Path | None, fmt: str, output: Pa
     return int(run(options, sys.stdout))
 
 
+@cli.command()
+@click.option("--head", help="Commit to tag (default: the CI commit, else HEAD).")
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text")
+@click.pass_obj
+def tags(config_path: Path | None, head: str | None, fmt: str) -> int:
+    """The tags this build gets (sha, branch, pr/mr, semver, latest)."""
+    from pipeline_kit.commands.tags import TagsOptions, run
+
+    options = TagsOptions(config_path, Path.cwd(), head, fmt, dict(os.environ))
+    return run(options, sys.stdout)
+
+
 @cli.group()
 def config() -> None:
     """Inspect the configuration."""

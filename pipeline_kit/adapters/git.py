@@ -156,6 +156,32 @@ class Git:
             return None
         return proc.stdout.decode().strip() or None
 
+    def current_branch(self) -> str | None:
+        """The checked-out branch, or None on a detached HEAD."""
+        proc = run(
+            ["git", "symbolic-ref", "--quiet", "--short", "HEAD"], cwd=self.root, check=False
+        )
+        return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
+
+    def tags_at(self, rev: str) -> list[str]:
+        """Tags that point at ``rev`` (annotated or lightweight), sorted."""
+        out = self._git("tag", "--points-at", rev).decode()
+        return sorted(line for line in out.splitlines() if line)
+
+    def default_branch(self) -> str | None:
+        """The remote's default branch as ``origin/HEAD`` records it, if it is known."""
+        proc = run(
+            ["git", "symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"],
+            cwd=self.root,
+            check=False,
+        )
+        name = proc.stdout.decode().strip()
+        return name.removeprefix("origin/") or None if proc.returncode == 0 else None
+
+    def remote_url(self) -> str | None:
+        proc = run(["git", "remote", "get-url", "origin"], cwd=self.root, check=False)
+        return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
+
     def is_dirty(self) -> bool:
         out = self._git("status", "--porcelain", "-z", "--untracked-files=normal")
         return bool(out)
