@@ -44,6 +44,8 @@ class Detection:
     target: str
     layers: tuple[LayerChange, ...]
     image_changed: bool
+    image_key: str  # the target stage's key at head: names the whole image's content
+    base_image_key: str | None = None  # the same at base, when base could be read
 
     @property
     def rebuild_from(self) -> str | None:
@@ -73,6 +75,7 @@ class Detection:
             },
             "rebuild_from": self.rebuild_from,
             "image_changed": self.image_changed,
+            "image_key": self.image_key,
         }
 
 
@@ -131,7 +134,18 @@ def detect_changes(git: Git, config: Config, rng: RevisionRange) -> Detection:
         target=head.graph.stages[target].label,
         layers=layers,
         image_changed=image_changed,
+        image_key=head.keys[target],
+        base_image_key=_base_target_key(base, target, head) if isinstance(base, _Side) else None,
     )
+
+
+def _base_target_key(base: _Side, target: int, head: _Side) -> str | None:
+    """The key the target stage had at base (matched by name, else by position)."""
+    label = head.graph.stages[target].label
+    for stage in base.graph.stages:
+        if stage.label == label:
+            return base.keys[stage.index]
+    return base.keys.get(len(base.graph.stages) - 1)
 
 
 def _read_side(
