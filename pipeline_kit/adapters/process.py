@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import shlex
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from pipeline_kit.errors import EnvironmentFault
@@ -55,3 +56,45 @@ def run(
     if check and proc.returncode != 0:
         raise CommandFailed(argv, proc.returncode, proc.stderr.decode(errors="replace"))
     return proc
+
+
+def stream(
+    argv: Sequence[str],
+    *,
+    on_line: Callable[[str], None],
+    cwd: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+    replace_env: bool = False,
+) -> tuple[int, str]:
+    """Run ``argv``, passing each line of its merged output to ``on_line`` as it comes.
+
+    Returns the exit code and the last lines (for the error message). ``env`` adds to the
+    current environment unless ``replace_env`` is set (builders that must not inherit it).
+    """
+    full_env = dict(env or {}) if replace_env else {**os.environ, **(env or {})}
+    tail: collections.deque[str] = collections.deque(maxlen=40)
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+    except FileNotFoundError as exc:
+        raise EnvironmentFault(
+            f"`{argv[0]}` is not installed or not on PATH.",
+            hint=f"Install it and run again ({exc.strerror}).",
+        ) from None
+    assert proc.stdout is not None
+    try:
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            tail.append(line)
+            on_line(line)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return proc.wait(), "\n".join(tail)

@@ -1,0 +1,163 @@
+"""From a detection to a build plan: retag what exists, otherwise a builder with fitting flags.
+
+An image is named by its content key (the target stage's key). Every image the kit publishes
+also gets the tag ``pk-<key>``; when that tag already exists the same content was built before
+(on this branch or any other), so the new tags point at that digest and no builder runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from pipeline_kit.builders.base import BuildRequest
+from pipeline_kit.changes import Detection
+from pipeline_kit.ci_context import CIContext
+from pipeline_kit.config import Config
+from pipeline_kit.durations import go_duration, parse_duration
+
+KEY_TAG_PREFIX = "pk-"
+LABEL_PREFIX = "dev.pipeline-kit"
+DEFAULT_CACHE_TTL = "14d"
+DEFAULT_LARGE_LAYER_MB = 1024
+
+
+def key_tag(image_key: str) -> str:
+    """The tag that records an image's content key (a key is 64 hex digits: fits in 128)."""
+    return f"{KEY_TAG_PREFIX}{image_key}"
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """The ``build`` and ``cache`` config sections with flags applied, defaults filled in."""
+
+    builder: str = "auto"
+    cache_repo: str = ""
+    cache_ttl_seconds: int = 14 * 86400
+    large_layer_mb: int = DEFAULT_LARGE_LAYER_MB
+    cache_copy_layers: bool = False
+    push_retry: int = 3
+    download_retry: int = 3
+    volumes: tuple[str, ...] = ()
+    storage: Mapping[str, str] = field(default_factory=dict)
+    isolation: str = "chroot"
+    insecure_hosts: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        image: str,
+        *,
+        builder: str | None = None,
+        cache_repo: str | None = None,
+        insecure: Sequence[str] = (),
+    ) -> BuildSettings:
+        build, cache = config.section("build"), config.section("cache")
+        buildah = build.get("buildah") or {}
+        storage = {
+            "storage-driver": buildah.get("storage_driver"),
+            "root": _path(config, buildah.get("root")),
+            "runroot": _path(config, buildah.get("runroot")),
+        }
+        ttl = str(cache.get("ttl", DEFAULT_CACHE_TTL))
+        return cls(
+            builder=builder or str(build.get("builder", "auto")),
+            cache_repo=cache_repo or str(cache.get("repository") or f"{image}/cache"),
+            cache_ttl_seconds=parse_duration(
+                ttl, what=f"{config.where('cache', 'ttl')}: cache.ttl"
+            ),
+            large_layer_mb=int(build.get("large_layer_mb", DEFAULT_LARGE_LAYER_MB)),
+            cache_copy_layers=bool(build.get("cache_copy_layers", False)),
+            push_retry=int(build.get("push_retry", 3)),
+            download_retry=int(build.get("download_retry", 3)),
+            volumes=tuple(buildah.get("volumes", ())),
+            storage={k: v for k, v in storage.items() if v},
+            isolation=str(buildah.get("isolation", "chroot")),
+            insecure_hosts=frozenset(config.section("registry").get("insecure", ()))
+            | set(insecure),
+        )
+
+
+def _path(config: Config, value: object) -> str | None:
+    return str((config.root / str(value)).resolve()) if value else None
+
+
+def image_labels(detection: Detection, ci: CIContext, created: str) -> dict[str, str]:
+    """OCI annotations plus the layer keys, so any image says what content it holds."""
+    labels = {
+        "org.opencontainers.image.revision": ci.sha or detection.range.head,
+        "org.opencontainers.image.created": created,
+        f"{LABEL_PREFIX}.image-key": detection.image_key,
+    }
+    if ci.repository_url:
+        labels["org.opencontainers.image.source"] = ci.repository_url
+    for layer in detection.layers:
+        labels[f"{LABEL_PREFIX}.layer.{layer.name}.key"] = layer.key
+    return labels
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    strategy: str  # "retag" or "builder"
+    reason: str
+    request: BuildRequest
+    retag_from: str | None = None  # repo@digest of the image with the same content key
+
+
+def build_request(
+    detection: Detection,
+    config: Config,
+    settings: BuildSettings,
+    *,
+    image: str,
+    tags: Sequence[str],
+    labels: Mapping[str, str],
+    largest_previous_layer: int | None,
+) -> BuildRequest:
+    all_tags = list(dict.fromkeys([*tags, key_tag(detection.image_key)]))
+    large = largest_previous_layer is None or largest_previous_layer > settings.large_layer_mb << 20
+    return BuildRequest(
+        image=image,
+        dockerfile=config.dockerfile_path.resolve(),
+        context=config.context_path.resolve(),
+        target=config.target,
+        build_args=dict(config.build_args),
+        labels=dict(labels),
+        tags=tuple(all_tags),
+        cache_repo=settings.cache_repo,
+        cache_ttl=go_duration(settings.cache_ttl_seconds),
+        insecure_hosts=settings.insecure_hosts,
+        compressed_caching=not large,
+        cache_copy_layers=settings.cache_copy_layers,
+        push_retry=settings.push_retry,
+        download_retry=settings.download_retry,
+        volumes=settings.volumes,
+        storage=settings.storage,
+        isolation=settings.isolation,
+    )
+
+
+def plan_build(
+    detection: Detection, request: BuildRequest, recorded_digest: str | None
+) -> BuildPlan:
+    """``recorded_digest``: what ``pk-<image key>`` points at in the registry, if anything."""
+    if recorded_digest is not None:
+        why = (
+            "nothing that goes into the image changed"
+            if not detection.image_changed
+            else "an image with the same content key was built before"
+        )
+        return BuildPlan(
+            "retag",
+            f"{why}: {key_tag(detection.image_key)} is {recorded_digest[:19]}",
+            request,
+            retag_from=f"{request.image}@{recorded_digest}",
+        )
+    if detection.range.fail_safe:
+        reason = f"rebuilding everything: {detection.range.fail_safe}"
+    elif not detection.image_changed:
+        reason = f"no image recorded under {key_tag(detection.image_key)[:15]}…: building it"
+    else:
+        reason = f"rebuild from {detection.rebuild_from}"
+    return BuildPlan("builder", reason, request)

@@ -1,0 +1,72 @@
+"""What every builder receives and returns, and the Protocol it implements."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from pipeline_kit.errors import ExitCode, KitError
+
+
+class BuildFailed(KitError):
+    """The builder ran and rejected the change (a verdict, exit 1)."""
+
+    exit_code = ExitCode.VERDICT
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """One image build, everything resolved: paths absolute, tags final, cache repo chosen."""
+
+    image: str  # repository, no tag
+    dockerfile: Path
+    context: Path
+    target: str | None
+    build_args: Mapping[str, str]
+    labels: Mapping[str, str]
+    tags: tuple[str, ...]  # every tag to publish, the image-key tag included
+    cache_repo: str
+    cache_ttl: str  # Go duration, as Kaniko takes it
+    insecure_hosts: frozenset[str] = frozenset()  # registries reached over plain HTTP
+    compressed_caching: bool = True  # False for multi-GB layers (Kaniko holds them in memory)
+    cache_copy_layers: bool = False
+    push_retry: int = 3
+    download_retry: int = 3
+    volumes: tuple[str, ...] = ()  # host:container[:ro] mounts for RUN steps (buildah)
+    storage: Mapping[str, str] = field(default_factory=dict)  # buildah storage-driver/root/runroot
+    isolation: str = "chroot"
+
+    @property
+    def registry(self) -> str:
+        return self.image.split("/", 1)[0]
+
+    def references(self) -> list[str]:
+        return [f"{self.image}:{tag}" for tag in self.tags]
+
+
+@dataclass(frozen=True)
+class BuildOutput:
+    """What a builder leaves: the pushed digest (Kaniko), or an OCI layout for the kit to push."""
+
+    digest: str | None = None
+    layout: Path | None = None
+
+
+LineSink = Callable[[str], None]
+
+
+class Builder(Protocol):
+    name: str
+
+    def available(self) -> bool:
+        """Whether the builder's executable is on this machine."""
+
+    def commands(self, request: BuildRequest, workdir: Path) -> list[list[str]]:
+        """The argv lists ``build`` runs, in order (``--dry-run`` prints them)."""
+
+    def build(
+        self, request: BuildRequest, workdir: Path, docker_config: Path | None, log: LineSink
+    ) -> BuildOutput:
+        """Run the build; credentials only through the docker config directory given."""

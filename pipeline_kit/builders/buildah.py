@@ -1,0 +1,93 @@
+"""buildah: daemonless builds on laptops, under act and in the tests.
+
+buildah builds with its layer cache in the same cache repository Kaniko uses, then writes the
+image to an OCI layout; the kit pushes that layout itself, so retries, cross-repository mounts
+and "tags last" are the kit's, whatever builder made the image.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from pipeline_kit.adapters.process import stream
+from pipeline_kit.builders.base import BuildFailed, BuildOutput, BuildRequest, LineSink
+
+LOCAL_NAME = "localhost/pipeline-kit/build"
+
+
+def global_flags(request: BuildRequest) -> list[str]:
+    flags: list[str] = []
+    for option in ("storage-driver", "root", "runroot"):
+        if request.storage.get(option):
+            flags.append(f"--{option}={request.storage[option]}")
+    return flags
+
+
+def local_name(request: BuildRequest) -> str:
+    return f"{LOCAL_NAME}:{request.tags[-1]}" if request.tags else LOCAL_NAME
+
+
+def bud_argv(request: BuildRequest, authfile: Path | None) -> list[str]:
+    """``buildah bud`` for ``request`` (a pure function, tested as a table)."""
+    argv = [
+        "buildah",
+        *global_flags(request),
+        "bud",
+        "--layers",
+        f"--isolation={request.isolation}",
+    ]
+    argv += [f"--file={request.dockerfile}"]
+    if request.target:
+        argv.append(f"--target={request.target}")
+    argv += [f"--build-arg={name}={value}" for name, value in sorted(request.build_args.items())]
+    argv += [f"--label={name}={value}" for name, value in sorted(request.labels.items())]
+    argv += [f"--cache-from={request.cache_repo}", f"--cache-to={request.cache_repo}"]
+    if request.registry in request.insecure_hosts:
+        # bud talks to the cache repository (and maybe FROM) over plain HTTP.
+        argv.append("--tls-verify=false")
+    argv += [f"--volume={volume}" for volume in request.volumes]
+    if authfile is not None:
+        argv.append(f"--authfile={authfile}")
+    argv += [f"--tag={local_name(request)}", str(request.context)]
+    return argv
+
+
+def push_argv(request: BuildRequest, layout: Path, digest_file: Path) -> list[str]:
+    return [
+        "buildah",
+        *global_flags(request),
+        "push",
+        f"--digestfile={digest_file}",
+        local_name(request),
+        f"oci:{layout}",
+    ]
+
+
+class BuildahBuilder:
+    name = "buildah"
+
+    def available(self) -> bool:
+        return shutil.which("buildah") is not None
+
+    def commands(self, request: BuildRequest, workdir: Path) -> list[list[str]]:
+        return [
+            bud_argv(request, workdir / "docker" / "config.json"),
+            push_argv(request, workdir / "layout", workdir / "digest"),
+        ]
+
+    def build(
+        self, request: BuildRequest, workdir: Path, docker_config: Path | None, log: LineSink
+    ) -> BuildOutput:
+        authfile = docker_config / "config.json" if docker_config else None
+        layout, digest_file = workdir / "layout", workdir / "digest"
+        for argv in (bud_argv(request, authfile), push_argv(request, layout, digest_file)):
+            code, tail = stream(argv, on_line=log)
+            if code != 0:
+                last = tail.splitlines()[-1] if tail else ""
+                raise BuildFailed(
+                    f"buildah {argv[len(global_flags(request)) + 1]} failed with exit code "
+                    f"{code}: {last}",
+                    hint="The build log above shows the failing instruction.",
+                )
+        return BuildOutput(layout=layout)
