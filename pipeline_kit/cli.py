@@ -117,6 +117,63 @@ def lint(config_path: Path | None, dockerfile: Path | None, fmt: str, output: Pa
 
 
 @cli.command()
+@click.option("--base", help="Base revision (default: as for detect).")
+@click.option("--head", help="Head revision; must be the checked-out commit (default: HEAD).")
+@click.option("--merge-base", is_flag=True, help="Compare against the merge base.")
+@click.option("--build-arg", "build_args", multiple=True, metavar="NAME=VALUE")
+@click.option(
+    "--builder",
+    type=click.Choice(["auto", "kaniko", "buildah"]),
+    default=None,
+    help="Builder (default: build.builder in the config, else auto).",
+)
+@click.option("--tag", "extra_tags", multiple=True, metavar="TAG", help="Add a tag (repeatable).")
+@click.option("--cache-repo", help="Layer cache repository (default: <image>/cache).")
+@click.option(
+    "--insecure-registry",
+    "insecure",
+    multiple=True,
+    metavar="HOST",
+    help="Reach this registry over plain HTTP (loopback always is).",
+)
+@click.option("--dry-run", is_flag=True, help="Print the plan and the commands; run nothing.")
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text")
+@click.pass_obj
+def build(
+    config_path: Path | None,
+    base: str | None,
+    head: str | None,
+    merge_base: bool,
+    build_args: tuple[str, ...],
+    builder: str | None,
+    extra_tags: tuple[str, ...],
+    cache_repo: str | None,
+    insecure: tuple[str, ...],
+    dry_run: bool,
+    fmt: str,
+) -> int:
+    """Build and push the image, or retag it when its content was built before."""
+    from pipeline_kit.commands.build import BuildOptions, run
+
+    options = BuildOptions(
+        config_path=config_path,
+        cwd=Path.cwd(),
+        base=base,
+        head=head,
+        merge_base=merge_base,
+        build_args=_build_args(build_args),
+        builder=builder,
+        extra_tags=extra_tags,
+        cache_repo=cache_repo,
+        insecure_registries=insecure,
+        dry_run=dry_run,
+        format=fmt,
+        environ=dict(os.environ),
+    )
+    return run(options, sys.stdout)
+
+
+@cli.command()
 @click.option("--head", help="Commit to tag (default: the CI commit, else HEAD).")
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text")
 @click.pass_obj

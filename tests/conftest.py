@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,3 +24,28 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServe
     """An anonymous registry on loopback, shared by the session (tests use their own repos)."""
     with running_registry(tmp_path_factory.mktemp("registry")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def auth_registry(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., RegistryServer]]:
+    """Start registries with htpasswd basic auth: ``auth_registry(user=..., password=...)``."""
+    started: list[RegistryServer] = []
+
+    def start(user: str, password: str) -> RegistryServer:
+        workdir = tmp_path_factory.mktemp("auth-registry")
+        htpasswd = workdir / "htpasswd"
+        subprocess.run(
+            ["htpasswd", "-Bbc", str(htpasswd), user, password],
+            check=True,
+            capture_output=True,
+        )
+        auth = {"htpasswd": {"realm": "pipeline-kit-tests", "path": str(htpasswd)}}
+        server = RegistryServer(workdir=workdir, auth=auth).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

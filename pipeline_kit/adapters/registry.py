@@ -1,0 +1,494 @@
+"""The OCI distribution API as registries really serve it (docker-registry, GitLab, GHCR, Hub).
+
+Auth: anonymous, basic, and bearer tokens from the registry's ``WWW-Authenticate`` challenge,
+cached per scope. Retries with backoff and jitter on connection errors, 429 (``Retry-After``)
+and 5xx; 401/403/404 are not retried and say what to check. Plain HTTP only for loopback and
+hosts the user marked insecure.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import random
+import re
+import time
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+import requests
+
+from pipeline_kit.credentials import Credential
+from pipeline_kit.errors import EnvironmentFault, InputError
+
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+INDEX_TYPES = MANIFEST_TYPES[1], MANIFEST_TYPES[3]
+_CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
+_LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+TIMEOUT = (10, 300)  # connect, read
+
+
+def is_plain_http(host: str, insecure_hosts: Collection[str] = ()) -> bool:
+    """Loopback registries and hosts the user named are reached over HTTP; all others HTTPS."""
+    if host in insecure_hosts:
+        return True
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
+    name = name.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 6
+    base_delay: float = 0.2
+    max_delay: float = 10.0
+
+    def delays(self) -> Iterator[float]:
+        for attempt in range(self.attempts - 1):
+            delay = min(self.max_delay, self.base_delay * (2**attempt))
+            yield delay * (0.5 + random.random() / 2)  # full jitter's gentler cousin
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    media_type: str
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    media_type: str
+    digest: str
+    raw: bytes
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in INDEX_TYPES
+
+
+class _Retry(Exception):
+    def __init__(self, why: str, wait: float | None = None) -> None:
+        super().__init__(why)
+        self.wait = wait
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class RegistryClient:
+    def __init__(
+        self,
+        host: str,
+        *,
+        credential: Credential | None = None,
+        insecure: bool = False,
+        retry: RetryPolicy | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> None:
+        self.host = host
+        api = "registry-1.docker.io" if host == "docker.io" else host
+        self.base = f"{'http' if insecure else 'https'}://{api}"
+        if not insecure and is_plain_http(host):
+            self.base = f"http://{api}"
+        self.credential = credential
+        self.retry = retry or RetryPolicy()
+        self.progress = progress or (lambda message: None)
+        self.session = requests.Session()
+        self.session.trust_env = not is_plain_http(host)  # no proxy for loopback
+        self._tokens: dict[str, str] = {}
+        self._basic = False
+
+    # -- transport ---------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        scope: str,
+        ok: Collection[int],
+        headers: dict[str, str] | None = None,
+        data: bytes | None = None,
+        what: str,
+        retries: bool = True,
+    ) -> requests.Response:
+        """One request with auth and retries; a status outside ``ok`` raises a KitError.
+
+        ``retries=False`` lets ``_Retry`` through, for steps that must restart a whole sequence
+        (an upload session does not survive a lost PUT).
+        """
+        url = path_or_url if "://" in path_or_url else self.base + path_or_url
+        delays = self.retry.delays()
+        while True:
+            try:
+                return self._attempt(method, url, scope, ok, headers or {}, data, what)
+            except _Retry as retry:
+                if not retries:
+                    raise
+                delay = next(delays, None)
+                if delay is None:
+                    raise EnvironmentFault(
+                        f"{self.host}: {what} failed after {self.retry.attempts} attempts "
+                        f"({retry}).",
+                        hint="Check that the registry is up and reachable; then run again.",
+                    ) from None
+                wait = max(delay, retry.wait or 0.0)
+                self.progress(f"{what}: {retry}; retrying in {wait:.1f}s")
+                time.sleep(wait)
+
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        scope: str,
+        ok: Collection[int],
+        headers: dict[str, str],
+        data: bytes | None,
+        what: str,
+    ) -> requests.Response:
+        for authenticated in (False, True):
+            auth_headers = dict(headers)
+            auth = self._authorization(scope)
+            if auth:
+                auth_headers["Authorization"] = auth
+            try:
+                response = self.session.request(
+                    method,
+                    url,
+                    headers=auth_headers,
+                    data=data,
+                    timeout=TIMEOUT,
+                    allow_redirects=True,
+                )
+            except requests.exceptions.SSLError as exc:
+                raise EnvironmentFault(
+                    f"{self.host}: TLS failed ({exc.__class__.__name__}).",
+                    hint="If this registry serves plain HTTP, name it with --insecure-registry "
+                    "or registry.insecure in the config.",
+                ) from None
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                raise _Retry(f"connection error: {exc.__class__.__name__}") from None
+            status = response.status_code
+            if status == 401 and not authenticated:
+                self._authenticate(response, scope)
+                continue
+            if status in ok:
+                return response
+            if status == 429 or status >= 500:
+                raise _Retry(f"HTTP {status}", _retry_after(response))
+            raise self._error(status, what, scope, response)
+        raise self._error(401, what, scope, response)
+
+    def _authorization(self, scope: str) -> str | None:
+        if scope in self._tokens:
+            return f"Bearer {self._tokens[scope]}"
+        if self._basic and self.credential:
+            token = f"{self.credential.username}:{self.credential.password}".encode()
+            return "Basic " + base64.b64encode(token).decode()
+        return None
+
+    def _authenticate(self, response: requests.Response, scope: str) -> None:
+        challenge = response.headers.get("WWW-Authenticate", "")
+        kind = challenge.split(" ", 1)[0].lower()
+        if kind == "basic":
+            if self.credential is None:
+                raise self._no_credentials()
+            self._basic = True
+            return
+        if kind != "bearer":
+            raise EnvironmentFault(
+                f"{self.host}: unsupported auth challenge '{challenge[:60]}'.",
+                hint="The registry must offer Basic or Bearer auth.",
+            )
+        params = dict(_CHALLENGE_PARAM.findall(challenge))
+        query: dict[str, Any] = {"service": params.get("service", "")}
+        if scope:
+            query["scope"] = scope.split(" ")
+        auth = (self.credential.username, self.credential.password) if self.credential else None
+        try:
+            answer = self.session.get(params["realm"], params=query, auth=auth, timeout=TIMEOUT)
+        except KeyError:
+            raise EnvironmentFault(
+                f"{self.host}: bearer challenge without a realm.", hint="Check the registry."
+            ) from None
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise _Retry(f"token endpoint: {exc.__class__.__name__}") from None
+        if answer.status_code in (401, 403):
+            raise self._error(401, "token request", scope, answer)
+        if answer.status_code == 429 or answer.status_code >= 500:
+            raise _Retry(f"token endpoint HTTP {answer.status_code}", _retry_after(answer))
+        try:
+            body = answer.json()
+            token = body.get("token") or body.get("access_token")
+        except ValueError:
+            token = None
+        if not token:
+            raise EnvironmentFault(
+                f"{self.host}: the token endpoint gave no token (HTTP {answer.status_code}).",
+                hint="Check the registry's auth service.",
+            )
+        self._tokens[scope] = str(token)
+
+    def _no_credentials(self) -> EnvironmentFault:
+        return EnvironmentFault(
+            f"{self.host} asks for credentials and none were found.",
+            hint="Set PIPELINE_KIT_REGISTRY_USER and PIPELINE_KIT_REGISTRY_PASSWORD (or "
+            "CI_REGISTRY_USER/CI_REGISTRY_PASSWORD on GitLab, GITHUB_TOKEN for ghcr.io), "
+            "or log in so your docker config.json has them.",
+        )
+
+    def _error(
+        self, status: int, what: str, scope: str, response: requests.Response
+    ) -> EnvironmentFault:
+        detail = _error_detail(response)
+        who = (
+            f"as '{self.credential.username}' ({self.credential.source})"
+            if self.credential
+            else "anonymously"
+        )
+        if status == 401:
+            if self.credential is None:
+                return self._no_credentials()
+            return EnvironmentFault(
+                f"{self.host}: {what}: credentials refused {who}{detail}.",
+                hint="Check the user name and the password or token, and that they are for "
+                "this registry.",
+            )
+        if status == 403:
+            return EnvironmentFault(
+                f"{self.host}: {what}: access denied {who} for '{scope}'{detail}.",
+                hint="Check that the credentials may push and pull this repository (token scopes, "
+                "project permissions).",
+            )
+        if status == 404:
+            return EnvironmentFault(
+                f"{self.host}: {what}: not found{detail}.",
+                hint="Check the repository name and the tag or digest.",
+            )
+        return EnvironmentFault(
+            f"{self.host}: {what}: HTTP {status}{detail}.", hint="Check the registry's logs."
+        )
+
+    # -- API ----------------------------------------------------------------------------
+
+    def ping(self) -> None:
+        self._request("GET", "/v2/", scope="", ok=(200,), what="API check")
+
+    def head_manifest(self, repo: str, reference: str) -> Descriptor | None:
+        response = self._request(
+            "HEAD",
+            f"/v2/{repo}/manifests/{reference}",
+            scope=_pull(repo),
+            ok=(200, 404),
+            headers={"Accept": ", ".join(MANIFEST_TYPES)},
+            what=f"HEAD {repo}:{reference}",
+        )
+        if response.status_code == 404:
+            return None
+        return Descriptor(
+            media_type=response.headers.get("Content-Type", "").split(";")[0],
+            digest=response.headers.get("Docker-Content-Digest", ""),
+            size=int(response.headers.get("Content-Length", 0)),
+        )
+
+    def get_manifest(self, repo: str, reference: str) -> Manifest:
+        response = self._request(
+            "GET",
+            f"/v2/{repo}/manifests/{reference}",
+            scope=_pull(repo),
+            ok=(200,),
+            headers={"Accept": ", ".join(MANIFEST_TYPES)},
+            what=f"manifest {repo}:{reference}",
+        )
+        raw = response.content
+        digest = sha256_digest(raw)
+        served = response.headers.get("Docker-Content-Digest")
+        expected = reference if reference.startswith("sha256:") else served
+        if expected and expected != digest:
+            raise EnvironmentFault(
+                f"{self.host}: manifest {repo}:{reference} has digest {digest}, not {expected}.",
+                hint="The registry (or a proxy) altered the manifest; check it.",
+            )
+        media_type = response.headers.get("Content-Type", "").split(";")[0]
+        return Manifest(media_type, digest, raw)
+
+    def put_manifest(self, repo: str, reference: str, raw: bytes, media_type: str) -> str:
+        self._request(
+            "PUT",
+            f"/v2/{repo}/manifests/{reference}",
+            scope=_push(repo),
+            ok=(201, 200),
+            headers={"Content-Type": media_type},
+            data=raw,
+            what=f"PUT manifest {repo}:{reference}",
+        )
+        return sha256_digest(raw)
+
+    def delete_manifest(self, repo: str, digest: str) -> None:
+        self._request(
+            "DELETE",
+            f"/v2/{repo}/manifests/{digest}",
+            scope=_push(repo, "delete"),
+            ok=(202, 200),
+            what=f"DELETE {repo}@{digest}",
+        )
+
+    def blob_exists(self, repo: str, digest: str) -> bool:
+        response = self._request(
+            "HEAD",
+            f"/v2/{repo}/blobs/{digest}",
+            scope=_pull(repo),
+            ok=(200, 404),
+            what=f"HEAD blob {digest[:19]}",
+        )
+        return response.status_code == 200
+
+    def get_blob(self, repo: str, digest: str) -> bytes:
+        response = self._request(
+            "GET",
+            f"/v2/{repo}/blobs/{digest}",
+            scope=_pull(repo),
+            ok=(200,),
+            what=f"blob {digest[:19]}",
+        )
+        if sha256_digest(response.content) != digest:
+            raise _Retry("blob content does not match its digest")
+        return response.content
+
+    def mount_blob(self, repo: str, digest: str, from_repo: str) -> bool:
+        """Cross-repository mount; False when the registry chose to open an upload instead."""
+        response = self._request(
+            "POST",
+            f"/v2/{repo}/blobs/uploads/?mount={digest}&from={from_repo}",
+            scope=f"{_push(repo)} {_pull(from_repo)}",
+            ok=(201, 202),
+            what=f"mount {digest[:19]} from {from_repo}",
+        )
+        return response.status_code == 201
+
+    def upload_blob(
+        self, repo: str, source: bytes | Path, digest: str, *, chunk_size: int | None = None
+    ) -> None:
+        """Monolithic (POST + PUT) or chunked (PATCH ranges) upload; restarts whole on failure."""
+        data = source.read_bytes() if isinstance(source, Path) else source
+        if sha256_digest(data) != digest:
+            raise InputError(
+                f"the blob given for {digest} does not have that digest.",
+                hint="The layout or file is corrupt; rebuild it.",
+            )
+        delays = self.retry.delays()
+        while True:
+            try:
+                self._upload_once(repo, data, digest, chunk_size)
+                return
+            except _Retry as retry:
+                delay = next(delays, None)
+                if delay is None:
+                    raise EnvironmentFault(
+                        f"{self.host}: upload of {digest[:19]} to {repo} failed after "
+                        f"{self.retry.attempts} attempts ({retry}).",
+                        hint="Check that the registry is up and reachable; then run again.",
+                    ) from None
+                wait = max(delay, retry.wait or 0.0)
+                self.progress(f"upload {digest[:19]}: {retry}; restarting in {wait:.1f}s")
+                time.sleep(wait)
+
+    def _upload_once(self, repo: str, data: bytes, digest: str, chunk_size: int | None) -> None:
+        what = f"upload {digest[:19]}"
+        scope = _push(repo)
+        start = self._request(
+            "POST", f"/v2/{repo}/blobs/uploads/", scope=scope, ok=(202,), what=what, retries=False
+        )
+        location = self._location(start)
+        body = data
+        if chunk_size:
+            for offset in range(0, len(data), chunk_size):
+                chunk = data[offset : offset + chunk_size]
+                patched = self._request(
+                    "PATCH",
+                    location,
+                    scope=scope,
+                    ok=(202, 404),
+                    data=chunk,
+                    what=what,
+                    retries=False,
+                    headers={
+                        "Content-Type": "application/octet-stream",
+                        "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
+                    },
+                )
+                if patched.status_code == 404:
+                    raise _Retry("upload session lost")
+                location = self._location(patched)
+            body = b""
+        separator = "&" if "?" in location else "?"
+        done = self._request(
+            "PUT",
+            f"{location}{separator}digest={digest}",
+            scope=scope,
+            ok=(201, 404),
+            headers={"Content-Type": "application/octet-stream"},
+            data=body,
+            what=what,
+            retries=False,
+        )
+        if done.status_code == 404:
+            raise _Retry("upload session lost")
+
+    def _location(self, response: requests.Response) -> str:
+        location = response.headers.get("Location")
+        if not location:
+            raise _Retry("upload answer without a Location header")
+        return urljoin(self.base + "/", location)
+
+    def list_tags(self, repo: str, page_size: int = 100) -> list[str]:
+        tags: list[str] = []
+        url: str | None = f"/v2/{repo}/tags/list?n={page_size}"
+        while url:
+            response = self._request(
+                "GET", url, scope=_pull(repo), ok=(200, 404), what=f"tags of {repo}"
+            )
+            if response.status_code == 404:
+                return []
+            tags += response.json().get("tags") or []
+            match = _LINK_NEXT.search(response.headers.get("Link", ""))
+            url = urljoin(self.base + "/", match.group(1)) if match else None
+        return tags
+
+
+def _pull(repo: str) -> str:
+    return f"repository:{repo}:pull"
+
+
+def _push(repo: str, extra: str = "") -> str:
+    return f"repository:{repo}:pull,push{',' + extra if extra else ''}"
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    return float(value) if value.isdigit() else None
+
+
+def _error_detail(response: requests.Response) -> str:
+    try:
+        errors = response.json().get("errors") or []
+    except ValueError:
+        return ""
+    messages = [str(e.get("message") or e.get("code")) for e in errors if isinstance(e, dict)]
+    return f" ({'; '.join(messages)})" if messages else ""

@@ -1,0 +1,200 @@
+"""``pipeline-kit build``: detect, then retag or run a builder, push, and report the digest."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from pipeline_kit.errors import ExitCode, InputError
+
+if TYPE_CHECKING:
+    from pipeline_kit.adapters.git import Git
+
+FORMATS = ("text", "json")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    config_path: Path | None
+    cwd: Path
+    base: str | None = None
+    head: str | None = None
+    merge_base: bool = False
+    build_args: Mapping[str, str] = field(default_factory=dict)
+    builder: str | None = None
+    extra_tags: tuple[str, ...] = ()
+    cache_repo: str | None = None
+    insecure_registries: tuple[str, ...] = ()
+    dry_run: bool = False
+    format: str = "text"
+    environ: Mapping[str, str] = field(default_factory=dict)
+
+
+class _Phases:
+    """Wall time of each phase, for the build record."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._start = time.monotonic()
+
+    def done(self, phase: str, since: float) -> float:
+        now = time.monotonic()
+        self.seconds[phase] = round(now - since, 3)
+        return now
+
+    def total(self) -> dict[str, float]:
+        return {**self.seconds, "total": round(time.monotonic() - self._start, 3)}
+
+
+def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
+    from pipeline_kit.adapters.git import Git
+    from pipeline_kit.adapters.registry import is_plain_http
+    from pipeline_kit.build_plan import BuildSettings, build_request, image_labels, plan_build
+    from pipeline_kit.builders import choose_builder
+    from pipeline_kit.changes import detect_changes
+    from pipeline_kit.commands.tags import resolve_context
+    from pipeline_kit.config import load_config
+    from pipeline_kit.logs import LogGroups
+    from pipeline_kit.publish import Publisher
+    from pipeline_kit.references import ImageRef
+    from pipeline_kit.revisions import choose_range
+    from pipeline_kit.tags import compute_tags, rules_from_section
+
+    phases = _Phases()
+    started = time.monotonic()
+    config = load_config(options.config_path, options.cwd).with_build_args(options.build_args)
+    image = config.image
+    if not image:
+        raise InputError(
+            f"{config.display}: no `image` to build.",
+            hint="Set `image: registry.example.com/team/service` in the config.",
+        )
+    from pipeline_kit.ci_context import from_environ
+
+    with Git(config.root) as git:
+        rng = choose_range(
+            git,
+            from_environ(options.environ),
+            base=options.base,
+            head=options.head,
+            merge_base=options.merge_base,
+            worktree=None,
+        )
+        _check_builds_checkout(git, rng.head, rng.worktree)
+        detection = detect_changes(git, config, rng)
+    ci = resolve_context(config.root, options.environ, rng.head)
+    tags = [t.name for t in compute_tags(ci, rules_from_section(config.section("tags")))]
+    tags += [t for t in options.extra_tags if t not in tags]
+    started = phases.done("detect", started)
+
+    settings = BuildSettings.from_config(
+        config,
+        image,
+        builder=options.builder,
+        cache_repo=options.cache_repo,
+        insecure=options.insecure_registries,
+    )
+    plain = {
+        host
+        for host in (ImageRef.parse(image).registry, ImageRef.parse(settings.cache_repo).registry)
+        if is_plain_http(host, settings.insecure_hosts)
+    }
+    settings = dataclasses.replace(settings, insecure_hosts=settings.insecure_hosts | plain)
+    publisher = Publisher(image, settings.insecure_hosts, options.environ, progress=log)
+    recorded = publisher.recorded_digest(detection.image_key)
+    largest = None if recorded else publisher.largest_layer(detection.base_image_key)
+    created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    request = build_request(
+        detection,
+        config,
+        settings,
+        image=image,
+        tags=tags,
+        labels=image_labels(detection, ci, created),
+        largest_previous_layer=largest,
+    )
+    plan = plan_build(detection, request, recorded)
+    builder = choose_builder(settings.builder) if plan.strategy == "builder" else None
+    started = phases.done("plan", started)
+
+    record: dict[str, Any] = {
+        "image": image,
+        "digest": None,
+        "tags": list(request.tags),
+        "references": request.references(),
+        "strategy": plan.strategy,
+        "builder": builder.name if builder else None,
+        "reason": plan.reason,
+        "image_key": detection.image_key,
+        "rebuild_from": detection.rebuild_from,
+        "layers": {
+            layer.name: {"changed": layer.changed, "key": layer.key} for layer in detection.layers
+        },
+        "head": detection.range.head,
+    }
+    log.write(f"pipeline-kit: {plan.strategy}: {plan.reason}\n")
+    if options.dry_run:
+        with tempfile.TemporaryDirectory(prefix="pipeline-kit-build-") as tmp:
+            commands = builder.commands(request, Path(tmp)) if builder else []
+        record["commands"] = commands
+        record["publish"] = publisher.describe(plan)
+        record["timings"] = phases.total()
+        _write(record, options.format, out)
+        return ExitCode.OK
+
+    groups = LogGroups(ci.provider, log)
+    if plan.strategy == "retag":
+        assert plan.retag_from is not None
+        record["digest"] = publisher.retag(plan.retag_from, request.tags)
+        phases.done("push", started)
+    else:
+        assert builder is not None
+        with tempfile.TemporaryDirectory(prefix="pipeline-kit-build-") as tmp:
+            workdir = Path(tmp)
+            docker_config = publisher.docker_config(workdir / "docker", settings.cache_repo)
+            with groups.group(f"{builder.name}: build {image}"):
+                output = builder.build(request, workdir, docker_config, groups.line)
+            started = phases.done("build", started)
+            if output.layout is not None:
+                with groups.group(f"push {image}"):
+                    record["digest"] = publisher.push_layout(output.layout, request.tags)
+            else:
+                record["digest"] = output.digest
+            phases.done("push", started)
+    record["timings"] = phases.total()
+    _write(record, options.format, out)
+    return ExitCode.OK
+
+
+def _check_builds_checkout(git: Git, head: str, worktree: bool) -> None:
+    """The builder builds the files on disk: --head must be what is checked out."""
+    checked_out = git.resolve_commit("HEAD")
+    if not worktree and head != checked_out:
+        raise InputError(
+            f"--head {head[:12]} is not the checked-out commit ({(checked_out or '?')[:12]}); "
+            "the builder builds the files on disk.",
+            hint="Check out that commit first, or leave --head out.",
+        )
+
+
+def _write(record: dict[str, Any], fmt: str, out: TextIO) -> None:
+    if fmt == "json":
+        out.write(json.dumps(record, indent=2) + "\n")
+        return
+    out.write(f"{record['strategy']}: {record['reason']}\n")
+    if record.get("digest"):
+        out.write(f"digest: {record['digest']}\n")
+    for ref in record["references"]:
+        out.write(f"  {ref}\n")
+    for argv in record.get("commands", []):
+        out.write("  $ " + " ".join(argv) + "\n")
+    timings = ", ".join(f"{k} {v:.1f}s" for k, v in record["timings"].items())
+    out.write(f"timings: {timings}\n")

@@ -1,0 +1,85 @@
+"""Registry side of a build: find images by content key, retag, push a builder's OCI layout.
+
+One ``Publisher`` per build; it holds the registry client of the image's registry, so every
+request of the build shares its token cache and retry policy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from pipeline_kit.adapters.registry import RegistryClient, is_plain_http
+from pipeline_kit.build_plan import BuildPlan, key_tag
+from pipeline_kit.credentials import resolve_credential, write_docker_config
+from pipeline_kit.push import point_tags, push_layout
+from pipeline_kit.references import ImageRef
+
+
+class Publisher:
+    def __init__(
+        self,
+        image: str,
+        insecure_hosts: Collection[str],
+        environ: Mapping[str, str],
+        progress: TextIO,
+    ) -> None:
+        self.ref = ImageRef.parse(image)
+        self.insecure_hosts = frozenset(insecure_hosts)
+        self.environ = environ
+        self.progress = progress
+        self.client = RegistryClient(
+            self.ref.registry,
+            credential=resolve_credential(self.ref.registry, environ),
+            insecure=is_plain_http(self.ref.registry, self.insecure_hosts),
+            progress=self._say,
+        )
+
+    def _say(self, message: str) -> None:
+        self.progress.write(f"pipeline-kit: {message}\n")
+        self.progress.flush()
+
+    def recorded_digest(self, image_key: str) -> str | None:
+        """The digest ``pk-<image_key>`` points at, or None when that content was never built."""
+        found = self.client.head_manifest(self.ref.repository, key_tag(image_key))
+        return found.digest if found is not None else None
+
+    def largest_layer(self, image_key: str | None) -> int | None:
+        """The largest layer (bytes) of the image recorded for ``image_key``, if there is one."""
+        if image_key is None:
+            return None
+        tag = key_tag(image_key)
+        if self.client.head_manifest(self.ref.repository, tag) is None:
+            return None
+        manifest = json.loads(self.client.get_manifest(self.ref.repository, tag).raw)
+        if "manifests" in manifest:  # an index: look at its first image
+            first = manifest["manifests"][0]["digest"]
+            manifest = json.loads(self.client.get_manifest(self.ref.repository, first).raw)
+        sizes = [int(layer.get("size", 0)) for layer in manifest.get("layers", [])]
+        return max(sizes, default=0)
+
+    def retag(self, source: str, tags: Sequence[str]) -> str:
+        targets = [ImageRef.parse(f"{self.ref.registry}/{self.ref.repository}:{t}") for t in tags]
+        return point_tags(self.client, ImageRef.parse(source), targets)
+
+    def push_layout(self, layout: Path, tags: Sequence[str]) -> str:
+        return push_layout(self.client, layout, self.ref.repository, list(tags), progress=self._say)
+
+    def docker_config(self, directory: Path, cache_repo: str) -> Path | None:
+        """A 0600 docker config with the credentials the builder needs (None: there are none)."""
+        hosts = {self.ref.registry, ImageRef.parse(cache_repo).registry}
+        entries = {h: c for h in sorted(hosts) if (c := resolve_credential(h, self.environ))}
+        if not entries:
+            return None
+        write_docker_config(directory, entries)
+        return directory
+
+    def describe(self, plan: BuildPlan) -> list[str]:
+        """The registry operations a plan implies (for --dry-run)."""
+        repo = f"{self.ref.registry}/{self.ref.repository}"
+        tags = ", ".join(plan.request.tags)
+        if plan.strategy == "retag":
+            return [f"GET manifest {plan.retag_from}", f"PUT manifest {repo} tags {tags}"]
+        return [f"upload missing blobs to {repo}", f"PUT manifest by digest, then tags {tags}"]

@@ -1,0 +1,79 @@
+"""Image references as docker spells them: ``[registry/]repository[:tag][@sha256:digest]``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from pipeline_kit.errors import InputError
+
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_API = "registry-1.docker.io"
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    registry: str  # as written (docker.io for Docker Hub)
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ImageRef:
+        rest, digest = text, None
+        if "@" in rest:
+            rest, digest = rest.split("@", 1)
+            if not _DIGEST.match(digest):
+                raise InputError(
+                    f"'{text}': '{digest}' is not a sha256 digest.",
+                    hint="Write repo@sha256:<64 hex digits>.",
+                )
+        first, slash, remainder = rest.partition("/")
+        if slash and ("." in first or ":" in first or first == "localhost"):
+            registry, path = first, remainder
+        else:
+            registry, path = DOCKER_HUB, rest
+        tag = None
+        if ":" in path.rsplit("/", 1)[-1]:
+            path, tag = path.rsplit(":", 1)
+            if not _TAG.match(tag):
+                raise InputError(
+                    f"'{text}': '{tag}' is not a valid tag.",
+                    hint="Tags are [A-Za-z0-9_.-], at most 128 characters, not starting "
+                    "with . or -.",
+                )
+        if registry == DOCKER_HUB and "/" not in path:
+            path = f"library/{path}"
+        if not _REPOSITORY.match(path):
+            raise InputError(
+                f"'{text}': '{path}' is not a valid repository name.",
+                hint="Use lowercase letters, digits and . _ - separators, e.g. team/llm-service.",
+            )
+        return cls(registry, path, tag, digest)
+
+    @property
+    def api_host(self) -> str:
+        return DOCKER_HUB_API if self.registry == DOCKER_HUB else self.registry
+
+    @property
+    def reference(self) -> str:
+        """What the manifest endpoint takes: the digest if there is one, else the tag."""
+        return self.digest or self.tag or "latest"
+
+    def with_tag(self, tag: str) -> ImageRef:
+        return replace(self, tag=tag, digest=None)
+
+    def with_digest(self, digest: str) -> ImageRef:
+        return replace(self, tag=None, digest=digest)
+
+    def __str__(self) -> str:
+        text = f"{self.registry}/{self.repository}"
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text

@@ -1,0 +1,186 @@
+"""`pipeline-kit build` for real: buildah builds, a real registry on loopback, real git.
+
+The images are `FROM scratch` + busybox-static, so a build takes seconds. Each RUN step writes
+something that differs on every execution (time in nanoseconds), so a layer that keeps its
+digest across builds proves the step was not executed again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.gitrepo import GitRepo, cli
+from tests.services.registry import RegistryServer
+
+BUSYBOX = Path("/usr/bin/busybox")
+
+DOCKERFILE = """\
+FROM scratch AS base
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+RUN date +%s%N > /base-built
+
+FROM base AS deps
+COPY requirements.txt /app/requirements.txt
+RUN cp /app/requirements.txt /deps-installed && date +%s%N > /deps-built
+
+FROM deps AS code
+COPY app/ /app/
+CMD ["/bin/sh", "-c", "cat /app/main.txt"]
+"""
+
+
+def manifest(registry: RegistryServer, repo: str, ref: str) -> dict[str, Any]:
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{registry.url}/v2/{repo}/manifests/{ref}",
+        headers={
+            "Accept": "application/vnd.oci.image.manifest.v1+json,"
+            "application/vnd.docker.distribution.manifest.v2+json"
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        data: dict[str, Any] = json.load(answer)
+        data["_digest"] = answer.headers["Docker-Content-Digest"]
+        return data
+
+
+def layer_digests(registry: RegistryServer, repo: str, ref: str) -> list[str]:
+    return [layer["digest"] for layer in manifest(registry, repo, ref)["layers"]]
+
+
+def make_service(path: Path, registry: RegistryServer, repo: str, storage: Path) -> GitRepo:
+    repo_dir = GitRepo.init(path)
+    config = (
+        f"image: {registry.host}/{repo}\n"
+        "build:\n"
+        "  builder: buildah\n"
+        "  buildah:\n"
+        "    storage_driver: vfs\n"
+        f"    root: {storage}/root\n"
+        f"    runroot: {storage}/runroot\n"
+    )
+    repo_dir.commit(
+        {
+            "pipeline-kit.yaml": config,
+            "Dockerfile": DOCKERFILE,
+            ".dockerignore": "docs/\n",
+            "requirements.txt": "numpy==2.1.3\n",
+            "app/main.txt": "hello v1\n",
+            "docs/index.md": "# docs\n",
+        },
+        message="service",
+    )
+    shutil.copy(BUSYBOX, repo_dir.path / "busybox")
+    repo_dir.commit(message="busybox")
+    return repo_dir
+
+
+def build(repo: GitRepo, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    result = cli("build", "--format", "json", *args, cwd=repo.path, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record: dict[str, Any] = json.loads(result.stdout)
+    record["_stderr"] = result.stderr
+    return record
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, registry: RegistryServer) -> dict[str, Any]:
+    """One repository taken through cold build, code change (fresh storage), docs change."""
+    root = tmp_path_factory.mktemp("build")
+    repo = make_service(root / "repo", registry, "team/svc", root / "storage1")
+    cold = build(repo, "--tag", "cold")
+
+    # A second machine: empty local storage, so base and deps can only come from the cache repo.
+    config = (repo.path / "pipeline-kit.yaml").read_text().replace("storage1", "storage2")
+    repo.commit({"pipeline-kit.yaml": config, "app/main.txt": "hello v2\n"}, message="code")
+    code = build(repo, "--tag", "code")
+
+    repo.commit({"docs/index.md": "# more docs\n"}, message="docs")
+    docs = build(repo, "--tag", "docs")
+    return {"repo": repo, "cold": cold, "code": code, "docs": docs}
+
+
+def test_cold_build_pushes_every_tag(built: dict[str, Any], registry: RegistryServer) -> None:
+    cold = built["cold"]
+    assert cold["strategy"] == "builder" and cold["builder"] == "buildah"
+    assert cold["digest"].startswith("sha256:")
+    # The branch tag (main) has moved on with later builds; these name this build only.
+    own = [t for t in cold["tags"] if t == "cold" or t.startswith(("sha-", "pk-"))]
+    assert len(own) == 3 and f"pk-{cold['image_key']}" in own
+    for tag in own:
+        assert manifest(registry, "team/svc", tag)["_digest"] == cold["digest"]
+    assert set(cold["timings"]) >= {"detect", "plan", "build", "push", "total"}
+
+
+def test_code_change_reuses_base_and_deps_layers_from_the_remote_cache(
+    built: dict[str, Any], registry: RegistryServer
+) -> None:
+    cold, code = built["cold"], built["code"]
+    assert code["strategy"] == "builder" and code["rebuild_from"] == "code"
+    before = layer_digests(registry, "team/svc", "cold")
+    after = layer_digests(registry, "team/svc", "code")
+    # busybox COPY, install RUN, base RUN, requirements COPY, deps RUN: same bytes, not re-run.
+    assert after[:5] == before[:5]
+    assert after[5:] != before[5:]
+    assert code["digest"] != cold["digest"]
+
+
+def test_docs_change_publishes_by_retag_without_a_builder(
+    built: dict[str, Any], registry: RegistryServer
+) -> None:
+    code, docs = built["code"], built["docs"]
+    assert docs["strategy"] == "retag"
+    assert docs["builder"] is None
+    assert "build" not in docs["timings"]
+    assert docs["digest"] == code["digest"]
+    assert manifest(registry, "team/svc", "docs")["_digest"] == code["digest"]
+    assert "buildah" not in docs["_stderr"]
+
+
+def test_dry_run_prints_commands_and_runs_nothing(tmp_path: Path, registry: RegistryServer) -> None:
+    repo = make_service(tmp_path / "repo", registry, "team/dry", tmp_path / "storage")
+    record = build(repo, "--dry-run")
+    assert record["strategy"] == "builder"
+    assert record["digest"] is None
+    assert [argv[0] for argv in record["commands"]] == ["buildah", "buildah"]
+    assert "bud" in record["commands"][0] and "push" in record["commands"][1]
+    assert not (tmp_path / "storage").exists()
+
+
+def test_no_secret_in_argv_or_logs(tmp_path: Path, auth_registry: Any) -> None:
+    """A build with a known password: the password is in no log and no process's argv."""
+    password = "fake-Passw0rd-7f3a9c"
+    server = auth_registry(user="builder", password=password)
+    repo = make_service(tmp_path / "repo", server, "team/secret", tmp_path / "storage")
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def watch_processes() -> None:
+        while not stop.is_set():
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                with contextlib.suppress(OSError):
+                    seen.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+            stop.wait(0.05)
+
+    watcher = threading.Thread(target=watch_processes, daemon=True)
+    watcher.start()
+    try:
+        env = {"PIPELINE_KIT_REGISTRY_USER": "builder", "PIPELINE_KIT_REGISTRY_PASSWORD": password}
+        result = cli("build", "--format", "json", cwd=repo.path, env=env)
+    finally:
+        stop.set()
+        watcher.join()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert any("buildah" in line and " bud " in line for line in seen)  # the watcher saw it run
+    assert password not in result.stdout + result.stderr
+    assert not [line for line in seen if password in line]
+    assert password not in server.log_path.read_text(errors="replace")
