@@ -174,6 +174,68 @@ def build(
 
 
 @cli.command()
+@click.argument("source")
+@click.argument("targets", nargs=-1, required=True, metavar="TAG...")
+@click.option("--insecure-registry", "insecure", multiple=True, metavar="HOST")
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text")
+def promote(source: str, targets: tuple[str, ...], insecure: tuple[str, ...], fmt: str) -> int:
+    """Point TAGs (tag or repo:tag) at SOURCE's digest (repo:tag or repo@sha256:...).
+
+    Registry operations only: a manifest GET and PUT per tag, blobs mounted across
+    repositories; nothing is pulled or rebuilt.
+    """
+    from pipeline_kit.commands.promote import PromoteOptions, run
+
+    options = PromoteOptions(source, targets, insecure, fmt, dict(os.environ))
+    return run(options, sys.stdout)
+
+
+@cli.group()
+def cache() -> None:
+    """The builders' remote layer cache."""
+
+
+@cache.command("gc")
+@click.option("--repository", help="Cache repository (default: cache.repository, <image>/cache).")
+@click.option("--ttl", help="Delete entries older than this (e.g. 14d; default: cache.ttl).")
+@click.option("--keep", type=click.IntRange(min=0), help="Always keep the newest N entries.")
+@click.option(
+    "--dry-run/--delete",
+    "dry_run",
+    default=None,
+    help="Report only, or delete (default: report when run in a terminal, delete in CI).",
+)
+@click.option("--insecure-registry", "insecure", multiple=True, metavar="HOST")
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text")
+@click.pass_obj
+def cache_gc(
+    config_path: Path | None,
+    repository: str | None,
+    ttl: str | None,
+    keep: int | None,
+    dry_run: bool | None,
+    insecure: tuple[str, ...],
+    fmt: str,
+) -> int:
+    """Delete cache entries older than the TTL, beyond the newest KEEP."""
+    from pipeline_kit.commands.cache_gc import CacheGcOptions, run
+
+    options = CacheGcOptions(
+        config_path=config_path,
+        cwd=Path.cwd(),
+        repository=repository,
+        ttl=ttl,
+        keep=keep,
+        dry_run=dry_run,
+        interactive=sys.stdin.isatty(),
+        insecure_registries=insecure,
+        format=fmt,
+        environ=dict(os.environ),
+    )
+    return run(options, sys.stdout)
+
+
+@cli.command()
 @click.option("--head", help="Commit to tag (default: the CI commit, else HEAD).")
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text")
 @click.pass_obj

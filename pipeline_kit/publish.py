@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from pipeline_kit.adapters.registry import RegistryClient, is_plain_http
+from pipeline_kit.adapters.registry import RegistryClient
 from pipeline_kit.build_plan import BuildPlan, key_tag
 from pipeline_kit.credentials import resolve_credential, write_docker_config
 from pipeline_kit.push import point_tags, push_layout
@@ -30,11 +30,8 @@ class Publisher:
         self.insecure_hosts = frozenset(insecure_hosts)
         self.environ = environ
         self.progress = progress
-        self.client = RegistryClient(
-            self.ref.registry,
-            credential=resolve_credential(self.ref.registry, environ),
-            insecure=is_plain_http(self.ref.registry, self.insecure_hosts),
-            progress=self._say,
+        self.client = RegistryClient.connect(
+            self.ref.registry, environ, self.insecure_hosts, progress
         )
 
     def _say(self, message: str) -> None:

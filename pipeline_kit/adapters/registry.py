@@ -14,15 +14,15 @@ import ipaddress
 import random
 import re
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import urljoin
 
 import requests
 
-from pipeline_kit.credentials import Credential
+from pipeline_kit.credentials import Credential, resolve_credential
 from pipeline_kit.errors import EnvironmentFault, InputError
 
 MANIFEST_TYPES = (
@@ -113,6 +113,28 @@ class RegistryClient:
         self.session.trust_env = not is_plain_http(host)  # no proxy for loopback
         self._tokens: dict[str, str] = {}
         self._basic = False
+
+    @classmethod
+    def connect(
+        cls,
+        host: str,
+        environ: Mapping[str, str],
+        insecure_hosts: Collection[str] = (),
+        log: TextIO | None = None,
+    ) -> RegistryClient:
+        """A client for ``host`` with the credentials the environment provides."""
+
+        def say(message: str) -> None:
+            if log is not None:
+                log.write(f"pipeline-kit: {message}\n")
+                log.flush()
+
+        return cls(
+            host,
+            credential=resolve_credential(host, environ),
+            insecure=is_plain_http(host, insecure_hosts),
+            progress=say,
+        )
 
     # -- transport ---------------------------------------------------------------------
 

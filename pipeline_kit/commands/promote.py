@@ -1,0 +1,40 @@
+"""``pipeline-kit promote SRC TAG...``: point tags at SRC's digest by registry operations only."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from pipeline_kit.errors import ExitCode
+
+
+@dataclass(frozen=True)
+class PromoteOptions:
+    source: str  # repo:tag or repo@sha256:...
+    targets: Sequence[str]  # tag (same repository) or repo:tag
+    insecure_registries: tuple[str, ...] = ()
+    format: str = "text"
+    environ: Mapping[str, str] = field(default_factory=dict)
+
+
+def run(options: PromoteOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
+    from pipeline_kit.adapters.registry import RegistryClient
+    from pipeline_kit.push import point_tags
+    from pipeline_kit.references import ImageRef
+
+    source = ImageRef.parse(options.source)
+    targets = [ImageRef.parse(t) if "/" in t else source.with_tag(t) for t in options.targets]
+    client = RegistryClient.connect(
+        source.registry, options.environ, options.insecure_registries, log
+    )
+    digest = point_tags(client, source, targets)
+    names = [str(t) for t in targets]
+    if options.format == "json":
+        out.write(json.dumps({"source": str(source), "digest": digest, "tags": names}) + "\n")
+    else:
+        for name in names:
+            out.write(f"{name} -> {digest}\n")
+    return ExitCode.OK
