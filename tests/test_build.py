@@ -184,3 +184,44 @@ def test_no_secret_in_argv_or_logs(tmp_path: Path, auth_registry: Any) -> None:
     assert password not in result.stdout + result.stderr
     assert not [line for line in seen if password in line]
     assert password not in server.log_path.read_text(errors="replace")
+
+
+def test_wrong_credentials_exit_3_and_push_nothing(tmp_path: Path, auth_registry: Any) -> None:
+    server = auth_registry(user="builder", password="the-right-one")
+    repo = make_service(tmp_path / "repo", server, "team/denied", tmp_path / "storage")
+    env = {"PIPELINE_KIT_REGISTRY_USER": "builder", "PIPELINE_KIT_REGISTRY_PASSWORD": "wrong"}
+    result = cli("build", cwd=repo.path, env=env)
+    assert result.returncode == 3, result.stderr
+    assert "credentials refused as 'builder'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "wrong" not in result.stderr.replace("wrong credentials", "")
+    storage = server.workdir / "storage" / "docker" / "registry" / "v2" / "repositories"
+    assert not (storage / "team" / "denied").exists()
+
+
+@pytest.mark.parametrize(
+    ("config", "args", "message"),
+    [
+        ("dockerfile: Dockerfile\n", [], "no `image` to build"),
+        ("image: 127.0.0.1:9/x\n", ["--head", "HEAD~1"], "is not the checked-out commit"),
+        ("image: 127.0.0.1:9/x\n", ["--build-arg", "NOEQUALS"], "is not NAME=VALUE"),
+    ],
+)
+def test_bad_input_is_exit_2(tmp_path: Path, config: str, args: list[str], message: str) -> None:
+    repo = GitRepo.init(tmp_path)
+    repo.commit({"pipeline-kit.yaml": config, "Dockerfile": "FROM scratch\nCOPY a /a\n", "a": "1"})
+    repo.commit({"a": "2"})
+    result = cli("build", *args, cwd=repo.path)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+
+
+def test_unreachable_registry_is_exit_3(tmp_path: Path) -> None:
+    from tests.services.registry import free_port
+
+    repo = GitRepo.init(tmp_path)
+    config = f"image: 127.0.0.1:{free_port()}/x\nbuild: {{buildah: {{root: {tmp_path}/s}}}}\n"
+    repo.commit({"pipeline-kit.yaml": config, "Dockerfile": "FROM scratch\nCOPY a /a\n", "a": "1"})
+    result = cli("build", cwd=repo.path)
+    assert result.returncode == 3, result.stderr
+    assert "reachable" in result.stderr
