@@ -167,3 +167,15 @@ def test_service_section_feeds_one_spec(tmp_path: Path) -> None:
         "/health/live",
         "/models",
     )
+
+
+def test_the_readme_config_example_is_valid(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    start = readme.index("```yaml\n# yaml-language-server") + len("```yaml\n")
+    (tmp_path / "pipeline-kit.yaml").write_text(readme[start : readme.index("```", start)])
+    (tmp_path / "Dockerfile").write_text(
+        "FROM scratch AS base\nFROM base AS deps\nFROM deps AS code\n"
+    )
+    config = load_config(None, tmp_path)
+    assert config.section("build")["builder"] == "auto"
+    assert config.section("service")["max_load_time"] == "15m"
