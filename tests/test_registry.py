@@ -319,7 +319,7 @@ def test_push_through_faults_completes_with_tags_last(
     assert digest == direct
     assert proxy.faults() >= 3
     outcomes = {entry.outcome for entry in proxy.log}
-    assert {"503", "reset-before", "reset-after"} & outcomes
+    assert len({"503", "429", "reset-before", "reset-after"} & outcomes) >= 3
     # What reached the registry, in order: every tag PUT comes after all blob uploads and
     # after the manifest was stored by digest.
     reached = [e for e in proxy.log if e.outcome in ("ok", "reset-after")]

@@ -1,7 +1,8 @@
 """A loopback HTTP proxy in front of a registry that fails a share of requests on purpose.
 
-Faults (seeded, so a run is repeatable): a 503 answer, a connection reset before the request
-reaches the registry, or a reset after the registry has handled it (the answer is lost).
+Faults (seeded, so a run is repeatable): a 503 answer, a 429 with ``Retry-After: 1``, a
+connection reset before the request reaches the registry, or a reset after the registry has
+handled it (the answer is lost).
 Every request is logged with what happened to it, so tests can check the order of operations.
 """
 
@@ -23,7 +24,7 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer",
 class Logged:
     method: str
     path: str
-    outcome: str  # "ok", "503", "reset-before", "reset-after"
+    outcome: str  # "ok", "503", "429", "reset-before", "reset-after"
     status: int | None = None
 
 
@@ -50,11 +51,13 @@ class FaultProxy:
                 body = self.rfile.read(length) if length else b""
                 with lock:
                     roll = chooser.random()
-                    kind = chooser.choice(["503", "reset-before", "reset-after"])
+                    kind = chooser.choice(["503", "429", "reset-before", "reset-after"])
                 fault = kind if roll < proxy.rate else None
-                if fault == "503":
-                    proxy.log.append(Logged(self.command, self.path, "503", 503))
-                    self.send_response(503)
+                if fault in ("503", "429"):
+                    proxy.log.append(Logged(self.command, self.path, fault, int(fault)))
+                    self.send_response(int(fault))
+                    if fault == "429":
+                        self.send_header("Retry-After", "1")
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
