@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 from urllib.parse import urljoin
 
 import requests
@@ -35,6 +35,7 @@ INDEX_TYPES = MANIFEST_TYPES[1], MANIFEST_TYPES[3]
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 TIMEOUT = (10, 300)  # connect, read
+T = TypeVar("T")
 
 
 def is_plain_http(host: str, insecure_hosts: Collection[str] = ()) -> bool:
@@ -156,13 +157,19 @@ class RegistryClient:
         (an upload session does not survive a lost PUT).
         """
         url = path_or_url if "://" in path_or_url else self.base + path_or_url
+        if not retries:
+            return self._attempt(method, url, scope, ok, headers or {}, data, what)
+        return self._with_retries(
+            lambda: self._attempt(method, url, scope, ok, headers or {}, data, what), what
+        )
+
+    def _with_retries(self, step: Callable[[], T], what: str) -> T:
+        """Run ``step`` until it stops raising ``_Retry``, waiting between tries."""
         delays = self.retry.delays()
         while True:
             try:
-                return self._attempt(method, url, scope, ok, headers or {}, data, what)
+                return step()
             except _Retry as retry:
-                if not retries:
-                    raise
                 delay = next(delays, None)
                 if delay is None:
                     raise EnvironmentFault(
@@ -171,7 +178,7 @@ class RegistryClient:
                         hint="Check that the registry is up and reachable; then run again.",
                     ) from None
                 wait = max(delay, retry.wait or 0.0)
-                self.progress(f"{what}: {retry}; retrying in {wait:.1f}s")
+                self.progress(f"{what}: {retry}; trying again in {wait:.1f}s")
                 time.sleep(wait)
 
     def _attempt(
@@ -414,22 +421,11 @@ class RegistryClient:
                 f"the blob given for {digest} does not have that digest.",
                 hint="The layout or file is corrupt; rebuild it.",
             )
-        delays = self.retry.delays()
-        while True:
-            try:
-                self._upload_once(repo, data, digest, chunk_size)
-                return
-            except _Retry as retry:
-                delay = next(delays, None)
-                if delay is None:
-                    raise EnvironmentFault(
-                        f"{self.host}: upload of {digest[:19]} to {repo} failed after "
-                        f"{self.retry.attempts} attempts ({retry}).",
-                        hint="Check that the registry is up and reachable; then run again.",
-                    ) from None
-                wait = max(delay, retry.wait or 0.0)
-                self.progress(f"upload {digest[:19]}: {retry}; restarting in {wait:.1f}s")
-                time.sleep(wait)
+        # A lost answer can leave the upload session unusable: each try starts a new one.
+        self._with_retries(
+            lambda: self._upload_once(repo, data, digest, chunk_size),
+            f"upload of {digest[:19]} to {repo}",
+        )
 
     def _upload_once(self, repo: str, data: bytes, digest: str, chunk_size: int | None) -> None:
         what = f"upload {digest[:19]}"

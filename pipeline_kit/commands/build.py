@@ -60,6 +60,7 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     from pipeline_kit.build_plan import BuildSettings, build_request, image_labels, plan_build
     from pipeline_kit.builders import choose_builder
     from pipeline_kit.changes import detect_changes
+    from pipeline_kit.ci_context import from_environ
     from pipeline_kit.commands.tags import resolve_context
     from pipeline_kit.config import load_config
     from pipeline_kit.logs import LogGroups
@@ -77,8 +78,6 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
             f"{config.display}: no `image` to build.",
             hint="Set `image: registry.example.com/team/service` in the config.",
         )
-    from pipeline_kit.ci_context import from_environ
-
     with Git(config.root) as git:
         rng = choose_range(
             git,
