@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -244,6 +245,52 @@ def tags(config_path: Path | None, head: str | None, fmt: str) -> int:
     from pipeline_kit.commands.tags import TagsOptions, run
 
     options = TagsOptions(config_path, Path.cwd(), head, fmt, dict(os.environ))
+    return run(options, sys.stdout)
+
+
+@cli.command()
+@click.option("--url", help="Base URL of the running server (or smoke.url).")
+@click.option(
+    "--protocol",
+    type=click.Choice(
+        ["openai-chat", "openai-completions", "truss", "kserve-v2", "tgi", "cog", "http"]
+    ),
+    help="Inference protocol (default: smoke.protocol, else openai-chat).",
+)
+@click.option("--prompt", help="Prompt to send (default: smoke.requests from the config).")
+@click.option("--model", help="Model name in requests (default: service.model).")
+@click.option("--expect-contains", metavar="TEXT", help="The output must contain TEXT.")
+@click.option("--expect-regex", metavar="REGEX", help="The output must match REGEX.")
+@click.option("--ready-path", metavar="PATH", help="Readiness endpoint (default: /health/ready).")
+@click.option(
+    "--ready-timeout", type=float, metavar="S", help="Budget to become ready (default: 15 min)."
+)
+@click.option("--request-timeout", type=float, metavar="S", help="Per request (default: 60).")
+@click.option("--stream/--no-stream", default=None, help="Stream, and check time to first token.")
+@click.option("--repeat", type=click.IntRange(min=1), help="Send each request N times.")
+@click.option("--max-latency", type=float, metavar="S", help="Latency budget per request.")
+@click.option("--p95", type=float, metavar="S", help="Budget for the p95 latency.")
+@click.option("--max-tokens", type=click.IntRange(min=1), help="Tokens to ask for (default: 32).")
+@click.option("--digest", help="The image digest under test (reported in every verdict).")
+@click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), help="JUnit XML file.")
+@click.option(
+    "--summary",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Markdown summary file (default: $GITHUB_STEP_SUMMARY when set).",
+)
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text")
+@click.pass_obj
+def smoke(config_path: Path | None, /, **flags: Any) -> int:
+    """The inference gate: wait for readiness, send real requests, check every answer.
+
+    Exit 0 when every check passed, 1 when any failed (never ready, errors, garbage).
+    """
+    from pipeline_kit.commands.smoke import SmokeOptions, run
+
+    fmt = flags.pop("fmt")
+    options = SmokeOptions(
+        config_path=config_path, cwd=Path.cwd(), format=fmt, environ=dict(os.environ), **flags
+    )
     return run(options, sys.stdout)
 
 

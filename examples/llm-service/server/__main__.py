@@ -1,38 +1,27 @@
-"""Serve the process and readiness endpoints; readiness waits for the weights to be present."""
+"""Run the model server: MODEL_PATH (weights dir), PORT, HOST, MODEL_NAME from the environment."""
 
 from __future__ import annotations
 
-import json
 import os
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-MODEL_PATH = Path(os.environ.get("MODEL_PATH", "/models"))
+from server.app import ModelState, make_server
 
 
-def weights_present() -> bool:
-    return any(MODEL_PATH.glob("*.safetensors"))
-
-
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-        if self.path == "/health/live":
-            self.reply(200, {"status": "alive"})
-        elif self.path == "/health/ready":
-            ready = weights_present()
-            self.reply(200 if ready else 503, {"ready": ready, "model_path": str(MODEL_PATH)})
-        else:
-            self.reply(404, {"error": f"no route {self.path}"})
-
-    def reply(self, status: int, body: dict[str, object]) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+def main() -> None:
+    state = ModelState(
+        Path(os.environ.get("MODEL_PATH", "/models")),
+        os.environ.get("MODEL_NAME", "llm-service"),
+    )
+    server = make_server(os.environ.get("HOST", "0.0.0.0"), int(os.environ.get("PORT", "8000")), state)
+    # Listen first, so liveness answers while the weights load.
+    state.start_loading()
+    print(f"llm-service: listening on {server.server_address[0]}:{server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":
-    port = int(os.environ.get("PORT", "8000"))
-    ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()
+    main()

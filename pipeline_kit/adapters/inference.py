@@ -1,0 +1,87 @@
+"""HTTP to a model server: readiness probes, JSON requests, Server-Sent Event streams.
+
+Every call returns what happened (status, body, timings, or the transport error) instead of
+raising: a server that refuses, hangs or answers garbage is a verdict, not a crash.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+CONNECT_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int | None  # None: no HTTP answer (see error)
+    body: bytes = b""
+    seconds: float = 0.0
+    error: str | None = None
+    first_event_seconds: float | None = None  # streaming: time to the first data event
+    events: list[str] = field(default_factory=list)  # streaming: the data payloads
+
+    def excerpt(self, limit: int = 120) -> str:
+        if self.error:
+            return self.error
+        text = self.body.decode("utf-8", "replace").strip().replace("\n", " ")
+        return f"HTTP {self.status}: {text[:limit]}" if text else f"HTTP {self.status}"
+
+
+def get(url: str, timeout: float) -> Reply:
+    start = time.monotonic()
+    try:
+        answer = requests.get(url, timeout=(min(CONNECT_TIMEOUT, timeout), timeout))
+    except requests.ConnectionError:
+        return Reply(None, seconds=time.monotonic() - start, error="connection refused")
+    except requests.Timeout:
+        return Reply(None, seconds=timeout, error=f"timed out after {timeout:g}s")
+    return Reply(answer.status_code, answer.content, time.monotonic() - start)
+
+
+def post(url: str, payload: Any, timeout: float, method: str = "POST") -> Reply:
+    start = time.monotonic()
+    try:
+        answer = requests.request(
+            method, url, json=payload, timeout=(min(CONNECT_TIMEOUT, timeout), timeout)
+        )
+    except requests.ConnectionError as exc:
+        reason = "connection refused" if "refused" in str(exc).lower() else "connection failed"
+        return Reply(None, seconds=time.monotonic() - start, error=reason)
+    except requests.Timeout:
+        return Reply(None, seconds=timeout, error=f"timed out after {timeout:g}s")
+    return Reply(answer.status_code, answer.content, time.monotonic() - start)
+
+
+def post_stream(url: str, payload: Any, timeout: float) -> Reply:
+    """POST and read an SSE stream until ``[DONE]``, the end, or ``timeout`` in total."""
+    start = time.monotonic()
+    events: list[str] = []
+    first: float | None = None
+    try:
+        with requests.post(
+            url, json=payload, stream=True, timeout=(min(CONNECT_TIMEOUT, timeout), timeout)
+        ) as answer:
+            if answer.status_code != 200:
+                return Reply(answer.status_code, answer.content, time.monotonic() - start)
+            for line in answer.iter_lines():
+                if time.monotonic() - start > timeout:
+                    return Reply(200, seconds=timeout, error=f"stream timed out after {timeout:g}s",
+                                 first_event_seconds=first, events=events)  # fmt: skip
+                text = line.decode("utf-8", "replace")
+                if not text.startswith("data:"):
+                    continue
+                data = text[5:].strip()
+                if first is None:
+                    first = time.monotonic() - start
+                if data == "[DONE]":
+                    break
+                events.append(data)
+    except requests.ConnectionError:
+        return Reply(None, seconds=time.monotonic() - start, error="connection failed")
+    except requests.Timeout:
+        return Reply(None, seconds=timeout, error=f"timed out after {timeout:g}s", events=events)
+    return Reply(200, seconds=time.monotonic() - start, first_event_seconds=first, events=events)

@@ -1,0 +1,85 @@
+"""The smoke verdict as JUnit XML, Markdown, JSON and text."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from pipeline_kit.smoke.gate import SmokeVerdict
+
+
+def as_json(verdict: SmokeVerdict) -> dict[str, Any]:
+    plan = verdict.plan
+    return {
+        "passed": verdict.passed,
+        "url": plan.url,
+        "protocol": plan.protocol.name,
+        "model": plan.model,
+        "digest": plan.digest,
+        "cases": [
+            {
+                "name": c.name,
+                "passed": c.passed,
+                "message": c.message,
+                "seconds": round(c.seconds, 3),
+                "output": c.output,
+            }
+            for c in verdict.cases
+        ],
+    }
+
+
+def junit(verdict: SmokeVerdict) -> str:
+    suite = ET.Element(
+        "testsuite",
+        name=f"pipeline-kit smoke {verdict.plan.protocol.name}",
+        tests=str(len(verdict.cases)),
+        failures=str(len(verdict.failures)),
+        errors="0",
+        time=f"{sum(c.seconds for c in verdict.cases):.3f}",
+    )
+    if verdict.plan.digest:
+        properties = ET.SubElement(suite, "properties")
+        ET.SubElement(properties, "property", name="digest", value=verdict.plan.digest)
+    for case in verdict.cases:
+        element = ET.SubElement(
+            suite, "testcase", classname="smoke", name=case.name, time=f"{case.seconds:.3f}"
+        )
+        if not case.passed:
+            ET.SubElement(element, "failure", message=case.message).text = case.message
+        elif case.output:
+            ET.SubElement(element, "system-out").text = case.output
+    text: str = ET.tostring(suite, encoding="unicode", xml_declaration=True)
+    return text + "\n"
+
+
+def markdown(verdict: SmokeVerdict) -> str:
+    plan = verdict.plan
+    head = "passed" if verdict.passed else "FAILED"
+    lines = [
+        f"### Smoke inference {head}",
+        "",
+        f"`{plan.protocol.name}` at `{plan.url}`"
+        + (f", image `{plan.digest}`" if plan.digest else ""),
+        "",
+        "| check | result | time | detail |",
+        "|---|---|---|---|",
+    ]
+    for case in verdict.cases:
+        detail = case.message.replace("|", "\\|")
+        result = "pass" if case.passed else "**fail**"
+        lines.append(f"| {case.name} | {result} | {case.seconds:.2f}s | {detail} |")
+    return "\n".join(lines) + "\n"
+
+
+def as_text(verdict: SmokeVerdict) -> str:
+    lines = [f"{'pass' if c.passed else 'FAIL'}  {c.name}: {c.message}" for c in verdict.cases]
+    lines.append(
+        f"smoke: {'passed' if verdict.passed else 'failed'} ({len(verdict.failures)} failed)"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def to_json_text(verdict: SmokeVerdict) -> str:
+    return json.dumps(as_json(verdict), indent=2) + "\n"
