@@ -24,7 +24,7 @@ class Reply:
     first_event_seconds: float | None = None  # streaming: time to the first data event
     events: list[str] = field(default_factory=list)  # streaming: the data payloads
 
-    def excerpt(self, limit: int = 120) -> str:
+    def excerpt(self, limit: int = 300) -> str:
         if self.error:
             return self.error
         text = self.body.decode("utf-8", "replace").strip().replace("\n", " ")
