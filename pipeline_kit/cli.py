@@ -295,6 +295,22 @@ def smoke(config_path: Path | None, /, **flags: Any) -> int:
 
 
 @cli.group()
+def render() -> None:
+    """Deployment manifests for the digest that passed the gate."""
+
+
+@render.command("kubernetes")
+@click.option("--image", required=True, help="The image by digest: repo@sha256:...")
+@click.option("--namespace", help="Namespace (default: kubernetes.namespace, else default).")
+@click.pass_obj
+def render_kubernetes(config_path: Path | None, image: str, namespace: str | None) -> int:
+    """Deployment and Service: probes from service.max_load_time, weights mounted read-only."""
+    from pipeline_kit.commands.render import RenderOptions, run
+
+    return run(RenderOptions(config_path, Path.cwd(), image, namespace), sys.stdout)
+
+
+@cli.group()
 def config() -> None:
     """Inspect the configuration."""
 

@@ -1,0 +1,35 @@
+"""``pipeline-kit render kubernetes``: the production manifests for a tested digest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from pipeline_kit.errors import ExitCode
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    config_path: Path | None
+    cwd: Path
+    image: str
+    namespace: str | None = None
+
+
+def run(options: RenderOptions, out: TextIO) -> int:
+    import dataclasses
+
+    import yaml
+
+    from pipeline_kit.config import load_config
+    from pipeline_kit.render.kubernetes import KubernetesSpec, render
+    from pipeline_kit.service import ServiceSpec
+
+    config = load_config(options.config_path, options.cwd)
+    spec = KubernetesSpec.from_config(config)
+    if options.namespace:
+        spec = dataclasses.replace(spec, namespace=options.namespace)
+    manifests = render(options.image, ServiceSpec.from_config(config), spec)
+    out.write(yaml.safe_dump_all(manifests, sort_keys=False, explicit_start=True))
+    return ExitCode.OK

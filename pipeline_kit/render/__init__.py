@@ -1,0 +1,1 @@
+"""Deployment manifests generated from the config, for the digest that passed the gate."""
