@@ -52,7 +52,7 @@ def test_kaniko_code_change_argv() -> None:
         "--cache=true",
         "--cache-repo=registry.example.com/ml/llm/cache",
         "--cache-ttl=336h",
-        "--cache-copy-layers=false",
+        "--cache-copy-layers=true",
         "--snapshot-mode=redo",
         "--skip-unused-stages=true",
         "--target=code",
@@ -74,7 +74,7 @@ def test_kaniko_code_change_argv() -> None:
             ["--compressed-caching=false"],
             [],
         ),
-        ({"cache_copy_layers": True}, ["--cache-copy-layers=true"], ["--cache-copy-layers=false"]),
+        ({"cache_copy_layers": False}, ["--cache-copy-layers=false"], ["--cache-copy-layers=true"]),
         ({"target": None}, [], ["--target=code"]),
         (
             {"insecure_hosts": frozenset({"registry.example.com", "mirror.lan:5000"})},

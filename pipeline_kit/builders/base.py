@@ -31,7 +31,7 @@ class BuildRequest:
     cache_ttl: str  # Go duration, as Kaniko takes it
     insecure_hosts: frozenset[str] = frozenset()  # registries reached over plain HTTP
     compressed_caching: bool = True  # False for multi-GB layers (Kaniko holds them in memory)
-    cache_copy_layers: bool = False
+    cache_copy_layers: bool = True  # Kaniko: else COPY layers get new digests every build
     push_retry: int = 3
     download_retry: int = 3
     volumes: tuple[str, ...] = ()  # host:container[:ro] mounts for RUN steps (buildah)
