@@ -124,7 +124,7 @@ def lint(config_path: Path | None, dockerfile: Path | None, fmt: str, output: Pa
 @click.option("--build-arg", "build_args", multiple=True, metavar="NAME=VALUE")
 @click.option(
     "--builder",
-    type=click.Choice(["auto", "kaniko", "buildah"]),
+    type=click.Choice(["auto", "kaniko", "buildkit", "buildah"]),  # builders.CHOICES
     default=None,
     help="Builder (default: build.builder in the config, else auto).",
 )

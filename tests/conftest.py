@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.services.buildkitd import BuildkitDaemon
 from tests.services.kaniko import KanikoSandbox
 from tests.services.registry import RegistryServer, running_registry
 
@@ -60,3 +61,17 @@ def kaniko(tmp_path_factory: pytest.TempPathFactory) -> KanikoSandbox:
     if not executor:
         pytest.skip("KANIKO_EXECUTOR is not set: no real Kaniko executor (.ci/run sets it)")
     return KanikoSandbox(Path(executor), tmp_path_factory.mktemp("kaniko"))
+
+
+@pytest.fixture(scope="session")
+def buildkitd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuildkitDaemon]:
+    """A real buildkitd for the session (tests/services/buildkitd.py), from ``BUILDKIT_BIN``."""
+    bin_dir = os.environ.get("BUILDKIT_BIN")
+    if not bin_dir:
+        pytest.skip("BUILDKIT_BIN is not set: no buildkitd/buildctl to run (.ci/run sets it)")
+    daemon = BuildkitDaemon(Path(bin_dir), tmp_path_factory.mktemp("buildkitd") / "root")
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()

@@ -6,10 +6,12 @@ replaced (the sandboxed Kaniko: the kit cannot start a Kaniko executor on this m
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import shutil
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from pipeline_kit.builders import BUILDERS
 from pipeline_kit.builders.base import Builder
 from pipeline_kit.commands.build import BuildOptions, run
 from tests.gitrepo import GitRepo, cli
+from tests.services.registry import RegistryServer
 from tests.test_build import BUSYBOX, DOCKERFILE
 
 
@@ -105,3 +108,47 @@ def build_cli(repo: GitRepo, *args: str, env: Mapping[str, str] | None = None) -
 
 def path_with(directory: Path) -> str:
     return f"{directory}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+class ProcessWatcher:
+    """Every command line on the machine, sampled until stopped."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                with contextlib.suppress(OSError):
+                    raw = cmdline.read_bytes()
+                    self.seen.append(raw.replace(b"\0", b" ").decode(errors="replace"))
+            self._stop.wait(0.02)
+
+    def __enter__(self) -> ProcessWatcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def manifest_with_auth(server: RegistryServer, repo: str, digest: str, password: str) -> bool:
+    """Whether ``repo@digest`` is in the basic-auth registry (as user ``builder``)."""
+    import base64
+    import urllib.request
+
+    token = base64.b64encode(f"builder:{password}".encode()).decode()
+    request = urllib.request.Request(
+        f"{server.url}/v2/{repo}/manifests/{digest}",
+        headers={
+            "Authorization": f"Basic {token}",
+            "Accept": "application/vnd.oci.image.manifest.v1+json,"
+            "application/vnd.docker.distribution.manifest.v2+json",
+        },
+        method="HEAD",
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return bool(answer.headers["Docker-Content-Digest"] == digest)

@@ -9,8 +9,6 @@ One repository goes through the rows of the README's flag table in order.
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,12 @@ import pytest
 
 from pipeline_kit.errors import KitError
 from tests.gitrepo import GitRepo
-from tests.kitbuild import build_in_process, busybox_service
+from tests.kitbuild import (
+    ProcessWatcher,
+    build_in_process,
+    busybox_service,
+    manifest_with_auth,
+)
 from tests.services.kaniko import KanikoSandbox, SandboxRefused
 from tests.services.registry import RegistryServer
 from tests.test_build import layer_digests, manifest
@@ -196,31 +199,6 @@ COPY app/ /app/
 """
 
 
-class ProcessWatcher:
-    """Every command line on the machine, sampled until stopped."""
-
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-                with contextlib.suppress(OSError):
-                    raw = cmdline.read_bytes()
-                    self.seen.append(raw.replace(b"\0", b" ").decode(errors="replace"))
-            self._stop.wait(0.02)
-
-    def __enter__(self) -> ProcessWatcher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def test_basic_auth_reaches_kaniko_only_through_the_docker_config(
     tmp_path: Path, auth_registry: Any, kaniko: KanikoSandbox
 ) -> None:
@@ -268,24 +246,6 @@ def test_files_outside_kaniko_are_wiped_before_the_push(
     assert run.env["DOCKER_CONFIG"].startswith("/tmp/")
     assert "Deleting filesystem" in run.text
     assert "error pushing image" in run.text and "401 Unauthorized" in run.text
-
-
-def manifest_with_auth(server: RegistryServer, repo: str, digest: str, password: str) -> bool:
-    import base64
-    import urllib.request
-
-    token = base64.b64encode(f"builder:{password}".encode()).decode()
-    request = urllib.request.Request(
-        f"{server.url}/v2/{repo}/manifests/{digest}",
-        headers={
-            "Authorization": f"Basic {token}",
-            "Accept": "application/vnd.oci.image.manifest.v1+json,"
-            "application/vnd.docker.distribution.manifest.v2+json",
-        },
-        method="HEAD",
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        return bool(answer.headers["Docker-Content-Digest"] == digest)
 
 
 def test_cached_copy_from_another_stage_is_not_stale(
