@@ -93,12 +93,21 @@ def build_in_process(
     return record
 
 
-def build_cli(repo: GitRepo, *args: str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """``pipeline-kit build --format json`` as a separate process."""
+def build_cli(
+    repo: GitRepo, *args: str, env: Mapping[str, str] | None = None, config: str | None = None
+) -> dict[str, Any]:
+    """``pipeline-kit [--config FILE] build --format json`` as a separate process."""
     home = repo.path.parent / f"{repo.path.name}-home"
     home.mkdir(exist_ok=True)
+    head = ("--config", config) if config else ()
     result = cli(
-        "build", "--format", "json", *args, cwd=repo.path, env={"HOME": str(home), **(env or {})}
+        *head,
+        "build",
+        "--format",
+        "json",
+        *args,
+        cwd=repo.path,
+        env={"HOME": str(home), **(env or {})},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     record: dict[str, Any] = json.loads(result.stdout)
