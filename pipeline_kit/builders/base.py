@@ -63,6 +63,9 @@ class Builder(Protocol):
     def available(self) -> bool:
         """Whether the builder's executable is on this machine."""
 
+    def preflight(self, request: BuildRequest) -> None:
+        """Refuse, before anything runs, a build this builder is known to reject (exit 2)."""
+
     def commands(self, request: BuildRequest, workdir: Path) -> list[list[str]]:
         """The argv lists ``build`` runs, in order (``--dry-run`` prints them)."""
 

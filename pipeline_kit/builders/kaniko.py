@@ -96,6 +96,9 @@ class KanikoBuilder:
     def available(self) -> bool:
         return executor_path() is not None
 
+    def preflight(self, request: BuildRequest) -> None:
+        """Kaniko accepts what BuildKit's parser accepts (``COPY --link`` included)."""
+
     def executor(self) -> str:
         return executor_path() or str(KANIKO_EXECUTOR)
 
