@@ -325,11 +325,23 @@ def test_cli_builder_choices_are_the_registry() -> None:
     import click
 
     from pipeline_kit.builders import CHOICES
-    from pipeline_kit.cli import build
+    from pipeline_kit.cli import build, lint
 
-    (option,) = [p for p in build.params if p.name == "builder"]
-    assert isinstance(option.type, click.Choice)
-    assert tuple(option.type.choices) == CHOICES
+    for command in (build, lint):
+        (option,) = [p for p in command.params if p.name == "builder"]
+        assert isinstance(option.type, click.Choice)
+        assert tuple(option.type.choices) == CHOICES
     from pipeline_kit.config import schema
 
     assert schema()["properties"]["build"]["properties"]["builder"]["enum"] == list(CHOICES)
+
+
+def test_readme_flag_table_has_a_column_per_executor() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    header = next(line for line in readme.splitlines() if line.startswith("| change (from"))
+    assert "| Kaniko flags that matter |" in header and "| BuildKit flags that matter |" in header
+    rows = [line for line in readme.splitlines() if line.startswith("| ")]
+    start = rows.index(header)
+    table = rows[start + 1 : start + 6]
+    assert [row.split("|")[2].strip() for row in table] == ["retag", *["builder"] * 4]
+    assert all(len(row.split("|")) == len(header.split("|")) for row in table)
