@@ -176,3 +176,31 @@ def test_auto_picks_buildkit_where_a_daemon_answers_else_buildah(
     record = build_cli(repo, "--dry-run", env=env)
     assert record["builder"] == ("buildkit" if answering else "buildah")
     assert record["commands"][0][0] == ("buildctl" if answering else "buildah")
+
+
+def test_cache_gc_keeps_the_buildkit_cache_manifest(
+    rows: dict[str, Any], registry: RegistryServer
+) -> None:
+    """BuildKit's cache manifest has no creation time in its config: gc keeps it, unharmed."""
+    import json
+
+    from tests.gitrepo import cli
+
+    repository = f"{registry.host}/buildkit/rows/cache"
+    result = cli(
+        "cache",
+        "gc",
+        "--repository",
+        repository,
+        "--ttl",
+        "1s",
+        "--keep",
+        "0",
+        "--dry-run",
+        "--format",
+        "json",
+        cwd=rows["repo"].path,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert (report["entries"], report["kept"], report["deleted"]) == (1, 1, [])
