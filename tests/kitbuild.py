@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import shutil
 import threading
 from collections.abc import Mapping
@@ -113,10 +112,6 @@ def build_cli(
     record: dict[str, Any] = json.loads(result.stdout)
     record["_stderr"] = result.stderr
     return record
-
-
-def path_with(directory: Path) -> str:
-    return f"{directory}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 class ProcessWatcher:

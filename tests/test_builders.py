@@ -345,3 +345,20 @@ def test_readme_flag_table_has_a_column_per_executor() -> None:
     table = rows[start + 1 : start + 6]
     assert [row.split("|")[2].strip() for row in table] == ["retag", *["builder"] * 4]
     assert all(len(row.split("|")) == len(header.split("|")) for row in table)
+
+
+def test_buildx_still_finds_user_installed_plugins(tmp_path: Path) -> None:
+    from pipeline_kit.builders.buildkit import link_cli_plugins
+
+    user = tmp_path / "home" / ".docker"
+    (user / "cli-plugins").mkdir(parents=True)
+    (user / "cli-plugins" / "docker-buildx").write_text("plugin")
+    kit = tmp_path / "kit-docker"
+    kit.mkdir()
+    link_cli_plugins(kit, {"HOME": str(tmp_path / "home")})
+    assert (kit / "cli-plugins" / "docker-buildx").read_text() == "plugin"
+    link_cli_plugins(kit, {"HOME": str(tmp_path / "home")})  # twice is fine
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    link_cli_plugins(bare, {"HOME": str(tmp_path / "nobody")})
+    assert not (bare / "cli-plugins").exists()

@@ -106,15 +106,27 @@ def buildx_env(docker_config: Path | None, environ: Mapping[str, str]) -> dict[s
 
     ``DOCKER_CONFIG`` also holds buildx's builder instances (``buildx/``) and user-installed CLI
     plugins (``cli-plugins/``); pointing it at the kit's directory must not lose the builder
-    that docker/setup-buildx-action created, so ``BUILDX_CONFIG`` keeps naming the user's.
+    that docker/setup-buildx-action created, so ``BUILDX_CONFIG`` keeps naming the user's (and
+    ``link_cli_plugins`` makes the plugins visible from the kit's directory).
     """
     if docker_config is None:
         return {}
-    user_dir = Path(environ.get("DOCKER_CONFIG") or Path(environ.get("HOME", "~")) / ".docker")
     return {
         "DOCKER_CONFIG": str(docker_config),
-        "BUILDX_CONFIG": environ.get("BUILDX_CONFIG") or str(user_dir / "buildx"),
+        "BUILDX_CONFIG": environ.get("BUILDX_CONFIG") or str(user_docker_dir(environ) / "buildx"),
     }
+
+
+def user_docker_dir(environ: Mapping[str, str]) -> Path:
+    return Path(environ.get("DOCKER_CONFIG") or Path(environ.get("HOME", "~")) / ".docker")
+
+
+def link_cli_plugins(docker_config: Path, environ: Mapping[str, str]) -> None:
+    """Docker finds plugins such as buildx in ``$DOCKER_CONFIG/cli-plugins`` (among others)."""
+    plugins = user_docker_dir(environ) / "cli-plugins"
+    link = docker_config / "cli-plugins"
+    if plugins.is_dir() and not link.exists():
+        link.symlink_to(plugins, target_is_directory=True)
 
 
 def read_metadata_digest(metadata_file: Path) -> str:
@@ -166,6 +178,8 @@ class BuildkitBuilder:
         argv = self._argv(client, request, metadata_file)
         if client == "buildx":
             env = buildx_env(docker_config, os.environ)
+            if docker_config is not None:
+                link_cli_plugins(docker_config, os.environ)
         else:
             env = {"DOCKER_CONFIG": str(docker_config)} if docker_config else {}
         code, tail = stream(argv, on_line=log, env=env)

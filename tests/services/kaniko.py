@@ -10,7 +10,8 @@ only thing in the tests that starts it, and it can start it in one way only:
   ``/etc/{hosts,resolv.conf,nsswitch.conf}``, and the build context (a copy: Kaniko runs as root
   and writes into it) bind-mounted at ``/workspace``;
 - ``unshare --mount --propagation private``, the mounts, then ``chroot ROOT /kaniko/executor``
-  with exactly the official image's environment (osscontainertools/kaniko ``deploy/Dockerfile``);
+  with exactly the official image's environment (osscontainertools/kaniko ``deploy/Dockerfile``;
+  its ``WORKDIR /workspace`` aside: chroot starts in ``/``, and the kit passes absolute paths);
 - ``--force`` is refused, and so is any executor path that is not the root's own copy;
 - ``/dev`` in the root is a private tmpfs with a few device nodes bind-mounted one by one, not a
   bind of the host's ``/dev``, so nothing Kaniko deletes there can reach the host;
