@@ -82,7 +82,6 @@ def read_digest(digest_file: Path) -> str:
 class ExecutorFiles:
     """Where the executor finds the docker config and writes the digest, for one run."""
 
-    directory: Path
     digest: Path
     docker_config: Path | None  # a directory holding config.json, as DOCKER_CONFIG names it
 
@@ -97,7 +96,7 @@ class KanikoBuilder:
         return executor_path() is not None
 
     def preflight(self, request: BuildRequest) -> None:
-        """Kaniko accepts what BuildKit's parser accepts (``COPY --link`` included)."""
+        """Nothing to refuse up front: Kaniko builds ``COPY --link`` too."""
 
     def executor(self) -> str:
         return executor_path() or str(KANIKO_EXECUTOR)
@@ -127,7 +126,7 @@ class KanikoBuilder:
     @contextlib.contextmanager
     def _executor_files(self, workdir: Path, docker_config: Path | None) -> Iterator[ExecutorFiles]:
         if not self.home.is_dir():
-            yield ExecutorFiles(workdir, workdir / "digest", docker_config)
+            yield ExecutorFiles(workdir / "digest", docker_config)
             return
         # A private 0700 directory under /kaniko, so the wipe between stages spares it.
         directory = Path(tempfile.mkdtemp(prefix="pipeline-kit-build-", dir=self.home))
@@ -137,6 +136,6 @@ class KanikoBuilder:
                 own_config = directory / "docker"
                 own_config.mkdir(mode=0o700)
                 shutil.copy2(docker_config / "config.json", own_config / "config.json")
-            yield ExecutorFiles(directory, directory / "digest", own_config)
+            yield ExecutorFiles(directory / "digest", own_config)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
