@@ -22,7 +22,7 @@ from tests.kitbuild import (
     busybox_service,
     manifest_with_auth,
 )
-from tests.services.kaniko import KanikoSandbox, SandboxRefused
+from tests.services.kaniko import KanikoSandbox, SandboxRefused, ThrowawayRoot
 from tests.services.registry import RegistryServer
 from tests.test_build import layer_digests, manifest
 
@@ -175,6 +175,7 @@ def test_every_run_used_the_loopback_registry_over_plain_http(
 
 def test_sandbox_refuses_force_and_foreign_executors(kaniko: KanikoSandbox, tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    before = len(kaniko.runs)
     with kaniko.root(tmp_path) as root:
         with pytest.raises(SandboxRefused, match="--force"):
             root.run([str(root.executor), "--force"], {}, print)
@@ -184,6 +185,12 @@ def test_sandbox_refuses_force_and_foreign_executors(kaniko: KanikoSandbox, tmp_
             root.run(["/kaniko/executor"], {}, print)
         base = root.path.parent
     assert not base.exists()
+    made_up = ThrowawayRoot(Path("/"), tmp_path, kaniko)
+    with pytest.raises(SandboxRefused, match="not a root this sandbox made"):
+        made_up.run(["/kaniko/executor"], {}, print)
+    with pytest.raises(SandboxRefused, match="not a root this sandbox made"):
+        root.run([str(root.executor)], {}, print)  # removed already
+    assert len(kaniko.runs) == before  # none of them started anything
 
 
 # Two stages that do not build on each other: Kaniko deletes its root filesystem in between.

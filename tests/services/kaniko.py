@@ -120,6 +120,8 @@ class ThrowawayRoot:
         self.mirrored.append(directory)
 
     def run(self, argv: list[str], env: dict[str, str], log: LineSink) -> ExecutorRun:
+        if self.path not in self.sandbox.live_roots:
+            raise SandboxRefused(f"{self.path} is not a root this sandbox made and still holds")
         if not argv or argv[0] != str(self.executor):
             raise SandboxRefused(f"only the root's own executor runs here, not {argv[:1]}")
         if any(arg == "--force" or arg.startswith("--force=") for arg in argv):
@@ -165,6 +167,7 @@ class KanikoSandbox:
         self.source = executor
         self.workdir = workdir
         self.runs: list[ExecutorRun] = []
+        self.live_roots: set[Path] = set()  # the roots made by ``root()`` and not yet removed
         self.unshare = _tool("unshare")
         self.mount = _tool("mount")
         self.chroot = _tool("chroot")
@@ -187,8 +190,10 @@ class KanikoSandbox:
             (path / "etc" / "nsswitch.conf").write_text("hosts: files dns\n")
             copy = base / "context"
             shutil.copytree(context, copy, symlinks=True)
+            self.live_roots.add(path)
             yield ThrowawayRoot(path, copy, self)
         finally:
+            self.live_roots.discard(base / "root")
             _remove_root(base)
 
     def builder(self, *, files_under_kaniko: bool = True) -> SandboxedKaniko:
