@@ -35,7 +35,7 @@ class BuildSettings:
     cache_repo: str = ""
     cache_ttl_seconds: int = 14 * 86400
     large_layer_mb: int = DEFAULT_LARGE_LAYER_MB
-    cache_copy_layers: bool = False
+    cache_copy_layers: bool = True
     push_retry: int = 3
     download_retry: int = 3
     volumes: tuple[str, ...] = ()
@@ -68,7 +68,7 @@ class BuildSettings:
                 ttl, what=f"{config.where('cache', 'ttl')}: cache.ttl"
             ),
             large_layer_mb=int(build.get("large_layer_mb", DEFAULT_LARGE_LAYER_MB)),
-            cache_copy_layers=bool(build.get("cache_copy_layers", False)),
+            cache_copy_layers=bool(build.get("cache_copy_layers", True)),
             push_retry=int(build.get("push_retry", 3)),
             download_retry=int(build.get("download_retry", 3)),
             volumes=tuple(buildah.get("volumes", ())),

@@ -106,13 +106,30 @@ def detect(
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write the report to this file (e.g. gl-code-quality-report.json).",
 )
+@click.option(
+    "--builder",
+    type=click.Choice(["auto", "kaniko", "buildkit", "buildah"]),  # builders.CHOICES
+    default=None,
+    help="The builder that will build it (default: build.builder in the config).",
+)
 @click.pass_obj
-def lint(config_path: Path | None, dockerfile: Path | None, fmt: str, output: Path | None) -> int:
+def lint(
+    config_path: Path | None,
+    dockerfile: Path | None,
+    fmt: str,
+    output: Path | None,
+    builder: str | None,
+) -> int:
     """The Dockerfile doctor: anti-patterns of model-serving images."""
     from pipeline_kit.commands.lint import LintOptions, run
 
     options = LintOptions(
-        config_path=config_path, cwd=Path.cwd(), dockerfile=dockerfile, format=fmt, output=output
+        config_path=config_path,
+        cwd=Path.cwd(),
+        dockerfile=dockerfile,
+        format=fmt,
+        output=output,
+        builder=builder,
     )
     return int(run(options, sys.stdout))
 
@@ -124,7 +141,7 @@ def lint(config_path: Path | None, dockerfile: Path | None, fmt: str, output: Pa
 @click.option("--build-arg", "build_args", multiple=True, metavar="NAME=VALUE")
 @click.option(
     "--builder",
-    type=click.Choice(["auto", "kaniko", "buildah"]),
+    type=click.Choice(["auto", "kaniko", "buildkit", "buildah"]),  # builders.CHOICES
     default=None,
     help="Builder (default: build.builder in the config, else auto).",
 )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.services.buildkitd import BuildkitDaemon
+from tests.services.kaniko import KanikoSandbox
 from tests.services.registry import RegistryServer, running_registry
 
 
@@ -49,3 +52,26 @@ def auth_registry(
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def kaniko(tmp_path_factory: pytest.TempPathFactory) -> KanikoSandbox:
+    """The real Kaniko executor, runnable only in throwaway roots (tests/services/kaniko.py)."""
+    executor = os.environ.get("KANIKO_EXECUTOR")
+    if not executor:
+        pytest.skip("KANIKO_EXECUTOR is not set: no real Kaniko executor (.ci/run sets it)")
+    return KanikoSandbox(Path(executor), tmp_path_factory.mktemp("kaniko"))
+
+
+@pytest.fixture(scope="session")
+def buildkitd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuildkitDaemon]:
+    """A real buildkitd for the session (tests/services/buildkitd.py), from ``BUILDKIT_BIN``."""
+    bin_dir = os.environ.get("BUILDKIT_BIN")
+    if not bin_dir:
+        pytest.skip("BUILDKIT_BIN is not set: no buildkitd/buildctl to run (.ci/run sets it)")
+    daemon = BuildkitDaemon(Path(bin_dir), tmp_path_factory.mktemp("buildkitd") / "root")
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()

@@ -280,6 +280,15 @@ CASES = [
     ),
     # PK008 no-dockerignore
     Case("pk008", _stage(""), [("PK008", 1)], dockerignore=None),
+    # PK009 code-copy-without-link: only where BuildKit builds, only the code stage's COPYs
+    Case(
+        "pk009",
+        _stage("COPY app.py .\nCOPY --link conf/ ./conf/\nCOPY --link=false x.txt .\n"),
+        [("PK009", 3)],
+        {"app.py": "", "conf/a": "", "x.txt": ""},
+        config="build: {builder: buildkit}\n",
+    ),
+    Case("pk009-kaniko", _stage("COPY app.py .\n"), [], {"app.py": ""}, config="build: {}\n"),
 ]
 
 
@@ -641,3 +650,70 @@ def test_install_of(command: str, expected: Install | None) -> None:
 )
 def test_is_pinned(spec: str, pinned: bool) -> None:
     assert is_pinned(spec) is pinned
+
+
+LAYERED = f"""\
+FROM {PINNED} AS base
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+
+FROM base AS server
+COPY app/ ./app/
+COPY --from=base /app/requirements.txt /srv/requirements.txt
+USER 10001
+
+FROM server AS debug
+COPY tools/ /tools/
+"""
+
+
+@pytest.mark.parametrize(
+    ("config", "builder", "expected"),
+    [
+        ("build: {builder: buildkit}\n", None, [7, 8]),  # inferred: the stage named server
+        ("layers: {base: base, code: debug}\nbuild: {builder: buildkit}\n", None, [12]),
+        ("build: {builder: kaniko}\n", "buildkit", [7, 8]),  # the flag wins
+        ("build: {builder: buildkit}\n", "buildah", []),
+        ("", "auto", []),
+    ],
+)
+def test_copy_without_link_in_the_code_stage(
+    tmp_path: Path, config: str, builder: str | None, expected: list[int]
+) -> None:
+    files = {"requirements.txt": PINNED_REQUIREMENTS, "app/main.py": "", "tools/t": ""}
+    root = _case_root(tmp_path, Case("layered", LAYERED, [], files, config=config))
+    out = io.StringIO()
+    options = LintOptions(config_path=None, cwd=root, format="json", builder=builder)
+    assert run(options, out) == 0  # a warning: the build is not blocked
+    found = [f for f in json.loads(out.getvalue())["findings"] if f["rule"] == "PK009"]
+    assert [f["line"] for f in found] == expected
+    for finding in found:
+        assert finding["severity"] == "warning"
+        assert "5.5 s with plain COPY and 0.20 s with COPY --link" in finding["message"]
+        assert finding["fix"].startswith("Write `COPY --link ")
+    if len(found) == 2:
+        assert found[1]["fix"].startswith(
+            "Write `COPY --link --from=base /app/requirements.txt /srv/requirements.txt`"
+        )
+
+
+def test_lint_cli_takes_the_builder(tmp_path: Path) -> None:
+    from tests.gitrepo import cli
+
+    files = {"requirements.txt": PINNED_REQUIREMENTS, "app/main.py": "", "tools/t": ""}
+    root = _case_root(tmp_path, Case("layered", LAYERED, [], files))
+    result = cli("lint", "--builder", "buildkit", "--format", "json", cwd=root)
+    assert result.returncode == 0, result.stderr
+    findings = json.loads(result.stdout)["findings"]
+    assert [f["line"] for f in findings if f["rule"] == "PK009"] == [7, 8]
+
+
+def test_readme_rule_table_lists_every_rule() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    rows = {
+        line.split("|")[1].strip(): line for line in readme.splitlines() if line.startswith("| PK")
+    }
+    assert set(rows) == set(RULES)
+    for rule in RULES.values():
+        assert f"| {rule.name} | {rule.severity.value} |" in rows[rule.id]

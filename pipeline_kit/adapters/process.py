@@ -34,11 +34,12 @@ def run(
     env: Mapping[str, str] | None = None,
     input: bytes | None = None,
     check: bool = True,
+    timeout: float | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ``argv`` and capture its output as bytes.
 
-    ``env`` adds to (not replaces) the current environment. A missing executable is an
-    infrastructure error that names the tool.
+    ``env`` adds to (not replaces) the current environment. A missing executable, or one that
+    does not finish within ``timeout`` seconds, is an infrastructure error that names the tool.
     """
     full_env = None
     if env is not None:
@@ -46,8 +47,19 @@ def run(
         full_env.update(env)
     try:
         proc = subprocess.run(
-            list(argv), cwd=cwd, env=full_env, input=input, capture_output=True, check=False
+            list(argv),
+            cwd=cwd,
+            env=full_env,
+            input=input,
+            capture_output=True,
+            check=False,
+            timeout=timeout,
         )
+    except subprocess.TimeoutExpired:
+        raise EnvironmentFault(
+            f"`{shlex.join(argv)}` did not finish within {timeout:g} s.",
+            hint="Check that the service it talks to is up.",
+        ) from None
     except FileNotFoundError as exc:
         raise EnvironmentFault(
             f"`{argv[0]}` is not installed or not on PATH.",

@@ -31,7 +31,7 @@ class BuildRequest:
     cache_ttl: str  # Go duration, as Kaniko takes it
     insecure_hosts: frozenset[str] = frozenset()  # registries reached over plain HTTP
     compressed_caching: bool = True  # False for multi-GB layers (Kaniko holds them in memory)
-    cache_copy_layers: bool = False
+    cache_copy_layers: bool = True  # Kaniko: else COPY layers get new digests every build
     push_retry: int = 3
     download_retry: int = 3
     volumes: tuple[str, ...] = ()  # host:container[:ro] mounts for RUN steps (buildah)
@@ -62,6 +62,9 @@ class Builder(Protocol):
 
     def available(self) -> bool:
         """Whether the builder's executable is on this machine."""
+
+    def preflight(self, request: BuildRequest) -> None:
+        """Refuse, before anything runs, a build this builder is known to reject (exit 2)."""
 
     def commands(self, request: BuildRequest, workdir: Path) -> list[list[str]]:
         """The argv lists ``build`` runs, in order (``--dry-run`` prints them)."""

@@ -7,13 +7,27 @@ and "tags last" are the kit's, whatever builder made the image.
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline_kit.adapters.process import stream
+from pipeline_kit.adapters.process import run, stream
 from pipeline_kit.builders.base import BuildFailed, BuildOutput, BuildRequest, LineSink
+from pipeline_kit.copy_link import with_link_flag
+from pipeline_kit.errors import InputError
+from pipeline_kit.stages import Instruction, parse_dockerfile
 
 LOCAL_NAME = "localhost/pipeline-kit/build"
+# buildah v1.41.0 added COPY/ADD --link; before it any --link flag fails the build at that step.
+LINK_ACCEPTED_FROM = (1, 41)
+
+
+def parse_version(text: str) -> tuple[int, ...] | None:
+    """``buildah version 1.28.2 (image-spec ...)`` -> (1, 28, 2)."""
+    found = re.search(r"version (\d+)\.(\d+)(?:\.(\d+))?", text)
+    return tuple(int(part) for part in found.groups() if part is not None) if found else None
 
 
 def global_flags(request: BuildRequest) -> list[str]:
@@ -70,6 +84,29 @@ class BuildahBuilder:
     def available(self) -> bool:
         return shutil.which("buildah") is not None
 
+    def version(self) -> tuple[int, ...] | None:
+        if not self.available():
+            return None
+        return parse_version(run(["buildah", "--version"], check=False, timeout=30).stdout.decode())
+
+    def preflight(self, request: BuildRequest) -> None:
+        """A ``--link`` in a stage the build runs fails buildah < 1.41 only at that step: say so
+        before anything is built."""
+        linked = next(_link_flags(request), None)
+        if linked is None:
+            return
+        version = self.version()
+        if version is None or version >= LINK_ACCEPTED_FROM:
+            return
+        shown = ".".join(map(str, version))
+        raise InputError(
+            f"{_display(request)}:{linked.line}: {linked.cmd} --link: buildah {shown} rejects "
+            "--link (buildah accepts it from 1.41) and would fail at that step, after building "
+            "the steps before it.",
+            hint="Build with --builder buildkit or kaniko, upgrade buildah to 1.41 or later, or "
+            "drop --link from the Dockerfile.",
+        )
+
     def commands(self, request: BuildRequest, workdir: Path) -> list[list[str]]:
         return [
             bud_argv(request, workdir / "docker" / "config.json"),
@@ -91,3 +128,19 @@ class BuildahBuilder:
                     hint="The build log above shows the failing instruction.",
                 )
         return BuildOutput(layout=layout)
+
+
+def _display(request: BuildRequest) -> str:
+    return os.path.relpath(request.dockerfile, request.context)
+
+
+def _link_flags(request: BuildRequest) -> Iterator[Instruction]:
+    """COPY/ADD with a --link flag in the stages a build of the target runs (buildah skips
+    the others)."""
+    graph = parse_dockerfile(
+        request.dockerfile.read_text(encoding="utf-8"),
+        source=_display(request),
+        build_args=request.build_args,
+    )
+    target = graph.target(request.target)
+    return with_link_flag(graph.stages[i] for i in graph.upstream(target.index))

@@ -1,20 +1,27 @@
 """Kaniko: the executor builds and pushes in one run, inside its own container.
 
 Kaniko wipes the container's root filesystem between stages, except ``/kaniko``, mounts and
-ignored paths. The kit therefore lives under ``/kaniko`` in the builder image and keeps its
-working files (docker config, digest file) there too; see the README's "Kaniko jobs" section.
+ignored paths: a temporary directory under ``/tmp`` is gone by the time the executor pushes.
+The kit therefore lives under ``/kaniko`` in the builder image and, inside a Kaniko container,
+keeps the files the executor reads late (docker config) or writes last (digest file) in a
+private directory under ``/kaniko`` too; see the README's "Kaniko jobs" section.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline_kit.adapters.process import stream
 from pipeline_kit.builders.base import BuildFailed, BuildOutput, BuildRequest, LineSink
 
-KANIKO_EXECUTOR = Path("/kaniko/executor")
+KANIKO_HOME = Path("/kaniko")
+KANIKO_EXECUTOR = KANIKO_HOME / "executor"
 
 
 def executor_path() -> str | None:
@@ -60,31 +67,75 @@ def executor_argv(
     return argv
 
 
+def read_digest(digest_file: Path) -> str:
+    """The digest the executor wrote with ``--digest-file``."""
+    digest = digest_file.read_text().strip() if digest_file.is_file() else ""
+    if not digest.startswith("sha256:"):
+        raise BuildFailed(
+            f"Kaniko reported success but wrote no digest to {digest_file}.",
+            hint="Check the executor version (it needs --digest-file).",
+        )
+    return digest
+
+
+@dataclass(frozen=True)
+class ExecutorFiles:
+    """Where the executor finds the docker config and writes the digest, for one run."""
+
+    digest: Path
+    docker_config: Path | None  # a directory holding config.json, as DOCKER_CONFIG names it
+
+
 class KanikoBuilder:
     name = "kaniko"
+
+    def __init__(self, home: Path = KANIKO_HOME) -> None:
+        self.home = home  # the directory Kaniko never wipes (its container's /kaniko)
 
     def available(self) -> bool:
         return executor_path() is not None
 
+    def preflight(self, request: BuildRequest) -> None:
+        """Nothing to refuse up front: Kaniko builds ``COPY --link`` too."""
+
+    def executor(self) -> str:
+        return executor_path() or str(KANIKO_EXECUTOR)
+
     def commands(self, request: BuildRequest, workdir: Path) -> list[list[str]]:
-        return [executor_argv(request, workdir / "digest", executor_path() or "/kaniko/executor")]
+        # Inside a Kaniko container the run gets a fresh directory under /kaniko (see build).
+        files = self.home / "pipeline-kit-build-XXXXXXXX" if self.home.is_dir() else workdir
+        return [executor_argv(request, files / "digest", self.executor())]
 
     def build(
         self, request: BuildRequest, workdir: Path, docker_config: Path | None, log: LineSink
     ) -> BuildOutput:
-        digest_file = workdir / "digest"
-        (argv,) = self.commands(request, workdir)
-        env = {"DOCKER_CONFIG": str(docker_config)} if docker_config else {}
-        code, tail = stream(argv, on_line=log, env=env)
-        if code != 0:
-            raise BuildFailed(
-                f"Kaniko failed with exit code {code}: {tail.splitlines()[-1] if tail else ''}",
-                hint="The build log above shows the failing instruction.",
-            )
-        digest = digest_file.read_text().strip() if digest_file.is_file() else ""
-        if not digest.startswith("sha256:"):
-            raise BuildFailed(
-                f"Kaniko reported success but wrote no digest to {digest_file}.",
-                hint="Check the executor version (it needs --digest-file).",
-            )
-        return BuildOutput(digest=digest)
+        with self._executor_files(workdir, docker_config) as files:
+            argv = executor_argv(request, files.digest, self.executor())
+            env = {"DOCKER_CONFIG": str(files.docker_config)} if files.docker_config else {}
+            code, tail = self.run_executor(argv, env, log)
+            if code != 0:
+                raise BuildFailed(
+                    f"Kaniko failed with exit code {code}: {tail.splitlines()[-1] if tail else ''}",
+                    hint="The build log above shows the failing instruction.",
+                )
+            return BuildOutput(digest=read_digest(files.digest))
+
+    def run_executor(self, argv: list[str], env: dict[str, str], log: LineSink) -> tuple[int, str]:
+        return stream(argv, on_line=log, env=env)
+
+    @contextlib.contextmanager
+    def _executor_files(self, workdir: Path, docker_config: Path | None) -> Iterator[ExecutorFiles]:
+        if not self.home.is_dir():
+            yield ExecutorFiles(workdir / "digest", docker_config)
+            return
+        # A private 0700 directory under /kaniko, so the wipe between stages spares it.
+        directory = Path(tempfile.mkdtemp(prefix="pipeline-kit-build-", dir=self.home))
+        try:
+            own_config = None
+            if docker_config is not None:
+                own_config = directory / "docker"
+                own_config.mkdir(mode=0o700)
+                shutil.copy2(docker_config / "config.json", own_config / "config.json")
+            yield ExecutorFiles(directory / "digest", own_config)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)

@@ -122,6 +122,8 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     )
     plan = plan_build(detection, request, recorded)
     builder = choose_builder(settings.builder) if plan.strategy == "builder" else None
+    if builder is not None:
+        builder.preflight(request)
     started = phases.done("plan", started)
 
     record: dict[str, Any] = {

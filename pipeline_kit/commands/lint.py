@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from pipeline_kit.dockerignore import DockerIgnore, ignore_file_candidates
 from pipeline_kit.errors import ExitCode, InputError
 from pipeline_kit.lint.model import display_path
+
+if TYPE_CHECKING:
+    from pipeline_kit.config import Config
+    from pipeline_kit.stages import StageGraph
 
 
 @dataclass(frozen=True)
@@ -18,6 +22,7 @@ class LintOptions:
     dockerfile: Path | None = None  # overrides the config's dockerfile
     format: str = "text"  # "text" | "json" | "github" | "gitlab"
     output: Path | None = None  # write the report there instead of to ``out``
+    builder: str | None = None  # overrides build.builder (rules that depend on the builder)
 
 
 def run(options: LintOptions, out: TextIO) -> int:
@@ -51,6 +56,7 @@ def run(options: LintOptions, out: TextIO) -> int:
             hint="Set `context` to the build context directory, relative to the config file.",
         )
     ignore, ignore_file = read_dockerignore(dockerfile, context, root)
+    builder = options.builder or str(config.section("build").get("builder", "auto"))
     lint = LintInput(
         graph=graph,
         target=graph.target(config.target),
@@ -60,6 +66,8 @@ def run(options: LintOptions, out: TextIO) -> int:
         ignore_file=ignore_file,
         max_file_mb=config.lint_max_file_mb,
         display_root=root,
+        builder=builder,
+        code_stage=_code_stage(graph, config) if builder == "buildkit" else None,
     )
     findings = diagnose(lint, rules)
     report = render(findings)
@@ -71,6 +79,14 @@ def run(options: LintOptions, out: TextIO) -> int:
         out.write(report)
     failed = any(f.severity is Severity.ERROR for f in findings)
     return ExitCode.VERDICT if failed else ExitCode.OK
+
+
+def _code_stage(graph: StageGraph, config: Config) -> int:
+    """The stage of the code layer (configured or inferred), else the target."""
+    from pipeline_kit.layers import layers_for
+
+    layers, target = layers_for(graph, config)
+    return next((layer.stage for layer in layers.layers if layer.name == "code"), target)
 
 
 def _read_dockerfile(path: Path, name: str, config_where: str, options: LintOptions) -> str:

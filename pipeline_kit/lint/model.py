@@ -70,6 +70,8 @@ class LintInput:
     ignore_file: Path | None  # None when the context has no .dockerignore at all
     max_file_mb: float
     display_root: Path  # findings name files relative to this directory
+    builder: str | None = None  # the builder that will build it, when known (build.builder)
+    code_stage: int | None = None  # the stage of the code layer (rules that care about it)
 
     @cached_property
     def stages(self) -> tuple[Stage, ...]:

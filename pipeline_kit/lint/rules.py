@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from pipeline_kit.lint import dependencies, image, weights
+from pipeline_kit.lint import dependencies, image, link, weights
 from pipeline_kit.lint.model import Hit, LintInput, Severity
 
 Check = Callable[[LintInput], Iterable[Hit]]
@@ -97,6 +97,16 @@ _RULES = (
         image.no_dockerignore,
         "Add a .dockerignore that excludes weights, caches, .git and docs.",
         "The build context has neither a .dockerignore nor a <Dockerfile>.dockerignore.",
+    ),
+    Rule(
+        "PK009",
+        "code-copy-without-link",
+        Severity.WARNING,
+        link.code_copy_without_link,
+        "Use COPY --link in the code stage.",
+        "With BuildKit as the builder (build.builder or lint --builder), a COPY in the code "
+        "stage without --link: each code change then pulls the layers below it (5.5 s vs "
+        "0.20 s with a 1 GiB deps layer).",
     ),
 )
 
