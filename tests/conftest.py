@@ -1,13 +1,15 @@
-"""Shared test settings: each test session gets its own cache directory."""
+"""Shared test settings and the real services tests share (registry, the example image)."""
 
 from __future__ import annotations
 
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.example_image import BuiltExample, MissingTestImages, build_example, remove_storage
 from tests.services.registry import RegistryServer, running_registry
 
 
@@ -49,3 +51,31 @@ def auth_registry(
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def example_image(
+    tmp_path_factory: pytest.TempPathFactory, registry: RegistryServer
+) -> Iterator[BuiltExample]:
+    """The example service built once per session with buildah and pushed to ``registry``."""
+    workdir = tmp_path_factory.mktemp("example-image")
+    runroot = Path(tempfile.mkdtemp(prefix="pk-preview-"))
+    try:
+        built = build_example(workdir, runroot, registry)
+    except MissingTestImages as exc:
+        pytest.fail(str(exc))
+    yield built
+    # Whatever a failed test left in this session's scope (and only that) goes.
+    scope = f"--filter=label=pipeline-kit.dev/scope={built.scope}"
+    found = subprocess.run(
+        [*built.podman, "ps", "--all", "--quiet", scope],
+        capture_output=True, text=True, env=built.podman_env, check=False,
+    )  # fmt: skip
+    ids = found.stdout.split()
+    if ids:
+        subprocess.run(
+            [*built.podman, "rm", "--force", "--time=0", *ids],
+            capture_output=True, env=built.podman_env, check=False,
+        )  # fmt: skip
+    remove_storage(workdir)
+    remove_storage(runroot)

@@ -1,0 +1,235 @@
+"""The local preview end to end: the example image, built with buildah from an mmdebstrap base and
+pushed to a real registry, pulled and run by podman with trained weights mounted, gated by the
+real smoke gate, and torn down on every path (pass, fail, SIGTERM).
+
+Every preview of this session carries a label scope unique to it, so nothing here can see or
+remove a container that is not its own.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from pipeline_kit.commands.preview import GcOptions, PreviewOptions, gc
+from tests.example_image import BuiltExample
+from tests.gitrepo import cli, cli_env
+
+
+def containers(example: BuiltExample, *labels: str) -> list[dict[str, Any]]:
+    """What podman itself reports in this session's scope (not what the kit says)."""
+    scope = f"pipeline-kit.dev/scope={example.scope}"
+    filters = [f"--filter=label={label}" for label in (scope, *labels)]
+    proc = subprocess.run(
+        [*example.podman, "ps", "--all", "--format=json", *filters],
+        capture_output=True, text=True, env=example.podman_env, check=True,
+    )  # fmt: skip
+    found: list[dict[str, Any]] = json.loads(proc.stdout or "[]")
+    return found
+
+
+def names(example: BuiltExample) -> set[str]:
+    return {c["Labels"]["pipeline-kit.dev/preview"] for c in containers(example)}
+
+
+def preview(example: BuiltExample, *args: str) -> subprocess.CompletedProcess[str]:
+    result = cli("preview", *args, cwd=example.repo.path, timeout=300)
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def up(example: BuiltExample, *args: str) -> dict[str, Any]:
+    result = preview(example, "up", "--image", example.image, "--weights", str(example.weights),
+                     "--format", "json", *args)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    record: dict[str, Any] = json.loads(result.stdout)
+    return record
+
+
+def wait_ready(url: str, deadline_s: float = 60) -> None:
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/health/ready", timeout=2).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_up_runs_the_digest_with_weights_read_only_on_loopback(example_image: BuiltExample) -> None:
+    record = up(example_image, "--name", "up-check", "--owner", "alice")
+    try:
+        assert record["digest"] == example_image.digest and record["owner"] == "alice"
+        assert record["ref"] == "main" and record["url"].startswith("http://127.0.0.1:")
+        (container,) = containers(example_image, "pipeline-kit.dev/preview=up-check")
+        inspect = subprocess.run(
+            [*example_image.podman, "inspect", container["Id"]],
+            capture_output=True, text=True, env=example_image.podman_env, check=True,
+        )  # fmt: skip
+        (state,) = json.loads(inspect.stdout)
+        assert state["ImageDigest"] == example_image.digest  # pulled by digest from the registry
+        (mount,) = [m for m in state["Mounts"] if m["Destination"] == "/models"]
+        assert mount["Source"] == str(example_image.weights) and mount["RW"] is False
+        (binding,) = state["HostConfig"]["PortBindings"]["8000/tcp"]
+        assert binding["HostIp"] == "127.0.0.1"
+        assert record["url"] == f"http://127.0.0.1:{binding['HostPort']}"
+        assert "MODEL_PATH=/models" in state["Config"]["Env"]
+        labels = state["Config"]["Labels"]
+        assert labels["pipeline-kit.dev/owner"] == "alice"
+        compact = record["expires"].replace("-", "").replace(":", "")  # ISO 8601 basic format
+        assert labels["pipeline-kit.dev/expires"] == compact
+
+        wait_ready(record["url"])
+        gate = cli("smoke", "--url", record["url"], "--format", "json", cwd=example_image.repo.path)
+        assert gate.returncode == 0, gate.stdout + gate.stderr
+        assert json.loads(gate.stdout)["passed"] is True
+
+        status = json.loads(preview(example_image, "status", "--format", "json").stdout)
+        (listed,) = [p for p in status["previews"] if p["name"] == "up-check"]
+        assert listed["state"] == "running" and listed["expired"] is False
+        assert listed["url"] == record["url"] and listed["digest"] == example_image.digest
+    finally:
+        down = preview(example_image, "down", "up-check", "--format", "json")
+    assert down.returncode == 0 and json.loads(down.stdout)["removed"] is True
+    assert "up-check" not in names(example_image)
+    again = preview(example_image, "down", "up-check", "--format", "json")
+    assert again.returncode == 0
+    assert json.loads(again.stdout) == {
+        "name": "up-check",
+        "removed": False,
+        "note": "no such preview; nothing to remove",
+    }
+
+
+def test_run_passes_the_gate_and_tears_down(example_image: BuiltExample, tmp_path: Path) -> None:
+    junit = tmp_path / "smoke.xml"
+    result = preview(example_image, "run", "--image", example_image.image,
+                     "--weights", str(example_image.weights), "--junit", str(junit),
+                     "--format", "json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["passed"] is True and document["smoke"]["digest"] == example_image.digest
+    assert [c["name"] for c in document["smoke"]["cases"]] == [
+        "readiness", "completes a famous line", "answers at all",
+    ]  # fmt: skip
+    assert document["preview"]["name"] == "llm-service-main"  # <prefix>-<branch>
+    assert document["down"] == {"name": "llm-service-main", "removed": True}
+    assert set(document["timings"]) == {"up", "gate", "down"}
+    assert 'failures="0"' in junit.read_text()
+    assert names(example_image) == set()
+
+
+def test_a_failing_gate_exits_1_and_still_tears_down(example_image: BuiltExample) -> None:
+    result = preview(example_image, "run", "--image", example_image.image, "--name", "fails",
+                     "--weights", str(example_image.weights), "--prompt", "Shall I compare thee",
+                     "--expect-contains", "no sonnet says this")  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "expected the output to contain 'no sonnet says this'" in result.stdout
+    assert "-- last lines of fails --" in result.stderr  # the server's log, before it goes
+    assert "llm-service: model llm-service loaded" in result.stderr
+    assert "fails torn down" in result.stderr
+    assert "fails" not in names(example_image)
+
+
+def test_sigterm_while_waiting_for_readiness_tears_down(
+    example_image: BuiltExample, tmp_path: Path
+) -> None:
+    """A cancelled CI job: SIGTERM arrives while the gate waits for a model that never loads."""
+    no_weights = tmp_path / "empty"
+    no_weights.mkdir(mode=0o755)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline_kit", "preview", "run", "--image", example_image.image,
+         "--name", "cancelled", "--weights", str(no_weights), "--prompt", "hi",
+         "--ready-timeout", "300"],
+        cwd=example_image.repo.path, env=cli_env(), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    seen: list[str] = []
+    gating = threading.Event()
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            seen.append(line)
+            if "is up at" in line:
+                gating.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert gating.wait(timeout=120), "".join(seen)
+        assert names(example_image) == {"cancelled"}  # running while the gate waits
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(timeout=10)
+    stderr = "".join(seen)
+    assert "cancelled torn down" in stderr and "interrupted by SIGTERM" in stderr
+    assert "Traceback" not in stderr
+    assert names(example_image) == set()
+
+
+def test_gc_removes_only_expired_previews_of_its_own_scope(
+    example_image: BuiltExample, tmp_path: Path
+) -> None:
+    up(example_image, "--name", "gc-old", "--ttl", "1h")
+    up(example_image, "--name", "gc-fresh", "--ttl", "48h")
+    # A preview of another scope on the same podman storage: older than anything, never touched.
+    other_config = tmp_path / "other.yaml"
+    text = (example_image.repo.path / "pipeline-kit.yaml").read_text()
+    other_config.write_text(text.replace(example_image.scope, example_image.scope + "-other"))
+    other = cli("--config", str(other_config), "preview", "up", "--image", example_image.image,
+                "--name", "gc-other", "--ttl", "1s", "--weights", str(example_image.weights),
+                cwd=example_image.repo.path)  # fmt: skip
+    assert other.returncode == 0, other.stderr
+    try:
+        later = datetime.now(timezone.utc) + timedelta(hours=2)
+        common = PreviewOptions(None, example_image.repo.path, format="json", now=later,
+                                environ=cli_env())  # fmt: skip
+        out = io.StringIO()
+        assert gc(GcOptions(common, dry_run=True), out, io.StringIO()) == 0
+        report = json.loads(out.getvalue())
+        assert [r["name"] for r in report["removed"]] == ["gc-old"] and report["dry_run"]
+        assert names(example_image) == {"gc-old", "gc-fresh"}  # a dry run removes nothing
+
+        out = io.StringIO()
+        assert gc(GcOptions(common), out, io.StringIO()) == 0
+        report = json.loads(out.getvalue())
+        assert [r["name"] for r in report["removed"]] == ["gc-old"]
+        assert [r["name"] for r in report["kept"]] == ["gc-fresh"]
+        assert names(example_image) == {"gc-fresh"}
+        other_scope = f"pipeline-kit.dev/scope={example_image.scope}-other"
+        still = subprocess.run(
+            [*example_image.podman, "ps", "--all", "--quiet", f"--filter=label={other_scope}"],
+            capture_output=True, text=True, env=example_image.podman_env, check=True,
+        )  # fmt: skip
+        assert len(still.stdout.split()) == 1
+    finally:
+        preview(example_image, "down", "gc-fresh")
+        cli("--config", str(other_config), "preview", "down", "gc-other",
+            cwd=example_image.repo.path)  # fmt: skip
+    assert names(example_image) == set()
+
+
+def test_a_tag_is_refused_and_nothing_runs(example_image: BuiltExample) -> None:
+    weights = str(example_image.weights)
+    tagged = example_image.image.split("@")[0] + ":latest"
+    result = preview(example_image, "up", "--image", tagged, "--weights", weights)
+    assert result.returncode == 2
+    assert "a tag is not a preview reference" in result.stderr
+    missing = preview(example_image, "up", "--image", example_image.image, "--weights", "/none")
+    assert missing.returncode == 2 and "--weights" in missing.stderr
+    assert names(example_image) == set()
