@@ -84,27 +84,30 @@ def port_forward_argv(context: str | None, namespace: str, service: str, port: i
 
 
 class Kubectl:
-    def __init__(self, context: str | None = None) -> None:
+    def __init__(
+        self, context: str | None = None, environ: Mapping[str, str] | None = None
+    ) -> None:
         self.context = context
+        self.env = dict(environ or {})  # KUBECONFIG and PATH, as the caller sees them
 
     def apply(self, manifests: str) -> str:
-        return run(apply_argv(self.context), input=manifests.encode()).stdout.decode()
+        return run(apply_argv(self.context), input=manifests.encode(), env=self.env).stdout.decode()
 
     def rollout_status(self, namespace: str, deployment: str, seconds: int) -> None:
-        run(rollout_argv(self.context, namespace, deployment, seconds))
+        run(rollout_argv(self.context, namespace, deployment, seconds), env=self.env)
 
     def namespaces(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
-        out = run(list_namespaces_argv(self.context, labels)).stdout
+        out = run(list_namespaces_argv(self.context, labels), env=self.env).stdout
         items = json.loads(out or b"{}").get("items") or []
         return [item for item in items if isinstance(item, dict)]
 
     def delete_namespaces(self, labels: Mapping[str, str]) -> list[str]:
         """The namespaces deleted (kubectl prints ``namespace "NAME" deleted`` for each)."""
-        out = run(delete_namespaces_argv(self.context, labels)).stdout.decode()
+        out = run(delete_namespaces_argv(self.context, labels), env=self.env).stdout.decode()
         return re.findall(r'namespace "([^"]+)" deleted', out)
 
     def logs(self, namespace: str, deployment: str, lines: int) -> str:
-        proc = run(logs_argv(self.context, namespace, deployment, lines), check=False)
+        proc = run(logs_argv(self.context, namespace, deployment, lines), env=self.env, check=False)
         return (proc.stdout + proc.stderr).decode(errors="replace")
 
     @contextlib.contextmanager
@@ -116,5 +119,7 @@ class Kubectl:
             return int(match.group(1)) if match else None
 
         argv = port_forward_argv(self.context, namespace, service, port)
-        with background(argv, ready=local_port, timeout=PORT_FORWARD_READY_S) as local:
+        with background(
+            argv, ready=local_port, timeout=PORT_FORWARD_READY_S, env=self.env
+        ) as local:
             yield local

@@ -102,11 +102,11 @@ def logs_argv(options: PodmanOptions, name: str, lines: int) -> list[str]:
 
 
 class Podman:
-    def __init__(self, options: PodmanOptions) -> None:
+    def __init__(self, options: PodmanOptions, environ: Mapping[str, str] | None = None) -> None:
         self.options = options
-        self.env = (
-            {"CONTAINERS_CONF": str(options.containers_conf)} if options.containers_conf else None
-        )
+        self.env = dict(environ or {})
+        if options.containers_conf:
+            self.env["CONTAINERS_CONF"] = str(options.containers_conf)
 
     def _run(self, argv: list[str], check: bool = True) -> str:
         return run(argv, env=self.env, check=check).stdout.decode(errors="replace")

@@ -116,7 +116,7 @@ class CommandProvider:
     def _run(self, ctx: PreviewContext, argv: list[str], values: Mapping[str, str]) -> str:
         from pipeline_kit.adapters.process import run
 
-        proc = run(argv, cwd=ctx.config.root, env=environment(values))
+        proc = run(argv, cwd=ctx.config.root, env={**ctx.environ, **environment(values)})
         for line in proc.stderr.decode(errors="replace").splitlines():
             ctx.say(f"{argv[0]}: {line}")
         return proc.stdout.decode(errors="replace")

@@ -105,7 +105,7 @@ class KubernetesProvider:
         where = ctx.config.where("preview", "kubernetes")
         settings = KubernetesPreviewSettings.from_section(ctx.settings.part("kubernetes"), where)
         return (
-            Kubectl(settings.context),
+            Kubectl(settings.context, ctx.environ),
             settings,
             KubernetesSpec.from_config(ctx.config),
         )

@@ -111,7 +111,7 @@ class LocalProvider:
             runtime=runtime,
             containers_conf=conf,
         )
-        return Podman(options), local
+        return Podman(options, ctx.environ), local
 
     def _scope(self, ctx: PreviewContext) -> dict[str, str]:
         return {MANAGED_BY: MANAGER, SCOPE: ctx.settings.scope}
