@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.example_image import BuiltExample, MissingTestImages, build_example, remove_storage
+from tests.example_image import (
+    EXAMPLE,
+    BuiltExample,
+    MissingTestImages,
+    build_example,
+    remove_storage,
+)
 from tests.services.registry import RegistryServer, running_registry
 
 
@@ -51,6 +58,16 @@ def auth_registry(
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example model's weights, trained by its own train.py."""
+    out = tmp_path_factory.mktemp("weights")
+    subprocess.run(
+        [sys.executable, "train.py", str(out)], cwd=EXAMPLE, check=True, capture_output=True
+    )
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -53,15 +53,6 @@ def start_example(model_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("the example server did not start")
 
 
-@pytest.fixture(scope="session")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("weights")
-    subprocess.run(
-        [sys.executable, "train.py", str(out)], cwd=EXAMPLE, check=True, capture_output=True
-    )
-    return out
-
-
 @pytest.fixture(scope="module")
 def example(weights: Path) -> Iterator[str]:
     proc, url = start_example(weights)
