@@ -177,3 +177,14 @@ def test_command_placeholders() -> None:
 def test_providers_are_one_table() -> None:
     assert list(PROVIDERS) == ["local", "kubernetes", "command"]
     assert all(name == provider.name for name, provider in PROVIDERS.items())
+
+
+def test_the_readme_preview_example_is_valid(tmp_path: Path) -> None:
+    from pipeline_kit.config import load_config
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    start = readme.index("```yaml\npreview:\n") + len("```yaml\n")
+    (tmp_path / "pipeline-kit.yaml").write_text(readme[start : readme.index("```", start)])
+    section = load_config(None, tmp_path).section("preview")
+    assert set(section) == {"provider", "scope", "local", "kubernetes", "command"}
+    assert section["command"]["down"][:2] == ["helm", "uninstall"]
