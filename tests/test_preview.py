@@ -23,6 +23,7 @@ from typing import Any
 from pipeline_kit.commands.preview import GcOptions, PreviewOptions, gc
 from tests.example_image import BuiltExample
 from tests.gitrepo import cli, cli_env
+from tests.services.registry import free_port
 
 
 def containers(example: BuiltExample, *labels: str) -> list[dict[str, Any]]:
@@ -224,7 +225,7 @@ def test_gc_removes_only_expired_previews_of_its_own_scope(
     assert names(example_image) == set()
 
 
-def test_a_tag_is_refused_and_nothing_runs(example_image: BuiltExample) -> None:
+def test_bad_input_and_an_unreachable_registry_leave_nothing(example_image: BuiltExample) -> None:
     weights = str(example_image.weights)
     tagged = example_image.image.split("@")[0] + ":latest"
     result = preview(example_image, "up", "--image", tagged, "--weights", weights)
@@ -232,4 +233,7 @@ def test_a_tag_is_refused_and_nothing_runs(example_image: BuiltExample) -> None:
     assert "a tag is not a preview reference" in result.stderr
     missing = preview(example_image, "up", "--image", example_image.image, "--weights", "/none")
     assert missing.returncode == 2 and "--weights" in missing.stderr
-    assert names(example_image) == set()
+    unreachable = f"127.0.0.1:{free_port()}/examples/llm-service@{example_image.digest}"
+    pull = preview(example_image, "up", "--image", unreachable, "--weights", weights)
+    assert pull.returncode == 3 and "podman" in pull.stderr
+    assert containers(example_image) == []

@@ -6,12 +6,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
+import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from pipeline_kit.commands.preview import GcOptions, PreviewOptions, gc
-from tests.gitrepo import cli
+from tests.gitrepo import cli, cli_env
 from tests.services.local_deployer import running
 
 DEPLOYER = Path(__file__).parent / "services" / "local_deployer.py"
@@ -75,6 +77,31 @@ def test_a_failing_gate_still_runs_down_and_shows_the_log(tmp_path: Path, weight
     assert "-- last lines of cmd-fail --" in result.stderr
     assert "model llm-service loaded" in result.stderr
     assert [line.split()[0] for line in calls(env)] == ["up", "logs", "down"]
+
+
+def test_sigint_while_waiting_runs_down_and_exits_130(tmp_path: Path) -> None:
+    """GitHub cancels a job with SIGINT first: the gate stops waiting and down still runs."""
+    never_ready = tmp_path / "no-weights"
+    never_ready.mkdir()
+    root, env = project(tmp_path, never_ready)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline_kit", "preview", "run", "--image", IMAGE,
+         "--name", "cmd-int", "--ready-timeout", "300"],
+        cwd=root, env=cli_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:  # the kit says when the gate starts waiting
+        seen.append(line)
+        if "is up at" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    stderr = "".join(seen) + rest
+    assert proc.returncode == 130, stderr
+    assert "cmd-int torn down" in stderr and "interrupted by SIGINT" in stderr
+    assert [line.split()[0] for line in calls(env)] == ["up", "down"]
+    assert not (Path(env["DEPLOYER_STATE"]) / "cmd-int.json").exists()
 
 
 def test_status_and_gc_read_the_tool_s_list(tmp_path: Path, weights: Path) -> None:

@@ -180,13 +180,13 @@ def up(options: UpOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
 
     with _session(options.common, log, **_up_settings(options)) as (provider, ctx):
         spec = _spec(ctx, options)
-        try:
-            with cancellable():
+        with cancellable():
+            try:
                 preview = provider.up(ctx, spec)
-        except Interrupted:
-            with shielded():  # a half-made preview would only wait for gc
-                provider.down(ctx, spec.name)
-            raise
+            except Interrupted:
+                with shielded():  # a half-made preview would only wait for gc
+                    provider.down(ctx, spec.name)
+                raise
     record = preview.record()
     json_out = options.common.format == "json"
     out.write(report.to_json_text(record) if json_out else report.record_text(record))
@@ -260,8 +260,10 @@ def run(options: RunOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     with _session(common, log, **_up_settings(options.up)) as (provider, ctx):
         spec = _spec(ctx, options.up)
         failure: BaseException | None = None
-        try:
-            with cancellable():
+        # From here on a signal is either an exception (until the teardown) or held back
+        # (during it): there is no moment where SIGTERM ends the process with the preview up.
+        with cancellable():
+            try:
                 started = time.monotonic()
                 preview = provider.up(ctx, spec)
                 timings["up"] = round(time.monotonic() - started, 3)
@@ -273,13 +275,13 @@ def run(options: RunOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
                 timings["gate"] = round(time.monotonic() - started, 3)
                 if not verdict.passed:
                     _show_logs(provider, ctx, spec.name, log)
-        except BaseException as exc:
-            failure = exc
-            raise
-        finally:
-            removed, arrived = _teardown(provider, ctx, spec.name, failure, timings)
-    if arrived:
-        raise Interrupted(arrived[0])
+            except BaseException as exc:
+                failure = exc
+                raise
+            finally:
+                removed, arrived = _teardown(provider, ctx, spec.name, failure, timings)
+            if arrived:
+                raise Interrupted(arrived[0])
     assert verdict is not None and preview is not None
     smoke.publish(verdict, options.smoke)
     if common.format == "json":
