@@ -233,7 +233,8 @@ def test_bad_input_and_an_unreachable_registry_leave_nothing(example_image: Buil
     assert "a tag is not a preview reference" in result.stderr
     missing = preview(example_image, "up", "--image", example_image.image, "--weights", "/none")
     assert missing.returncode == 2 and "--weights" in missing.stderr
-    unreachable = f"127.0.0.1:{free_port()}/examples/llm-service@{example_image.digest}"
+    # A digest podman does not have (one it has under any name would not be pulled again).
+    unreachable = f"127.0.0.1:{free_port()}/examples/llm-service@sha256:{'0' * 64}"
     pull = preview(example_image, "up", "--image", unreachable, "--weights", weights)
     assert pull.returncode == 3 and "podman" in pull.stderr
     assert containers(example_image) == []
