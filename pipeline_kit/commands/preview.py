@@ -124,7 +124,14 @@ def _name(ctx: PreviewContext, given: str | None) -> str:
                 hint="Use lowercase letters, digits and '-', at most 63 characters.",
             )
         return given
-    return preview_name(ctx.settings.prefix, _ci_context(ctx))
+    try:
+        ci = _ci_context(ctx)
+    except InputError as exc:
+        raise InputError(
+            f"{exc.message} The preview's name comes from the branch or pull request.",
+            hint="Run in the checkout, or give the preview's name (NAME, or --name for up).",
+        ) from None
+    return preview_name(ctx.settings.prefix, ci)
 
 
 def _spec(ctx: PreviewContext, options: UpOptions) -> PreviewSpec:
