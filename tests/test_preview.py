@@ -8,20 +8,25 @@ remove a container that is not its own.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from pipeline_kit.commands.preview import GcOptions, PreviewOptions, gc
-from tests.example_image import BuiltExample
+from pipeline_kit.credentials import Credential, write_docker_config
+from tests.example_image import BuiltExample, remove_storage
 from tests.gitrepo import cli, cli_env
 from tests.services.registry import free_port
 
@@ -238,3 +243,75 @@ def test_bad_input_and_an_unreachable_registry_leave_nothing(example_image: Buil
     pull = preview(example_image, "up", "--image", unreachable, "--weights", weights)
     assert pull.returncode == 3 and "podman" in pull.stderr
     assert containers(example_image) == []
+
+
+@contextlib.contextmanager
+def argv_seen() -> Iterator[list[str]]:
+    """Every process command line on the machine while the block runs (polled every 50 ms)."""
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                with contextlib.suppress(OSError):
+                    seen.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+            stop.wait(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        watcher.join()
+
+
+def test_a_private_registry_is_pulled_with_an_authfile_never_argv(
+    tmp_path: Path, auth_registry: Any
+) -> None:
+    """podman pulls from a basic-auth registry with the kit's 0600 authfile; the password is in
+    no process's argv and no output. A busybox image keeps this one small."""
+    password = "preview-Passw0rd-51c2"
+    server = auth_registry(user="previewer", password=password)
+    auth_dir = tmp_path / "auth"
+    write_docker_config(auth_dir, {server.host: Credential("previewer", password)})
+    context = tmp_path / "image"
+    context.mkdir()
+    shutil.copy("/usr/bin/busybox", context / "busybox")
+    (context / "Dockerfile").write_text(
+        'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+        'CMD ["httpd", "-f", "-p", "8000", "-h", "/"]\n'
+    )
+    storage = ["--storage-driver=vfs", f"--root={tmp_path}/b/root", f"--runroot={tmp_path}/b/run"]
+    bud = ["bud", "--isolation=chroot", "--quiet", "-t", "localhost/private", str(context)]
+    subprocess.run(["buildah", *storage, *bud], check=True, capture_output=True)
+    subprocess.run(["buildah", *storage, "push", "--quiet", "--tls-verify=false",
+                    f"--authfile={auth_dir}/config.json", f"--digestfile={tmp_path}/digest",
+                    "localhost/private", f"docker://{server.host}/team/private:1"],
+                   check=True, capture_output=True)  # fmt: skip
+    image = f"{server.host}/team/private@{(tmp_path / 'digest').read_text().strip()}"
+    runroot = Path(tempfile.mkdtemp(prefix="pk-auth-"))
+    root = tmp_path / "svc"
+    (root / "weights").mkdir(parents=True)
+    (root / "pipeline-kit.yaml").write_text(
+        f"image: {server.host}/team/private\n"
+        f"preview:\n  scope: pk-test-auth-{runroot.name}\n  weights: weights\n"
+        f"  local: {{containers_conf: relaxed, storage_driver: vfs, root: {tmp_path}/p,"
+        f" runroot: {runroot}, stop_timeout: 0s}}\n"
+    )
+    try:
+        denied = cli("preview", "up", "--image", image, "--name", "private", cwd=root)
+        assert denied.returncode == 3 and "podman" in denied.stderr
+        env = {"PIPELINE_KIT_REGISTRY_USER": "previewer"}
+        env["PIPELINE_KIT_REGISTRY_PASSWORD"] = password
+        with argv_seen() as seen:
+            result = cli("preview", "up", "--image", image, "--name", "private", cwd=root, env=env)
+        assert result.returncode == 0, result.stderr
+        assert any(" run " in line and "--authfile=" in line for line in seen)  # it was seen
+        assert not [line for line in seen if password in line]
+        assert password not in result.stdout + result.stderr
+    finally:
+        cli("preview", "down", "private", cwd=root)
+        remove_storage(runroot)
+        remove_storage(tmp_path / "p")
