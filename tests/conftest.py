@@ -78,21 +78,23 @@ def example_image(
     workdir = tmp_path_factory.mktemp("example-image")
     runroot = Path(tempfile.mkdtemp(prefix="pk-preview-"))
     try:
-        built = build_example(workdir, runroot, registry)
-    except MissingTestImages as exc:
-        pytest.fail(str(exc))
-    yield built
-    # Whatever a failed test left in this session's scope (and only that) goes.
-    scope = f"--filter=label=pipeline-kit.dev/scope={built.scope}"
-    found = subprocess.run(
-        [*built.podman, "ps", "--all", "--quiet", scope],
-        capture_output=True, text=True, env=built.podman_env, check=False,
-    )  # fmt: skip
-    ids = found.stdout.split()
-    if ids:
-        subprocess.run(
-            [*built.podman, "rm", "--force", "--time=0", *ids],
-            capture_output=True, env=built.podman_env, check=False,
+        try:
+            built = build_example(workdir, runroot, registry)
+        except MissingTestImages as exc:
+            pytest.fail(str(exc))
+        yield built
+        # Whatever a failed test left in this session's scope (and only that) goes.
+        scope = f"--filter=label=pipeline-kit.dev/scope={built.scope}"
+        found = subprocess.run(
+            [*built.podman, "ps", "--all", "--quiet", scope],
+            capture_output=True, text=True, env=built.podman_env, check=False,
         )  # fmt: skip
-    remove_storage(workdir)
-    remove_storage(runroot)
+        ids = found.stdout.split()
+        if ids:
+            subprocess.run(
+                [*built.podman, "rm", "--force", "--time=0", *ids],
+                capture_output=True, env=built.podman_env, check=False,
+            )  # fmt: skip
+    finally:
+        remove_storage(workdir)
+        remove_storage(runroot)

@@ -315,3 +315,4 @@ def test_a_private_registry_is_pulled_with_an_authfile_never_argv(
         cli("preview", "down", "private", cwd=root)
         remove_storage(runroot)
         remove_storage(tmp_path / "p")
+        remove_storage(tmp_path / "b")
