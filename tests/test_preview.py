@@ -201,6 +201,11 @@ def test_gc_removes_only_expired_previews_of_its_own_scope(
                 "--name", "gc-other", "--ttl", "1s", "--weights", str(example_image.weights),
                 cwd=example_image.repo.path)  # fmt: skip
     assert other.returncode == 0, other.stderr
+    # The same name from the other scope: podman refuses it, and the kit removes nothing.
+    clash = cli("--config", str(other_config), "preview", "up", "--image", example_image.image,
+                "--name", "gc-fresh", "--weights", str(example_image.weights),
+                cwd=example_image.repo.path)  # fmt: skip
+    assert clash.returncode == 3 and "already in use" in clash.stderr
     try:
         later = datetime.now(timezone.utc) + timedelta(hours=2)
         common = PreviewOptions(None, example_image.repo.path, format="json", now=later,

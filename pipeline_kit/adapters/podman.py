@@ -113,11 +113,15 @@ class Podman:
 
     def run(self, spec: ContainerSpec) -> str:
         """Start ``spec``; returns the container id. A container that failed to start is
-        removed (podman leaves it behind in the Created state)."""
+        removed (podman leaves it behind in the Created state): found by all of its labels,
+        never by name, which may belong to a container that made this run fail."""
         try:
             return self._run(run_argv(self.options, spec)).strip().splitlines()[-1]
         except CommandFailed:
-            self._run(rm_argv(self.options, [spec.name]), check=False)
+            if spec.labels:
+                leftovers = [str(c["Id"]) for c in self.containers(spec.labels)]
+                if leftovers:
+                    self._run(rm_argv(self.options, leftovers), check=False)
             raise
 
     def containers(self, labels: Mapping[str, str]) -> list[dict[str, Any]]:
