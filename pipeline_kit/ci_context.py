@@ -34,6 +34,7 @@ class CIContext:
     pr_number: int | None = None  # the pull / merge request number
     default_branch: str | None = None
     repository_url: str | None = None  # for the image's source label
+    actor: str | None = None  # who triggered the run (owner of a preview environment)
 
     @property
     def is_ci(self) -> bool:
@@ -69,7 +70,7 @@ def from_environ(env: Mapping[str, str]) -> CIContext:
         return _github(env)
     if env.get("GITLAB_CI") == "true":
         return _gitlab(env)
-    return CIContext(provider="local")
+    return CIContext(provider="local", actor=env.get("USER") or env.get("LOGNAME") or None)
 
 
 def _gitlab(env: Mapping[str, str]) -> CIContext:
@@ -89,6 +90,7 @@ def _gitlab(env: Mapping[str, str]) -> CIContext:
         pr_number=int(iid) if iid and iid.isdigit() else None,
         default_branch=env.get("CI_DEFAULT_BRANCH") or None,
         repository_url=project_url or None,
+        actor=env.get("GITLAB_USER_LOGIN") or None,
     )
 
 
@@ -138,4 +140,5 @@ def _github(env: Mapping[str, str]) -> CIContext:
         pr_number=pr_number,
         default_branch=default_branch if isinstance(default_branch, str) else None,
         repository_url=f"{server}/{slug}" if server and slug else None,
+        actor=env.get("GITHUB_ACTOR") or None,
     )

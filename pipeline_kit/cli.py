@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -18,6 +19,7 @@ from pipeline_kit import __version__
 from pipeline_kit.errors import ExitCode, KitError
 
 _FORMATS = ["text", "json"]
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _build_args(values: tuple[str, ...]) -> dict[str, str]:
@@ -265,37 +267,68 @@ def tags(config_path: Path | None, head: str | None, fmt: str) -> int:
     return run(options, sys.stdout)
 
 
-@cli.command()
-@click.option("--url", help="Base URL of the running server (or smoke.url).")
-@click.option(
-    "--protocol",
-    type=click.Choice(
-        ["openai-chat", "openai-completions", "truss", "kserve-v2", "tgi", "cog", "http"]
+# The smoke gate's flags, shared by `smoke` and `preview run` (which supplies URL and digest).
+_GATE_FLAGS = [
+    click.option(
+        "--protocol",
+        type=click.Choice(
+            ["openai-chat", "openai-completions", "truss", "kserve-v2", "tgi", "cog", "http"]
+        ),
+        help="Inference protocol (default: smoke.protocol, else openai-chat).",
     ),
-    help="Inference protocol (default: smoke.protocol, else openai-chat).",
+    click.option("--prompt", help="Prompt to send (default: smoke.requests from the config)."),
+    click.option("--model", help="Model name in requests (default: service.model)."),
+    click.option("--expect-contains", metavar="TEXT", help="The output must contain TEXT."),
+    click.option("--expect-regex", metavar="REGEX", help="The output must match REGEX."),
+    click.option(
+        "--ready-path", metavar="PATH", help="Readiness endpoint (default: /health/ready)."
+    ),
+    click.option(
+        "--ready-timeout", type=float, metavar="S", help="Budget to become ready (default: 15 min)."
+    ),
+    click.option("--request-timeout", type=float, metavar="S", help="Per request (default: 60)."),
+    click.option(
+        "--stream/--no-stream", default=None, help="Stream, and check time to first token."
+    ),
+    click.option("--repeat", type=click.IntRange(min=1), help="Send each request N times."),
+    click.option("--max-latency", type=float, metavar="S", help="Latency budget per request."),
+    click.option("--p95", type=float, metavar="S", help="Budget for the p95 latency."),
+    click.option(
+        "--max-tokens", type=click.IntRange(min=1), help="Tokens to ask for (default: 32)."
+    ),
+]
+_REPORT_FLAGS = [
+    click.option(
+        "--junit", type=click.Path(path_type=Path, dir_okay=False), help="JUnit XML file."
+    ),
+    click.option(
+        "--summary",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="Markdown summary file (default: $GITHUB_STEP_SUMMARY when set).",
+    ),
+    click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text"),
+]
+
+
+def _flags(*groups: list[Callable[[F], F]]) -> Callable[[F], F]:
+    """Apply groups of click options in order (the first listed comes first in --help)."""
+
+    def apply(command: F) -> F:
+        for group in reversed(groups):
+            for option in reversed(group):
+                command = option(command)
+        return command
+
+    return apply
+
+
+@cli.command()
+@_flags(
+    [click.option("--url", help="Base URL of the running server (or smoke.url).")],
+    _GATE_FLAGS,
+    [click.option("--digest", help="The image digest under test (reported in every verdict).")],
+    _REPORT_FLAGS,
 )
-@click.option("--prompt", help="Prompt to send (default: smoke.requests from the config).")
-@click.option("--model", help="Model name in requests (default: service.model).")
-@click.option("--expect-contains", metavar="TEXT", help="The output must contain TEXT.")
-@click.option("--expect-regex", metavar="REGEX", help="The output must match REGEX.")
-@click.option("--ready-path", metavar="PATH", help="Readiness endpoint (default: /health/ready).")
-@click.option(
-    "--ready-timeout", type=float, metavar="S", help="Budget to become ready (default: 15 min)."
-)
-@click.option("--request-timeout", type=float, metavar="S", help="Per request (default: 60).")
-@click.option("--stream/--no-stream", default=None, help="Stream, and check time to first token.")
-@click.option("--repeat", type=click.IntRange(min=1), help="Send each request N times.")
-@click.option("--max-latency", type=float, metavar="S", help="Latency budget per request.")
-@click.option("--p95", type=float, metavar="S", help="Budget for the p95 latency.")
-@click.option("--max-tokens", type=click.IntRange(min=1), help="Tokens to ask for (default: 32).")
-@click.option("--digest", help="The image digest under test (reported in every verdict).")
-@click.option("--junit", type=click.Path(path_type=Path, dir_okay=False), help="JUnit XML file.")
-@click.option(
-    "--summary",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Markdown summary file (default: $GITHUB_STEP_SUMMARY when set).",
-)
-@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text")
 @click.pass_obj
 def smoke(config_path: Path | None, /, **flags: Any) -> int:
     """The inference gate: wait for readiness, send real requests, check every answer.
@@ -325,6 +358,144 @@ def render_kubernetes(config_path: Path | None, image: str, namespace: str | Non
     from pipeline_kit.commands.render import RenderOptions, run
 
     return run(RenderOptions(config_path, Path.cwd(), image, namespace), sys.stdout)
+
+
+_PREVIEW_FORMAT = click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text")
+
+
+if TYPE_CHECKING:
+    _ParamType = click.ParamType[str]
+else:  # click before 8.2 has no generic ParamType
+    _ParamType = click.ParamType
+
+
+class _RegistryChoice(_ParamType):
+    """``click.Choice`` over a registry's names, read only when a command parses or shows its
+    help, so the registry and what it imports stay out of the CLI's start-up."""
+
+    name = "choice"
+
+    def __init__(self, names: Callable[[], Iterable[str]]) -> None:
+        self._names = names
+        self._choice: click.Choice[str] | None = None
+
+    @property
+    def choice(self) -> click.Choice[str]:
+        if self._choice is None:
+            self._choice = click.Choice(list(self._names()))
+        return self._choice
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str | None:
+        return self.choice.get_metavar(param, ctx)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        return self.choice.convert(value, param, ctx)
+
+
+def _preview_providers() -> Iterable[str]:
+    from pipeline_kit.preview import PROVIDERS
+
+    return PROVIDERS
+
+
+_provider_flag = click.option(
+    "--provider",
+    type=_RegistryChoice(_preview_providers),
+    help="Where the preview runs (default: preview.provider, else local).",
+)
+
+
+_UP_FLAGS = [
+    click.option("--image", required=True, help="The image by digest: repo@sha256:..."),
+    _provider_flag,
+    click.option(
+        "--weights",
+        type=click.Path(path_type=Path, file_okay=False),
+        help="local: weights directory, mounted read-only (default: preview.weights).",
+    ),
+    click.option("--ttl", help="Expire after this long, e.g. 24h (default: preview.ttl)."),
+    click.option("--name", help="Preview name (default: <prefix>-<branch, pr-N or mr-N>)."),
+    click.option(
+        "--port", type=click.IntRange(1, 65535), help="local: host port (default: a free one)."
+    ),
+    click.option("--owner", help="Owner label (default: the CI actor, else $USER)."),
+]
+
+
+def _preview_options(config_path: Path | None, provider: str | None, fmt: str) -> Any:
+    from pipeline_kit.commands.preview import PreviewOptions
+
+    return PreviewOptions(config_path, Path.cwd(), provider, fmt, dict(os.environ))
+
+
+@cli.group()
+def preview() -> None:
+    """Preview environments: run a digest, gate it, tear it down (local, kubernetes, command)."""
+
+
+@preview.command("up")
+@_flags(_UP_FLAGS, [_PREVIEW_FORMAT])
+@click.pass_obj
+def preview_up(config_path: Path | None, /, provider: str | None, fmt: str, **flags: Any) -> int:
+    """Bring the digest up under a name from the ref; print its URL and record."""
+    from pipeline_kit.commands.preview import UpOptions, up
+
+    return up(UpOptions(_preview_options(config_path, provider, fmt), **flags), sys.stdout)
+
+
+@preview.command("down")
+@click.argument("name", required=False)
+@_flags([_provider_flag, _PREVIEW_FORMAT])
+@click.pass_obj
+def preview_down(config_path: Path | None, name: str | None, provider: str | None, fmt: str) -> int:
+    """Tear the preview down (default: this ref's). A missing preview is success."""
+    from pipeline_kit.commands.preview import NameOptions, down
+
+    return down(NameOptions(_preview_options(config_path, provider, fmt), name), sys.stdout)
+
+
+@preview.command("status")
+@click.argument("name", required=False)
+@_flags([_provider_flag, _PREVIEW_FORMAT])
+@click.pass_obj
+def preview_status(
+    config_path: Path | None, name: str | None, provider: str | None, fmt: str
+) -> int:
+    """The previews of this scope (or NAME): state, URL, ref, owner, expiry."""
+    from pipeline_kit.commands.preview import NameOptions, status
+
+    return status(NameOptions(_preview_options(config_path, provider, fmt), name), sys.stdout)
+
+
+@preview.command("gc")
+@click.option("--dry-run", is_flag=True, help="Report what would be removed; remove nothing.")
+@_flags([_provider_flag, _PREVIEW_FORMAT])
+@click.pass_obj
+def preview_gc(config_path: Path | None, dry_run: bool, provider: str | None, fmt: str) -> int:
+    """Remove the previews of this scope that are past their expiry; keep the rest."""
+    from pipeline_kit.commands.preview import GcOptions, gc
+
+    return gc(GcOptions(_preview_options(config_path, provider, fmt), dry_run), sys.stdout)
+
+
+@preview.command("run")
+@_flags(_UP_FLAGS, _GATE_FLAGS, _REPORT_FLAGS)
+@click.pass_obj
+def preview_run(config_path: Path | None, /, **flags: Any) -> int:
+    """Up, the smoke gate against it, down: down runs on every path (also SIGTERM, SIGINT).
+
+    Exit code: the gate's (0 passed, 1 failed), 130 when interrupted.
+    """
+    from pipeline_kit.commands.preview import RunOptions, UpOptions, run
+    from pipeline_kit.commands.smoke import SmokeOptions
+
+    common = _preview_options(config_path, flags.pop("provider"), flags.pop("fmt"))
+    up_keys = ("image", "weights", "ttl", "name", "port", "owner")
+    up_options = UpOptions(common, **{key: flags.pop(key) for key in up_keys})
+    smoke_options = SmokeOptions(
+        config_path=config_path, cwd=common.cwd, environ=common.environ, **flags
+    )
+    return run(RunOptions(up_options, smoke_options), sys.stdout)
 
 
 @cli.group()

@@ -1,14 +1,23 @@
-"""Shared test settings: each test session gets its own cache directory."""
+"""Shared test settings and the real services tests share (registry, the example image)."""
 
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.example_image import (
+    EXAMPLE,
+    BuiltExample,
+    MissingTestImages,
+    build_example,
+    remove_storage,
+)
 from tests.services.buildkitd import BuildkitDaemon
 from tests.services.kaniko import KanikoSandbox
 from tests.services.registry import RegistryServer, running_registry
@@ -75,3 +84,43 @@ def buildkitd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuildkitDaem
         yield daemon
     finally:
         daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example model's weights, trained by its own train.py."""
+    out = tmp_path_factory.mktemp("weights")
+    subprocess.run(
+        [sys.executable, "train.py", str(out)], cwd=EXAMPLE, check=True, capture_output=True
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def example_image(
+    tmp_path_factory: pytest.TempPathFactory, registry: RegistryServer
+) -> Iterator[BuiltExample]:
+    """The example service built once per session with buildah and pushed to ``registry``."""
+    workdir = tmp_path_factory.mktemp("example-image")
+    runroot = Path(tempfile.mkdtemp(prefix="pk-preview-"))
+    try:
+        try:
+            built = build_example(workdir, runroot, registry)
+        except MissingTestImages as exc:
+            pytest.fail(str(exc))
+        yield built
+        # Whatever a failed test left in this session's scope (and only that) goes.
+        scope = f"--filter=label=pipeline-kit.dev/scope={built.scope}"
+        found = subprocess.run(
+            [*built.podman, "ps", "--all", "--quiet", scope],
+            capture_output=True, text=True, env=built.podman_env, check=False,
+        )  # fmt: skip
+        ids = found.stdout.split()
+        if ids:
+            subprocess.run(
+                [*built.podman, "rm", "--force", "--time=0", *ids],
+                capture_output=True, env=built.podman_env, check=False,
+            )  # fmt: skip
+    finally:
+        remove_storage(workdir)
+        remove_storage(runroot)

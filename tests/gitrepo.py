@@ -90,20 +90,25 @@ class GitRepo:
         return result
 
 
-def cli(
-    *args: str, cwd: Path, env: Mapping[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """The installed CLI as a separate process, with CI variables removed unless given."""
+def cli_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment the CLI runs in for tests: no CI variables unless given, test git."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "GITLAB", "CI"))}
     clean.update(GIT_ENV)
     clean.update(env or {})
+    return clean
+
+
+def cli(
+    *args: str, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """The installed CLI as a separate process, with CI variables removed unless given."""
     return subprocess.run(
         [sys.executable, "-m", "pipeline_kit", *args],
         cwd=cwd,
-        env=clean,
+        env=cli_env(env),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
 
 

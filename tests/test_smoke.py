@@ -8,6 +8,7 @@ the JUnit file.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -50,15 +51,6 @@ def start_example(model_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
             time.sleep(0.05)
     proc.kill()
     raise RuntimeError("the example server did not start")
-
-
-@pytest.fixture(scope="session")
-def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("weights")
-    subprocess.run(
-        [sys.executable, "train.py", str(out)], cwd=EXAMPLE, check=True, capture_output=True
-    )
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +132,25 @@ def test_never_ready_fails_within_its_budget(tmp_path: Path) -> None:
     (message,) = failure_messages(suite)
     assert "not ready within 2s" in message and "model.safetensors is missing" in message
     assert took < 12  # the 2 s budget plus start-up, not the 15-minute default
+
+
+def test_a_server_that_stopped_fails_at_once_not_at_the_budget(tmp_path: Path) -> None:
+    """The gate asks ``alive`` while it waits: a dead server is a verdict now, not in 15 min."""
+    from pipeline_kit.commands.smoke import SmokeOptions, gate
+
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    proc, url = start_example(empty)
+    proc.terminate()
+    assert proc.wait(timeout=10) == 0  # the example handles SIGTERM: a clean stop, not a kill
+    options = SmokeOptions(None, tmp_path, url=url, prompt="hi", ready_timeout=120)
+    start = time.monotonic()
+    verdict = gate(
+        options, io.StringIO(), alive=lambda: None if proc.poll() is None else "it exited"
+    )
+    assert time.monotonic() - start < 10
+    (case,) = verdict.cases
+    assert not case.passed and "the server stopped before it was ready: it exited" in case.message
 
 
 def test_wrong_protocol_fails_with_the_reason(tmp_path: Path, example: str) -> None:

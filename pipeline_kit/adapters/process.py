@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
+import queue
 import shlex
 import subprocess
-from collections.abc import Callable, Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from pipeline_kit.errors import EnvironmentFault
 
 _STDERR_TAIL = 2000
+T = TypeVar("T")
 
 
 class CommandFailed(EnvironmentFault):
@@ -110,3 +116,64 @@ def stream(
         proc.wait()
         raise
     return proc.wait(), "\n".join(tail)
+
+
+@contextlib.contextmanager
+def background(
+    argv: Sequence[str],
+    *,
+    ready: Callable[[str], T | None],
+    timeout: float,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[T]:
+    """Run ``argv`` while the block runs (a port-forward, say).
+
+    Its output lines go to ``ready`` until it returns a value, which is yielded; a process that
+    exits first, or says nothing ready within ``timeout`` seconds, is an infrastructure error
+    showing its last lines. The process is stopped when the block ends.
+    """
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+    except FileNotFoundError as exc:
+        raise EnvironmentFault(
+            f"`{argv[0]}` is not installed or not on PATH.",
+            hint=f"Install it and run again ({exc.strerror}).",
+        ) from None
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:  # keeps reading, so a chatty process never blocks on a full pipe
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            lines.put(raw.decode("utf-8", "replace").rstrip("\r\n"))
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    tail: collections.deque[str] = collections.deque(maxlen=20)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                why = "\n".join([*tail, f"not ready in {timeout:g}s"])
+                raise CommandFailed(argv, -1, why) from None
+            if line is None:
+                raise CommandFailed(argv, proc.wait(), "\n".join(tail))
+            tail.append(line)
+            value = ready(line)
+            if value is not None:
+                break
+        yield value
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -12,7 +12,7 @@ from pipeline_kit.errors import ExitCode, InputError
 
 if TYPE_CHECKING:
     from pipeline_kit.service import ServiceSpec
-    from pipeline_kit.smoke.gate import SmokePlan
+    from pipeline_kit.smoke.gate import Alive, SmokePlan, SmokeVerdict
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,18 @@ class SmokeOptions:
 
 
 def run(options: SmokeOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
-    from pipeline_kit.config import load_config
     from pipeline_kit.report import smoke as report
+
+    verdict = gate(options, log)
+    publish(verdict, options)
+    out.write(report.to_json_text(verdict) if options.format == "json" else report.as_text(verdict))
+    return ExitCode.OK if verdict.passed else ExitCode.VERDICT
+
+
+def gate(options: SmokeOptions, log: TextIO, alive: Alive | None = None) -> SmokeVerdict:
+    """Plan from flags and config, then run the gate. ``alive`` says why the server stopped
+    (None while it runs), so a crashed server fails at once instead of using up the budget."""
+    from pipeline_kit.config import load_config
     from pipeline_kit.service import ServiceSpec
     from pipeline_kit.smoke.gate import run_gate
 
@@ -54,7 +64,13 @@ def run(options: SmokeOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         log.write(f"pipeline-kit smoke: {message}\n")
         log.flush()
 
-    verdict = run_gate(plan, say)
+    return run_gate(plan, say, alive)
+
+
+def publish(verdict: SmokeVerdict, options: SmokeOptions) -> None:
+    """JUnit XML and the Markdown summary, where asked for."""
+    from pipeline_kit.report import smoke as report
+
     if options.junit:
         options.junit.parent.mkdir(parents=True, exist_ok=True)
         options.junit.write_text(report.junit(verdict))
@@ -66,8 +82,6 @@ def run(options: SmokeOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     if summary:
         with summary.open("a", encoding="utf-8") as fh:
             fh.write(report.markdown(verdict))
-    out.write(report.to_json_text(verdict) if options.format == "json" else report.as_text(verdict))
-    return ExitCode.OK if verdict.passed else ExitCode.VERDICT
 
 
 def build_plan(

@@ -73,10 +73,14 @@ class SmokeVerdict:
 
 
 Clock = Callable[[], float]
+Alive = Callable[[], str | None]  # None while the server runs, else why it stopped
 
 
 def wait_ready(
-    plan: SmokePlan, say: Callable[[str], None], clock: Clock = time.monotonic
+    plan: SmokePlan,
+    say: Callable[[str], None],
+    clock: Clock = time.monotonic,
+    alive: Alive | None = None,
 ) -> SmokeCase:
     url = plan.url.rstrip("/") + plan.ready_path
     start = clock()
@@ -93,6 +97,15 @@ def wait_ready(
                 "readiness", True, f"{plan.ready_path} answered 200 after {elapsed:.1f}s", elapsed
             )
         last = reply.excerpt()
+        stopped = alive() if alive is not None else None
+        if stopped:
+            return SmokeCase(
+                "readiness",
+                False,
+                f"the server stopped before it was ready: {stopped}; {plan.ready_path} last "
+                f"answered: {last}",
+                clock() - start,
+            )
         loading = reply.status in (None, 503) or reply.error is not None
         if not loading:
             say(f"{plan.ready_path}: {last} (not a loading answer; still waiting)")
@@ -184,9 +197,11 @@ def _check(
     return problems
 
 
-def run_gate(plan: SmokePlan, say: Callable[[str], None]) -> SmokeVerdict:
+def run_gate(
+    plan: SmokePlan, say: Callable[[str], None], alive: Alive | None = None
+) -> SmokeVerdict:
     verdict = SmokeVerdict(plan)
-    ready = wait_ready(plan, say)
+    ready = wait_ready(plan, say, alive=alive)
     verdict.cases.append(ready)
     if not ready.passed:
         return verdict  # fail closed: nothing to ask

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from pathlib import Path
 
 from server.app import ModelState, make_server
@@ -14,6 +16,9 @@ def main() -> None:
         os.environ.get("MODEL_NAME", "llm-service"),
     )
     server = make_server(os.environ.get("HOST", "0.0.0.0"), int(os.environ.get("PORT", "8000")), state)
+    # As PID 1 in a container, SIGTERM is ignored unless handled: stop serving, exit cleanly,
+    # so a rollout or a preview teardown does not wait out its grace period.
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     # Listen first, so liveness answers while the weights load.
     state.start_loading()
     print(f"llm-service: listening on {server.server_address[0]}:{server.server_address[1]}", flush=True)

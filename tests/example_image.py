@@ -1,0 +1,168 @@
+"""The example service built for real, offline: a Debian base from mmdebstrap, buildah, a registry.
+
+``scripts/test-images`` (run by ``scripts/test``) downloads what the build needs once: the base
+root filesystem and the wheels of the example's requirements. Here the base is imported and
+pushed to the test registry, and ``pipeline-kit build`` builds the example with the wheelhouse
+and a ``no-index`` pip.conf mounted into its RUN steps, so no test reaches PyPI or Debian.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.gitrepo import GitRepo, cli
+from tests.services.registry import RegistryServer
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "llm-service"
+# Read when the tests are collected, before the session points XDG_CACHE_HOME elsewhere.
+CACHE = Path(
+    os.environ.get("PIPELINE_KIT_TEST_CACHE")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pipeline-kit-test"
+)
+BASE_TAR = CACHE / "bookworm-python3.tar"
+WHEELHOUSE = CACHE / "wheelhouse"
+BUILD_TIMEOUT_S = 900
+
+
+class MissingTestImages(RuntimeError):
+    pass
+
+
+def check_cache() -> None:
+    stamp = WHEELHOUSE / ".requirements.sha256"
+    if not BASE_TAR.is_file() or not stamp.is_file():
+        raise MissingTestImages(
+            f"the example image's inputs are not in {CACHE} (base root filesystem and wheels). "
+            "Run scripts/test-images once (scripts/test does), with network access to Debian "
+            "and PyPI."
+        )
+
+
+@dataclass(frozen=True)
+class BuiltExample:
+    repo: GitRepo  # the example as a git repository, with a pipeline-kit.yaml for the registry
+    image: str  # registry/examples/llm-service@sha256:...
+    digest: str
+    weights: Path  # trained weights, readable by the image's user
+    scope: str  # the preview label scope of this test session
+    podman: tuple[str, ...]  # podman with the previews' storage and settings, for assertions
+    podman_env: dict[str, str]
+
+
+def _buildah(storage: Path, *args: str) -> str:
+    flags = [f"--root={storage / 'root'}", f"--runroot={storage / 'run'}", "--storage-driver=vfs"]
+    proc = subprocess.run(["buildah", *flags, *args], capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise AssertionError(f"buildah {' '.join(args)} failed: {proc.stderr[-2000:]}")
+    return proc.stdout.strip()
+
+
+def push_base(storage: Path, registry: RegistryServer) -> str:
+    """The mmdebstrap root filesystem as an image in the test registry."""
+    container = _buildah(storage, "from", "scratch")
+    _buildah(storage, "add", container, str(BASE_TAR), "/")
+    _buildah(storage, "commit", "--quiet", "--rm", container, "localhost/test-base")
+    reference = f"{registry.host}/examples/base:bookworm"
+    _buildah(storage, "push", "--quiet", "--tls-verify=false", "localhost/test-base", reference)
+    return reference
+
+
+def train(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [sys.executable, "train.py", str(directory)], cwd=EXAMPLE, check=True, capture_output=True
+    )
+    # The image runs as an unprivileged user (USER 10001): the mount must be readable to it.
+    directory.chmod(0o755)
+    for path in directory.iterdir():
+        path.chmod(0o644)
+    return directory
+
+
+def config_text(
+    registry: RegistryServer, base: str, workdir: Path, runroot: Path, scope: str
+) -> str:
+    example = (EXAMPLE / "pipeline-kit.yaml").read_text()
+    service_and_smoke = example[example.index("service:") :]
+    return f"""\
+image: {registry.host}/examples/llm-service
+layers: {{base: base, deps: deps, code: code}}
+build_args:
+  BASE_IMAGE: {base}
+build:
+  builder: buildah
+  buildah:
+    storage_driver: vfs
+    root: {workdir}/build/root
+    runroot: {workdir}/build/run
+    volumes:
+      - {WHEELHOUSE}:/wheels:ro
+      - {workdir}/pip.conf:/etc/pip.conf:ro
+{service_and_smoke}
+preview:
+  provider: local
+  scope: {scope}
+  local:
+    containers_conf: relaxed
+    storage_driver: vfs
+    root: {workdir}/podman/root
+    runroot: {runroot}
+    stop_timeout: 2s
+"""
+
+
+def build_example(workdir: Path, runroot: Path, registry: RegistryServer) -> BuiltExample:
+    """``runroot``: podman refuses one longer than 50 characters, so it cannot live in tmp_path."""
+    check_cache()
+    base = push_base(workdir / "base-storage", registry)
+    (workdir / "pip.conf").write_text("[global]\nno-index = true\nfind-links = /wheels\n")
+    repo = GitRepo.init(workdir / "llm-service")
+    shutil.copytree(
+        EXAMPLE,
+        repo.path,
+        dirs_exist_ok=True,
+        ignore=shutil.ignore_patterns("__pycache__", "models", "*.pyc"),
+    )
+    scope = f"pk-test-{uuid.uuid4().hex[:12]}"  # nothing outside this session carries it
+    (repo.path / "pipeline-kit.yaml").write_text(
+        config_text(registry, base, workdir, runroot, scope)
+    )
+    repo.commit(message="llm-service")
+    result = cli("build", "--format", "json", cwd=repo.path, timeout=BUILD_TIMEOUT_S)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads(result.stdout)
+    digest = record["digest"]
+    conf = workdir / "containers.conf"
+    from pipeline_kit.adapters.podman import RELAXED_CONTAINERS_CONF
+
+    conf.write_text(RELAXED_CONTAINERS_CONF)
+    podman = (
+        "podman",
+        "--storage-driver=vfs",
+        f"--root={workdir}/podman/root",
+        f"--runroot={runroot}",
+        "--runtime=runc",
+    )
+    return BuiltExample(
+        repo=repo,
+        image=f"{registry.host}/examples/llm-service@{digest}",
+        digest=digest,
+        weights=train(workdir / "weights"),
+        scope=scope,
+        podman=podman,
+        podman_env={**os.environ, "CONTAINERS_CONF": str(conf)},
+    )
+
+
+def remove_storage(workdir: Path) -> None:
+    """vfs storage holds read-only files: root removes them as they are, others chmod first."""
+    if os.geteuid() != 0:
+        subprocess.run(["chmod", "-R", "u+w", str(workdir)], check=False, capture_output=True)
+    subprocess.run(["rm", "-rf", str(workdir)], check=False, capture_output=True)
