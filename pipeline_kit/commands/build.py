@@ -13,10 +13,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from pipeline_kit.errors import ExitCode, InputError
+from pipeline_kit.errors import ExitCode, InputError, KitError
 
 if TYPE_CHECKING:
     from pipeline_kit.adapters.git import Git
+    from pipeline_kit.append.planner import AppendPlan
+    from pipeline_kit.changes import Detection
+    from pipeline_kit.config import Config
+    from pipeline_kit.publish import Publisher
 
 FORMATS = ("text", "json")
 
@@ -30,12 +34,19 @@ class BuildOptions:
     merge_base: bool = False
     build_args: Mapping[str, str] = field(default_factory=dict)
     builder: str | None = None
+    strategy: str | None = None
     extra_tags: tuple[str, ...] = ()
     cache_repo: str | None = None
     insecure_registries: tuple[str, ...] = ()
     dry_run: bool = False
     format: str = "text"
     environ: Mapping[str, str] = field(default_factory=dict)
+
+
+class AppendRefused(KitError):
+    """``--strategy append`` and the change cannot be appended: a verdict on the change."""
+
+    exit_code = ExitCode.VERDICT
 
 
 class _Phases:
@@ -88,7 +99,7 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
             worktree=None,
         )
         _check_builds_checkout(git, rng.head, rng.worktree)
-        detection = detect_changes(git, config, rng)
+        detection = detect_changes(git, config, rng, with_chain=True)
     ci = resolve_context(config.root, options.environ, rng.head)
     tags = [t.name for t in compute_tags(ci, rules_from_section(config.section("tags")))]
     tags += [t for t in options.extra_tags if t not in tags]
@@ -98,6 +109,7 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         config,
         image,
         builder=options.builder,
+        strategy=options.strategy,
         cache_repo=options.cache_repo,
         insecure=options.insecure_registries,
     )
@@ -109,18 +121,36 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     settings = dataclasses.replace(settings, insecure_hosts=settings.insecure_hosts | plain)
     publisher = Publisher(image, settings.insecure_hosts, options.environ, progress=log)
     recorded = publisher.recorded_digest(detection.image_key)
-    largest = None if recorded else publisher.largest_layer(detection.base_image_key)
     created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    labels = image_labels(detection, ci, created)
+    append_plan, refused = None, None
+    if settings.strategy != "builder" and recorded is None:
+        append_plan, refused = _try_append(publisher, detection, config, labels, created, options)
+        if append_plan is None and settings.strategy == "append":
+            raise AppendRefused(
+                f"append cannot publish this change: {refused}.",
+                hint="Build it with --strategy auto (or builder).",
+            )
+    largest = None
+    if recorded is None and append_plan is None:
+        largest = publisher.largest_layer(detection.base_image_key)
     request = build_request(
         detection,
         config,
         settings,
         image=image,
         tags=tags,
-        labels=image_labels(detection, ci, created),
+        labels=labels,
         largest_previous_layer=largest,
     )
-    plan = plan_build(detection, request, recorded)
+    plan = plan_build(
+        detection,
+        request,
+        recorded,
+        strategy=settings.strategy,
+        appended_to=append_plan.previous.reference if append_plan else None,
+        append_refused=refused,
+    )
     builder = choose_builder(settings.builder) if plan.strategy == "builder" else None
     started = phases.done("plan", started)
 
@@ -132,6 +162,9 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         "strategy": plan.strategy,
         "builder": builder.name if builder else None,
         "reason": plan.reason,
+        "fallback": plan.fallback,
+        "previous": append_plan.previous.reference if append_plan else None,
+        "bytes_uploaded": None,
         "image_key": detection.image_key,
         "rebuild_from": detection.rebuild_from,
         "layers": {
@@ -140,6 +173,10 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         "head": detection.range.head,
     }
     log.write(f"pipeline-kit: {plan.strategy}: {plan.reason}\n")
+    if plan.fallback:
+        log.write(f"pipeline-kit: not appended: {plan.fallback}\n")
+    if append_plan is not None:
+        record["append"] = append_plan.summary()
     if options.dry_run:
         with tempfile.TemporaryDirectory(prefix="pipeline-kit-build-") as tmp:
             commands = builder.commands(request, Path(tmp)) if builder else []
@@ -153,6 +190,13 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     if plan.strategy == "retag":
         assert plan.retag_from is not None
         record["digest"] = publisher.retag(plan.retag_from, request.tags)
+        record["bytes_uploaded"] = 0
+        phases.done("push", started)
+    elif plan.strategy == "append":
+        assert append_plan is not None
+        record["digest"], record["bytes_uploaded"] = publisher.publish_append(
+            append_plan, request.tags
+        )
         phases.done("push", started)
     else:
         assert builder is not None
@@ -164,13 +208,43 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
             started = phases.done("build", started)
             if output.layout is not None:
                 with groups.group(f"push {image}"):
-                    record["digest"] = publisher.push_layout(output.layout, request.tags)
+                    record["digest"], record["bytes_uploaded"] = publisher.push_layout(
+                        output.layout, request.tags
+                    )
             else:
                 record["digest"] = output.digest
             phases.done("push", started)
     record["timings"] = phases.total()
     _write(record, options.format, out)
     return ExitCode.OK
+
+
+def _try_append(
+    publisher: Publisher,
+    detection: Detection,
+    config: Config,
+    labels: Mapping[str, str],
+    created: str,
+    options: BuildOptions,
+) -> tuple[AppendPlan | None, str | None]:
+    """An append plan, or None and why the builder is needed."""
+    from pipeline_kit.append import CannotAppend
+    from pipeline_kit.append.attempt import prepare_append
+
+    try:
+        plan = prepare_append(
+            publisher.append_remote(),
+            detection,
+            context=config.context_path.resolve(),
+            dockerfile=config.dockerfile_path.resolve(),
+            build_args=config.build_args,
+            labels=labels,
+            created=created,
+            environ=options.environ,
+        )
+    except CannotAppend as refusal:
+        return None, refusal.reason
+    return plan, None
 
 
 def _check_builds_checkout(git: Git, head: str, worktree: bool) -> None:
@@ -189,6 +263,18 @@ def _write(record: dict[str, Any], fmt: str, out: TextIO) -> None:
         out.write(json.dumps(record, indent=2) + "\n")
         return
     out.write(f"{record['strategy']}: {record['reason']}\n")
+    if record.get("fallback"):
+        out.write(f"not appended: {record['fallback']}\n")
+    if record.get("append"):
+        summary = record["append"]
+        out.write(
+            f"appended to {summary['previous']}: {summary['kept_layers']} layers kept, "
+            f"{summary['new_layers']} new, {summary['reused_layers']} reused\n"
+        )
+        for line in summary["applied"]:
+            out.write(f"  {line}\n")
+    if record.get("bytes_uploaded") is not None:
+        out.write(f"uploaded: {record['bytes_uploaded']} bytes\n")
     if record.get("digest"):
         out.write(f"digest: {record['digest']}\n")
     for ref in record["references"]:
