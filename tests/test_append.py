@@ -40,7 +40,8 @@ RUN ["/bin/busybox", "--install", "-s", "/bin"]
 
 FROM base AS deps
 COPY requirements.txt /deps/requirements.txt
-RUN cp /deps/requirements.txt /deps/installed && date +%s%N > /deps/built
+RUN cp /deps/requirements.txt /deps/installed && date +%s%N > /deps/built \
+    && mkdir -p /opt/data && chmod 700 /opt/data
 
 FROM deps AS code
 WORKDIR /srv
@@ -51,7 +52,10 @@ COPY --chmod=640 conf/*.ini conf/
 COPY one.txt two.txt multi/
 COPY two.txt /srv/app
 COPY one.txt /srv/renamed.txt
+COPY --chown=10001 one.txt /opt/data/one.txt
 USER 10001
+WORKDIR /srv/work
+COPY two.txt /tmp/two.txt
 CMD ["/bin/sh", "-c", "cat /srv/app/main.txt; run.sh"]
 """
 
@@ -232,10 +236,30 @@ def test_layers_below_the_change_are_kept_by_digest(compared: dict[str, Any], ca
     assert result.appended["bytes_uploaded"] < 100_000
 
 
+def test_the_measured_directory_rules_hold_in_the_appended_image(compared: dict[str, Any]) -> None:
+    """What buildah does with the directories around a COPY, seen in an appended image."""
+    fs = compared[COMPARED[1]].appended_fs
+
+    def meta(path: str) -> tuple[str, int, int, int]:
+        entry = fs[path]
+        return entry.kind, entry.mode, entry.uid, entry.gid
+
+    assert meta("/srv") == ("dir", 0o755, 10001, 10001)  # WORKDIR, made by the chown'd COPY
+    assert meta("/opt/data") == ("dir", 0o700, 0, 0)  # existed (a RUN made it): left as it was
+    assert meta("/opt/data/one.txt") == ("file", 0o644, 10001, 10001)  # uid alone: gid = uid
+    assert meta("/srv/work") == ("dir", 0o755, 10001, 10001)  # WORKDIR under USER 10001
+    assert meta("/srv/multi") == ("dir", 0o755, 0, 0)  # relative to the WORKDIR
+    assert meta("/srv/conf/c.ini") == ("file", 0o640, 0, 0)  # the wildcard's new match, --chmod
+    assert meta("/usr/local/bin/run.sh") == ("file", 0o755, 0, 0)
+    assert fs["/srv/app/link"].target == "lib/util.py"
+    assert meta("/srv/app/two.txt")[0] == "file"  # a file into an existing directory
+    assert "/srv/app/old.txt" not in fs and "/srv/app/lib/util.pyc" not in fs
+
+
 def test_metadata_changes_upload_no_layer(compared: dict[str, Any]) -> None:
-    """An ENV change reuses the four COPY layers after it as they are; a CMD change has none."""
+    """An ENV change reuses the six COPY layers after it as they are; a CMD change has none."""
     env = compared["ENV change"]["append"]
-    assert (env["new_layers"], env["reused_layers"]) == (0, 4), env
+    assert (env["new_layers"], env["reused_layers"]) == (0, 6), env
     cmd = compared[COMPARED[-1]].appended
     assert cmd["append"]["new_layers"] == 0
     assert cmd["previous"].endswith(compared["ENV change"]["digest"])  # an appended image
