@@ -7,7 +7,6 @@ not trustworthy every layer counts as changed, with the reason.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -303,6 +302,8 @@ def _instruction_reasons(stage: Stage, before: Stage, dockerfile: str) -> list[s
     if new == old:
         return []
     out = []
+    import difflib  # only when instructions changed
+
     matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
     for op, a1, a2, b1, b2 in matcher.get_opcodes():
         if op == "equal":

@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from pipeline_kit.adapters.registry import RegistryClient
+from pipeline_kit.adapters.registry import Descriptor, RegistryClient
 from pipeline_kit.build_plan import BuildPlan, key_tag
 from pipeline_kit.credentials import resolve_credential, write_docker_config
 from pipeline_kit.push import point_tags, push_layout_counted
@@ -41,6 +41,10 @@ class Publisher:
     def _say(self, message: str) -> None:
         self.progress.write(f"pipeline-kit: {message}\n")
         self.progress.flush()
+
+    def heads(self, tags: Sequence[str]) -> dict[str, Descriptor | None]:
+        """What each tag points at (None: no such tag), asked all at once."""
+        return self.client.head_manifests(self.ref.repository, list(dict.fromkeys(tags)))
 
     def recorded_digest(self, image_key: str) -> str | None:
         """The digest ``pk-<image_key>`` points at, or None when that content was never built."""

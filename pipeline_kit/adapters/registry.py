@@ -14,8 +14,9 @@ import ipaddress
 import random
 import re
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 from urllib.parse import urljoin
@@ -35,7 +36,21 @@ INDEX_TYPES = MANIFEST_TYPES[1], MANIFEST_TYPES[3]
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 TIMEOUT = (10, 300)  # connect, read
+IN_FLIGHT = 4  # requests at once: enough for a build's tags and lookups, gentle on registries
 T = TypeVar("T")
+
+
+def in_parallel(calls: Sequence[Callable[[], T]]) -> list[T]:
+    """Run independent requests side by side (each waits on a round trip); results in order.
+
+    The first error is raised once every call has finished.
+    """
+    if len(calls) <= 1:
+        return [call() for call in calls]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(IN_FLIGHT, len(calls))) as pool:
+        return list(pool.map(lambda call: call(), calls))
 
 
 def is_plain_http(host: str, insecure_hosts: Collection[str] = ()) -> bool:
@@ -335,6 +350,11 @@ class RegistryClient:
             digest=response.headers.get("Docker-Content-Digest", ""),
             size=int(response.headers.get("Content-Length", 0)),
         )
+
+    def head_manifests(self, repo: str, references: Sequence[str]) -> dict[str, Descriptor | None]:
+        """``head_manifest`` for several references at once."""
+        found = in_parallel([partial(self.head_manifest, repo, ref) for ref in references])
+        return dict(zip(references, found, strict=True))
 
     def get_manifest(self, repo: str, reference: str) -> Manifest:
         response = self._request(

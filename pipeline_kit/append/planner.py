@@ -9,7 +9,7 @@ when a new layer needs to know the directories above what it writes (``parents``
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,7 +112,7 @@ def plan_append(
     inputs: AppendInputs,
     previous: PreviousImage,
     base: BaseImage,
-    read_layer: Callable[[Mapping[str, Any]], bytes],
+    read_layers: Callable[[Sequence[Mapping[str, Any]]], list[bytes]],
 ) -> AppendPlan:
     """The whole new image, or ``CannotAppend`` with the first reason the builder is needed."""
     old = previous.provenance
@@ -144,7 +144,7 @@ def plan_append(
     kept = alignment.kept_layers(first)
     media_type = _layer_media_type(previous, docker)
     ignore = read_ignore(inputs.context, inputs.dockerfile)
-    reader = _OldLayers(previous, alignment, read_layer)
+    reader = _OldLayers(previous, alignment, read_layers, first)
 
     planned: list[PlannedStep] = []
     new_history: list[dict[str, Any]] = []
@@ -271,19 +271,20 @@ def _unchanged_around(
 
 
 class _OldLayers:
-    """The previous image's replaced layers, fetched once each and only when asked for."""
+    """The previous image's replaced layers, read when first needed, all at once."""
 
     def __init__(
         self,
         previous: PreviousImage,
         alignment: LayerAlignment,
-        read_layer: Callable[[Mapping[str, Any]], bytes],
+        read_layers: Callable[[Sequence[Mapping[str, Any]]], list[bytes]],
+        first: int,
     ) -> None:
         self.previous = previous
         self.alignment = alignment
-        self.read_layer = read_layer
-        self.listings: dict[int, Listing] = {}
-        self.read_bytes = 0
+        self.read_layers = read_layers
+        self.first = first
+        self.listings: dict[int, Listing] | None = None
 
     def has_layer(self, position: int) -> bool:
         return (
@@ -297,19 +298,28 @@ class _OldLayers:
         ]
 
     def listing(self, position: int) -> Listing:
-        if position not in self.listings:
-            index = self.alignment.layer_of[position]
-            assert index is not None
-            descriptor = self.previous.layers[index]
-            self.read_bytes += int(descriptor.get("size", 0))
-            if self.read_bytes > MAX_READ_BYTES:
+        if self.listings is None:
+            # One round of requests for every replaced layer: they are small (code), and a
+            # step needing one usually needs those around it too.
+            positions = self.layer_positions(self.first, len(self.alignment.layer_of))
+            descriptors = [self.previous.layers[self._index(p)] for p in positions]
+            total = sum(int(d.get("size", 0)) for d in descriptors)
+            if total > MAX_READ_BYTES:
                 raise CannotAppend(
-                    f"the previous image's layers after the change are over "
-                    f"{MAX_READ_BYTES >> 20} MiB; reading them costs more than building"
+                    f"the previous image's layers after the change are {total >> 20} MiB; "
+                    f"reading more than {MAX_READ_BYTES >> 20} MiB costs more than building"
                 )
-            what = f"layer {index} of the previous image"
-            self.listings[position] = read_listing(self.read_layer(descriptor), what)
+            blobs = self.read_layers(descriptors)
+            self.listings = {
+                p: read_listing(blob, f"layer {self._index(p)} of the previous image")
+                for p, blob in zip(positions, blobs, strict=True)
+            }
         return self.listings[position]
+
+    def _index(self, position: int) -> int:
+        index = self.alignment.layer_of[position]
+        assert index is not None
+        return index
 
 
 def _layer_media_type(previous: PreviousImage, docker: bool) -> str:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
-from pipeline_kit.adapters.registry import RegistryClient
+from pipeline_kit.adapters.registry import Descriptor, RegistryClient, in_parallel
 from pipeline_kit.append import CannotAppend
 from pipeline_kit.append.planner import AppendPlan, BaseImage, PreviousImage
 from pipeline_kit.append.provenance import Provenance
@@ -22,8 +22,6 @@ from pipeline_kit.references import ImageRef
 
 SCRATCH = "scratch"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-PARALLEL = 4  # requests in flight at once: enough for a handful of tags, gentle on registries
-T = TypeVar("T")
 
 
 class AppendRemote:
@@ -40,7 +38,11 @@ class AppendRemote:
         self.insecure_hosts = insecure_hosts
 
     def find_previous(
-        self, tags: Sequence[str], mine: Provenance, good_enough: int
+        self,
+        tags: Sequence[str],
+        mine: Provenance,
+        good_enough: int,
+        heads: Mapping[str, Descriptor | None] | None = None,
     ) -> PreviousImage:
         """The recorded image sharing the longest prefix with ``mine``, among ``tags``.
 
@@ -50,8 +52,10 @@ class AppendRemote:
         found: list[PreviousImage] = []
         seen: set[str] = set()
         refused: list[str] = []
+        if heads is None:
+            heads = self.client.head_manifests(self.repository, tags)
         for tag in tags:
-            head = self.client.head_manifest(self.repository, tag)
+            head = heads.get(tag)
             if head is None or head.digest in seen:
                 continue
             seen.add(head.digest)
@@ -101,8 +105,10 @@ class AppendRemote:
             len(config.get("history") or ()),
         )
 
-    def read_layer(self, descriptor: Mapping[str, Any]) -> bytes:
-        return self.client.get_blob(self.repository, str(descriptor["digest"]))
+    def read_layers(self, descriptors: Sequence[Mapping[str, Any]]) -> list[bytes]:
+        return in_parallel(
+            [partial(self.client.get_blob, self.repository, str(d["digest"])) for d in descriptors]
+        )
 
     def publish(self, plan: AppendPlan, tags: Sequence[str]) -> tuple[str, int]:
         """Upload what is missing, then the manifest by digest, then the tags.
@@ -124,27 +130,17 @@ class AppendRemote:
 
         uploads: list[Callable[[], int]] = [upload_config]
         uploads += [partial(upload_layer, layer.data, layer.digest) for layer in plan.new_layers]
-        sent = sum(_side_by_side(uploads))
+        sent = sum(in_parallel(uploads))
         raw = json.dumps(plan.manifest, separators=(",", ":")).encode()
         media_type = str(plan.manifest.get("mediaType") or OCI_MANIFEST)
         digest = self.client.put_manifest(self.repository, _digest(raw), raw, media_type)
-        _side_by_side(
+        in_parallel(
             [
                 partial(self.client.put_manifest, self.repository, tag, raw, media_type)
                 for tag in tags
             ]
         )
         return digest, sent + len(raw) * (1 + len(tags))
-
-
-def _side_by_side(calls: Sequence[Callable[[], T]]) -> list[T]:
-    """Run ``calls`` concurrently (they wait on the network); the first error is raised."""
-    if len(calls) <= 1:
-        return [call() for call in calls]
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=min(PARALLEL, len(calls))) as pool:
-        return list(pool.map(lambda call: call(), calls))
 
 
 def _digest(raw: bytes) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pipeline_kit.errors import ExitCode, InputError, KitError
 
 if TYPE_CHECKING:
     from pipeline_kit.adapters.git import Git
+    from pipeline_kit.adapters.registry import Descriptor
     from pipeline_kit.append.planner import AppendPlan
     from pipeline_kit.changes import Detection
     from pipeline_kit.config import Config
@@ -68,7 +68,14 @@ class _Phases:
 def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     from pipeline_kit.adapters.git import Git
     from pipeline_kit.adapters.registry import is_plain_http
-    from pipeline_kit.build_plan import BuildSettings, build_request, image_labels, plan_build
+    from pipeline_kit.build_plan import (
+        BuildSettings,
+        build_request,
+        image_labels,
+        key_tag,
+        plan_build,
+        previous_candidates,
+    )
     from pipeline_kit.builders import choose_builder
     from pipeline_kit.changes import detect_changes
     from pipeline_kit.ci_context import from_environ
@@ -100,7 +107,7 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         )
         _check_builds_checkout(git, rng.head, rng.worktree)
         detection = detect_changes(git, config, rng, with_chain=True)
-    ci = resolve_context(config.root, options.environ, rng.head)
+        ci = resolve_context(config.root, options.environ, rng.head, git)
     tags = [t.name for t in compute_tags(ci, rules_from_section(config.section("tags")))]
     tags += [t for t in options.extra_tags if t not in tags]
     started = phases.done("detect", started)
@@ -120,12 +127,19 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     }
     settings = dataclasses.replace(settings, insecure_hosts=settings.insecure_hosts | plain)
     publisher = Publisher(image, settings.insecure_hosts, options.environ, progress=log)
-    recorded = publisher.recorded_digest(detection.image_key)
+    # One round trip for the content key and every place a previous image may be.
+    wants_append = settings.strategy != "builder"
+    candidates = previous_candidates(detection) if wants_append else []
+    heads = publisher.heads([key_tag(detection.image_key), *candidates])
+    found = heads[key_tag(detection.image_key)]
+    recorded = found.digest if found is not None else None
     created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     labels = image_labels(detection, ci, created)
     append_plan, refused = None, None
-    if settings.strategy != "builder" and recorded is None:
-        append_plan, refused = _try_append(publisher, detection, config, labels, created, options)
+    if wants_append and recorded is None:
+        append_plan, refused = _try_append(
+            publisher, detection, config, labels, created, options, heads
+        )
         if append_plan is None and settings.strategy == "append":
             raise AppendRefused(
                 f"append cannot publish this change: {refused}.",
@@ -172,6 +186,8 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         },
         "head": detection.range.head,
     }
+    import tempfile  # only a builder needs a working directory
+
     log.write(f"pipeline-kit: {plan.strategy}: {plan.reason}\n")
     if plan.fallback:
         log.write(f"pipeline-kit: not appended: {plan.fallback}\n")
@@ -226,6 +242,7 @@ def _try_append(
     labels: Mapping[str, str],
     created: str,
     options: BuildOptions,
+    heads: Mapping[str, Descriptor | None],
 ) -> tuple[AppendPlan | None, str | None]:
     """An append plan, or None and why the builder is needed."""
     from pipeline_kit.append import CannotAppend
@@ -241,6 +258,7 @@ def _try_append(
             labels=labels,
             created=created,
             environ=options.environ,
+            heads=heads,
         )
     except CannotAppend as refusal:
         return None, refusal.reason
