@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pipeline_kit.context_tree import ContextSnapshot
 from pipeline_kit.expand import expand, uses_variables
@@ -70,8 +70,7 @@ def _stage_key(stage: Stage, keys: dict[int, str], snapshot: ContextSnapshot) ->
 INSTRUCTION_KEY_VERSION = "pipeline-kit/instruction-key/v1"
 
 
-@dataclass(frozen=True)
-class InstructionKey:
+class InstructionKey(NamedTuple):
     """One instruction of the target's FROM chain, keyed three ways.
 
     ``own`` names what the instruction does given the same image before it: its text, the
@@ -89,8 +88,7 @@ class InstructionKey:
     cumulative: str
 
 
-@dataclass(frozen=True)
-class ChainKeys:
+class ChainKeys(NamedTuple):
     start: str  # the chain's base image reference (and the ARGs its FROM line uses)
     instructions: tuple[InstructionKey, ...]
     from_ref: str  # the image the chain's first stage starts FROM ("scratch" included)

@@ -7,11 +7,12 @@ request of the build shares its token cache and retry policy.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from pipeline_kit.adapters.registry import Descriptor, RegistryClient
+from pipeline_kit.adapters.registry import Manifest, RegistryClient, in_parallel
 from pipeline_kit.build_plan import BuildPlan, key_tag
 from pipeline_kit.credentials import resolve_credential, write_docker_config
 from pipeline_kit.push import point_tags, push_layout_counted
@@ -42,9 +43,16 @@ class Publisher:
         self.progress.write(f"pipeline-kit: {message}\n")
         self.progress.flush()
 
-    def heads(self, tags: Sequence[str]) -> dict[str, Descriptor | None]:
-        """What each tag points at (None: no such tag), asked all at once."""
-        return self.client.head_manifests(self.ref.repository, list(dict.fromkeys(tags)))
+    def lookup(
+        self, image_key: str, candidates: Sequence[str]
+    ) -> tuple[str | None, dict[str, Manifest | None]]:
+        """In one round of requests: the digest ``pk-<image_key>`` points at (None: never
+        built), and the manifest under each candidate tag of a previous image."""
+        repo = self.ref.repository
+        calls: list[Callable[[], Any]] = [partial(self.recorded_digest, image_key)]
+        calls += [partial(self.client.find_manifest, repo, tag) for tag in candidates]
+        recorded, *found = in_parallel(calls)
+        return recorded, dict(zip(candidates, found, strict=True))
 
     def recorded_digest(self, image_key: str) -> str | None:
         """The digest ``pk-<image_key>`` points at, or None when that content was never built."""

@@ -17,8 +17,8 @@ import os
 import posixpath
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from pipeline_kit.append import CannotAppend
 from pipeline_kit.append.steps import CopyStep
@@ -30,8 +30,7 @@ from pipeline_kit.stages import GLOB_CHARS
 _ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """One path a layer writes, as it will be in the image."""
 
     path: str  # relative to /, no trailing slash
@@ -43,15 +42,13 @@ class Entry:
     source: Path | None = None  # where a file's bytes are
 
 
-@dataclass(frozen=True)
-class SourceItem:
+class SourceItem(NamedTuple):
     context_path: str  # relative to the context root ("." for the root)
     disk: Path  # after following a symlink named as a source
     is_dir: bool
 
 
-@dataclass(frozen=True)
-class CopyPlacement:
+class CopyPlacement(NamedTuple):
     """Where the step writes: ``content`` overwrites; ``dest_dirs`` are made when missing."""
 
     content: tuple[Entry, ...]

@@ -15,8 +15,7 @@ from __future__ import annotations
 import copy
 import posixpath
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline_kit.append import CannotAppend
 from pipeline_kit.append.words import process_word
@@ -37,8 +36,7 @@ def clean_path(path: str) -> str:
     return "/" + cleaned.lstrip("/") if cleaned.startswith("//") else cleaned
 
 
-@dataclass
-class StepState:
+class StepState(NamedTuple):
     """What an instruction sees: the variables in scope, working directory and user."""
 
     scope: dict[str, str | None]
@@ -50,11 +48,10 @@ class StepState:
         return clean_path(self.workdir or "/")
 
 
-@dataclass
-class EvaluatedConfig:
+class EvaluatedConfig(NamedTuple):
     config: dict[str, Any]  # the image config's ``config`` object
     author: str | None
-    states: list[StepState] = field(default_factory=list)  # per chain position, before it
+    states: list[StepState]  # per chain position, before it
 
 
 def evaluate(

@@ -13,7 +13,7 @@ import hashlib
 import io
 import tarfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pipeline_kit.append.copy_sources import Entry
 
@@ -22,8 +22,7 @@ GZIP_LEVEL = 6
 _TYPES = {"dir": tarfile.DIRTYPE, "file": tarfile.REGTYPE, "symlink": tarfile.SYMTYPE}
 
 
-@dataclass(frozen=True)
-class LayerBlob:
+class LayerBlob(NamedTuple):
     data: bytes  # what is uploaded (compressed or not)
     digest: str  # of ``data``
     diff_id: str  # of the uncompressed tar

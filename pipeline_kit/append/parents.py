@@ -18,7 +18,7 @@ import io
 import posixpath
 import tarfile
 from collections.abc import Mapping, MutableMapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pipeline_kit.append import CannotAppend
 from pipeline_kit.append.copy_sources import CopyPlacement, Entry
@@ -27,8 +27,7 @@ from pipeline_kit.append.steps import CopyStep
 WHITEOUT = ".wh."
 
 
-@dataclass(frozen=True)
-class PathInfo:
+class PathInfo(NamedTuple):
     kind: str  # "dir", "file", "symlink", "link" (hard link) or "other"
     mode: int
     uid: int

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline_kit.append import CannotAppend
 from pipeline_kit.append.copy_sources import place, read_ignore, resolve_sources
@@ -38,8 +38,7 @@ NOP = "/bin/sh -c #(nop) "
 COMMENT = "pipeline-kit append"
 
 
-@dataclass(frozen=True)
-class PreviousImage:
+class PreviousImage(NamedTuple):
     repository: str
     digest: str
     manifest: Mapping[str, Any]
@@ -55,8 +54,7 @@ class PreviousImage:
         return list(self.manifest.get("layers") or [])
 
 
-@dataclass(frozen=True)
-class BaseImage:
+class BaseImage(NamedTuple):
     """The chain's FROM image as its registry has it now (``config`` None: scratch)."""
 
     reference: str
@@ -65,8 +63,7 @@ class BaseImage:
     history: int = 0
 
 
-@dataclass(frozen=True)
-class AppendInputs:
+class AppendInputs(NamedTuple):
     chain: ChainKeys
     provenance: Provenance  # what the new image records
     build_args: Mapping[str, str]
@@ -77,8 +74,7 @@ class AppendInputs:
     created: str
 
 
-@dataclass(frozen=True)
-class PlannedStep:
+class PlannedStep(NamedTuple):
     line: int
     text: str
     action: str  # "config", "new layer", "reused layer"
@@ -152,6 +148,7 @@ def plan_append(
     new_diff_ids = diff_ids[:kept]
     own: dict[str, PathInfo] = {}  # what this build's layers after the kept ones write
     all_reused = True  # so far every replaced layer was taken over unchanged
+    reused: list[int] = []  # chain positions whose old layer this image keeps
     author = {"author": evaluated.author} if evaluated.author else {}
     for step in steps:
         key = step.key
@@ -184,9 +181,10 @@ def plan_append(
             new_diff_ids.append(diff_ids[old_layer])
             new_history.append(dict(history[alignment.history_of[position]]))
             planned.append(PlannedStep(key.instruction.line, text, "reused layer"))
+            reused.append(position)
             continue
         if all_reused:  # from here on, what the reused layers wrote must be known
-            for before in reader.layer_positions(first, position):
+            for before in reused:
                 own.update(reader.listing(before))
         all_reused = False
         blob = _new_layer(step, inputs, ignore, own, reader, first, old_step, media_type)

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline_kit.keys import ChainKeys
 from pipeline_kit.stages import KNOWN_INSTRUCTIONS
@@ -24,15 +23,13 @@ _NOP = "#(nop)"
 _SHELL_PREFIX = "/bin/sh -c "
 
 
-@dataclass(frozen=True)
-class RecordedStep:
+class RecordedStep(NamedTuple):
     kind: str  # the instruction (COPY, ENV, RUN, ...)
     own: str
     effect: str
 
 
-@dataclass(frozen=True)
-class Provenance:
+class Provenance(NamedTuple):
     start: str
     stages: tuple[tuple[str, str], ...]  # (label, key) along the FROM chain
     steps: tuple[RecordedStep, ...]
@@ -99,8 +96,7 @@ def history_kind(created_by: str) -> str:
     return word if word in KNOWN_INSTRUCTIONS else "RUN"
 
 
-@dataclass(frozen=True)
-class LayerAlignment:
+class LayerAlignment(NamedTuple):
     """Which history entry and which layer each recorded instruction of an image made."""
 
     base_history: int  # entries the base image brought

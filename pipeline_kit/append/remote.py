@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from pipeline_kit.adapters.registry import Descriptor, RegistryClient, in_parallel
+from pipeline_kit.adapters.registry import Manifest, RegistryClient, in_parallel
 from pipeline_kit.append import CannotAppend
 from pipeline_kit.append.planner import AppendPlan, BaseImage, PreviousImage
 from pipeline_kit.append.provenance import Provenance
@@ -42,24 +42,27 @@ class AppendRemote:
         tags: Sequence[str],
         mine: Provenance,
         good_enough: int,
-        heads: Mapping[str, Descriptor | None] | None = None,
+        manifests: Mapping[str, Manifest | None] | None = None,
     ) -> PreviousImage:
         """The recorded image sharing the longest prefix with ``mine``, among ``tags``.
 
         Candidates are tried in order; one that agrees on at least ``good_enough``
-        instructions (all those below the target stage) ends the search.
+        instructions (all those below the target stage) ends the search. ``manifests``: what
+        each tag holds, when already fetched.
         """
+        if manifests is None:
+            found_manifests = in_parallel(
+                [partial(self.client.find_manifest, self.repository, tag) for tag in tags]
+            )
+            manifests = dict(zip(tags, found_manifests, strict=True))
         found: list[PreviousImage] = []
         seen: set[str] = set()
         refused: list[str] = []
-        if heads is None:
-            heads = self.client.head_manifests(self.repository, tags)
         for tag in tags:
-            head = heads.get(tag)
-            if head is None or head.digest in seen:
+            manifest = manifests.get(tag)
+            if manifest is None or manifest.digest in seen:
                 continue
-            seen.add(head.digest)
-            manifest = self.client.get_manifest(self.repository, head.digest)
+            seen.add(manifest.digest)
             if manifest.is_index:
                 refused.append(f"{tag} is a multi-platform index")
                 continue
@@ -119,10 +122,8 @@ class AppendRemote:
         config_digest = plan.manifest["config"]["digest"]
 
         def upload_layer(data: bytes, digest: str) -> int:
-            if self.client.blob_exists(self.repository, digest):
-                return 0
-            self.client.upload_blob(self.repository, data, digest)
-            return len(data)
+            sent = self.client.upload_missing_blob(self.repository, data, digest)
+            return len(data) if sent else 0
 
         def upload_config() -> int:  # new every time (it holds the creation time)
             self.client.upload_blob(self.repository, plan.config_blob, config_digest)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pipeline_kit.append import CannotAppend
 from pipeline_kit.append.image_config import StepState
@@ -26,13 +26,11 @@ _REMOTE = re.compile(r"^(?:https?://|git@|git://|ssh://)")
 _NUMERIC_OWNER = re.compile(r"^(\d+)(?::(\d+))?$")
 
 
-@dataclass(frozen=True)
-class MetadataStep:
+class MetadataStep(NamedTuple):
     key: InstructionKey
 
 
-@dataclass(frozen=True)
-class CopyStep:
+class CopyStep(NamedTuple):
     key: InstructionKey
     sources: tuple[str, ...]  # as written after expansion, relative to the context
     dest: str  # after expansion; relative ones are relative to ``workdir``

@@ -16,7 +16,7 @@ from pipeline_kit.errors import ExitCode, InputError, KitError
 
 if TYPE_CHECKING:
     from pipeline_kit.adapters.git import Git
-    from pipeline_kit.adapters.registry import Descriptor
+    from pipeline_kit.adapters.registry import Manifest
     from pipeline_kit.append.planner import AppendPlan
     from pipeline_kit.changes import Detection
     from pipeline_kit.config import Config
@@ -72,16 +72,13 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         BuildSettings,
         build_request,
         image_labels,
-        key_tag,
         plan_build,
         previous_candidates,
     )
-    from pipeline_kit.builders import choose_builder
     from pipeline_kit.changes import detect_changes
     from pipeline_kit.ci_context import from_environ
     from pipeline_kit.commands.tags import resolve_context
     from pipeline_kit.config import load_config
-    from pipeline_kit.logs import LogGroups
     from pipeline_kit.publish import Publisher
     from pipeline_kit.references import ImageRef
     from pipeline_kit.revisions import choose_range
@@ -130,15 +127,13 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     # One round trip for the content key and every place a previous image may be.
     wants_append = settings.strategy != "builder"
     candidates = previous_candidates(detection) if wants_append else []
-    heads = publisher.heads([key_tag(detection.image_key), *candidates])
-    found = heads[key_tag(detection.image_key)]
-    recorded = found.digest if found is not None else None
+    recorded, manifests = publisher.lookup(detection.image_key, candidates)
     created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     labels = image_labels(detection, ci, created)
     append_plan, refused = None, None
     if wants_append and recorded is None:
         append_plan, refused = _try_append(
-            publisher, detection, config, labels, created, options, heads
+            publisher, detection, config, labels, created, options, manifests
         )
         if append_plan is None and settings.strategy == "append":
             raise AppendRefused(
@@ -165,7 +160,11 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         appended_to=append_plan.previous.reference if append_plan else None,
         append_refused=refused,
     )
-    builder = choose_builder(settings.builder) if plan.strategy == "builder" else None
+    builder = None
+    if plan.strategy == "builder":
+        from pipeline_kit.builders import choose_builder
+
+        builder = choose_builder(settings.builder)
     started = phases.done("plan", started)
 
     record: dict[str, Any] = {
@@ -202,7 +201,6 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         _write(record, options.format, out)
         return ExitCode.OK
 
-    groups = LogGroups(ci.provider, log)
     if plan.strategy == "retag":
         assert plan.retag_from is not None
         record["digest"] = publisher.retag(plan.retag_from, request.tags)
@@ -216,6 +214,9 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         phases.done("push", started)
     else:
         assert builder is not None
+        from pipeline_kit.logs import LogGroups
+
+        groups = LogGroups(ci.provider, log)
         with tempfile.TemporaryDirectory(prefix="pipeline-kit-build-") as tmp:
             workdir = Path(tmp)
             docker_config = publisher.docker_config(workdir / "docker", settings.cache_repo)
@@ -242,7 +243,7 @@ def _try_append(
     labels: Mapping[str, str],
     created: str,
     options: BuildOptions,
-    heads: Mapping[str, Descriptor | None],
+    manifests: Mapping[str, Manifest | None],
 ) -> tuple[AppendPlan | None, str | None]:
     """An append plan, or None and why the builder is needed."""
     from pipeline_kit.append import CannotAppend
@@ -258,7 +259,7 @@ def _try_append(
             labels=labels,
             created=created,
             environ=options.environ,
-            heads=heads,
+            manifests=manifests,
         )
     except CannotAppend as refusal:
         return None, refusal.reason
