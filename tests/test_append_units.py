@@ -592,3 +592,108 @@ def test_listings_refuse_whiteouts(tmp_path: Path) -> None:
         read_listing(raw.getvalue(), "layer 3")
     good = tar_bytes([Entry("srv", "dir", 0o700, 1, 2)], 1)
     assert read_listing(gzip.compress(good), "layer 3") == {"srv": PathInfo("dir", 0o700, 1, 2)}
+
+
+def _previous_image(
+    steps: list[tuple[str, str, str]], layers: list[list[Entry]], created_by: list[str]
+) -> tuple[Any, dict[str, bytes]]:
+    """A previous image as the registry would serve it, with real layer tars."""
+    from pipeline_kit.append.planner import PreviousImage
+    from pipeline_kit.append.provenance import RecordedStep
+
+    blobs = {}
+    descriptors = []
+    diff_ids = []
+    for entries in layers:
+        blob = make_layer(entries, 1, "application/vnd.oci.image.layer.v1.tar+gzip")
+        blobs[blob.digest] = blob.data
+        descriptors.append({"mediaType": blob.media_type, "digest": blob.digest, "size": blob.size})
+        diff_ids.append(blob.diff_id)
+    recorded = Provenance("s" * 32, (), tuple(RecordedStep(*step) for step in steps))
+    history = [
+        {"created_by": text, **({"empty_layer": True} if "COPY" not in text else {})}
+        for text in created_by
+    ]
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Labels": {"dev.pipeline-kit.provenance": recorded.to_label()}},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        "history": history,
+    }
+    manifest = {
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json"},
+        "layers": descriptors,
+    }
+    return PreviousImage("team/svc", "sha256:" + "0" * 64, manifest, config, recorded), blobs
+
+
+def _plan(tmp_path: Path, text: str, own: list[str], previous: Any, blobs: dict[str, bytes]) -> Any:
+    from pipeline_kit.append.planner import AppendInputs, BaseImage, plan_append
+    from pipeline_kit.keys import ChainKeys
+
+    ctx = _context(tmp_path)
+    (ctx / "Dockerfile").write_text(text)
+    keys = tuple(
+        k._replace(own=o * 64, effect=o * 64) for k, o in zip(chain(text), own, strict=True)
+    )
+    chain_keys = ChainKeys("s" * 64, keys, "scratch", ())
+    inputs = AppendInputs(
+        chain_keys,
+        Provenance.of(chain_keys, []),
+        {},
+        {"kit": "1"},
+        ctx,
+        ctx / "Dockerfile",
+        1,
+        "now",
+    )
+    return plan_append(
+        inputs, previous, BaseImage("scratch", None), lambda ds: [blobs[d["digest"]] for d in ds]
+    )
+
+
+OLD_CHAIN = [
+    ("ENV", "e" * 32, "e" * 32),
+    ("COPY", "a" * 32, "a" * 32),
+    ("COPY", "b" * 32, "b" * 32),
+]
+OLD_LAYERS = [
+    [Entry("x", "dir", 0o755), Entry("x/a.txt", "file", 0o644, source=None)],
+    [Entry("y", "dir", 0o700), Entry("y/b.txt", "file", 0o644, source=None)],
+]
+OLD_HISTORY = ["/bin/sh -c #(nop) ENV X=1", "COPY a.txt /x/", "COPY b.txt /y/", "LABEL kit=1"]
+
+
+def _old(tmp_path: Path) -> tuple[Any, dict[str, bytes]]:
+    data = tmp_path / "data"
+    data.write_text("x")
+    layers = [
+        [e._replace(source=data) if e.kind == "file" else e for e in layer] for layer in OLD_LAYERS
+    ]
+    return _previous_image(OLD_CHAIN, layers, OLD_HISTORY)
+
+
+def test_a_cmd_change_keeps_every_layer_and_only_rewrites_the_config(tmp_path: Path) -> None:
+    previous, blobs = _old(tmp_path)
+    text = 'FROM scratch\nENV X=1\nCOPY a.txt /x/\nCOPY b.txt /y/\nCMD ["new"]\n'
+    plan = _plan(tmp_path, text, ["e", "a", "b", "c"], previous, blobs)
+    assert (plan.first, plan.kept_layers, plan.new_layers) == (3, 2, [])
+    assert plan.manifest["layers"] == previous.manifest["layers"]
+    assert plan.config["config"]["Cmd"] == ["new"]
+    assert [h.get("empty_layer", False) for h in plan.config["history"]] == [
+        True,
+        False,
+        False,
+        True,
+        True,  # ENV, two COPYs kept, then CMD and one label
+    ]
+
+
+def test_only_layers_really_reused_count_as_this_builds_writes(tmp_path: Path) -> None:
+    """The old COPY at position 2 is gone (an ENV took its place): its /y is not this build's."""
+    previous, blobs = _old(tmp_path)
+    text = "FROM scratch\nENV X=2\nCOPY a.txt /x/\nENV Y=1\nCOPY c.ini /y/\n"
+    with pytest.raises(CannotAppend, match="an earlier replaced layer of the previous image"):
+        _plan(tmp_path, text, ["f", "a", "g", "c"], previous, blobs)
