@@ -213,3 +213,23 @@ def test_auto_builds_with_buildah_when_append_cannot(service: dict[str, Any]) ->
     assert (record["strategy"], record["builder"]) == ("builder", "buildah")
     assert "line 8: RUN comes after the change" in record["fallback"]
     assert record["digest"].startswith("sha256:") and record["digest"] != service["cold"]["digest"]
+
+
+def test_dry_run_shows_the_append_plan_and_writes_nothing(
+    service: dict[str, Any], registry: RegistryServer
+) -> None:
+    repo: GitRepo = service["repo"]
+    repo.git("checkout", "-q", "-B", "dry-run", service["base"])
+    repo.commit({"app/main.txt": "v2\n"}, message="code only")
+    result = cli("build", "--dry-run", "--format", "json", cwd=repo.path)
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["strategy"] == "append" and record["digest"] is None
+    assert record["previous"] == f"fb/svc@{service['cold']['digest']}"
+    assert record["append"]["kept_layers"] == 1  # the busybox layer
+    assert record["append"]["applied"] == [
+        "line 6: COPY app/ /srv/app/ (new layer)",
+        'line 7: CMD ["/bin/cat", "/srv/app/main.txt"] (config)',
+    ]
+    client = RegistryClient(registry.host)
+    assert client.head_manifest("fb/svc", f"pk-{record['image_key']}") is None
