@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from pipeline_kit.adapters.process import CommandFailed, run
+from pipeline_kit.adapters.process import CommandFailed, run, run_all
 from pipeline_kit.errors import EnvironmentFault, InputError
 
 TREE_MODE = "40000"
@@ -181,6 +181,31 @@ class Git:
     def remote_url(self) -> str | None:
         proc = run(["git", "remote", "get-url", "origin"], cwd=self.root, check=False)
         return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
+
+    def local_facts(self, rev: str) -> tuple[str | None, list[str], str | None, str | None]:
+        """(branch, tags at ``rev``, default branch, origin URL), asked of git all at once."""
+        branch, tags, default, url = run_all(
+            [
+                ["git", "symbolic-ref", "--quiet", "--short", "HEAD"],
+                ["git", "tag", "--points-at", rev],
+                ["git", "symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"],
+                ["git", "remote", "get-url", "origin"],
+            ],
+            cwd=self.root,
+        )
+
+        def text(proc: subprocess.CompletedProcess[bytes]) -> str | None:
+            return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
+
+        if tags.returncode != 0:
+            raise CommandFailed(tags.args, tags.returncode, tags.stderr.decode(errors="replace"))
+        default_name = text(default)
+        return (
+            text(branch),
+            sorted(line for line in tags.stdout.decode().splitlines() if line),
+            default_name.removeprefix("origin/") or None if default_name else None,
+            text(url),
+        )
 
     def is_dirty(self) -> bool:
         out = self._git("status", "--porcelain", "-z", "--untracked-files=normal")
