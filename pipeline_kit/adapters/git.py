@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -216,6 +214,9 @@ class Git:
 
         Built in a copy of the index, so the user's staging area is left as it was.
         """
+        import shutil
+        import tempfile  # only a dirty working tree needs them
+
         with tempfile.TemporaryDirectory(prefix="pipeline-kit-index-") as tmp:
             index = Path(tmp) / "index"
             real_index = self.git_dir / "index"
