@@ -697,3 +697,14 @@ def test_only_layers_really_reused_count_as_this_builds_writes(tmp_path: Path) -
     text = "FROM scratch\nENV X=2\nCOPY a.txt /x/\nENV Y=1\nCOPY c.ini /y/\n"
     with pytest.raises(CannotAppend, match="an earlier replaced layer of the previous image"):
         _plan(tmp_path, text, ["f", "a", "g", "c"], previous, blobs)
+
+
+def test_strategy_choices_come_from_one_table() -> None:
+    """The CLI's --strategy choices and the schema's build.strategy enum are STRATEGIES."""
+    from pipeline_kit import cli
+    from pipeline_kit.build_plan import STRATEGIES
+    from pipeline_kit.config import schema
+
+    option = next(p for p in cli.build.params if p.name == "strategy")
+    assert tuple(option.type.choices) == STRATEGIES  # type: ignore[attr-defined]
+    assert tuple(schema()["properties"]["build"]["properties"]["strategy"]["enum"]) == STRATEGIES
