@@ -15,8 +15,11 @@ from pipeline_kit.changes import Detection
 from pipeline_kit.ci_context import CIContext
 from pipeline_kit.config import Config
 from pipeline_kit.durations import go_duration, parse_duration
+from pipeline_kit.errors import InputError
 
 KEY_TAG_PREFIX = "pk-"
+ON_TAG_PREFIX = "pk-on-"
+STRATEGIES = ("auto", "builder", "append")
 LABEL_PREFIX = "dev.pipeline-kit"
 DEFAULT_CACHE_TTL = "14d"
 DEFAULT_LARGE_LAYER_MB = 1024
@@ -27,11 +30,30 @@ def key_tag(image_key: str) -> str:
     return f"{KEY_TAG_PREFIX}{image_key}"
 
 
+def on_tag(stage_key: str) -> str:
+    """The tag naming the newest image built on a stage with this key (for append)."""
+    return f"{ON_TAG_PREFIX}{stage_key}"
+
+
+def on_tags(detection: Detection) -> list[str]:
+    """``pk-on-<key>`` for each stage the target is built FROM (nearest first)."""
+    return [on_tag(key) for _, key in reversed(detection.chain_stages[:-1])]
+
+
+def previous_candidates(detection: Detection) -> list[str]:
+    """Where an image to append to may be: the base commit's image, then by stage key."""
+    tags = []
+    if detection.base_image_key and detection.base_image_key != detection.image_key:
+        tags.append(key_tag(detection.base_image_key))
+    return tags + on_tags(detection)
+
+
 @dataclass(frozen=True)
 class BuildSettings:
     """The ``build`` and ``cache`` config sections with flags applied, defaults filled in."""
 
     builder: str = "auto"
+    strategy: str = "auto"
     cache_repo: str = ""
     cache_ttl_seconds: int = 14 * 86400
     large_layer_mb: int = DEFAULT_LARGE_LAYER_MB
@@ -50,6 +72,7 @@ class BuildSettings:
         image: str,
         *,
         builder: str | None = None,
+        strategy: str | None = None,
         cache_repo: str | None = None,
         insecure: Sequence[str] = (),
     ) -> BuildSettings:
@@ -61,12 +84,16 @@ class BuildSettings:
             "runroot": _path(config, buildah.get("runroot")),
         }
         ttl = str(cache.get("ttl", DEFAULT_CACHE_TTL))
+        try:
+            ttl_seconds = parse_duration(ttl, what="cache.ttl")
+        except InputError:
+            # Only now find the key's line: reading positions loads a second YAML parser.
+            ttl_seconds = parse_duration(ttl, what=f"{config.where('cache', 'ttl')}: cache.ttl")
         return cls(
             builder=builder or str(build.get("builder", "auto")),
+            strategy=strategy or str(build.get("strategy", "auto")),
             cache_repo=cache_repo or str(cache.get("repository") or f"{image}/cache"),
-            cache_ttl_seconds=parse_duration(
-                ttl, what=f"{config.where('cache', 'ttl')}: cache.ttl"
-            ),
+            cache_ttl_seconds=ttl_seconds,
             large_layer_mb=int(build.get("large_layer_mb", DEFAULT_LARGE_LAYER_MB)),
             cache_copy_layers=bool(build.get("cache_copy_layers", True)),
             push_retry=int(build.get("push_retry", 3)),
@@ -84,7 +111,11 @@ def _path(config: Config, value: object) -> str | None:
 
 
 def image_labels(detection: Detection, ci: CIContext, created: str) -> dict[str, str]:
-    """OCI annotations plus the layer keys, so any image says what content it holds."""
+    """OCI annotations plus the layer keys, so any image says what content it holds.
+
+    With the chain's instruction keys (a build), also the provenance that lets a later
+    build append to this image.
+    """
     labels = {
         "org.opencontainers.image.revision": ci.sha or detection.range.head,
         "org.opencontainers.image.created": created,
@@ -94,15 +125,21 @@ def image_labels(detection: Detection, ci: CIContext, created: str) -> dict[str,
         labels["org.opencontainers.image.source"] = ci.repository_url
     for layer in detection.layers:
         labels[f"{LABEL_PREFIX}.layer.{layer.name}.key"] = layer.key
+    if detection.chain is not None:
+        from pipeline_kit.append.provenance import PROVENANCE_LABEL, Provenance
+
+        provenance = Provenance.of(detection.chain, detection.chain_stages)
+        labels[PROVENANCE_LABEL] = provenance.to_label()
     return labels
 
 
 @dataclass(frozen=True)
 class BuildPlan:
-    strategy: str  # "retag" or "builder"
+    strategy: str  # "retag", "append" or "builder"
     reason: str
     request: BuildRequest
     retag_from: str | None = None  # repo@digest of the image with the same content key
+    fallback: str | None = None  # why append could not publish this change (builder only)
 
 
 def build_request(
@@ -115,7 +152,7 @@ def build_request(
     labels: Mapping[str, str],
     largest_previous_layer: int | None,
 ) -> BuildRequest:
-    all_tags = list(dict.fromkeys([*tags, key_tag(detection.image_key)]))
+    all_tags = list(dict.fromkeys([*tags, key_tag(detection.image_key), *on_tags(detection)]))
     large = largest_previous_layer is None or largest_previous_layer > settings.large_layer_mb << 20
     return BuildRequest(
         image=image,
@@ -139,10 +176,21 @@ def build_request(
 
 
 def plan_build(
-    detection: Detection, request: BuildRequest, recorded_digest: str | None
+    detection: Detection,
+    request: BuildRequest,
+    recorded_digest: str | None,
+    *,
+    strategy: str = "auto",
+    appended_to: str | None = None,
+    append_refused: str | None = None,
 ) -> BuildPlan:
-    """``recorded_digest``: what ``pk-<image key>`` points at in the registry, if anything."""
-    if recorded_digest is not None:
+    """retag > append > builder; ``strategy`` "builder" forces the builder.
+
+    ``recorded_digest``: what ``pk-<image key>`` points at in the registry, if anything.
+    ``appended_to``: the previous image an append plan was made against; ``append_refused``:
+    why none could be made (then the builder runs, and the record says why).
+    """
+    if recorded_digest is not None and strategy != "builder":
         why = (
             "nothing that goes into the image changed"
             if not detection.image_changed
@@ -154,10 +202,18 @@ def plan_build(
             request,
             retag_from=f"{request.image}@{recorded_digest}",
         )
+    if appended_to is not None and strategy != "builder":
+        return BuildPlan(
+            "append",
+            f"only COPY/ADD and metadata changed: appending to {appended_to.split('@')[-1][:19]}",
+            request,
+        )
     if detection.range.fail_safe:
         reason = f"rebuilding everything: {detection.range.fail_safe}"
     elif not detection.image_changed:
         reason = f"no image recorded under {key_tag(detection.image_key)[:15]}…: building it"
     else:
         reason = f"rebuild from {detection.rebuild_from}"
-    return BuildPlan("builder", reason, request)
+    if strategy == "builder":
+        reason += " (--strategy builder)"
+    return BuildPlan("builder", reason, request, fallback=append_refused)

@@ -7,7 +7,6 @@ not trustworthy every layer counts as changed, with the reason.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -18,7 +17,7 @@ from pipeline_kit.config import Config
 from pipeline_kit.context_tree import ContextSnapshot, source_takes
 from pipeline_kit.dockerignore import DockerIgnore, ignore_file_candidates
 from pipeline_kit.errors import InputError
-from pipeline_kit.keys import stage_keys
+from pipeline_kit.keys import ChainKeys, chain_keys, from_chain, stage_keys
 from pipeline_kit.layers import LayerMap, layers_for
 from pipeline_kit.revisions import RevisionRange
 from pipeline_kit.stages import Stage, StageGraph, parse_dockerfile
@@ -46,6 +45,8 @@ class Detection:
     image_changed: bool
     image_key: str  # the target stage's key at head: names the whole image's content
     base_image_key: str | None = None  # the same at base, when base could be read
+    chain: ChainKeys | None = None  # per-instruction keys of the target's FROM chain (build)
+    chain_stages: tuple[tuple[str, str], ...] = ()  # (stage label, key) along that chain
 
     @property
     def rebuild_from(self) -> str | None:
@@ -102,7 +103,9 @@ def repo_path(git: Git, path: Path, what: str) -> str:
     return "" if rel == "." else rel
 
 
-def detect_changes(git: Git, config: Config, rng: RevisionRange) -> Detection:
+def detect_changes(
+    git: Git, config: Config, rng: RevisionRange, *, with_chain: bool = False
+) -> Detection:
     dockerfile = repo_path(git, config.dockerfile_path, "Dockerfile")
     context = repo_path(git, config.context_path, "context")
     head = _read_side(git, rng.head_tree, dockerfile, context, config.build_args, None)
@@ -127,6 +130,9 @@ def detect_changes(git: Git, config: Config, rng: RevisionRange) -> Detection:
             git.changed_paths(rng.base or "", rng.head_tree, context), context
         )
         layers, image_changed = _compare(head, base, layer_map, target, changed_paths, dockerfile)
+    chain = None
+    if with_chain:
+        chain = chain_keys(head.graph, target, head.snapshot, head.keys, config.build_args)
     return Detection(
         range=rng,
         dockerfile=dockerfile,
@@ -136,6 +142,10 @@ def detect_changes(git: Git, config: Config, rng: RevisionRange) -> Detection:
         image_changed=image_changed,
         image_key=head.keys[target],
         base_image_key=_base_target_key(base, target, head) if isinstance(base, _Side) else None,
+        chain=chain,
+        chain_stages=tuple(
+            (stage.label, head.keys[stage.index]) for stage in from_chain(head.graph, target)
+        ),
     )
 
 
@@ -292,6 +302,8 @@ def _instruction_reasons(stage: Stage, before: Stage, dockerfile: str) -> list[s
     if new == old:
         return []
     out = []
+    import difflib  # only when instructions changed
+
     matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
     for op, a1, a2, b1, b2 in matcher.get_opcodes():
         if op == "equal":

@@ -54,14 +54,15 @@ def with_git_facts(ci: CIContext, git: Git, head: str) -> CIContext:
     """A local run: branch, tag, default branch and source from the repository itself."""
     if ci.is_ci:
         return ci
-    version_tags = [tag for tag in git.tags_at(head) if tag[:1] in "v0123456789"]
+    branch, tags, default_branch, url = git.local_facts(head)
+    version_tags = [tag for tag in tags if tag[:1] in "v0123456789"]
     return dataclasses.replace(
         ci,
         sha=ci.sha or head,
-        branch=git.current_branch(),
+        branch=branch,
         tag=version_tags[-1] if version_tags else None,
-        default_branch=git.default_branch(),
-        repository_url=git.remote_url(),
+        default_branch=default_branch,
+        repository_url=url,
     )
 
 

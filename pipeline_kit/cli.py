@@ -147,6 +147,14 @@ def lint(
     default=None,
     help="Builder (default: build.builder in the config, else auto).",
 )
+@click.option(
+    "--strategy",
+    type=click.Choice(["auto", "builder", "append"]),
+    default=None,
+    help="auto: retag, else append, else the builder; append: fail (exit 1) with the reason "
+    "when the change cannot be appended; builder: always run the builder "
+    "(default: build.strategy, else auto).",
+)
 @click.option("--tag", "extra_tags", multiple=True, metavar="TAG", help="Add a tag (repeatable).")
 @click.option("--cache-repo", help="Layer cache repository (default: <image>/cache).")
 @click.option(
@@ -166,13 +174,14 @@ def build(
     merge_base: bool,
     build_args: tuple[str, ...],
     builder: str | None,
+    strategy: str | None,
     extra_tags: tuple[str, ...],
     cache_repo: str | None,
     insecure: tuple[str, ...],
     dry_run: bool,
     fmt: str,
 ) -> int:
-    """Build and push the image, or retag it when its content was built before."""
+    """Publish the image: retag known content, append code-only changes, or build and push."""
     from pipeline_kit.commands.build import BuildOptions, run
 
     options = BuildOptions(
@@ -183,6 +192,7 @@ def build(
         merge_base=merge_base,
         build_args=_build_args(build_args),
         builder=builder,
+        strategy=strategy,
         extra_tags=extra_tags,
         cache_repo=cache_repo,
         insecure_registries=insecure,

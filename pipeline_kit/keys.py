@@ -9,9 +9,13 @@ content of every context path it takes after .dockerignore (git ids, never re-ha
 from __future__ import annotations
 
 import hashlib
+import posixpath
+from collections.abc import Mapping
+from typing import NamedTuple
 
 from pipeline_kit.context_tree import ContextSnapshot
-from pipeline_kit.stages import Stage, StageGraph
+from pipeline_kit.expand import expand, uses_variables
+from pipeline_kit.stages import Instruction, Stage, StageGraph
 
 KEY_VERSION = "pipeline-kit/stage-key/v1"
 
@@ -61,3 +65,118 @@ def _stage_key(stage: Stage, keys: dict[int, str], snapshot: ContextSnapshot) ->
         for line in snapshot.material(source):
             add("  ", line)
     return digest.hexdigest()
+
+
+INSTRUCTION_KEY_VERSION = "pipeline-kit/instruction-key/v1"
+
+
+class InstructionKey(NamedTuple):
+    """One instruction of the target's FROM chain, keyed three ways.
+
+    ``own`` names what the instruction does given the same image before it: its text, the
+    values of the variables it refers to, the working directory and user it runs with, and
+    the content of the context paths it takes. ``effect`` is ``own`` without that content
+    (where and as whom it writes). ``cumulative`` chains ``own`` from the chain's start, so
+    two images agree up to the first instruction whose cumulative keys differ.
+    """
+
+    position: int  # 0-based, over the instructions of every stage of the chain (FROMs left out)
+    stage: int
+    instruction: Instruction
+    own: str
+    effect: str
+    cumulative: str
+
+
+class ChainKeys(NamedTuple):
+    start: str  # the chain's base image reference (and the ARGs its FROM line uses)
+    instructions: tuple[InstructionKey, ...]
+    from_ref: str  # the image the chain's first stage starts FROM ("scratch" included)
+    global_args: tuple[tuple[str, str | None], ...]  # ARGs before the first FROM, resolved
+
+
+def from_chain(graph: StageGraph, target: int) -> list[Stage]:
+    """The stages ``target`` is built FROM, first stage first, the target last."""
+    chain = [graph.stages[target]]
+    while chain[-1].parent is not None:
+        parent = chain[-1].parent
+        assert parent is not None
+        chain.append(graph.stages[parent])
+    chain.reverse()
+    return chain
+
+
+def chain_keys(
+    graph: StageGraph,
+    target: int,
+    snapshot: ContextSnapshot,
+    keys: Mapping[int, str],
+    build_args: Mapping[str, str],
+) -> ChainKeys:
+    """Per-instruction keys of the target's FROM chain (``keys``: every stage's key)."""
+    chain = from_chain(graph, target)
+    first = chain[0]
+    start = _digest(INSTRUCTION_KEY_VERSION, "from", first.from_ref, repr(first.from_args))
+    out: list[InstructionKey] = []
+    cumulative = start
+    globals_ = dict(graph.global_args)
+    env: dict[str, str] = {}
+    workdir, user = "", ""
+    for stage in chain:
+        args: dict[str, str | None] = {}
+        for ins in stage.instructions[1:]:
+            scope: dict[str, str | None] = {**args, **env}
+            used = set()
+            for text in (*ins.args, *ins.flags):
+                used |= uses_variables(text)
+            parts = [ins.cmd, ins.normalized()]
+            parts += [f"var {name}={scope.get(name)!r}" for name in sorted(used)]
+            if ins.cmd in ("RUN", "COPY", "ADD"):
+                # RUN sees every variable; COPY and ADD create the working directory.
+                parts += [f"workdir {workdir}", f"user {user}"]
+            if ins.cmd == "RUN":
+                parts += [f"scope {name}={value!r}" for name, value in sorted(scope.items())]
+            parts += [
+                f"stage-ref {ref.via} {keys[ref.stage]}"
+                for ref in stage.stage_refs
+                if ref.line == ins.line
+            ]
+            effect = _digest(INSTRUCTION_KEY_VERSION, *parts)
+            material = [
+                f"source {source.via} {source.path} " + " ".join(snapshot.material(source))
+                for source in stage.sources
+                if source.line == ins.line
+            ]
+            own = _digest(effect, *material) if material else effect
+            cumulative = _digest(cumulative, own)
+            out.append(InstructionKey(len(out), stage.index, ins, own, effect, cumulative))
+            # The scope the next instruction sees (the same rules as stages.py).
+            if ins.cmd == "ARG":
+                for name, default in _arg_assignments(ins.args):
+                    if name in build_args:
+                        args[name] = build_args[name]
+                    elif default is not None:
+                        args[name] = expand(default, scope)
+                    else:
+                        args[name] = globals_.get(name)
+            elif ins.cmd == "ENV":
+                pairs = list(ins.args)
+                for i in range(0, len(pairs) - 1, 2):
+                    env[pairs[i]] = expand(pairs[i + 1], scope)
+            elif ins.cmd == "WORKDIR" and ins.args:
+                workdir = posixpath.join(workdir or "/", expand(ins.args[0], scope))
+            elif ins.cmd == "USER" and ins.args:
+                user = expand(ins.args[0], scope)
+    return ChainKeys(start, tuple(out), first.from_ref, graph.global_args)
+
+
+def _arg_assignments(args: tuple[str, ...]) -> list[tuple[str, str | None]]:
+    out: list[tuple[str, str | None]] = []
+    for arg in args:
+        name, eq, value = arg.partition("=")
+        out.append((name, value if eq else None))
+    return out
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\n".join(parts).encode("utf-8", "surrogateescape")).hexdigest()

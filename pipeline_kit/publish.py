@@ -7,15 +7,20 @@ request of the build shares its token cache and retry policy.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from functools import partial
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from pipeline_kit.adapters.registry import RegistryClient
+from pipeline_kit.adapters.registry import Manifest, RegistryClient, in_parallel
 from pipeline_kit.build_plan import BuildPlan, key_tag
 from pipeline_kit.credentials import resolve_credential, write_docker_config
-from pipeline_kit.push import point_tags, push_layout
+from pipeline_kit.push import point_tags, push_layout_counted
 from pipeline_kit.references import ImageRef
+
+if TYPE_CHECKING:
+    from pipeline_kit.append.planner import AppendPlan
+    from pipeline_kit.append.remote import AppendRemote
 
 
 class Publisher:
@@ -37,6 +42,17 @@ class Publisher:
     def _say(self, message: str) -> None:
         self.progress.write(f"pipeline-kit: {message}\n")
         self.progress.flush()
+
+    def lookup(
+        self, image_key: str, candidates: Sequence[str]
+    ) -> tuple[str | None, dict[str, Manifest | None]]:
+        """In one round of requests: the digest ``pk-<image_key>`` points at (None: never
+        built), and the manifest under each candidate tag of a previous image."""
+        repo = self.ref.repository
+        calls: list[Callable[[], Any]] = [partial(self.recorded_digest, image_key)]
+        calls += [partial(self.client.find_manifest, repo, tag) for tag in candidates]
+        recorded, *found = in_parallel(calls)
+        return recorded, dict(zip(candidates, found, strict=True))
 
     def recorded_digest(self, image_key: str) -> str | None:
         """The digest ``pk-<image_key>`` points at, or None when that content was never built."""
@@ -61,8 +77,22 @@ class Publisher:
         targets = [ImageRef.parse(f"{self.ref.registry}/{self.ref.repository}:{t}") for t in tags]
         return point_tags(self.client, ImageRef.parse(source), targets)
 
-    def push_layout(self, layout: Path, tags: Sequence[str]) -> str:
-        return push_layout(self.client, layout, self.ref.repository, list(tags), progress=self._say)
+    def push_layout(self, layout: Path, tags: Sequence[str]) -> tuple[str, int]:
+        """The pushed digest and the bytes uploaded."""
+        return push_layout_counted(
+            self.client, layout, self.ref.repository, list(tags), progress=self._say
+        )
+
+    def append_remote(self) -> AppendRemote:
+        from pipeline_kit.append.remote import AppendRemote
+
+        return AppendRemote(self.client, self.ref.repository, self.environ, self.insecure_hosts)
+
+    def publish_append(self, plan: AppendPlan, tags: Sequence[str]) -> tuple[str, int]:
+        """Publish an append plan: the digest and the bytes uploaded."""
+        digest, sent = self.append_remote().publish(plan, tags)
+        self._say(f"{self.ref.repository}@{digest}: {sent / 1e6:.3f} MB uploaded, {len(tags)} tags")
+        return digest, sent
 
     def docker_config(self, directory: Path, cache_repo: str) -> Path | None:
         """A 0600 docker config with the credentials the builder needs (None: there are none)."""
@@ -79,4 +109,9 @@ class Publisher:
         tags = ", ".join(plan.request.tags)
         if plan.strategy == "retag":
             return [f"GET manifest {plan.retag_from}", f"PUT manifest {repo} tags {tags}"]
+        if plan.strategy == "append":
+            return [
+                f"upload the new layers and the config to {repo} (those it lacks)",
+                f"PUT manifest by digest, then tags {tags}",
+            ]
         return [f"upload missing blobs to {repo}", f"PUT manifest by digest, then tags {tags}"]

@@ -50,6 +50,18 @@ def push_layout(
     progress: Callable[[str], None] = lambda message: None,
 ) -> str:
     """Upload the image in ``layout`` to ``repository``; returns the manifest digest."""
+    return push_layout_counted(client, layout, repository, tags, progress=progress)[0]
+
+
+def push_layout_counted(
+    client: RegistryClient,
+    layout: Path,
+    repository: str,
+    tags: Sequence[str],
+    *,
+    progress: Callable[[str], None] = lambda message: None,
+) -> tuple[str, int]:
+    """``push_layout``, also returning the bytes sent (blobs and manifest PUTs)."""
     raw, media_type = read_layout(layout)
     manifest = json.loads(raw)
     sent = 0
@@ -65,7 +77,7 @@ def push_layout(
     for tag in tags:
         client.put_manifest(repository, tag, raw, media_type)
     progress(f"{repository}@{digest}: {sent / 1e6:.1f} MB uploaded, {len(tags)} tags")
-    return digest
+    return digest, sent + len(raw) * (1 + len(tags))
 
 
 def point_tags(client: RegistryClient, source: ImageRef, targets: Sequence[ImageRef]) -> str:

@@ -206,6 +206,19 @@ def test_chunked_and_monolithic_uploads_agree(registry: RegistryServer) -> None:
         client.upload_blob("api/chunks", b"x", digest)
 
 
+def test_upload_of_a_missing_blob_mounts_what_the_repository_has(
+    registry: RegistryServer,
+) -> None:
+    """POST with ``mount`` from the repository itself: 201 when it has the blob, else upload."""
+    client = client_for(registry)
+    data = os.urandom(5000)
+    assert client.upload_missing_blob("api/missing", data, digest_of(data)) is True
+    assert client.get_blob("api/missing", digest_of(data)) == data
+    assert client.upload_missing_blob("api/missing", data, digest_of(data)) is False
+    with pytest.raises(InputError, match="does not have that digest"):
+        client.upload_missing_blob("api/missing", b"x", digest_of(data))
+
+
 def test_tag_listing_follows_link_pagination(tmp_path: Path, registry: RegistryServer) -> None:
     client = client_for(registry)
     layout = make_layout(tmp_path / "l", layers=1, size=10)

@@ -102,3 +102,20 @@ def test_cli_tags_in_github_from_the_event(tmp_path: Path) -> None:
     result = cli("tags", "--format", "json", cwd=repo.path, env=env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["tags"] == ["pr-57", "sha-3c2f1e0"]
+
+
+def test_local_git_facts_asked_at_once_match_the_one_by_one_answers(tmp_path: Path) -> None:
+    from pipeline_kit.adapters.git import Git
+
+    origin = GitRepo.init(tmp_path / "origin")
+    origin.commit({"a": "1"})
+    repo = GitRepo(tmp_path / "clone")
+    repo.git("clone", "-q", str(origin.path), ".")
+    repo.git("checkout", "-q", "-b", "feature")
+    sha = repo.commit({"b": "2"})
+    repo.git("tag", "v1.0.0")
+    repo.git("tag", "other")
+    with Git(repo.path) as git:
+        facts = git.local_facts(sha)
+        expected = (git.current_branch(), git.tags_at(sha), git.default_branch(), git.remote_url())
+    assert facts == expected == ("feature", ["other", "v1.0.0"], "main", str(origin.path))

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from pipeline_kit.adapters.process import CommandFailed, run
+from pipeline_kit.adapters.process import CommandFailed, run, run_all
 from pipeline_kit.errors import EnvironmentFault, InputError
 
 TREE_MODE = "40000"
@@ -182,6 +180,31 @@ class Git:
         proc = run(["git", "remote", "get-url", "origin"], cwd=self.root, check=False)
         return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
 
+    def local_facts(self, rev: str) -> tuple[str | None, list[str], str | None, str | None]:
+        """(branch, tags at ``rev``, default branch, origin URL), asked of git all at once."""
+        branch, tags, default, url = run_all(
+            [
+                ["git", "symbolic-ref", "--quiet", "--short", "HEAD"],
+                ["git", "tag", "--points-at", rev],
+                ["git", "symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"],
+                ["git", "remote", "get-url", "origin"],
+            ],
+            cwd=self.root,
+        )
+
+        def text(proc: subprocess.CompletedProcess[bytes]) -> str | None:
+            return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
+
+        if tags.returncode != 0:
+            raise CommandFailed(tags.args, tags.returncode, tags.stderr.decode(errors="replace"))
+        default_name = text(default)
+        return (
+            text(branch),
+            sorted(line for line in tags.stdout.decode().splitlines() if line),
+            default_name.removeprefix("origin/") or None if default_name else None,
+            text(url),
+        )
+
     def is_dirty(self) -> bool:
         out = self._git("status", "--porcelain", "-z", "--untracked-files=normal")
         return bool(out)
@@ -191,6 +214,9 @@ class Git:
 
         Built in a copy of the index, so the user's staging area is left as it was.
         """
+        import shutil
+        import tempfile  # only a dirty working tree needs them
+
         with tempfile.TemporaryDirectory(prefix="pipeline-kit-index-") as tmp:
             index = Path(tmp) / "index"
             real_index = self.git_dir / "index"

@@ -76,6 +76,33 @@ def run(
     return proc
 
 
+def run_all(
+    commands: Sequence[Sequence[str]], *, cwd: Path | str | None = None
+) -> list[subprocess.CompletedProcess[bytes]]:
+    """Run independent commands at once and wait for all (``check=False``: callers decide)."""
+    started = []
+    for argv in commands:
+        try:
+            started.append(
+                subprocess.Popen(
+                    list(argv), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                )
+            )
+        except FileNotFoundError as exc:
+            for proc in started:
+                proc.kill()
+                proc.wait()
+            raise EnvironmentFault(
+                f"`{argv[0]}` is not installed or not on PATH.",
+                hint=f"Install it and run again ({exc.strerror}).",
+            ) from None
+    results = []
+    for argv, proc in zip(commands, started, strict=True):
+        out, err = proc.communicate()
+        results.append(subprocess.CompletedProcess(list(argv), proc.returncode, out, err))
+    return results
+
+
 def stream(
     argv: Sequence[str],
     *,

@@ -14,7 +14,7 @@ import ipaddress
 import random
 import re
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -35,7 +35,21 @@ INDEX_TYPES = MANIFEST_TYPES[1], MANIFEST_TYPES[3]
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 TIMEOUT = (10, 300)  # connect, read
+IN_FLIGHT = 4  # requests at once: enough for a build's tags and lookups, gentle on registries
 T = TypeVar("T")
+
+
+def in_parallel(calls: Sequence[Callable[[], T]]) -> list[T]:
+    """Run independent requests side by side (each waits on a round trip); results in order.
+
+    The first error is raised once every call has finished.
+    """
+    if len(calls) <= 1:
+        return [call() for call in calls]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(IN_FLIGHT, len(calls))) as pool:
+        return list(pool.map(lambda call: call(), calls))
 
 
 def is_plain_http(host: str, insecure_hosts: Collection[str] = ()) -> bool:
@@ -337,14 +351,24 @@ class RegistryClient:
         )
 
     def get_manifest(self, repo: str, reference: str) -> Manifest:
+        found = self.find_manifest(repo, reference, missing_ok=False)
+        assert found is not None
+        return found
+
+    def find_manifest(
+        self, repo: str, reference: str, *, missing_ok: bool = True
+    ) -> Manifest | None:
+        """The manifest, or None when there is none (``missing_ok``; else 404 is an error)."""
         response = self._request(
             "GET",
             f"/v2/{repo}/manifests/{reference}",
             scope=_pull(repo),
-            ok=(200,),
+            ok=(200, 404) if missing_ok else (200,),
             headers={"Accept": ", ".join(MANIFEST_TYPES)},
             what=f"manifest {repo}:{reference}",
         )
+        if response.status_code == 404:
+            return None
         raw = response.content
         digest = sha256_digest(raw)
         served = response.headers.get("Docker-Content-Digest")
@@ -427,12 +451,39 @@ class RegistryClient:
             f"upload of {digest[:19]} to {repo}",
         )
 
-    def _upload_once(self, repo: str, data: bytes, digest: str, chunk_size: int | None) -> None:
+    def upload_missing_blob(self, repo: str, data: bytes, digest: str) -> bool:
+        """Upload ``data`` unless ``repo`` has it; True when it was sent.
+
+        The upload starts as a mount of the blob from ``repo`` itself: a registry that has it
+        answers 201 and nothing is sent, one that has not opens the upload session (202), as
+        the distribution spec has it. One round trip fewer than HEAD, POST, PUT.
+        """
+        if sha256_digest(data) != digest:
+            raise InputError(
+                f"the blob given for {digest} does not have that digest.",
+                hint="The layer or file is corrupt; build it again.",
+            )
+        return self._with_retries(
+            lambda: self._upload_once(repo, data, digest, None, mount=True),
+            f"upload of {digest[:19]} to {repo}",
+        )
+
+    def _upload_once(
+        self, repo: str, data: bytes, digest: str, chunk_size: int | None, *, mount: bool = False
+    ) -> bool:
         what = f"upload {digest[:19]}"
         scope = _push(repo)
+        query = f"?mount={digest}&from={repo}" if mount else ""
         start = self._request(
-            "POST", f"/v2/{repo}/blobs/uploads/", scope=scope, ok=(202,), what=what, retries=False
+            "POST",
+            f"/v2/{repo}/blobs/uploads/{query}",
+            scope=scope,
+            ok=(201, 202) if mount else (202,),
+            what=what,
+            retries=False,
         )
+        if start.status_code == 201:  # mounted: the repository has it already
+            return False
         location = self._location(start)
         body = data
         if chunk_size:
@@ -468,6 +519,7 @@ class RegistryClient:
         )
         if done.status_code == 404:
             raise _Retry("upload session lost")
+        return True
 
     def _location(self, response: requests.Response) -> str:
         location = response.headers.get("Location")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,10 +12,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from pipeline_kit.errors import ExitCode, InputError
+from pipeline_kit.errors import ExitCode, InputError, KitError
 
 if TYPE_CHECKING:
     from pipeline_kit.adapters.git import Git
+    from pipeline_kit.adapters.registry import Manifest
+    from pipeline_kit.append.planner import AppendPlan
+    from pipeline_kit.changes import Detection
+    from pipeline_kit.config import Config
+    from pipeline_kit.publish import Publisher
 
 FORMATS = ("text", "json")
 
@@ -30,12 +34,19 @@ class BuildOptions:
     merge_base: bool = False
     build_args: Mapping[str, str] = field(default_factory=dict)
     builder: str | None = None
+    strategy: str | None = None
     extra_tags: tuple[str, ...] = ()
     cache_repo: str | None = None
     insecure_registries: tuple[str, ...] = ()
     dry_run: bool = False
     format: str = "text"
     environ: Mapping[str, str] = field(default_factory=dict)
+
+
+class AppendRefused(KitError):
+    """``--strategy append`` and the change cannot be appended: a verdict on the change."""
+
+    exit_code = ExitCode.VERDICT
 
 
 class _Phases:
@@ -57,13 +68,17 @@ class _Phases:
 def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     from pipeline_kit.adapters.git import Git
     from pipeline_kit.adapters.registry import is_plain_http
-    from pipeline_kit.build_plan import BuildSettings, build_request, image_labels, plan_build
-    from pipeline_kit.builders import choose_builder
+    from pipeline_kit.build_plan import (
+        BuildSettings,
+        build_request,
+        image_labels,
+        plan_build,
+        previous_candidates,
+    )
     from pipeline_kit.changes import detect_changes
     from pipeline_kit.ci_context import from_environ
     from pipeline_kit.commands.tags import resolve_context
     from pipeline_kit.config import load_config
-    from pipeline_kit.logs import LogGroups
     from pipeline_kit.publish import Publisher
     from pipeline_kit.references import ImageRef
     from pipeline_kit.revisions import choose_range
@@ -88,8 +103,8 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
             worktree=None,
         )
         _check_builds_checkout(git, rng.head, rng.worktree)
-        detection = detect_changes(git, config, rng)
-    ci = resolve_context(config.root, options.environ, rng.head)
+        detection = detect_changes(git, config, rng, with_chain=True)
+        ci = resolve_context(config.root, options.environ, rng.head, git)
     tags = [t.name for t in compute_tags(ci, rules_from_section(config.section("tags")))]
     tags += [t for t in options.extra_tags if t not in tags]
     started = phases.done("detect", started)
@@ -98,6 +113,7 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         config,
         image,
         builder=options.builder,
+        strategy=options.strategy,
         cache_repo=options.cache_repo,
         insecure=options.insecure_registries,
     )
@@ -108,21 +124,47 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     }
     settings = dataclasses.replace(settings, insecure_hosts=settings.insecure_hosts | plain)
     publisher = Publisher(image, settings.insecure_hosts, options.environ, progress=log)
-    recorded = publisher.recorded_digest(detection.image_key)
-    largest = None if recorded else publisher.largest_layer(detection.base_image_key)
+    # One round trip for the content key and every place a previous image may be.
+    wants_append = settings.strategy != "builder"
+    candidates = previous_candidates(detection) if wants_append else []
+    recorded, manifests = publisher.lookup(detection.image_key, candidates)
     created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    labels = image_labels(detection, ci, created)
+    append_plan, refused = None, None
+    if wants_append and recorded is None:
+        append_plan, refused = _try_append(
+            publisher, detection, config, labels, created, options, manifests
+        )
+        if append_plan is None and settings.strategy == "append":
+            raise AppendRefused(
+                f"append cannot publish this change: {refused}.",
+                hint="Build it with --strategy auto (or builder).",
+            )
+    largest = None
+    if recorded is None and append_plan is None:
+        largest = publisher.largest_layer(detection.base_image_key)
     request = build_request(
         detection,
         config,
         settings,
         image=image,
         tags=tags,
-        labels=image_labels(detection, ci, created),
+        labels=labels,
         largest_previous_layer=largest,
     )
-    plan = plan_build(detection, request, recorded)
-    builder = choose_builder(settings.builder) if plan.strategy == "builder" else None
-    if builder is not None:
+    plan = plan_build(
+        detection,
+        request,
+        recorded,
+        strategy=settings.strategy,
+        appended_to=append_plan.previous.reference if append_plan else None,
+        append_refused=refused,
+    )
+    builder = None
+    if plan.strategy == "builder":
+        from pipeline_kit.builders import choose_builder
+
+        builder = choose_builder(settings.builder)
         builder.preflight(request)
     started = phases.done("plan", started)
 
@@ -134,6 +176,9 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         "strategy": plan.strategy,
         "builder": builder.name if builder else None,
         "reason": plan.reason,
+        "fallback": plan.fallback,
+        "previous": append_plan.previous.reference if append_plan else None,
+        "bytes_uploaded": None,
         "image_key": detection.image_key,
         "rebuild_from": detection.rebuild_from,
         "layers": {
@@ -141,7 +186,13 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         },
         "head": detection.range.head,
     }
+    import tempfile  # only a builder needs a working directory
+
     log.write(f"pipeline-kit: {plan.strategy}: {plan.reason}\n")
+    if plan.fallback:
+        log.write(f"pipeline-kit: not appended: {plan.fallback}\n")
+    if append_plan is not None:
+        record["append"] = append_plan.summary()
     if options.dry_run:
         with tempfile.TemporaryDirectory(prefix="pipeline-kit-build-") as tmp:
             commands = builder.commands(request, Path(tmp)) if builder else []
@@ -151,13 +202,22 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         _write(record, options.format, out)
         return ExitCode.OK
 
-    groups = LogGroups(ci.provider, log)
     if plan.strategy == "retag":
         assert plan.retag_from is not None
         record["digest"] = publisher.retag(plan.retag_from, request.tags)
+        record["bytes_uploaded"] = 0
+        phases.done("push", started)
+    elif plan.strategy == "append":
+        assert append_plan is not None
+        record["digest"], record["bytes_uploaded"] = publisher.publish_append(
+            append_plan, request.tags
+        )
         phases.done("push", started)
     else:
         assert builder is not None
+        from pipeline_kit.logs import LogGroups
+
+        groups = LogGroups(ci.provider, log)
         with tempfile.TemporaryDirectory(prefix="pipeline-kit-build-") as tmp:
             workdir = Path(tmp)
             docker_config = publisher.docker_config(workdir / "docker", settings.cache_repo)
@@ -166,13 +226,45 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
             started = phases.done("build", started)
             if output.layout is not None:
                 with groups.group(f"push {image}"):
-                    record["digest"] = publisher.push_layout(output.layout, request.tags)
+                    record["digest"], record["bytes_uploaded"] = publisher.push_layout(
+                        output.layout, request.tags
+                    )
             else:
                 record["digest"] = output.digest
             phases.done("push", started)
     record["timings"] = phases.total()
     _write(record, options.format, out)
     return ExitCode.OK
+
+
+def _try_append(
+    publisher: Publisher,
+    detection: Detection,
+    config: Config,
+    labels: Mapping[str, str],
+    created: str,
+    options: BuildOptions,
+    manifests: Mapping[str, Manifest | None],
+) -> tuple[AppendPlan | None, str | None]:
+    """An append plan, or None and why the builder is needed."""
+    from pipeline_kit.append import CannotAppend
+    from pipeline_kit.append.attempt import prepare_append
+
+    try:
+        plan = prepare_append(
+            publisher.append_remote(),
+            detection,
+            context=config.context_path.resolve(),
+            dockerfile=config.dockerfile_path.resolve(),
+            build_args=config.build_args,
+            labels=labels,
+            created=created,
+            environ=options.environ,
+            manifests=manifests,
+        )
+    except CannotAppend as refusal:
+        return None, refusal.reason
+    return plan, None
 
 
 def _check_builds_checkout(git: Git, head: str, worktree: bool) -> None:
@@ -191,6 +283,18 @@ def _write(record: dict[str, Any], fmt: str, out: TextIO) -> None:
         out.write(json.dumps(record, indent=2) + "\n")
         return
     out.write(f"{record['strategy']}: {record['reason']}\n")
+    if record.get("fallback"):
+        out.write(f"not appended: {record['fallback']}\n")
+    if record.get("append"):
+        summary = record["append"]
+        out.write(
+            f"appended to {summary['previous']}: {summary['kept_layers']} layers kept, "
+            f"{summary['new_layers']} new, {summary['reused_layers']} reused\n"
+        )
+        for line in summary["applied"]:
+            out.write(f"  {line}\n")
+    if record.get("bytes_uploaded") is not None:
+        out.write(f"uploaded: {record['bytes_uploaded']} bytes\n")
     if record.get("digest"):
         out.write(f"digest: {record['digest']}\n")
     for ref in record["references"]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, TextIO
 from pipeline_kit.errors import ExitCode, InputError
 
 if TYPE_CHECKING:
+    from pipeline_kit.adapters.git import Git
     from pipeline_kit.ci_context import CIContext
 
 
@@ -53,19 +54,30 @@ def run(options: TagsOptions, out: TextIO) -> int:
     return ExitCode.OK
 
 
-def resolve_context(root: Path, environ: Mapping[str, str], head: str | None) -> CIContext:
-    """The CI context, with git's facts filled in on a local run."""
-    from pipeline_kit.adapters.git import Git
-    from pipeline_kit.ci_context import from_environ, with_git_facts
+def resolve_context(
+    root: Path, environ: Mapping[str, str], head: str | None, git: Git | None = None
+) -> CIContext:
+    """The CI context, with git's facts filled in on a local run (``git``: one already open)."""
+    from pipeline_kit.ci_context import from_environ
 
     ci = from_environ(environ)
     if ci.is_ci and head is None:
         return ci
-    with Git(root) as git:
-        rev = head or ci.sha or "HEAD"
-        sha = git.resolve_commit(rev)
-        if sha is None:
-            raise InputError(f"--head {rev}: no such commit.", hint="Give a branch, tag or SHA.")
-        if ci.is_ci:
-            return dataclasses.replace(ci, sha=sha)
-        return with_git_facts(ci, git, sha)
+    if git is not None:
+        return _with_git(ci, git, head)
+    from pipeline_kit.adapters.git import Git
+
+    with Git(root) as opened:
+        return _with_git(ci, opened, head)
+
+
+def _with_git(ci: CIContext, git: Git, head: str | None) -> CIContext:
+    from pipeline_kit.ci_context import with_git_facts
+
+    rev = head or ci.sha or "HEAD"
+    sha = git.resolve_commit(rev)
+    if sha is None:
+        raise InputError(f"--head {rev}: no such commit.", hint="Give a branch, tag or SHA.")
+    if ci.is_ci:
+        return dataclasses.replace(ci, sha=sha)
+    return with_git_facts(ci, git, sha)

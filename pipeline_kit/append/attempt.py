@@ -1,0 +1,47 @@
+"""One append attempt for a build: previous image, base image, plan (nothing is written here)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from pipeline_kit.adapters.registry import Manifest
+from pipeline_kit.append.layer_tar import layer_mtime
+from pipeline_kit.append.planner import AppendInputs, AppendPlan, plan_append
+from pipeline_kit.append.provenance import Provenance
+from pipeline_kit.append.remote import AppendRemote
+from pipeline_kit.build_plan import previous_candidates
+from pipeline_kit.changes import Detection
+
+
+def prepare_append(
+    remote: AppendRemote,
+    detection: Detection,
+    *,
+    context: Path,
+    dockerfile: Path,
+    build_args: Mapping[str, str],
+    labels: Mapping[str, str],
+    created: str,
+    environ: Mapping[str, str],
+    manifests: Mapping[str, Manifest | None] | None = None,
+) -> AppendPlan:
+    """The append plan for this build, or ``CannotAppend`` saying why there is none."""
+    assert detection.chain is not None
+    mine = Provenance.of(detection.chain, detection.chain_stages)
+    target = detection.chain.instructions[-1].stage if detection.chain.instructions else None
+    below_target = sum(1 for key in detection.chain.instructions if key.stage != target)
+    previous = remote.find_previous(previous_candidates(detection), mine, below_target, manifests)
+    platform = {k: previous.config.get(k) for k in ("os", "architecture", "variant")}
+    base = remote.base_image(detection.chain.from_ref, platform)
+    inputs = AppendInputs(
+        chain=detection.chain,
+        provenance=mine,
+        build_args=build_args,
+        labels=labels,
+        context=context,
+        dockerfile=dockerfile,
+        mtime=layer_mtime(environ),
+        created=created,
+    )
+    return plan_append(inputs, previous, base, remote.read_layers)

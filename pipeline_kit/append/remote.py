@@ -1,0 +1,161 @@
+"""The registry side of append: find the previous image by key, read it, publish the new one.
+
+Reads: a manifest HEAD per candidate tag, the manifest and config of each candidate found,
+the base image's manifest and config (once), and only the replaced layers a new layer needs
+(``parents``). Writes: the blobs the registry lacks (HEAD first), the config, the manifest by
+digest, then the tags; so no tag ever points at an incomplete image.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Mapping, Sequence
+from functools import partial
+from typing import Any
+
+from pipeline_kit.adapters.registry import Manifest, RegistryClient, in_parallel
+from pipeline_kit.append import CannotAppend
+from pipeline_kit.append.planner import AppendPlan, BaseImage, PreviousImage
+from pipeline_kit.append.provenance import Provenance
+from pipeline_kit.errors import KitError
+from pipeline_kit.references import ImageRef
+
+SCRATCH = "scratch"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+
+class AppendRemote:
+    def __init__(
+        self,
+        client: RegistryClient,
+        repository: str,
+        environ: Mapping[str, str],
+        insecure_hosts: Collection[str],
+    ) -> None:
+        self.client = client
+        self.repository = repository
+        self.environ = environ
+        self.insecure_hosts = insecure_hosts
+
+    def find_previous(
+        self,
+        tags: Sequence[str],
+        mine: Provenance,
+        good_enough: int,
+        manifests: Mapping[str, Manifest | None] | None = None,
+    ) -> PreviousImage:
+        """The recorded image sharing the longest prefix with ``mine``, among ``tags``.
+
+        Candidates are tried in order; one that agrees on at least ``good_enough``
+        instructions (all those below the target stage) ends the search. ``manifests``: what
+        each tag holds, when already fetched.
+        """
+        if manifests is None:
+            found_manifests = in_parallel(
+                [partial(self.client.find_manifest, self.repository, tag) for tag in tags]
+            )
+            manifests = dict(zip(tags, found_manifests, strict=True))
+        found: list[PreviousImage] = []
+        seen: set[str] = set()
+        refused: list[str] = []
+        for tag in tags:
+            manifest = manifests.get(tag)
+            if manifest is None or manifest.digest in seen:
+                continue
+            seen.add(manifest.digest)
+            if manifest.is_index:
+                refused.append(f"{tag} is a multi-platform index")
+                continue
+            body = json.loads(manifest.raw)
+            body.setdefault("mediaType", manifest.media_type)
+            config = json.loads(self.client.get_blob(self.repository, body["config"]["digest"]))
+            recorded = Provenance.from_labels((config.get("config") or {}).get("Labels"))
+            if isinstance(recorded, str):
+                refused.append(f"{tag} ({manifest.digest[:19]}): {recorded}")
+                continue
+            found.append(PreviousImage(self.repository, manifest.digest, body, config, recorded))
+            if mine.first_difference(recorded) >= good_enough:
+                break
+        if not found:
+            if refused:
+                raise CannotAppend("no previous image to append to: " + "; ".join(refused))
+            shown = ", ".join(tag[:15] + "…" for tag in tags) or "none"
+            raise CannotAppend(f"no previous image recorded by pipeline-kit (looked for {shown})")
+        return max(found, key=lambda image: mine.first_difference(image.provenance))
+
+    def base_image(self, reference: str, platform: Mapping[str, Any]) -> BaseImage:
+        if reference == SCRATCH:
+            return BaseImage(reference, None)
+        ref = ImageRef.parse(reference)
+        client = self.client
+        if ref.registry != self.client.host:
+            client = RegistryClient.connect(ref.registry, self.environ, self.insecure_hosts)
+        try:
+            manifest = client.get_manifest(ref.repository, ref.reference)
+            body = json.loads(manifest.raw)
+            if manifest.is_index:
+                body = json.loads(
+                    client.get_manifest(ref.repository, _platform_digest(body, platform)).raw
+                )
+            config = json.loads(client.get_blob(ref.repository, body["config"]["digest"]))
+        except KitError as exc:
+            raise CannotAppend(f"cannot read the base image {reference}: {exc.message}") from None
+        rootfs = config.get("rootfs") or {}
+        return BaseImage(
+            reference,
+            config,
+            tuple(rootfs.get("diff_ids") or ()),
+            len(config.get("history") or ()),
+        )
+
+    def read_layers(self, descriptors: Sequence[Mapping[str, Any]]) -> list[bytes]:
+        return in_parallel(
+            [partial(self.client.get_blob, self.repository, str(d["digest"])) for d in descriptors]
+        )
+
+    def publish(self, plan: AppendPlan, tags: Sequence[str]) -> tuple[str, int]:
+        """Upload what is missing, then the manifest by digest, then the tags.
+
+        The blobs go up side by side, and so do the tags once the manifest is in: each
+        request is a round trip of its own, and a code change has several tags.
+        """
+        config_digest = plan.manifest["config"]["digest"]
+
+        def upload_layer(data: bytes, digest: str) -> int:
+            sent = self.client.upload_missing_blob(self.repository, data, digest)
+            return len(data) if sent else 0
+
+        def upload_config() -> int:  # new every time (it holds the creation time)
+            self.client.upload_blob(self.repository, plan.config_blob, config_digest)
+            return len(plan.config_blob)
+
+        uploads: list[Callable[[], int]] = [upload_config]
+        uploads += [partial(upload_layer, layer.data, layer.digest) for layer in plan.new_layers]
+        sent = sum(in_parallel(uploads))
+        raw = json.dumps(plan.manifest, separators=(",", ":")).encode()
+        media_type = str(plan.manifest.get("mediaType") or OCI_MANIFEST)
+        digest = self.client.put_manifest(self.repository, _digest(raw), raw, media_type)
+        in_parallel(
+            [
+                partial(self.client.put_manifest, self.repository, tag, raw, media_type)
+                for tag in tags
+            ]
+        )
+        return digest, sent + len(raw) * (1 + len(tags))
+
+
+def _digest(raw: bytes) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def _platform_digest(index: Mapping[str, Any], platform: Mapping[str, Any]) -> str:
+    wanted = {k: platform.get(k) for k in ("os", "architecture") if platform.get(k)}
+    for entry in index.get("manifests") or []:
+        have = entry.get("platform") or {}
+        if all(have.get(k) == v for k, v in wanted.items()) and (
+            not platform.get("variant") or have.get("variant") == platform.get("variant")
+        ):
+            return str(entry["digest"])
+    raise CannotAppend(f"the base image has no manifest for {wanted or 'this platform'}")
