@@ -40,7 +40,8 @@ RUN ["/bin/busybox", "--install", "-s", "/bin"]
 
 FROM base AS deps
 COPY requirements.txt /deps/requirements.txt
-RUN cp /deps/requirements.txt /deps/installed && date +%s%N > /deps/built \
+RUN cp /deps/requirements.txt /deps/installed \
+ && cat /proc/sys/kernel/random/uuid > /deps/built \
     && mkdir -p /opt/data && chmod 700 /opt/data
 
 FROM deps AS code

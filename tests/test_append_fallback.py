@@ -84,8 +84,8 @@ CASES: dict[str, tuple[str, Callable[[GitRepo], None], str]] = {
     ),
     "an unknown flag": (
         "pipeline-kit.yaml",
-        _replace_in_dockerfile("COPY app/", "COPY --link app/"),
-        "COPY --link is not supported by append",
+        _replace_in_dockerfile("COPY app/", "COPY --exclude=*.md app/"),
+        "COPY --exclude is not supported by append",
     ),
     "no previous image": (
         "ci/fresh.yaml",

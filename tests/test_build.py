@@ -1,7 +1,7 @@
 """`pipeline-kit build` for real: buildah builds, a real registry on loopback, real git.
 
 The images are `FROM scratch` + busybox-static, so a build takes seconds. Each RUN step writes
-something that differs on every execution (time in nanoseconds), so a layer that keeps its
+something that differs on every execution (a random UUID), so a layer that keeps its
 digest across builds proves the step was not executed again.
 """
 
@@ -25,11 +25,11 @@ DOCKERFILE = """\
 FROM scratch AS base
 COPY busybox /bin/busybox
 RUN ["/bin/busybox", "--install", "-s", "/bin"]
-RUN date +%s%N > /base-built
+RUN cat /proc/sys/kernel/random/uuid > /base-built
 
 FROM base AS deps
 COPY requirements.txt /app/requirements.txt
-RUN cp /app/requirements.txt /deps-installed && date +%s%N > /deps-built
+RUN cp /app/requirements.txt /deps-installed && cat /proc/sys/kernel/random/uuid > /deps-built
 
 FROM deps AS code
 COPY app/ /app/

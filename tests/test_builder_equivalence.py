@@ -120,12 +120,56 @@ def images(
         "buildah": build_cli(repo, config="pk-buildah.yaml"),
     }
     reader = ImageReader(root / "reader")
-    result: dict[str, Any] = {"records": records, "head": repo.head()}
+    result: dict[str, Any] = {"records": records, "head": repo.head(), "repo": repo}
     for builder, record in records.items():
-        repo_name = f"equivalence/{builder}"
+        result[builder] = _read_back(reader, registry, builder, record["digest"])
+    result["reader"] = reader
+    return result
+
+
+def _read_back(
+    reader: ImageReader, registry: RegistryServer, builder: str, digest: str
+) -> dict[str, Any]:
+    repo_name = f"equivalence/{builder}"
+    return {
+        "tree": reader.filesystem(f"{registry.host}/{repo_name}@{digest}"),
+        "config": image_config(registry.url, repo_name, digest),
+        "layers": [layer["digest"] for layer in manifest(registry, repo_name, digest)["layers"]],
+    }
+
+
+@pytest.fixture(scope="module")
+def appended(
+    images: dict[str, Any],
+    registry: RegistryServer,
+    kaniko: KanikoSandbox,
+    buildkitd: BuildkitDaemon,
+) -> dict[str, Any]:
+    """A code change published by append onto each builder's image, and by that builder."""
+    repo = images["repo"]
+    repo.commit(
+        {"app/main.txt": "hello v2\n", "app/sub/more.txt": "new\n", "app/sub/data.txt": None},
+        message="code change",
+    )
+    kaniko_config = repo.path / "pk-kaniko.yaml"
+    runs = {
+        "kaniko": lambda *args: build_in_process(
+            repo, kaniko.builder(), *args, config=kaniko_config
+        ),
+        "buildkit": lambda *args: build_cli(
+            repo, *args, config="pk-buildkit.yaml", env=buildkitd.env
+        ),
+        "buildah": lambda *args: build_cli(repo, *args, config="pk-buildah.yaml"),
+    }
+    result: dict[str, Any] = {}
+    for builder, build in runs.items():
+        by_append = build("--strategy", "append")
+        by_builder = build("--strategy", "builder")
         result[builder] = {
-            "tree": reader.filesystem(f"{registry.host}/{repo_name}@{record['digest']}"),
-            "config": image_config(registry.url, repo_name, record["digest"]),
+            "append": by_append,
+            "builder": by_builder,
+            "append_image": _read_back(images["reader"], registry, builder, by_append["digest"]),
+            "builder_image": _read_back(images["reader"], registry, builder, by_builder["digest"]),
         }
     return result
 
@@ -194,3 +238,29 @@ def _diff(
         if left[path] != right[path]
     }
     return sorted(set(left) - set(right)), sorted(set(right) - set(left)), differ
+
+
+@pytest.mark.parametrize("builder", BUILDERS)
+def test_append_onto_each_builders_image_equals_that_builders_own_build(
+    builder: str, images: dict[str, Any], appended: dict[str, Any]
+) -> None:
+    """The previous image came from Kaniko, BuildKit or buildah: append aligns with each one's
+    history and gives the image that builder gives for the same commit (files and config)."""
+    runs = appended[builder]
+    assert runs["append"]["strategy"] == "append"
+    assert runs["append"]["previous"].endswith(images["records"][builder]["digest"])
+    assert runs["builder"]["strategy"] == "builder" and runs["builder"]["builder"] == builder
+    assert runs["append"]["image_key"] == runs["builder"]["image_key"]
+    mine, theirs = runs["append_image"], runs["builder_image"]
+    assert _diff(mine["tree"], theirs["tree"]) == ([], [], {})
+    assert mine["tree"]["/srv/app/main.txt"][:4] == ("file", 0o640, 10001, 10001)
+    assert "/srv/app/sub/data.txt" not in mine["tree"] and "/srv/app/sub/more.txt" in mine["tree"]
+    assert config_fields(mine["config"], UNSTABLE_LABELS) == config_fields(
+        theirs["config"], UNSTABLE_LABELS
+    )
+    kept = runs["append"]["append"]["kept_layers"]
+    # Every layer below the changed COPY is the cold image's own blob, and only those.
+    cold = images[builder]["layers"]
+    assert 5 <= kept < len(cold)
+    assert mine["layers"][:kept] == cold[:kept]
+    assert runs["append"]["bytes_uploaded"] < 64 * 1024

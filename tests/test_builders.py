@@ -342,8 +342,10 @@ def test_readme_flag_table_has_a_column_per_executor() -> None:
     assert "| Kaniko flags that matter |" in header and "| BuildKit flags that matter |" in header
     rows = [line for line in readme.splitlines() if line.startswith("| ")]
     start = rows.index(header)
-    table = rows[start + 1 : start + 6]
-    assert [row.split("|")[2].strip() for row in table] == ["retag", *["builder"] * 4]
+    table = rows[start + 1 : start + 7]
+    strategies = [row.split("|")[2].strip() for row in table]
+    assert strategies[:2] == ["retag", "append"] and strategies[2:5] == ["builder"] * 3
+    assert strategies[5].endswith("else builder")
     assert all(len(row.split("|")) == len(header.split("|")) for row in table)
 
 

@@ -1,8 +1,8 @@
 """The kit's BuildKit builder against a real buildkitd (tests/services/buildkitd.py).
 
 ``pipeline-kit build`` runs as a CLI process with ``BUILDKIT_HOST`` and ``buildctl`` on PATH, as
-in a CI job. The images are the busybox service of tests/test_build.py: each RUN writes the time
-in nanoseconds, so a layer that keeps its digest was not rebuilt. Before the builds that must be
+in a CI job. The images are the busybox service of tests/test_build.py: each RUN writes a random
+UUID, so a layer that keeps its digest was not rebuilt. Before the builds that must be
 served from the registry cache, the daemon's local cache is pruned: what is reused then came from
 ``<cache>:buildkit``. One repository goes through the rows of the README's flag table in order.
 """
@@ -21,8 +21,13 @@ from tests.services.registry import RegistryServer
 from tests.test_build import layer_digests, manifest
 
 ZERO_SHA = "0" * 40
-BASE_RUNS = ('RUN ["/bin/busybox", "--install", "-s", "/bin"]', "RUN date +%s%N > /base-built")
-DEPS_RUN = "RUN cp /app/requirements.txt /deps-installed && date +%s%N > /deps-built"
+BASE_RUNS = (
+    'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
+    "RUN cat /proc/sys/kernel/random/uuid > /base-built",
+)
+DEPS_RUN = (
+    "RUN cp /app/requirements.txt /deps-installed && cat /proc/sys/kernel/random/uuid > /deps-built"
+)
 
 
 def cached_steps(log: str) -> set[str]:
@@ -60,12 +65,15 @@ def rows(
         steps[name] = record
 
     step("cold", None)
-    step("code", {"app/main.txt": "hello v2\n"})
+    # A code change would be appended (tests/test_builder_equivalence.py): this row is the
+    # builder's, as when append cannot apply.
+    step("code", {"app/main.txt": "hello v2\n"}, "--strategy", "builder")
     step("deps", {"requirements.txt": "numpy==2.2.0\n"})
     dockerfile = (repo.path / "Dockerfile").read_text()
     step("base", {"Dockerfile": dockerfile.replace("> /base-built", "> /base-built-v2")})
     step("docs", {"docs/index.md": "# more docs\n"})
-    step("unknown", {"app/main.txt": "hello v3\n"}, "--base", ZERO_SHA)
+    # Content keys need no history, so auto would append this code change: the builder row.
+    step("unknown", {"app/main.txt": "hello v3\n"}, "--base", ZERO_SHA, "--strategy", "builder")
     return steps
 
 

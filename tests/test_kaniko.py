@@ -3,7 +3,7 @@
 Every build goes through ``commands.build.run`` with the kit's own ``KanikoBuilder`` whose
 executor process starts in a throwaway root (``SandboxedKaniko``): detection, plan, argv, docker
 config and digest are the kit's. The images are the busybox service of tests/test_build.py:
-each RUN writes the time in nanoseconds, so a layer that keeps its digest was not rebuilt.
+each RUN writes a random UUID, so a layer that keeps its digest was not rebuilt.
 One repository goes through the rows of the README's flag table in order.
 """
 
@@ -29,8 +29,9 @@ from tests.test_build import layer_digests, manifest
 ZERO_SHA = "0" * 40
 RUN_LINES = (
     'RUN ["/bin/busybox", "--install", "-s", "/bin"]',
-    "RUN date +%s%N > /base-built",
-    "RUN cp /app/requirements.txt /deps-installed && date +%s%N > /deps-built",
+    "RUN cat /proc/sys/kernel/random/uuid > /base-built",
+    "RUN cp /app/requirements.txt /deps-installed"
+    " && cat /proc/sys/kernel/random/uuid > /deps-built",
 )
 
 
@@ -58,13 +59,16 @@ def rows(
         steps[name] = record
 
     step("cold", None)
-    step("code", {"app/main.txt": "hello v2\n"})
+    # A code change would be appended (tests/test_builder_equivalence.py): this row is the
+    # builder's, as when append cannot apply.
+    step("code", {"app/main.txt": "hello v2\n"}, "--strategy", "builder")
     # The previous image has a 1.1 MB layer: above 1 MiB it counts as large.
     step("deps", {"requirements.txt": "numpy==2.2.0\n", "pipeline-kit.yaml": _large_1mb(repo)})
     dockerfile = (repo.path / "Dockerfile").read_text()
     step("base", {"Dockerfile": dockerfile.replace("> /base-built", "> /base-built-v2")})
     step("docs", {"docs/index.md": "# more docs\n"})
-    step("unknown", {"app/main.txt": "hello v3\n"}, "--base", ZERO_SHA)
+    # Content keys need no history, so auto would append this code change: the builder row.
+    step("unknown", {"app/main.txt": "hello v3\n"}, "--base", ZERO_SHA, "--strategy", "builder")
     return steps
 
 
