@@ -19,7 +19,7 @@ import pytest
 
 from pipeline_kit.append import CannotAppend
 from pipeline_kit.append.copy_sources import Entry, place, resolve_sources
-from pipeline_kit.append.image_config import DEFAULT_PATH, evaluate
+from pipeline_kit.append.image_config import DEFAULT_PATH, evaluate, keep_untouched
 from pipeline_kit.append.layer_tar import layer_mtime, make_layer, tar_bytes
 from pipeline_kit.append.parents import PathInfo, complete_layer, read_listing
 from pipeline_kit.append.provenance import Provenance, align, history_kind
@@ -225,7 +225,6 @@ def steps_of(text: str) -> list[Any]:
     [
         ("RUN true", "RUN comes after the change"),
         ("COPY --from=other /a /a", "--from takes files from another stage"),
-        ("COPY --link a /a", "COPY --link is not supported"),
         ("COPY --parents a /a", "COPY --parents is not supported"),
         ("COPY <<EOF /a\nx\nEOF", "heredoc"),
         ("ADD https://example.invalid/w.bin /w.bin", "ADD of a URL"),
@@ -708,3 +707,35 @@ def test_strategy_choices_come_from_one_table() -> None:
     option = next(p for p in cli.build.params if p.name == "strategy")
     assert tuple(option.type.choices) == STRATEGIES  # type: ignore[attr-defined]
     assert tuple(schema()["properties"]["build"]["properties"]["strategy"]["enum"]) == STRATEGIES
+
+
+PREVIOUS_CONFIG = {
+    "WorkingDir": "/",  # BuildKit's default where no WORKDIR is set
+    "Healthcheck": {"Test": ["CMD", "true"]},
+    "Env": ["PATH=/bin", "A=old"],
+    "Cmd": ["old"],
+    "Labels": {"org.example": "kept", "dev.pipeline-kit.layer.gone.key": "stale", "rev": "old"},
+}
+
+
+@pytest.mark.parametrize(
+    ("changed", "expected"),
+    [
+        # Only a COPY changed: every field is the previous builder's, labels but the kit's.
+        ({"COPY"}, {**PREVIOUS_CONFIG, "Labels": {"org.example": "kept", "rev": "new"}}),
+        # A CMD changed: Cmd is the replay's, the rest stays as the builder wrote it.
+        ({"COPY", "CMD"}, {**PREVIOUS_CONFIG, "Cmd": ["new"],
+                           "Labels": {"org.example": "kept", "rev": "new"}}),
+        # WORKDIR and LABEL after the change: the replay decides them (no WorkingDir, labels).
+        ({"WORKDIR", "LABEL", "ENV", "HEALTHCHECK"},
+         {"Env": ["PATH=/bin", "A=new"], "Cmd": ["old"], "Labels": {"rev": "new"}}),
+    ],
+)  # fmt: skip
+def test_keep_untouched_keeps_what_no_changed_instruction_can_set(
+    changed: set[str], expected: dict[str, Any]
+) -> None:
+    replayed = {"Env": ["PATH=/bin", "A=new"], "Cmd": ["new"], "Labels": {"rev": "new"}}
+    if "CMD" not in changed:
+        replayed["Cmd"] = ["old"]
+    kept = keep_untouched(replayed, PREVIOUS_CONFIG, changed, {"rev": "new"}, "dev.pipeline-kit.")
+    assert kept == expected

@@ -8,13 +8,15 @@ import shutil
 import subprocess
 import urllib.error
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pipeline_kit.builders.base import BuildRequest
 from pipeline_kit.builders.buildah import BuildahBuilder, parse_version
 from pipeline_kit.errors import InputError
-from tests.gitrepo import cli
+from tests.gitrepo import GitRepo, cli
+from tests.images import ImageReader, config_fields, image_config
 from tests.kitbuild import build_cli, build_in_process, busybox_service
 from tests.services.buildkitd import BuildkitDaemon
 from tests.services.kaniko import KanikoSandbox
@@ -138,3 +140,39 @@ def test_buildkit_and_kaniko_build_copy_link(
         else:
             record = build_in_process(repo, kaniko.builder())
         assert manifest(registry, f"link/{builder}", "main")["_digest"] == record["digest"]
+
+
+def test_append_treats_copy_link_as_each_builder_built_it(
+    tmp_path: Path, registry: RegistryServer, buildkitd: BuildkitDaemon, kaniko: KanikoSandbox
+) -> None:
+    """A code change under ``COPY --link``, appended onto a BuildKit and a Kaniko image, equals
+    that builder's own build of the same commit: files, owners, modes and config."""
+    reader = ImageReader(tmp_path / "reader")
+
+    def build(builder: str, repo: GitRepo, *args: str) -> dict[str, Any]:
+        if builder == "buildkit":
+            return build_cli(repo, *args, env=buildkitd.env)
+        return build_in_process(repo, kaniko.builder(), *args)
+
+    for builder in ("buildkit", "kaniko"):
+        name = f"link/append-{builder}"
+        repo = busybox_service(
+            tmp_path / builder, f"{registry.host}/{name}", builder, dockerfile=LINKED
+        )
+        build(builder, repo)
+        repo.commit({"app/main.txt": "hello v2\n", "app/new/deep.txt": "new\n"}, message="code")
+        appended = build(builder, repo, "--strategy", "append")
+        built = build(builder, repo, "--strategy", "builder")
+        assert appended["strategy"] == "append" and built["strategy"] == "builder"
+        images = [
+            (
+                reader.filesystem(f"{registry.host}/{name}@{record['digest']}"),
+                config_fields(
+                    image_config(registry.url, name, record["digest"]),
+                    ("org.opencontainers.image.created",),
+                ),
+            )
+            for record in (appended, built)
+        ]
+        assert images[0] == images[1], builder
+        assert images[0][0]["/app/new/deep.txt"].kind == "file"

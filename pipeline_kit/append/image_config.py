@@ -36,6 +36,56 @@ def clean_path(path: str) -> str:
     return "/" + cleaned.lstrip("/") if cleaned.startswith("//") else cleaned
 
 
+# Which instructions can change each config field a builder writes.
+FIELD_SETTERS: dict[str, frozenset[str]] = {
+    "Env": frozenset({"ENV"}),
+    "Cmd": frozenset({"CMD", "ENTRYPOINT"}),  # ENTRYPOINT clears a CMD from before its stage
+    "Entrypoint": frozenset({"ENTRYPOINT"}),
+    "WorkingDir": frozenset({"WORKDIR"}),
+    "User": frozenset({"USER"}),
+    "ExposedPorts": frozenset({"EXPOSE"}),
+    "Volumes": frozenset({"VOLUME"}),
+    "StopSignal": frozenset({"STOPSIGNAL"}),
+    "Healthcheck": frozenset({"HEALTHCHECK"}),
+    "Shell": frozenset({"SHELL"}),
+    "OnBuild": frozenset({"ONBUILD"}),
+    "Labels": frozenset({"LABEL"}),
+}
+
+
+def keep_untouched(
+    evaluated: Mapping[str, Any],
+    previous: Mapping[str, Any],
+    changed_kinds: set[str],
+    kit_labels: Mapping[str, str],
+    kit_prefix: str,
+) -> dict[str, Any]:
+    """``evaluated``, with every field no changed instruction can set taken from ``previous``.
+
+    Builders differ on defaults the replay cannot know (BuildKit writes ``WorkingDir: "/"``
+    where no WORKDIR is set; buildah drops HEALTHCHECK from OCI images, BuildKit keeps it). A
+    field whose setters all lie before the first change, in the previous chain and in this one,
+    is what the previous image's builder wrote for the same input: it is kept as written.
+    ``changed_kinds``: the instructions from the first change on, in both chains. The kit's own
+    labels are replaced by ``kit_labels`` (and those under ``kit_prefix`` dropped first).
+    """
+    config = dict(evaluated)
+    for name, setters in FIELD_SETTERS.items():
+        if setters & changed_kinds:
+            continue
+        if name == "Labels":
+            old = previous.get(name) or {}
+            kept = {k: v for k, v in old.items() if not k.startswith(kit_prefix)}
+            value: Any = {**kept, **kit_labels} or None
+        else:
+            value = copy.deepcopy(previous.get(name))
+        if value is None or value == "" or value == [] or value == {}:
+            config.pop(name, None)
+        else:
+            config[name] = value
+    return config
+
+
 class StepState(NamedTuple):
     """What an instruction sees: the variables in scope, working directory and user."""
 

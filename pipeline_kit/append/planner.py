@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from pipeline_kit.append import CannotAppend
 from pipeline_kit.append.copy_sources import place, read_ignore, resolve_sources
-from pipeline_kit.append.image_config import evaluate
+from pipeline_kit.append.image_config import evaluate, keep_untouched
 from pipeline_kit.append.layer_tar import LayerBlob, make_layer
 from pipeline_kit.append.parents import Listing, PathInfo, complete_layer, read_listing
 from pipeline_kit.append.provenance import (
@@ -35,6 +35,7 @@ OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 MAX_READ_BYTES = 64 << 20  # replaced layers read for their directories; above this, build
 NOP = "/bin/sh -c #(nop) "
+KIT_LABEL_PREFIX = "dev.pipeline-kit."  # labels only the kit writes; stale ones are dropped
 COMMENT = "pipeline-kit append"
 
 
@@ -215,7 +216,19 @@ def plan_append(
             if k not in ("created", "author", "config", "rootfs", "history")
         }
     )
-    config["config"] = evaluated.config
+    changed_kinds = {s.kind for s in old.steps[first:]} | {k.instruction.cmd for k in keys[first:]}
+    if "HEALTHCHECK" in changed_kinds and not _built_by_buildah(history):
+        raise CannotAppend(
+            "HEALTHCHECK after the change: the replay knows buildah's OCI rule (dropped), not "
+            "what the builder of the previous image writes"
+        )
+    config["config"] = keep_untouched(
+        evaluated.config,
+        previous.config.get("config") or {},
+        changed_kinds,
+        inputs.labels,
+        KIT_LABEL_PREFIX,
+    )
     config["rootfs"] = {"type": "layers", "diff_ids": new_diff_ids}
     config["history"] = history[: base.history + first] + new_history
     plan = AppendPlan(previous, first, kept, planned, config)
@@ -223,6 +236,14 @@ def plan_append(
     plan.config_blob = json.dumps(config, separators=(",", ":")).encode()
     plan.manifest = _manifest(previous, plan.config_blob, layer_descriptors)
     return plan
+
+
+def _built_by_buildah(history: Sequence[Mapping[str, Any]]) -> bool:
+    """buildah writes metadata steps as ``#(nop)`` entries (so does append, with its comment)."""
+    return any(
+        NOP in str(entry.get("created_by", "")) and entry.get("comment") != COMMENT
+        for entry in history
+    )
 
 
 def _new_layer(

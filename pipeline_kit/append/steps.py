@@ -21,7 +21,10 @@ from pipeline_kit.keys import InstructionKey
 METADATA = frozenset(
     "ENV LABEL WORKDIR USER CMD ENTRYPOINT EXPOSE ARG STOPSIGNAL HEALTHCHECK".split()
 )
-_COPY_FLAGS = ("chown", "chmod")
+# --link changes how BuildKit builds the layer (alone, then rebased), not what the merged
+# filesystem holds; the directories above it come from the previous image's layer of the same
+# instruction, which shows them as that builder made them (see parents.py).
+_COPY_FLAGS = ("chown", "chmod", "link")
 _REMOTE = re.compile(r"^(?:https?://|git@|git://|ssh://)")
 _NUMERIC_OWNER = re.compile(r"^(\d+)(?::(\d+))?$")
 
