@@ -33,6 +33,30 @@ class CommandFailed(EnvironmentFault):
         )
 
 
+def _not_installed(argv: Sequence[str], exc: OSError) -> EnvironmentFault:
+    return EnvironmentFault(
+        f"`{argv[0]}` is not installed or not on PATH.",
+        hint=f"Install it and run again ({exc.strerror}).",
+    )
+
+
+def _spawn(
+    argv: Sequence[str], *, env: Mapping[str, str], cwd: Path | str | None = None
+) -> subprocess.Popen[bytes]:
+    """A process whose merged output is read line by line (``stream``, ``background``)."""
+    try:
+        return subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+    except FileNotFoundError as exc:
+        raise _not_installed(argv, exc) from None
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -67,10 +91,7 @@ def run(
             hint="Check that the service it talks to is up.",
         ) from None
     except FileNotFoundError as exc:
-        raise EnvironmentFault(
-            f"`{argv[0]}` is not installed or not on PATH.",
-            hint=f"Install it and run again ({exc.strerror}).",
-        ) from None
+        raise _not_installed(argv, exc) from None
     if check and proc.returncode != 0:
         raise CommandFailed(argv, proc.returncode, proc.stderr.decode(errors="replace"))
     return proc
@@ -92,10 +113,7 @@ def run_all(
             for proc in started:
                 proc.kill()
                 proc.wait()
-            raise EnvironmentFault(
-                f"`{argv[0]}` is not installed or not on PATH.",
-                hint=f"Install it and run again ({exc.strerror}).",
-            ) from None
+            raise _not_installed(argv, exc) from None
     results = []
     for argv, proc in zip(commands, started, strict=True):
         out, err = proc.communicate()
@@ -118,20 +136,7 @@ def stream(
     """
     full_env = dict(env or {}) if replace_env else {**os.environ, **(env or {})}
     tail: collections.deque[str] = collections.deque(maxlen=40)
-    try:
-        proc = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=full_env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-    except FileNotFoundError as exc:
-        raise EnvironmentFault(
-            f"`{argv[0]}` is not installed or not on PATH.",
-            hint=f"Install it and run again ({exc.strerror}).",
-        ) from None
+    proc = _spawn(argv, cwd=cwd, env=full_env)
     assert proc.stdout is not None
     try:
         for raw in proc.stdout:
@@ -159,19 +164,7 @@ def background(
     exits first, or says nothing ready within ``timeout`` seconds, is an infrastructure error
     showing its last lines. The process is stopped when the block ends.
     """
-    try:
-        proc = subprocess.Popen(
-            list(argv),
-            env={**os.environ, **(env or {})},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-    except FileNotFoundError as exc:
-        raise EnvironmentFault(
-            f"`{argv[0]}` is not installed or not on PATH.",
-            hint=f"Install it and run again ({exc.strerror}).",
-        ) from None
+    proc = _spawn(argv, env={**os.environ, **(env or {})})
     lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:  # keeps reading, so a chatty process never blocks on a full pipe
