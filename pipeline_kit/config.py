@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import functools
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -97,8 +98,13 @@ def load_config(path: Path | None, cwd: Path) -> Config:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{display}: cannot read it ({exc}).") from None
-    data = _parse_yaml(text, display)
-    _validate(data, text, display)
+    spec_text = resources.files("pipeline_kit").joinpath("schema", SCHEMA_NAME).read_bytes()
+    marker = _validated_marker(text.encode() + b"\0" + spec_text)
+    data = _remembered(marker)
+    if data is None:
+        data = _parse_yaml(text, display)
+        _validate(data, text, display, spec_text)
+        _remember(marker, data)
     return _build(path, display, path.parent, data, text)
 
 
@@ -145,17 +151,7 @@ def _parse_yaml(text: str, display: str) -> dict[str, Any]:
     return data
 
 
-def _validate(data: dict[str, Any], text: str, display: str) -> None:
-    """Validate against the schema, once per config content.
-
-    Importing jsonschema costs more than the rest of a ``detect`` call, and CI runs the kit
-    many times per pipeline on the same file; a marker named by the digest of the config and
-    the schema remembers that this exact content passed.
-    """
-    spec_text = resources.files("pipeline_kit").joinpath("schema", SCHEMA_NAME).read_bytes()
-    marker = _validated_marker(text.encode() + b"\0" + spec_text)
-    if marker is not None and marker.exists():
-        return
+def _validate(data: dict[str, Any], text: str, display: str, spec_text: bytes) -> None:
     from jsonschema import Draft202012Validator
 
     spec = json.loads(spec_text)
@@ -163,12 +159,6 @@ def _validate(data: dict[str, Any], text: str, display: str) -> None:
         Draft202012Validator(spec).iter_errors(data), key=lambda e: list(map(str, e.path))
     )
     if not errors:
-        if marker is not None:
-            try:
-                marker.parent.mkdir(parents=True, exist_ok=True)
-                marker.touch()
-            except OSError:
-                pass  # an unwritable cache only costs time
         return
     lines = []
     for error in errors[:MAX_ERRORS]:
@@ -179,9 +169,42 @@ def _validate(data: dict[str, Any], text: str, display: str) -> None:
     raise ConfigError("\n".join(lines))
 
 
+def _remembered(marker: Path | None) -> dict[str, Any] | None:
+    """The document a config with this exact content (and schema) was read as, if it passed.
+
+    Importing jsonschema (and PyYAML) costs more than the rest of a ``detect`` call, and CI
+    runs the kit many times per pipeline on the same file; a marker named by the digest of
+    the config and the schema holds the validated document as JSON.
+    """
+    if marker is None:
+        return None
+    try:
+        data = json.loads(marker.read_bytes())
+    except (OSError, ValueError):
+        return None  # not there yet, or written by an older kit (empty): read the YAML
+    return data if isinstance(data, dict) else None
+
+
+def _remember(marker: Path | None, data: dict[str, Any]) -> None:
+    if marker is None:
+        return
+    try:
+        text = json.dumps(data)
+    except (TypeError, ValueError):
+        return  # a YAML value JSON cannot hold (a date, say): read the YAML every time
+    if json.loads(text) != data:
+        return  # JSON would change it (a non-string key, say): read the YAML every time
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        partial = marker.with_name(f"{marker.name}.{os.getpid()}")
+        partial.write_text(text)
+        partial.replace(marker)  # whole or absent, never half-written
+    except OSError:
+        pass  # an unwritable cache only costs time
+
+
 def _validated_marker(content: bytes) -> Path | None:
     import hashlib
-    import os
 
     base = os.environ.get("XDG_CACHE_HOME") or (
         os.path.join(os.environ["HOME"], ".cache") if os.environ.get("HOME") else None

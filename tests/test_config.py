@@ -179,3 +179,33 @@ def test_the_readme_config_example_is_valid(tmp_path: Path) -> None:
     config = load_config(None, tmp_path)
     assert config.section("build")["builder"] == "auto"
     assert config.section("service")["max_load_time"] == "15m"
+
+
+def test_a_validated_config_is_read_back_from_its_marker_without_yaml(tmp_path: Path) -> None:
+    """The second read of the same content comes from the cache, and gives the same document;
+    an edited file is read and validated again (an error in it is not hidden by the cache)."""
+    import subprocess
+    import sys
+
+    (tmp_path / "pipeline-kit.yaml").write_text("image: registry.example.com/a/b\nlayers: {c: d}\n")
+    probe = (
+        "import sys; from pathlib import Path; from pipeline_kit.config import load_config; "
+        "c = load_config(None, Path(sys.argv[1])); "
+        "print(c.image, dict(c.layers or {}), 'yaml' in sys.modules)"
+    )
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+
+    def read() -> str:
+        proc = subprocess.run(
+            [sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, env=env
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    assert read() == "registry.example.com/a/b {'c': 'd'} True"
+    assert read() == "registry.example.com/a/b {'c': 'd'} False"
+    (tmp_path / "pipeline-kit.yaml").write_text("image: registry.example.com/a/b\nlayer: {}\n")
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, env=env
+    )
+    assert "unknown key" in proc.stderr
