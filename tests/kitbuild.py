@@ -6,11 +6,9 @@ replaced (the sandboxed Kaniko: the kit cannot start a Kaniko executor on this m
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import shutil
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -114,31 +112,6 @@ def build_cli(
     record: dict[str, Any] = json.loads(result.stdout)
     record["_stderr"] = result.stderr
     return record
-
-
-class ProcessWatcher:
-    """Every command line on the machine, sampled until stopped."""
-
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-                with contextlib.suppress(OSError):
-                    raw = cmdline.read_bytes()
-                    self.seen.append(raw.replace(b"\0", b" ").decode(errors="replace"))
-            self._stop.wait(0.02)
-
-    def __enter__(self) -> ProcessWatcher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def manifest_with_auth(server: RegistryServer, repo: str, digest: str, password: str) -> bool:

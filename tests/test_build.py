@@ -7,16 +7,15 @@ digest across builds proves the step was not executed again.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.gitrepo import GitRepo, cli
+from tests.processes import argv_seen
 from tests.services.registry import RegistryServer
 
 BUSYBOX = Path("/usr/bin/busybox")
@@ -166,24 +165,9 @@ def test_no_secret_in_argv_or_logs(tmp_path: Path, auth_registry: Any) -> None:
     password = "fake-Passw0rd-7f3a9c"
     server = auth_registry(user="builder", password=password)
     repo = make_service(tmp_path / "repo", server, "team/secret", tmp_path / "storage")
-    seen: list[str] = []
-    stop = threading.Event()
-
-    def watch_processes() -> None:
-        while not stop.is_set():
-            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-                with contextlib.suppress(OSError):
-                    seen.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
-            stop.wait(0.05)
-
-    watcher = threading.Thread(target=watch_processes, daemon=True)
-    watcher.start()
-    try:
-        env = {"PIPELINE_KIT_REGISTRY_USER": "builder", "PIPELINE_KIT_REGISTRY_PASSWORD": password}
+    env = {"PIPELINE_KIT_REGISTRY_USER": "builder", "PIPELINE_KIT_REGISTRY_PASSWORD": password}
+    with argv_seen() as seen:
         result = cli("build", "--format", "json", cwd=repo.path, env=env)
-    finally:
-        stop.set()
-        watcher.join()
     assert result.returncode == 0, result.stderr[-3000:]
     assert any("buildah" in line and " bud " in line for line in seen)  # the watcher saw it run
     assert password not in result.stdout + result.stderr

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.kitbuild import ProcessWatcher, build_cli, busybox_service, manifest_with_auth
+from tests.kitbuild import build_cli, busybox_service, manifest_with_auth
+from tests.processes import argv_seen
 from tests.services.buildkitd import BuildkitDaemon
 from tests.services.registry import RegistryServer
 from tests.test_build import layer_digests, manifest
@@ -161,10 +162,10 @@ def test_basic_auth_reaches_buildctl_only_through_the_docker_config(
         "PIPELINE_KIT_REGISTRY_USER": "builder",
         "PIPELINE_KIT_REGISTRY_PASSWORD": password,
     }
-    with ProcessWatcher() as watcher:
+    with argv_seen() as seen:
         record = build_cli(repo, env=env)
-    assert any("buildctl build" in line for line in watcher.seen)
-    assert not [line for line in watcher.seen if password in line]
+    assert any("buildctl build" in line for line in seen)
+    assert not [line for line in seen if password in line]
     assert password not in record["_stderr"]
     assert password not in buildkitd.log_path.read_text(errors="replace")
     assert password not in server.log_path.read_text(errors="replace")

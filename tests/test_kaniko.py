@@ -17,11 +17,11 @@ import pytest
 from pipeline_kit.errors import KitError
 from tests.gitrepo import GitRepo
 from tests.kitbuild import (
-    ProcessWatcher,
     build_in_process,
     busybox_service,
     manifest_with_auth,
 )
+from tests.processes import argv_seen
 from tests.services.kaniko import KanikoSandbox, SandboxRefused, ThrowawayRoot
 from tests.services.registry import RegistryServer
 from tests.test_build import layer_digests, manifest
@@ -221,11 +221,11 @@ def test_basic_auth_reaches_kaniko_only_through_the_docker_config(
     )
     environ = {"PIPELINE_KIT_REGISTRY_USER": "builder", "PIPELINE_KIT_REGISTRY_PASSWORD": password}
     before = len(kaniko.runs)
-    with ProcessWatcher() as watcher:
+    with argv_seen() as seen:
         record = build_in_process(repo, kaniko.builder(), environ=environ)
     (run,) = kaniko.runs[before:]
-    assert any("/kaniko/executor --context=dir:///workspace" in line for line in watcher.seen)
-    assert not [line for line in watcher.seen if password in line]
+    assert any("/kaniko/executor --context=dir:///workspace" in line for line in seen)
+    assert not [line for line in seen if password in line]
     assert password not in record["_stderr"] + run.text
     assert password not in server.log_path.read_text(errors="replace")
     assert run.env["DOCKER_CONFIG"].startswith("/kaniko/pipeline-kit-build-")

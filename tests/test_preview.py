@@ -8,7 +8,6 @@ remove a container that is not its own.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import shutil
@@ -19,7 +18,6 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from pipeline_kit.commands.preview import GcOptions, PreviewOptions, gc
 from pipeline_kit.credentials import Credential, write_docker_config
 from tests.example_image import BuiltExample, remove_storage
 from tests.gitrepo import cli, cli_env
+from tests.processes import argv_seen
 from tests.services.registry import free_port
 
 
@@ -248,28 +247,6 @@ def test_bad_input_and_an_unreachable_registry_leave_nothing(example_image: Buil
     pull = preview(example_image, "up", "--image", unreachable, "--weights", weights)
     assert pull.returncode == 3 and "podman" in pull.stderr
     assert containers(example_image) == []
-
-
-@contextlib.contextmanager
-def argv_seen() -> Iterator[list[str]]:
-    """Every process command line on the machine while the block runs (polled every 50 ms)."""
-    seen: list[str] = []
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.is_set():
-            for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-                with contextlib.suppress(OSError):
-                    seen.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
-            stop.wait(0.05)
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
-        yield seen
-    finally:
-        stop.set()
-        watcher.join()
 
 
 def test_a_private_registry_is_pulled_with_an_authfile_never_argv(
