@@ -7,6 +7,7 @@ imported when their command runs, so ``pipeline-kit --version`` loads almost not
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -19,7 +20,30 @@ from pipeline_kit import __version__
 from pipeline_kit.errors import ExitCode, KitError
 
 _FORMATS = ["text", "json"]
+# Commands whose results feed later CI steps also write them as GitHub step outputs or a GitLab
+# dotenv report (report.outputs.FORMATS).
+_CI_FORMATS = ["text", "json", "github", "gitlab"]
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+_ci_format = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(_CI_FORMATS),
+    default="text",
+    help="github: also write step outputs to $GITHUB_OUTPUT; gitlab: also a dotenv report.",
+)
+_dotenv = click.option(
+    "--dotenv",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("pipeline-kit.env"),
+    show_default=True,
+    help="Where --format gitlab writes its dotenv report.",
+)
+
+
+def _ci_outputs(command: F) -> F:
+    return _ci_format(_dotenv(command))
 
 
 def _build_args(values: tuple[str, ...]) -> dict[str, str]:
@@ -59,16 +83,7 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
     help="Include uncommitted changes (default: yes when run locally on a dirty tree).",
 )
 @click.option("--build-arg", "build_args", multiple=True, metavar="NAME=VALUE")
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json", "github", "gitlab"]), default="text"
-)
-@click.option(
-    "--dotenv",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("pipeline-kit.env"),
-    show_default=True,
-    help="Where --format gitlab writes its dotenv report.",
-)
+@_ci_outputs
 @click.pass_obj
 def detect(
     config_path: Path | None,
@@ -165,7 +180,7 @@ def lint(
     help="Reach this registry over plain HTTP (loopback always is).",
 )
 @click.option("--dry-run", is_flag=True, help="Print the plan and the commands; run nothing.")
-@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text")
+@_ci_outputs
 @click.pass_obj
 def build(
     config_path: Path | None,
@@ -180,6 +195,7 @@ def build(
     insecure: tuple[str, ...],
     dry_run: bool,
     fmt: str,
+    dotenv: Path,
 ) -> int:
     """Publish the image: retag known content, append code-only changes, or build and push."""
     from pipeline_kit.commands.build import BuildOptions, run
@@ -198,6 +214,7 @@ def build(
         insecure_registries=insecure,
         dry_run=dry_run,
         format=fmt,
+        dotenv=dotenv,
         environ=dict(os.environ),
     )
     return run(options, sys.stdout)
@@ -207,8 +224,10 @@ def build(
 @click.argument("source")
 @click.argument("targets", nargs=-1, required=True, metavar="TAG...")
 @click.option("--insecure-registry", "insecure", multiple=True, metavar="HOST")
-@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text")
-def promote(source: str, targets: tuple[str, ...], insecure: tuple[str, ...], fmt: str) -> int:
+@_ci_outputs
+def promote(
+    source: str, targets: tuple[str, ...], insecure: tuple[str, ...], fmt: str, dotenv: Path
+) -> int:
     """Point TAGs (tag or repo:tag) at SOURCE's digest (repo:tag or repo@sha256:...).
 
     Registry operations only: a manifest GET and PUT per tag, blobs mounted across
@@ -216,7 +235,7 @@ def promote(source: str, targets: tuple[str, ...], insecure: tuple[str, ...], fm
     """
     from pipeline_kit.commands.promote import PromoteOptions, run
 
-    options = PromoteOptions(source, targets, insecure, fmt, dict(os.environ))
+    options = PromoteOptions(source, targets, insecure, fmt, dict(os.environ), dotenv)
     return run(options, sys.stdout)
 
 
@@ -267,13 +286,13 @@ def cache_gc(
 
 @cli.command()
 @click.option("--head", help="Commit to tag (default: the CI commit, else HEAD).")
-@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text")
+@_ci_outputs
 @click.pass_obj
-def tags(config_path: Path | None, head: str | None, fmt: str) -> int:
+def tags(config_path: Path | None, head: str | None, fmt: str, dotenv: Path) -> int:
     """The tags this build gets (sha, branch, pr/mr, semver, latest)."""
     from pipeline_kit.commands.tags import TagsOptions, run
 
-    options = TagsOptions(config_path, Path.cwd(), head, fmt, dict(os.environ))
+    options = TagsOptions(config_path, Path.cwd(), head, fmt, dict(os.environ), dotenv)
     return run(options, sys.stdout)
 
 
@@ -316,7 +335,8 @@ _REPORT_FLAGS = [
         type=click.Path(path_type=Path, dir_okay=False),
         help="Markdown summary file (default: $GITHUB_STEP_SUMMARY when set).",
     ),
-    click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text"),
+    _ci_format,
+    _dotenv,
 ]
 
 
@@ -432,10 +452,13 @@ _UP_FLAGS = [
 ]
 
 
-def _preview_options(config_path: Path | None, provider: str | None, fmt: str) -> Any:
+def _preview_options(
+    config_path: Path | None, provider: str | None, fmt: str, dotenv: Path | None = None
+) -> Any:
     from pipeline_kit.commands.preview import PreviewOptions
 
-    return PreviewOptions(config_path, Path.cwd(), provider, fmt, dict(os.environ))
+    common = PreviewOptions(config_path, Path.cwd(), provider, fmt, dict(os.environ))
+    return common if dotenv is None else dataclasses.replace(common, dotenv=dotenv)
 
 
 @cli.group()
@@ -444,13 +467,16 @@ def preview() -> None:
 
 
 @preview.command("up")
-@_flags(_UP_FLAGS, [_PREVIEW_FORMAT])
+@_flags(_UP_FLAGS, [_ci_format, _dotenv])
 @click.pass_obj
-def preview_up(config_path: Path | None, /, provider: str | None, fmt: str, **flags: Any) -> int:
+def preview_up(
+    config_path: Path | None, /, provider: str | None, fmt: str, dotenv: Path, **flags: Any
+) -> int:
     """Bring the digest up under a name from the ref; print its URL and record."""
     from pipeline_kit.commands.preview import UpOptions, up
 
-    return up(UpOptions(_preview_options(config_path, provider, fmt), **flags), sys.stdout)
+    common = _preview_options(config_path, provider, fmt, dotenv)
+    return up(UpOptions(common, **flags), sys.stdout)
 
 
 @preview.command("down")
@@ -499,7 +525,9 @@ def preview_run(config_path: Path | None, /, **flags: Any) -> int:
     from pipeline_kit.commands.preview import RunOptions, UpOptions, run
     from pipeline_kit.commands.smoke import SmokeOptions
 
-    common = _preview_options(config_path, flags.pop("provider"), flags.pop("fmt"))
+    common = _preview_options(
+        config_path, flags.pop("provider"), flags.pop("fmt"), flags.pop("dotenv")
+    )
     up_keys = ("image", "weights", "ttl", "name", "port", "owner")
     up_options = UpOptions(common, **{key: flags.pop(key) for key in up_keys})
     smoke_options = SmokeOptions(

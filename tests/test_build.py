@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import urllib.error
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.ci_outputs import parse_dotenv, parse_github_outputs
 from tests.gitrepo import GitRepo, cli
 from tests.processes import argv_seen
 from tests.services.registry import RegistryServer
@@ -148,6 +150,39 @@ def test_docs_change_publishes_by_retag_without_a_builder(
     assert docs["digest"] == code["digest"]
     assert manifest(registry, "team/svc", "docs")["_digest"] == code["digest"]
     assert "buildah" not in docs["_stderr"]
+
+
+def test_ci_outputs_name_the_published_digest(
+    built: dict[str, Any], registry: RegistryServer, tmp_path: Path
+) -> None:
+    """--format github and gitlab: what later steps and jobs read (the build is a retag)."""
+    repo = built["repo"]
+    github_output, summary = tmp_path / "github_output", tmp_path / "summary.md"
+    env = {"GITHUB_OUTPUT": str(github_output), "GITHUB_STEP_SUMMARY": str(summary)}
+    result = cli("build", "--format", "github", "--tag", "gh", cwd=repo.path, env=env)
+    assert result.returncode == 0, result.stderr
+    outputs = parse_github_outputs(github_output.read_text())
+    digest = manifest(registry, "team/svc", "gh")["_digest"]
+    assert outputs["digest"] == digest == built["docs"]["digest"]
+    assert outputs["image"] == f"{registry.host}/team/svc@{digest}"
+    assert "gh" in outputs["tags"].split(",") and outputs["strategy"] == "retag"
+    assert outputs["code-changed"] == "false" and outputs["image-changed"] == "false"
+    assert json.loads(outputs["json"])["digest"] == digest
+    assert f"Digest: `{digest}`" in summary.read_text()
+    assert f"digest: {digest}" in result.stdout  # the log keeps the text report
+
+    result = cli("build", "--format", "gitlab", "--dotenv", "out/build.env", cwd=repo.path)
+    assert result.returncode == 0, result.stderr
+    dotenv = parse_dotenv(repo.path / "out/build.env")
+    assert dotenv["PIPELINE_KIT_DIGEST"] == digest
+    assert dotenv["PIPELINE_KIT_IMAGE"] == f"{registry.host}/team/svc@{digest}"
+    assert dotenv["PIPELINE_KIT_REBUILD_FROM"] == ""
+    assert "PIPELINE_KIT_JSON" not in dotenv
+
+    outside = cli("build", "--format", "github", "--tag", "never", cwd=repo.path)
+    assert outside.returncode == 2 and "GITHUB_OUTPUT is not set" in outside.stderr
+    with pytest.raises(urllib.error.HTTPError):  # it failed before publishing anything
+        manifest(registry, "team/svc", "never")
 
 
 def test_dry_run_prints_commands_and_runs_nothing(tmp_path: Path, registry: RegistryServer) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 from pipeline_kit.commands.preview import GcOptions, PreviewOptions, gc
 from pipeline_kit.credentials import Credential, write_docker_config
+from tests.ci_outputs import parse_github_outputs
 from tests.example_image import BuiltExample, remove_storage
 from tests.gitrepo import cli, cli_env
 from tests.processes import argv_seen
@@ -135,11 +136,20 @@ def test_run_passes_the_gate_and_tears_down(example_image: BuiltExample, tmp_pat
     assert names(example_image) == set()
 
 
-def test_a_failing_gate_exits_1_and_still_tears_down(example_image: BuiltExample) -> None:
-    result = preview(example_image, "run", "--image", example_image.image, "--name", "fails",
-                     "--weights", str(example_image.weights), "--prompt", "Shall I compare thee",
-                     "--expect-contains", "no sonnet says this")  # fmt: skip
+def test_a_failing_gate_exits_1_and_still_tears_down(
+    example_image: BuiltExample, tmp_path: Path
+) -> None:
+    outputs = tmp_path / "outputs"
+    result = cli("preview", "run", "--image", example_image.image, "--name", "fails",
+                 "--weights", str(example_image.weights), "--prompt", "Shall I compare thee",
+                 "--expect-contains", "no sonnet says this", "--format", "github",
+                 cwd=example_image.repo.path, timeout=300,
+                 env={"GITHUB_OUTPUT": str(outputs)})  # fmt: skip
     assert result.returncode == 1, result.stderr
+    values = parse_github_outputs(outputs.read_text())
+    assert values["verdict"] == "failed" and values["preview-name"] == "fails"
+    assert values["digest"] == example_image.digest
+    assert json.loads(values["json"])["down"] == {"name": "fails", "removed": True}
     assert "expected the output to contain 'no sonnet says this'" in result.stdout
     assert "-- last lines of fails --" in result.stderr  # the server's log, before it goes
     assert "llm-service: model llm-service loaded" in result.stderr

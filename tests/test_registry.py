@@ -25,6 +25,7 @@ from pipeline_kit.credentials import Credential, resolve_credential, write_docke
 from pipeline_kit.errors import EnvironmentFault, ExitCode, InputError
 from pipeline_kit.push import point_tags, push_layout
 from pipeline_kit.references import ImageRef
+from tests.ci_outputs import parse_dotenv
 from tests.gitrepo import cli
 from tests.services.fault_proxy import FaultProxy
 from tests.services.registry import RegistryServer, running_registry
@@ -377,9 +378,16 @@ def test_promote_cli_same_repo_other_repo_and_by_digest(
     assert data["digest"] == digest
     assert client.head_manifest("prom/app", "stable").digest == digest  # type: ignore[union-attr]
     assert client.head_manifest("prom/prod", "live").digest == digest  # type: ignore[union-attr]
-    by_digest = cli("promote", f"{repo}@{digest}", "pinned", cwd=tmp_path)
+    by_digest = cli(
+        "promote", f"{repo}@{digest}", "pinned", "--format", "gitlab", "--dotenv", "p.env",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert by_digest.returncode == 0, by_digest.stderr
     assert client.head_manifest("prom/app", "pinned").digest == digest  # type: ignore[union-attr]
+    assert parse_dotenv(tmp_path / "p.env") == {
+        "PIPELINE_KIT_DIGEST": digest,
+        "PIPELINE_KIT_TAGS": f"{repo}:pinned",
+    }
     missing = cli("promote", f"{repo}:nope", "x", cwd=tmp_path)
     assert missing.returncode == 3 and "not found" in missing.stderr
 

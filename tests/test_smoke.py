@@ -23,6 +23,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
+from tests.ci_outputs import parse_github_outputs
 from tests.gitrepo import cli
 from tests.services.fake_model_server import ModelServerStub, json_answer
 from tests.services.registry import free_port
@@ -337,6 +338,21 @@ def test_github_step_summary_and_flag_errors(tmp_path: Path, example: str) -> No
     )
     assert result.returncode == 0, result.stderr
     assert "### Smoke inference passed" in summary.read_text()
+    digest = "sha256:" + "b" * 64
+    outputs = tmp_path / "outputs"
+    env = {"GITHUB_OUTPUT": str(outputs), "GITHUB_STEP_SUMMARY": str(summary)}
+    args = ["--url", example, "--digest", digest, "--format", "github"]
+    result = cli("smoke", *args, "--prompt", "Shall I", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    values = parse_github_outputs(outputs.read_text())
+    assert values["verdict"] == "passed" and values["digest"] == digest
+    assert json.loads(values["json"])["passed"] is True
+    failed = cli("smoke", "--url", example, "--prompt", "Shall I", "--expect-contains", "zebra",
+                 "--format", "gitlab", "--dotenv", "smoke.env", cwd=tmp_path)  # fmt: skip
+    assert failed.returncode == 1, failed.stderr
+    assert (tmp_path / "smoke.env").read_text() == (
+        "PIPELINE_KIT_VERDICT=failed\nPIPELINE_KIT_DIGEST=\n"
+    )
     missing = cli("smoke", "--prompt", "x", cwd=tmp_path)
     assert missing.returncode == 2 and "no server URL" in missing.stderr
     nothing = cli("smoke", "--url", example, cwd=tmp_path)

@@ -9,6 +9,7 @@ import pytest
 
 from pipeline_kit.ci_context import from_environ
 from pipeline_kit.tags import Rule, clean_tag, compute_tags, rules_from_section
+from tests.ci_outputs import parse_github_outputs
 from tests.gitrepo import GitRepo, cli
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ci"
@@ -102,6 +103,12 @@ def test_cli_tags_in_github_from_the_event(tmp_path: Path) -> None:
     result = cli("tags", "--format", "json", cwd=repo.path, env=env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["tags"] == ["pr-57", "sha-3c2f1e0"]
+    outputs = tmp_path / "outputs"
+    result = cli(
+        "tags", "--format", "github", cwd=repo.path, env={**env, "GITHUB_OUTPUT": str(outputs)}
+    )
+    assert result.returncode == 0, result.stderr
+    assert parse_github_outputs(outputs.read_text())["tags"] == "pr-57,sha-3c2f1e0"
 
 
 def test_local_git_facts_asked_at_once_match_the_one_by_one_answers(tmp_path: Path) -> None:

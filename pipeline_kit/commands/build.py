@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pipeline_kit.errors import ExitCode, InputError, KitError
+from pipeline_kit.report.outputs import DEFAULT_DOTENV
 
 if TYPE_CHECKING:
     from pipeline_kit.adapters.git import Git
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
     from pipeline_kit.changes import Detection
     from pipeline_kit.config import Config
     from pipeline_kit.publish import Publisher
-
-FORMATS = ("text", "json")
 
 
 @dataclass(frozen=True)
@@ -40,6 +39,7 @@ class BuildOptions:
     insecure_registries: tuple[str, ...] = ()
     dry_run: bool = False
     format: str = "text"
+    dotenv: Path = DEFAULT_DOTENV
     environ: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -81,9 +81,11 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     from pipeline_kit.config import load_config
     from pipeline_kit.publish import Publisher
     from pipeline_kit.references import ImageRef
+    from pipeline_kit.report.outputs import check_destination
     from pipeline_kit.revisions import choose_range
     from pipeline_kit.tags import compute_tags, rules_from_section
 
+    check_destination(options.format, options.environ)
     phases = _Phases()
     started = time.monotonic()
     config = load_config(options.config_path, options.cwd).with_build_args(options.build_args)
@@ -181,6 +183,7 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         "bytes_uploaded": None,
         "image_key": detection.image_key,
         "rebuild_from": detection.rebuild_from,
+        "image_changed": detection.image_changed,
         "layers": {
             layer.name: {"changed": layer.changed, "key": layer.key} for layer in detection.layers
         },
@@ -199,7 +202,7 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         record["commands"] = commands
         record["publish"] = publisher.describe(plan)
         record["timings"] = phases.total()
-        _write(record, options.format, out)
+        _write(record, options, out)
         return ExitCode.OK
 
     if plan.strategy == "retag":
@@ -233,7 +236,7 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
                 record["digest"] = output.digest
             phases.done("push", started)
     record["timings"] = phases.total()
-    _write(record, options.format, out)
+    _write(record, options, out)
     return ExitCode.OK
 
 
@@ -278,28 +281,18 @@ def _check_builds_checkout(git: Git, head: str, worktree: bool) -> None:
         )
 
 
-def _write(record: dict[str, Any], fmt: str, out: TextIO) -> None:
-    if fmt == "json":
+def _write(record: dict[str, Any], options: BuildOptions, out: TextIO) -> None:
+    from pipeline_kit.report import build as report
+    from pipeline_kit.report.outputs import export
+
+    if options.format == "json":
         out.write(json.dumps(record, indent=2) + "\n")
         return
-    out.write(f"{record['strategy']}: {record['reason']}\n")
-    if record.get("fallback"):
-        out.write(f"not appended: {record['fallback']}\n")
-    if record.get("append"):
-        summary = record["append"]
-        out.write(
-            f"appended to {summary['previous']}: {summary['kept_layers']} layers kept, "
-            f"{summary['new_layers']} new, {summary['reused_layers']} reused\n"
-        )
-        for line in summary["applied"]:
-            out.write(f"  {line}\n")
-    if record.get("bytes_uploaded") is not None:
-        out.write(f"uploaded: {record['bytes_uploaded']} bytes\n")
-    if record.get("digest"):
-        out.write(f"digest: {record['digest']}\n")
-    for ref in record["references"]:
-        out.write(f"  {ref}\n")
-    for argv in record.get("commands", []):
-        out.write("  $ " + " ".join(argv) + "\n")
-    timings = ", ".join(f"{k} {v:.1f}s" for k, v in record["timings"].items())
-    out.write(f"timings: {timings}\n")
+    export(
+        options.format,
+        report.outputs(record),
+        environ=options.environ,
+        dotenv=options.cwd / options.dotenv,
+        summary=report.markdown(record),
+    )
+    out.write(report.as_text(record))

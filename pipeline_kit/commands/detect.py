@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from pipeline_kit.errors import ExitCode, InputError
-
-FORMATS = ("text", "json", "github", "gitlab")
+from pipeline_kit.errors import ExitCode
+from pipeline_kit.report.outputs import DEFAULT_DOTENV, check_destination, export
 
 
 @dataclass(frozen=True)
@@ -22,7 +21,7 @@ class DetectOptions:
     worktree: bool | None = None  # None: the working tree when local, dirty and no --head
     build_args: Mapping[str, str] = field(default_factory=dict)
     format: str = "text"
-    dotenv: Path = Path("pipeline-kit.env")
+    dotenv: Path = DEFAULT_DOTENV
     environ: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -34,6 +33,7 @@ def run(options: DetectOptions, out: TextIO) -> int:
     from pipeline_kit.report import detect as report
     from pipeline_kit.revisions import choose_range
 
+    check_destination(options.format, options.environ)
     config = load_config(options.config_path, options.cwd).with_build_args(options.build_args)
     ci = from_environ(options.environ)
     with Git(config.root) as git:
@@ -49,25 +49,13 @@ def run(options: DetectOptions, out: TextIO) -> int:
 
     if options.format == "json":
         out.write(report.as_json(detection))
-    elif options.format == "github":
-        output = options.environ.get("GITHUB_OUTPUT")
-        if not output:
-            raise InputError(
-                "--format github: GITHUB_OUTPUT is not set, so there is nowhere to write "
-                "step outputs.",
-                hint="Use it inside GitHub Actions (or act), or choose --format json.",
-            )
-        with open(output, "a", encoding="utf-8") as fh:
-            fh.write(report.github_outputs(detection))
-        summary = options.environ.get("GITHUB_STEP_SUMMARY")
-        if summary:
-            with open(summary, "a", encoding="utf-8") as fh:
-                fh.write(report.github_summary(detection))
-        out.write(report.as_text(detection))
-    elif options.format == "gitlab":
-        dotenv = options.dotenv if options.dotenv.is_absolute() else options.cwd / options.dotenv
-        dotenv.write_text(report.gitlab_dotenv(detection), encoding="utf-8")
-        out.write(report.as_text(detection))
-    else:
-        out.write(report.as_text(detection))
+        return ExitCode.OK
+    export(
+        options.format,
+        report.outputs(detection),
+        environ=options.environ,
+        dotenv=options.cwd / options.dotenv,
+        summary=report.github_summary(detection),
+    )
+    out.write(report.as_text(detection))
     return ExitCode.OK

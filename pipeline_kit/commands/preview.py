@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pipeline_kit.errors import ExitCode, InputError, KitError
+from pipeline_kit.report.outputs import DEFAULT_DOTENV, record_json
 
 if TYPE_CHECKING:
     from pipeline_kit.ci_context import CIContext
@@ -42,6 +43,7 @@ class PreviewOptions:
     format: str = "text"
     environ: Mapping[str, str] = field(default_factory=dict)
     now: datetime | None = None  # the clock expiry is measured against (default: now)
+    dotenv: Path = DEFAULT_DOTENV
 
 
 @dataclass(frozen=True)
@@ -183,8 +185,10 @@ def _up_settings(options: UpOptions) -> dict[str, Any]:
 
 def up(options: UpOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     from pipeline_kit.report import preview as report
+    from pipeline_kit.report.outputs import check_destination
     from pipeline_kit.signals import Interrupted, cancellable, shielded
 
+    check_destination(options.common.format, options.common.environ)
     with _session(options.common, log, **_up_settings(options)) as (provider, ctx):
         spec = _spec(ctx, options)
         with cancellable():
@@ -195,8 +199,11 @@ def up(options: UpOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
                     provider.down(ctx, spec.name)
                 raise
     record = preview.record()
-    json_out = options.common.format == "json"
-    out.write(report.to_json_text(record) if json_out else report.record_text(record))
+    if options.common.format == "json":
+        out.write(report.to_json_text(record))
+        return ExitCode.OK
+    _export(options.common, [*report.outputs(record), record_json(record)])
+    out.write(report.record_text(record))
     return ExitCode.OK
 
 
@@ -258,9 +265,11 @@ def run(options: RunOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     from pipeline_kit.commands import smoke
     from pipeline_kit.report import preview as report
     from pipeline_kit.report import smoke as smoke_report
+    from pipeline_kit.report.outputs import check_destination
     from pipeline_kit.signals import Interrupted, cancellable
 
     common = options.up.common
+    check_destination(common.format, common.environ)
     timings: dict[str, float] = {}
     verdict = None
     preview = None
@@ -291,19 +300,28 @@ def run(options: RunOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
                 raise Interrupted(arrived[0])
     assert verdict is not None and preview is not None
     smoke.publish(verdict, options.smoke)
+    record = preview.record()
+    document = {
+        "passed": verdict.passed,
+        "preview": record,
+        "smoke": smoke_report.as_json(verdict),
+        "down": {"name": spec.name, "removed": removed},
+        "timings": timings,
+    }
     if common.format == "json":
-        document = {
-            "passed": verdict.passed,
-            "preview": preview.record(),
-            "smoke": smoke_report.as_json(verdict),
-            "down": {"name": spec.name, "removed": removed},
-            "timings": timings,
-        }
         out.write(report.to_json_text(document))
     else:
+        verdict_outputs = [("verdict", smoke_report.verdict_word(verdict.passed))]
+        _export(common, [*verdict_outputs, *report.outputs(record), record_json(document)])
         out.write(smoke_report.as_text(verdict))
         out.write(f"preview {spec.name}: {'removed' if removed else 'was already gone'}\n")
     return ExitCode.OK if verdict.passed else ExitCode.VERDICT
+
+
+def _export(common: PreviewOptions, outputs: list[tuple[str, str]]) -> None:
+    from pipeline_kit.report.outputs import export
+
+    export(common.format, outputs, environ=common.environ, dotenv=common.cwd / common.dotenv)
 
 
 def _teardown(

@@ -6,9 +6,11 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
 from pipeline_kit.errors import ExitCode
+from pipeline_kit.report.outputs import DEFAULT_DOTENV
 
 
 @dataclass(frozen=True)
@@ -18,13 +20,16 @@ class PromoteOptions:
     insecure_registries: tuple[str, ...] = ()
     format: str = "text"
     environ: Mapping[str, str] = field(default_factory=dict)
+    dotenv: Path = DEFAULT_DOTENV  # relative to the working directory
 
 
 def run(options: PromoteOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     from pipeline_kit.adapters.registry import RegistryClient
     from pipeline_kit.push import point_tags
     from pipeline_kit.references import ImageRef
+    from pipeline_kit.report.outputs import check_destination, export, record_json
 
+    check_destination(options.format, options.environ)
     source = ImageRef.parse(options.source)
     targets = [ImageRef.parse(t) if "/" in t else source.with_tag(t) for t in options.targets]
     client = RegistryClient.connect(
@@ -32,9 +37,12 @@ def run(options: PromoteOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     )
     digest = point_tags(client, source, targets)
     names = [str(t) for t in targets]
+    record = {"source": str(source), "digest": digest, "tags": names}
     if options.format == "json":
-        out.write(json.dumps({"source": str(source), "digest": digest, "tags": names}) + "\n")
-    else:
-        for name in names:
-            out.write(f"{name} -> {digest}\n")
+        out.write(json.dumps(record) + "\n")
+        return ExitCode.OK
+    outputs = [("digest", digest), ("tags", ",".join(names)), record_json(record)]
+    export(options.format, outputs, environ=options.environ, dotenv=options.dotenv)
+    for name in names:
+        out.write(f"{name} -> {digest}\n")
     return ExitCode.OK

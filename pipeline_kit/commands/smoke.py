@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from pipeline_kit.errors import ExitCode, InputError
+from pipeline_kit.report.outputs import DEFAULT_DOTENV
 
 if TYPE_CHECKING:
     from pipeline_kit.service import ServiceSpec
@@ -37,15 +38,27 @@ class SmokeOptions:
     junit: Path | None = None
     summary: Path | None = None
     format: str = "text"
+    dotenv: Path = DEFAULT_DOTENV
     environ: Mapping[str, str] = field(default_factory=dict)
 
 
 def run(options: SmokeOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     from pipeline_kit.report import smoke as report
+    from pipeline_kit.report.outputs import check_destination, export
 
+    check_destination(options.format, options.environ)
     verdict = gate(options, log)
     publish(verdict, options)
-    out.write(report.to_json_text(verdict) if options.format == "json" else report.as_text(verdict))
+    if options.format == "json":
+        out.write(report.to_json_text(verdict))
+    else:
+        export(
+            options.format,
+            report.outputs(verdict),
+            environ=options.environ,
+            dotenv=options.cwd / options.dotenv,
+        )
+        out.write(report.as_text(verdict))
     return ExitCode.OK if verdict.passed else ExitCode.VERDICT
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from pipeline_kit.errors import ExitCode, InputError
+from pipeline_kit.report.outputs import DEFAULT_DOTENV
 
 if TYPE_CHECKING:
     from pipeline_kit.adapters.git import Git
@@ -23,34 +24,33 @@ class TagsOptions:
     head: str | None = None
     format: str = "text"
     environ: Mapping[str, str] = field(default_factory=dict)
+    dotenv: Path = DEFAULT_DOTENV
 
 
 def run(options: TagsOptions, out: TextIO) -> int:
     from pipeline_kit.config import load_config
+    from pipeline_kit.report.outputs import check_destination, export, record_json
     from pipeline_kit.tags import compute_tags, rules_from_section
 
+    check_destination(options.format, options.environ)
     config = load_config(options.config_path, options.cwd)
     ci = resolve_context(config.root, options.environ, options.head)
     tags = compute_tags(ci, rules_from_section(config.section("tags")))
+    names = [tag.name for tag in tags]
+    record = {
+        "image": config.image,
+        "tags": names,
+        "references": [f"{config.image}:{name}" for name in names] if config.image else [],
+        "rules": {tag.name: tag.rule for tag in tags},
+        "provider": ci.provider,
+    }
     if options.format == "json":
-        out.write(
-            json.dumps(
-                {
-                    "image": config.image,
-                    "tags": [tag.name for tag in tags],
-                    "references": [f"{config.image}:{tag.name}" for tag in tags]
-                    if config.image
-                    else [],
-                    "rules": {tag.name: tag.rule for tag in tags},
-                    "provider": ci.provider,
-                },
-                indent=2,
-            )
-            + "\n"
-        )
-    else:
-        for tag in tags:
-            out.write(f"{tag.name}\t{tag.rule}\n")
+        out.write(json.dumps(record, indent=2) + "\n")
+        return ExitCode.OK
+    outputs = [("tags", ",".join(names)), record_json(record)]
+    export(options.format, outputs, environ=options.environ, dotenv=options.cwd / options.dotenv)
+    for tag in tags:
+        out.write(f"{tag.name}\t{tag.rule}\n")
     return ExitCode.OK
 
 

@@ -1,12 +1,11 @@
-"""Renderers of a Detection: json (the contract), text, GitHub step outputs, GitLab dotenv."""
+"""Renderers of a Detection: json (the contract), text, its CI outputs and a Markdown summary."""
 
 from __future__ import annotations
 
 import json
-import re
-import secrets
 
 from pipeline_kit.changes import Detection
+from pipeline_kit.report.outputs import flag, output_name, record_json
 from pipeline_kit.report.table import render_table
 
 
@@ -39,27 +38,17 @@ def as_text(detection: Detection) -> str:
     return "\n".join(lines) + "\n"
 
 
-def output_name(layer: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", layer.lower())
-
-
-def github_outputs(detection: Detection) -> str:
-    """``name=value`` lines for ``$GITHUB_OUTPUT`` (multi-line values as heredocs)."""
+def outputs(detection: Detection) -> list[tuple[str, str]]:
+    """Step outputs ``<layer>-changed``, ``<layer>-key``, ``rebuild-from``, ``image-changed``
+    and ``json`` (the dotenv report takes all but ``json``)."""
     values: list[tuple[str, str]] = []
     for layer in detection.layers:
-        values.append((f"{output_name(layer.name)}-changed", _bool(layer.changed)))
+        values.append((f"{output_name(layer.name)}-changed", flag(layer.changed)))
         values.append((f"{output_name(layer.name)}-key", layer.key))
     values.append(("rebuild-from", detection.rebuild_from or ""))
-    values.append(("image-changed", _bool(detection.image_changed)))
-    values.append(("json", json.dumps(detection.to_json(), separators=(",", ":"))))
-    out = []
-    for name, value in values:
-        if "\n" in value:
-            delimiter = f"EOF_{secrets.token_hex(8)}"
-            out.append(f"{name}<<{delimiter}\n{value}\n{delimiter}")
-        else:
-            out.append(f"{name}={value}")
-    return "\n".join(out) + "\n"
+    values.append(("image-changed", flag(detection.image_changed)))
+    values.append(record_json(detection.to_json()))
+    return values
 
 
 def github_summary(detection: Detection) -> str:
@@ -82,22 +71,6 @@ def github_summary(detection: Detection) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def gitlab_dotenv(detection: Detection) -> str:
-    """A dotenv report: ``PIPELINE_KIT_<LAYER>_CHANGED``, ``_KEY``, rebuild-from, image."""
-    lines = []
-    for layer in detection.layers:
-        var = re.sub(r"[^A-Z0-9]+", "_", layer.name.upper())
-        lines.append(f"PIPELINE_KIT_{var}_CHANGED={_bool(layer.changed)}")
-        lines.append(f"PIPELINE_KIT_{var}_KEY={layer.key}")
-    lines.append(f"PIPELINE_KIT_REBUILD_FROM={detection.rebuild_from or ''}")
-    lines.append(f"PIPELINE_KIT_IMAGE_CHANGED={_bool(detection.image_changed)}")
-    return "\n".join(lines) + "\n"
-
-
-def _bool(value: bool) -> str:
-    return "true" if value else "false"
 
 
 def _md(text: str) -> str:

@@ -66,3 +66,13 @@ def down_text(document: Mapping[str, Any]) -> str:
     if document["removed"]:
         return f"preview {document['name']}: removed\n"
     return f"preview {document['name']}: {document.get('note', 'nothing to remove')}\n"
+
+
+def outputs(record: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``preview-name``, ``preview-url``, ``digest`` and ``image`` of a preview that is up."""
+    return [
+        ("preview-name", str(record["name"])),
+        ("preview-url", str(record.get("url") or "")),
+        ("digest", str(record.get("digest") or "")),
+        ("image", str(record.get("image") or "")),
+    ]

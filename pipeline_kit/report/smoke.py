@@ -6,6 +6,7 @@ import json
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from pipeline_kit.report.outputs import record_json
 from pipeline_kit.smoke.gate import SmokeVerdict
 
 
@@ -83,3 +84,16 @@ def as_text(verdict: SmokeVerdict) -> str:
 
 def to_json_text(verdict: SmokeVerdict) -> str:
     return json.dumps(as_json(verdict), indent=2) + "\n"
+
+
+def verdict_word(passed: bool) -> str:
+    return "passed" if passed else "failed"
+
+
+def outputs(verdict: SmokeVerdict) -> list[tuple[str, str]]:
+    """``verdict`` (passed or failed), ``digest`` (the image judged) and ``json``."""
+    return [
+        ("verdict", verdict_word(verdict.passed)),
+        ("digest", verdict.plan.digest or ""),
+        record_json(as_json(verdict)),
+    ]
