@@ -8,6 +8,7 @@ and a ``no-index`` pip.conf mounted into its RUN steps, so no test reaches PyPI 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -46,14 +47,22 @@ def check_cache() -> None:
 
 
 @dataclass(frozen=True)
-class BuiltExample:
-    repo: GitRepo  # the example as a git repository, with a pipeline-kit.yaml for the registry
-    image: str  # registry/examples/llm-service@sha256:...
-    digest: str
+class ExampleRepo:
+    """The example as a git repository, configured for a registry, not built yet: what a CI
+    definition (or ``build_example``) builds."""
+
+    repo: GitRepo  # with a pipeline-kit.yaml for the registry, committed
+    repository: str  # registry/<name>, the image without a tag
     weights: Path  # trained weights, readable by the image's user
-    scope: str  # the preview label scope of this test session
+    scope: str  # the preview label scope: nothing outside this preparation carries it
     podman: tuple[str, ...]  # podman with the previews' storage and settings, for assertions
     podman_env: dict[str, str]
+
+
+@dataclass(frozen=True)
+class BuiltExample(ExampleRepo):
+    image: str  # registry/examples/llm-service@sha256:...
+    digest: str
 
 
 def _buildah(storage: Path, *args: str) -> str:
@@ -65,11 +74,13 @@ def _buildah(storage: Path, *args: str) -> str:
 
 
 def push_base(storage: Path, registry: RegistryServer) -> str:
-    """The mmdebstrap root filesystem as an image in the test registry."""
+    """The mmdebstrap root filesystem as an image in the test registry (once per registry)."""
+    reference = f"{registry.host}/examples/base:bookworm"
+    if registry.has_manifest("examples/base", "bookworm"):
+        return reference
     container = _buildah(storage, "from", "scratch")
     _buildah(storage, "add", container, str(BASE_TAR), "/")
     _buildah(storage, "commit", "--quiet", "--rm", container, "localhost/test-base")
-    reference = f"{registry.host}/examples/base:bookworm"
     _buildah(storage, "push", "--quiet", "--tls-verify=false", "localhost/test-base", reference)
     return reference
 
@@ -86,13 +97,11 @@ def train(directory: Path) -> Path:
     return directory
 
 
-def config_text(
-    registry: RegistryServer, base: str, workdir: Path, runroot: Path, scope: str
-) -> str:
+def config_text(repository: str, base: str, workdir: Path, runroot: Path, scope: str) -> str:
     example = (EXAMPLE / "pipeline-kit.yaml").read_text()
     service_and_smoke = example[example.index("service:") :]
     return f"""\
-image: {registry.host}/examples/llm-service
+image: {repository}
 layers: {{base: base, deps: deps, code: code}}
 build_args:
   BASE_IMAGE: {base}
@@ -118,8 +127,13 @@ preview:
 """
 
 
-def build_example(workdir: Path, runroot: Path, registry: RegistryServer) -> BuiltExample:
-    """``runroot``: podman refuses one longer than 50 characters, so it cannot live in tmp_path."""
+def prepare_example(
+    workdir: Path, runroot: Path, registry: RegistryServer, name: str = "examples/llm-service"
+) -> ExampleRepo:
+    """The example in a new git repository under ``workdir``, its base image in ``registry``,
+    configured to build offline (the wheelhouse, a ``no-index`` pip.conf) into
+    ``registry/name`` and to preview with podman under ``workdir``. ``runroot``: podman refuses
+    one longer than 50 characters, so it cannot live in tmp_path."""
     check_cache()
     base = push_base(workdir / "base-storage", registry)
     (workdir / "pip.conf").write_text("[global]\nno-index = true\nfind-links = /wheels\n")
@@ -130,15 +144,12 @@ def build_example(workdir: Path, runroot: Path, registry: RegistryServer) -> Bui
         dirs_exist_ok=True,
         ignore=shutil.ignore_patterns("__pycache__", "models", "*.pyc"),
     )
-    scope = f"pk-test-{uuid.uuid4().hex[:12]}"  # nothing outside this session carries it
+    scope = f"pk-test-{uuid.uuid4().hex[:12]}"
+    repository = f"{registry.host}/{name}"
     (repo.path / "pipeline-kit.yaml").write_text(
-        config_text(registry, base, workdir, runroot, scope)
+        config_text(repository, base, workdir, runroot, scope)
     )
     repo.commit(message="llm-service")
-    result = cli("build", "--format", "json", cwd=repo.path, timeout=BUILD_TIMEOUT_S)
-    assert result.returncode == 0, result.stderr[-3000:]
-    record = json.loads(result.stdout)
-    digest = record["digest"]
     conf = workdir / "containers.conf"
     from pipeline_kit.adapters.podman import RELAXED_CONTAINERS_CONF
 
@@ -150,15 +161,24 @@ def build_example(workdir: Path, runroot: Path, registry: RegistryServer) -> Bui
         f"--runroot={runroot}",
         "--runtime=runc",
     )
-    return BuiltExample(
+    return ExampleRepo(
         repo=repo,
-        image=f"{registry.host}/examples/llm-service@{digest}",
-        digest=digest,
+        repository=repository,
         weights=train(workdir / "weights"),
         scope=scope,
         podman=podman,
         podman_env={**os.environ, "CONTAINERS_CONF": str(conf)},
     )
+
+
+def build_example(workdir: Path, runroot: Path, registry: RegistryServer) -> BuiltExample:
+    """The prepared example built by ``pipeline-kit build`` (buildah) and pushed."""
+    prepared = prepare_example(workdir, runroot, registry)
+    result = cli("build", "--format", "json", cwd=prepared.repo.path, timeout=BUILD_TIMEOUT_S)
+    assert result.returncode == 0, result.stderr[-3000:]
+    digest = json.loads(result.stdout)["digest"]
+    fields = {f.name: getattr(prepared, f.name) for f in dataclasses.fields(prepared)}
+    return BuiltExample(**fields, image=f"{prepared.repository}@{digest}", digest=digest)
 
 
 def remove_storage(workdir: Path) -> None:

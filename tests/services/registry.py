@@ -22,6 +22,12 @@ from typing import Any
 from tests.services import stop_process
 
 READY_TIMEOUT_S = 20.0
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
 
 
 def free_port() -> int:
@@ -106,6 +112,21 @@ class RegistryServer:
                 raise RuntimeError(f"docker-registry did not answer on {self.url} in time")
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
+
+    def has_manifest(self, repository: str, reference: str) -> bool:
+        """Whether ``repository:reference`` exists (an anonymous HEAD)."""
+        request = urllib.request.Request(
+            f"{self.url}/v2/{repository}/manifests/{reference}",
+            method="HEAD",
+            headers={"Accept": ", ".join(MANIFEST_TYPES)},
+        )
+        try:
+            urllib.request.urlopen(request, timeout=10).close()
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                return False
+            raise
+        return True
 
     def stop(self) -> None:
         stop_process(self.process, timeout=10)
