@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,12 +65,20 @@ def _buildah(storage: Path, *args: str) -> str:
     return proc.stdout.strip()
 
 
-def push_base(storage: Path, registry: RegistryServer) -> str:
-    """The mmdebstrap root filesystem as an image in the test registry."""
+def push_base(
+    storage: Path,
+    registry: RegistryServer,
+    repository: str = "examples/base:bookworm",
+    files: Mapping[str, Path] | None = None,
+) -> str:
+    """The mmdebstrap root filesystem as an image in the test registry, with ``files`` (path in
+    the image -> file on this machine) added in the same layer."""
     container = _buildah(storage, "from", "scratch")
     _buildah(storage, "add", container, str(BASE_TAR), "/")
+    for target, source in (files or {}).items():
+        _buildah(storage, "copy", container, str(source), target)
     _buildah(storage, "commit", "--quiet", "--rm", container, "localhost/test-base")
-    reference = f"{registry.host}/examples/base:bookworm"
+    reference = f"{registry.host}/{repository}"
     _buildah(storage, "push", "--quiet", "--tls-verify=false", "localhost/test-base", reference)
     return reference
 
