@@ -105,9 +105,9 @@ def walk_tree(root: Path) -> dict[str, FileEntry]:
 class ImageReader:
     """Pulls images into its own buildah storage and walks their mounted root filesystems."""
 
-    def __init__(self, storage: Path) -> None:
+    def __init__(self, storage: Path, driver: str = "vfs") -> None:
         self.flags = [
-            "--storage-driver=vfs",
+            f"--storage-driver={driver}",
             f"--root={storage / 'root'}",
             f"--runroot={storage / 'run'}",
         ]

