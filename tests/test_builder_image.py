@@ -216,7 +216,9 @@ def test_the_kit_runs_with_nothing_but_kaniko(
         assert sorted(os.listdir(root.path)) == [
             ".dockerenv", "dev", "etc", "kaniko", "proc", "workspace"
         ]  # fmt: skip
-        run = root.run_kit(["--version"], builder_image.env)
+        # The launcher runs Python isolated: the job's PYTHON* variables do not reach the kit.
+        garbage = {"PYTHONHOME": "/nowhere", "PYTHONPATH": "/nowhere", "PYTHONSAFEPATH": "x"}
+        run = root.run_kit(["--version"], {**builder_image.env, **garbage})
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == f"pipeline-kit, version {__version__}"
 
