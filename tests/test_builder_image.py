@@ -96,11 +96,10 @@ def _standin_kaniko(
     env = env.replace("PATH=/usr/local/bin:/kaniko", "PATH=/usr/local/bin:/kaniko:/busybox")
     (context / "Dockerfile").write_text(STANDIN_KANIKO.format(env=env))
     flags = ("--isolation=chroot", "--quiet", "--tag=localhost/standin-kaniko")
-    _buildah(storage, "bud", *flags, str(context))
+    _buildah(storage, "bud", *flags, str(context), driver=driver)
     reference = f"{registry.host}/standin/kaniko:v1.28.3-debug"
-    _buildah(
-        storage, "push", "--quiet", "--tls-verify=false", "localhost/standin-kaniko", reference
-    )
+    push = ("push", "--quiet", "--tls-verify=false", "localhost/standin-kaniko", reference)
+    _buildah(storage, *push, driver=driver)
     return reference
 
 
