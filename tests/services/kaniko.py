@@ -3,7 +3,8 @@
 Kaniko treats the root it runs in as the image it builds: it unpacks base images over ``/`` and
 deletes ``/`` between stages. This machine has a ``/.dockerenv``, so an executor started here
 would believe it is in a container and destroy the machine. ``KanikoSandbox`` is therefore the
-only thing in the tests that starts it, and it can start it in one way only:
+only thing in the tests that starts it, itself or through the kit in the builder image
+(``ImageRoot``, below), and always in a root like this:
 
 - a throwaway root per run holding ``/kaniko/executor`` (a copy of the shipped, non-executable
   file, made executable there), the CA bundle in ``/kaniko/ssl/certs``, an empty ``/.dockerenv``,
@@ -19,8 +20,8 @@ only thing in the tests that starts it, and it can start it in one way only:
 - the sandbox refuses to exist while the host has ``/kaniko/executor`` or an ``executor`` on
   PATH, because the kit's own Kaniko builder would then run it outside any root.
 
-``ImageRoot`` is the other way in, for the builder image (images/kaniko): a throwaway root that
-holds only an image's ``/kaniko`` (what Kaniko never deletes), plus what a container runtime
+``ImageRoot`` is that root for the builder image (images/kaniko): it holds only the image's
+``/kaniko`` (what Kaniko never deletes; the executor in it), plus what a container runtime
 provides (``/.dockerenv``, ``/etc/hosts``, ``/etc/resolv.conf``, ``/proc``, ``/dev``) and the
 workspace, in which the sandbox starts the kit's own launcher, ``/kaniko/pipeline-kit/bin/
 pipeline-kit``. The kit then starts the executor itself, as in a Kaniko job: as its child, so
