@@ -8,12 +8,15 @@ Timestamps are left out on purpose: builders stamp files differently and nothing
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -102,9 +105,9 @@ def walk_tree(root: Path) -> dict[str, FileEntry]:
 class ImageReader:
     """Pulls images into its own buildah storage and walks their mounted root filesystems."""
 
-    def __init__(self, storage: Path) -> None:
+    def __init__(self, storage: Path, driver: str = "vfs") -> None:
         self.flags = [
-            "--storage-driver=vfs",
+            f"--storage-driver={driver}",
             f"--root={storage / 'root'}",
             f"--runroot={storage / 'run'}",
         ]
@@ -119,10 +122,20 @@ class ImageReader:
 
     def filesystem(self, reference: str) -> dict[str, FileEntry]:
         """The merged filesystem of ``reference`` (``host:port/repo@sha256:...`` or ``:tag``)."""
+        with self._mounted(reference) as root:
+            return walk_tree(root)
+
+    def copy_out(self, reference: str, path: str, destination: Path) -> None:
+        """Copy the directory ``path`` of ``reference``'s filesystem to ``destination``."""
+        with self._mounted(reference) as root:
+            shutil.copytree(root / path.lstrip("/"), destination, symlinks=True)
+
+    @contextlib.contextmanager
+    def _mounted(self, reference: str) -> Iterator[Path]:
         container = self._buildah(
             "from", "--pull-always", "--tls-verify=false", "--quiet", f"docker://{reference}"
         )
         try:
-            return walk_tree(Path(self._buildah("mount", container)))
+            yield Path(self._buildah("mount", container))
         finally:
             self._buildah("rm", container)

@@ -3,7 +3,8 @@
 Kaniko treats the root it runs in as the image it builds: it unpacks base images over ``/`` and
 deletes ``/`` between stages. This machine has a ``/.dockerenv``, so an executor started here
 would believe it is in a container and destroy the machine. ``KanikoSandbox`` is therefore the
-only thing in the tests that starts it, and it can start it in one way only:
+only thing in the tests that starts it, itself or through the kit in the builder image
+(``ImageRoot``, below), and always in a root like this:
 
 - a throwaway root per run holding ``/kaniko/executor`` (a copy of the shipped, non-executable
   file, made executable there), the CA bundle in ``/kaniko/ssl/certs``, an empty ``/.dockerenv``,
@@ -19,6 +20,15 @@ only thing in the tests that starts it, and it can start it in one way only:
 - the sandbox refuses to exist while the host has ``/kaniko/executor`` or an ``executor`` on
   PATH, because the kit's own Kaniko builder would then run it outside any root.
 
+``ImageRoot`` is that root for the builder image (images/kaniko): it holds only the image's
+``/kaniko`` (what Kaniko never deletes; the executor in it), plus what a container runtime
+provides (``/.dockerenv``, ``/etc/hosts``, ``/etc/resolv.conf``, ``/proc``, ``/dev``) and the
+workspace, in which the sandbox starts the kit's own launcher, ``/kaniko/pipeline-kit/bin/
+pipeline-kit``. The kit then starts the executor itself, as in a Kaniko job: as its child, so
+inside the same chroot and private mount namespace. The sandbox takes such a root only when its
+``/kaniko/executor`` is byte for byte the executor the sandbox was given, refuses ``--force`` in
+the kit's arguments, and starts nothing but the launcher (the kit never passes ``--force``).
+
 ``SandboxedKaniko`` is the kit's own ``KanikoBuilder`` with one change: the executor process is
 started through the sandbox. Everything else (its argv, its private files under ``/kaniko``, the
 docker config, reading the digest) is the kit's code, so a build through ``commands.build.run``
@@ -32,6 +42,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import hashlib
 import os
 import shutil
 import signal
@@ -58,11 +69,14 @@ DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 RUN_TIMEOUT_S = 300.0
 
-# Runs inside the new mount namespace: mounts that vanish with it, then the chroot.
+KIT_LAUNCHER = "/kaniko/pipeline-kit/bin/pipeline-kit"
+
+# Runs inside the new mount namespace: mounts that vanish with it, then the command that enters
+# the root (chroot or ``unshare --root``; see ``ThrowawayRoot.run`` and ``ImageRoot.run_kit``).
 _NAMESPACE_SCRIPT = r"""
 set -eu
-root=$1 context=$2 mount=$3 chroot=$4
-shift 4
+root=$1 context=$2 mount=$3
+shift 3
 if [ "$root" = / ] || [ ! -f "$root/.dockerenv" ] || [ ! -x "$root/kaniko/executor" ]; then
   echo "kaniko sandbox: $root is not a throwaway root" >&2
   exit 97
@@ -74,7 +88,7 @@ for node in DEVICES; do
   : > "$root/dev/$node"
   "$mount" --bind "/dev/$node" "$root/dev/$node"
 done
-exec "$chroot" "$root" /kaniko/executor "$@"
+exec "$@"
 """.replace("DEVICES", " ".join(DEVICES))
 
 
@@ -128,21 +142,8 @@ class ThrowawayRoot:
             raise SandboxRefused("--force would let Kaniko run outside a container")
         args = [self.inside(arg) for arg in argv[1:]]
         inner_env = {**IMAGE_ENV, **{k: self.inside(v) for k, v in env.items()}}
-        command = [
-            self.sandbox.unshare,
-            "--mount",
-            "--propagation",
-            "private",
-            "/bin/sh",
-            "-c",
-            _NAMESPACE_SCRIPT,
-            "kaniko-sandbox",
-            str(self.path),
-            str(self.context),
-            self.sandbox.mount,
-            self.sandbox.chroot,
-            *args,
-        ]
+        enter = [self.sandbox.chroot, str(self.path), "/kaniko/executor", *args]
+        command = self.sandbox.in_namespace(self.path, self.context, enter)
         returncode, lines = _run_with_deadline(command, inner_env, log, RUN_TIMEOUT_S)
         for directory in self.mirrored:  # what the executor left in the kit's own directories
             copy = self.path / directory.relative_to("/")
@@ -196,8 +197,97 @@ class KanikoSandbox:
             self.live_roots.discard(base / "root")
             _remove_root(base)
 
+    @contextlib.contextmanager
+    def image_root(self, kaniko_dir: Path, workspace: Path) -> Iterator[ImageRoot]:
+        """A root holding a copy of an image's ``/kaniko`` (``kaniko_dir``) and nothing else of
+        the image, with a copy of ``workspace`` mounted at ``/workspace``."""
+        base = Path(tempfile.mkdtemp(prefix="image-root-", dir=self.workdir))
+        try:
+            path = base / "root"
+            path.mkdir()
+            shutil.copytree(kaniko_dir, path / "kaniko", symlinks=True)
+            executor = path / "kaniko" / "executor"
+            if not executor.is_file() or _sha256(executor) != _sha256(self.source):
+                raise SandboxRefused(
+                    f"{kaniko_dir}/executor is not the executor this sandbox runs ({self.source})"
+                )
+            executor.chmod(0o755)
+            # What a container runtime provides; no /tmp: the Kaniko image has none.
+            for sub in ("etc", "workspace", "proc", "dev"):
+                (path / sub).mkdir()
+            (path / ".dockerenv").touch()
+            for name in ("hosts", "resolv.conf"):
+                if Path("/etc", name).is_file():
+                    shutil.copyfile(Path("/etc", name), path / "etc" / name)
+            copy = base / "workspace"
+            shutil.copytree(workspace, copy, symlinks=True)
+            self.live_roots.add(path)
+            yield ImageRoot(path, copy, self)
+        finally:
+            self.live_roots.discard(base / "root")
+            _remove_root(base)
+
+    def in_namespace(self, root: Path, workspace: Path, enter: list[str]) -> list[str]:
+        """The command that mounts ``workspace``, ``/proc`` and ``/dev`` in ``root`` inside a
+        private mount namespace, then runs ``enter`` (which enters the root)."""
+        script = [_NAMESPACE_SCRIPT, "kaniko-sandbox", str(root), str(workspace), self.mount]
+        return [
+            self.unshare,
+            "--mount",
+            "--propagation",
+            "private",
+            "/bin/sh",
+            "-c",
+            *script,
+            *enter,
+        ]
+
     def builder(self, *, files_under_kaniko: bool = True) -> SandboxedKaniko:
         return SandboxedKaniko(self, files_under_kaniko=files_under_kaniko)
+
+
+@dataclass
+class KitRun:
+    """The kit's launcher run inside an ``ImageRoot``: its argv, exit code and output."""
+
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class ImageRoot:
+    """A root made of an image's ``/kaniko``, where the kit runs as in a Kaniko job of that image:
+    working directory ``/workspace`` (``workspace`` here, a copy), the environment given."""
+
+    path: Path
+    workspace: Path
+    sandbox: KanikoSandbox
+
+    def run_kit(self, args: list[str], env: dict[str, str]) -> KitRun:
+        if self.path not in self.sandbox.live_roots:
+            raise SandboxRefused(f"{self.path} is not a root this sandbox made and still holds")
+        if any(arg == "--force" or arg.startswith("--force=") for arg in args):
+            raise SandboxRefused("--force would let Kaniko run outside a container")
+        enter = [self.sandbox.unshare, f"--root={self.path}", "--wd=/workspace", KIT_LAUNCHER]
+        command = self.sandbox.in_namespace(self.path, self.workspace, [*enter, *args])
+        proc = subprocess.Popen(
+            command,
+            env=env,  # the kit's whole environment, as the image and the job give it
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            err += f"\nkaniko sandbox: killed after {RUN_TIMEOUT_S:.0f} s".encode()
+        decoded = out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
+        return KitRun([KIT_LAUNCHER, *args], proc.returncode, *decoded)
 
 
 class SandboxedKaniko(KanikoBuilder):
@@ -243,6 +333,10 @@ class SandboxedKaniko(KanikoBuilder):
         assert self._root is not None
         run = self._root.run(argv, env, log)
         return run.returncode, "\n".join(run.log[-40:])
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _tool(name: str) -> str:
