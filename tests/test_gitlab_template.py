@@ -11,8 +11,10 @@ the session, under its content key. gitlab-ci-local then runs, with GitLab's var
 2. the manual stop-preview;
 3. the default branch's pipeline after the merge: detect, lint, build (a retag of the merge
    request's digest), the smoke gate on a preview of its own, promote;
-4. a scheduled pipeline: preview-gc alone;
-5. a pipeline with PIPELINE_KIT_DISABLED=true.
+4. the default branch's next commit, a regression that loses the model's words: build (append),
+   the smoke gate fails, promote does not run;
+5. a scheduled pipeline: preview-gc alone;
+6. a pipeline with PIPELINE_KIT_DISABLED=true.
 
 The project's own jobs ``saw-<job>`` each need one kit job and keep the values its dotenv report
 gave them. The kit's jobs install it with pip from the ``install`` input's default
@@ -68,6 +70,12 @@ KIT_JOBS = ("detect", "lint", "build", "preview", "smoke", "promote", "stop-prev
 PIPELINE_TIMEOUT_S = 900
 MR_IID = "7"
 REPOSITORY = "gitlab/llm-service"
+# A code change that loses what the model says (the server still answers, and is ready).
+REGRESSION = """
+
+def detokenize(tokens: list[str]) -> str:
+    return "lost"
+"""
 
 # The scratch project's own jobs: each needs one kit job and keeps what its dotenv report gave.
 WITNESSES = """
@@ -95,11 +103,12 @@ include:
 
 @dataclass(frozen=True)
 class Run:
-    """One gitlab-ci-local invocation: its exit code, log, and the jobs that passed."""
+    """One gitlab-ci-local invocation: its exit code, log, and the jobs that passed or failed."""
 
     returncode: int
     output: str
     passed: frozenset[str]
+    failed: frozenset[str]
     witnessed: Mapping[str, dict[str, str]]  # saw-<job> -> the PIPELINE_KIT_ values it saw
 
     def kit_jobs(self) -> set[str]:
@@ -185,8 +194,9 @@ class Project:
         )
         output = proc.stdout + proc.stderr
         passed = frozenset(re.findall(r"^ PASS +(\S+)", output, flags=re.MULTILINE))
+        failed = frozenset(re.findall(r"^ FAIL +(\S+)", output, flags=re.MULTILINE))
         witnessed = {path.stem: parse_dotenv(path) for path in witness_dir.glob("*.env")}
-        return Run(proc.returncode, output, passed, witnessed)
+        return Run(proc.returncode, output, passed, failed, witnessed)
 
     def previews(self) -> set[str]:
         """The previews podman itself shows in this project's scope."""
@@ -215,8 +225,16 @@ class Pipelines:
     default_branch: Run
     previews_after_default_branch: set[str]
     default_branch_junit: str
+    regression: Run
+    regression_junit: str
+    previews_after_regression: set[str]
     scheduled: Run
     disabled: Run
+
+
+def push(before: str) -> dict[str, str]:
+    """GitLab's variables of a push to the default branch (the checked-out branch)."""
+    return {"GITLAB_CI": "true", "CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BEFORE_SHA": before}
 
 
 def kit_wheel(directory: Path) -> Path:
@@ -284,20 +302,26 @@ def pipelines(
         project.repo.git("checkout", "-q", "main")
         project.repo.git("merge", "-q", "--ff-only", "feature")
         project.push("main")
-        default_branch = project.run(
-            variables={
-                "GITLAB_CI": "true",
-                "CI_PIPELINE_SOURCE": "push",
-                "CI_COMMIT_BEFORE_SHA": main_before,
-            }
-        )
+        default_branch = project.run(variables=push(main_before))
         after_default = project.previews()
         default_junit = project.smoke_junit().read_text() if default_branch.returncode == 0 else ""
+
+        merged = project.repo.head()
+        project.repo.commit({"server/app.py": app.read_text() + REGRESSION}, message="regression")
+        project.push("main")
+        # promote and what it needs: the build, then the gate.
+        regression = project.run(
+            "--needs", "pipeline-kit:promote", "saw-build", variables=push(merged)
+        )
+        regression_junit = project.smoke_junit().read_text()
+        after_regression = project.previews()
+
         scheduled = project.run(variables={"GITLAB_CI": "true", "CI_PIPELINE_SOURCE": "schedule"})
         disabled = project.run(variables={"GITLAB_CI": "true", "PIPELINE_KIT_DISABLED": "true"})
         yield Pipelines(
             mr_run, after_mr, stop, after_stop, mr_junit,
-            default_branch, after_default, default_junit, scheduled, disabled,
+            default_branch, after_default, default_junit,
+            regression, regression_junit, after_regression, scheduled, disabled,
         )  # fmt: skip
     finally:
         if project is not None:
@@ -399,6 +423,20 @@ def test_default_branch_pipeline_retags_gates_and_promotes_the_digest(
     assert promote["PIPELINE_KIT_DIGEST"] == built
     assert promote["PIPELINE_KIT_TAGS"].split(",") == [f"{registry.host}/{REPOSITORY}:stable"]
     assert image_manifest(registry.url, REPOSITORY, "stable")["_digest"] == built
+
+
+def test_a_failed_gate_promotes_nothing(pipelines: Pipelines, registry: RegistryServer) -> None:
+    run = pipelines.regression
+    assert run.returncode == 1, run.why()
+    assert run.kit_jobs() == {"pipeline-kit:build"}
+    assert "pipeline-kit:smoke" in run.failed and "pipeline-kit:promote" not in run.failed
+    build = run.witnessed["saw-build"]
+    assert build["PIPELINE_KIT_STRATEGY"] == "append"
+    passed = pipelines.default_branch.witnessed["saw-build"]["PIPELINE_KIT_DIGEST"]
+    assert build["PIPELINE_KIT_DIGEST"] != passed
+    assert junit_cases(pipelines.regression_junit)[1] >= 1
+    assert pipelines.previews_after_regression == set()
+    assert image_manifest(registry.url, REPOSITORY, "stable")["_digest"] == passed
 
 
 def test_scheduled_pipeline_collects_expired_previews_only(pipelines: Pipelines) -> None:
@@ -509,27 +547,33 @@ def test_kaniko_build_job_runs_the_kit_from_the_builder_image(tmp_path: Path) ->
 
 
 def test_builder_image_puts_the_kit_where_the_kaniko_job_runs_it() -> None:
+    """The builder image's last stage (the image the job runs in) copies the kit's entry point
+    to the path the job's script names."""
     dockerfile = ROOT / "images" / "kaniko" / "Dockerfile"
     if not dockerfile.exists():
         pytest.skip("images/kaniko/Dockerfile is not in this tree")
     text = dockerfile.read_text()
-    assert re.search(r"^COPY .*\s/kaniko/pipeline-kit/bin/pipeline-kit$", text, re.MULTILINE)
+    final_stage = text[text.rindex("\nFROM ") :]
+    copied = r"^COPY .*\s/kaniko/pipeline-kit/bin/pipeline-kit$"
+    assert re.search(copied, final_stage, re.MULTILINE)
 
 
 @pytest.mark.skipif(not GITLAB_CI_LOCAL.exists(), reason="scripts/test-tools installs it")
-def test_other_jobs_install_the_pinned_kit(tmp_path: Path) -> None:
+def test_every_kit_job_is_switched_off_first_and_pins_the_kits_version(tmp_path: Path) -> None:
     pipeline = rendered(tmp_path, "include:\n  - local: .gitlab-ci-template.yml\n")
     for job in KIT_JOBS:
-        if job == "build":
-            continue
         definition = pipeline[f"pipeline-kit:{job}"]
+        assert definition["rules"][0] == {
+            "if": '$PIPELINE_KIT_DISABLED == "true" || $PIPELINE_KIT_DISABLED == "1"',
+            "when": "never",
+        }, job
+        assert definition["variables"]["PIPELINE_KIT_VERSION"] == pipeline_kit.__version__
+        if job == "build":  # Kaniko's: checked above
+            continue
         assert definition["image"] == {"name": "python:3.12-bookworm"}
-        variables = definition["variables"]
-        assert variables["PIPELINE_KIT_INSTALL"] == "pipeline-kit==$PIPELINE_KIT_VERSION"
-        assert variables["PIPELINE_KIT_VERSION"] == pipeline_kit.__version__
+        install = definition["variables"]["PIPELINE_KIT_INSTALL"]
+        assert install == "pipeline-kit==$PIPELINE_KIT_VERSION"
         assert any('pip" install' in line for line in definition["before_script"])
-        first = definition["rules"][0]
-        assert first["when"] == "never" and "$PIPELINE_KIT_DISABLED" in first["if"]
 
 
 @pytest.mark.skipif(not GITLAB_CI_LOCAL.exists(), reason="scripts/test-tools installs it")
