@@ -134,10 +134,10 @@ class Project:
         self.home.mkdir()
         self.tmp.mkdir()
         config = self.repo.path / "pipeline-kit.yaml"
+        local = "  provider: local\n"  # the weights the preview jobs mount, beside it
+        assert local in config.read_text()
         config.write_text(
-            config.read_text().replace(
-                "  provider: local\n", f"  provider: local\n  weights: {example.weights}\n"
-            )
+            config.read_text().replace(local, f"{local}  weights: {example.weights}\n")
         )
         shutil.copy(TEMPLATE, self.repo.path / ".gitlab-ci-template.yml")
         (self.repo.path / ".gitlab-ci.yml").write_text(GITLAB_CI)
