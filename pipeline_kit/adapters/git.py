@@ -1,7 +1,9 @@
 """git, the kit's source of truth for content: blob and tree ids are already content hashes.
 
 One long-lived ``git cat-file --batch`` serves every object read of a command, so that reading
-trees and Dockerfiles at two revisions costs one process, not dozens.
+trees and Dockerfiles at two revisions costs one process, not dozens. The paths two trees
+differ in are read through it too (the trees are the ones the keys read), and so is the
+ancestry of a commit's own parent: neither costs a process of its own.
 """
 
 from __future__ import annotations
@@ -136,13 +138,60 @@ class Git:
         return out.decode("utf-8", "surrogateescape").split("\0")[:-1]
 
     def changed_paths(self, old: str, new: str, path: str = "") -> list[str]:
-        """Paths that differ between two tree-ishes, renames as a delete plus an add."""
-        args = ["diff-tree", "-r", "--no-renames", "--name-only", "-z", old, new]
-        if path:
-            args += ["--", path]
-        return self._git(*args).decode("utf-8", "surrogateescape").split("\0")[:-1]
+        """Paths that differ between two tree-ishes (only ``path`` and below), in git's order.
+
+        What ``git diff-tree -r --no-renames --name-only old new -- path`` lists (files,
+        symlinks and submodules; a rename as a delete plus an add), from the trees: only
+        subtrees whose ids differ are read.
+        """
+        parent, _, name = path.rpartition("/")
+        changed: list[str] = []
+        self._diff_trees(
+            self.tree_of(old, parent) if old else None,
+            self.tree_of(new, parent),
+            f"{parent}/" if parent else "",
+            changed,
+            only=name or None,
+        )
+        return changed
+
+    def _diff_trees(
+        self, old: str | None, new: str | None, prefix: str, out: list[str], only: str | None = None
+    ) -> None:
+        """Append to ``out`` the leaves that differ below two trees (``only``: one name)."""
+        if old == new:
+            return
+        before = {e.name: e for e in self.read_tree(old) if only in (None, e.name)} if old else {}
+        after = {e.name: e for e in self.read_tree(new) if only in (None, e.name)} if new else {}
+        # git sorts a tree as if its name ended in "/": a file "a" and a directory "a" differ.
+        entries = (*before.values(), *after.values())
+        keys = {(e.name + "/" if e.is_tree else e.name, e.name) for e in entries}
+        for key, name in sorted(keys, key=lambda k: k[0].encode("utf-8", "surrogateescape")):
+            one, other = before.get(name), after.get(name)
+            if key.endswith("/"):
+                self._diff_trees(
+                    one.oid if one is not None and one.is_tree else None,
+                    other.oid if other is not None and other.is_tree else None,
+                    f"{prefix}{name}/",
+                    out,
+                )
+                continue
+            leaf_one = one if one is not None and not one.is_tree else None
+            leaf_other = other if other is not None and not other.is_tree else None
+            if leaf_one != leaf_other:
+                out.append(prefix + name)
+
+    def parents(self, commit: str) -> list[str]:
+        """The parent ids of ``commit`` (none for a root commit or an unknown one)."""
+        found = self.read_object(commit)
+        if found is None or found[1] != "commit":
+            return []
+        head = found[2].split(b"\n\n", 1)[0]
+        return [line[7:].decode() for line in head.split(b"\n") if line.startswith(b"parent ")]
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        if ancestor == descendant or ancestor in self.parents(descendant):
+            return True  # a push of one commit, or HEAD~1: no merge-base process needed
         proc = run(
             ["git", "merge-base", "--is-ancestor", ancestor, descendant], cwd=self.root, check=False
         )

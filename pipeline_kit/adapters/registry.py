@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO, TypeVar
+from typing import TextIO, TypeVar, cast
 from urllib.parse import urlencode, urljoin
 
 from pipeline_kit import __version__
@@ -50,14 +50,41 @@ T = TypeVar("T")
 def in_parallel(calls: Sequence[Callable[[], T]]) -> list[T]:
     """Run independent requests side by side (each waits on a round trip); results in order.
 
-    The first error is raised once every call has finished.
+    At most ``IN_FLIGHT`` at once. The first error is raised once every call has finished.
+    (Plain threads: ``concurrent.futures`` would cost a code-change build more to import than
+    its requests take on a nearby registry.)
     """
     if len(calls) <= 1:
         return [call() for call in calls]
-    from concurrent.futures import ThreadPoolExecutor
+    import threading
 
-    with ThreadPoolExecutor(max_workers=min(IN_FLIGHT, len(calls))) as pool:
-        return list(pool.map(lambda call: call(), calls))
+    results: list[T | None] = [None] * len(calls)
+    errors: list[BaseException | None] = [None] * len(calls)
+    pending = iter(range(len(calls)))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                index = next(pending, None)
+            if index is None:
+                return
+            try:
+                results[index] = calls[index]()
+            except BaseException as exc:  # handed to the caller below
+                errors[index] = exc
+
+    # Daemon threads: an interrupted build exits without waiting for requests in flight.
+    count = min(IN_FLIGHT, len(calls))
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for error in errors:
+        if error is not None:
+            raise error
+    return cast("list[T]", results)  # every call returned: no None is left
 
 
 def is_plain_http(host: str, insecure_hosts: Collection[str] = ()) -> bool:
