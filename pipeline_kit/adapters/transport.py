@@ -22,8 +22,7 @@ import select
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote, urljoin, urlsplit
 
 if TYPE_CHECKING:
@@ -50,8 +49,7 @@ class UnsupportedProxy(TransportError):
     pass
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(NamedTuple):
     status: int
     headers: Mapping[str, str]  # lower-case names; repeated headers joined with ", "
     body: bytes
@@ -65,8 +63,7 @@ class Response:
         return json.loads(self.body)
 
 
-@dataclass(frozen=True)
-class Origin:
+class Origin(NamedTuple):
     scheme: str
     host: str
     port: int
@@ -84,8 +81,7 @@ class Origin:
         return host if DEFAULT_PORTS[self.scheme] == self.port else f"{host}:{self.port}"
 
 
-@dataclass(frozen=True)
-class Proxy:
+class Proxy(NamedTuple):
     host: str
     port: int
     authorization: str | None  # the Proxy-Authorization value, from user:password in its URL
