@@ -11,19 +11,18 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
-from pipeline_kit.adapters.process import CommandFailed, run, run_all
+from pipeline_kit.adapters.process import CommandFailed, run, start_all
 from pipeline_kit.errors import EnvironmentFault, InputError
 
 TREE_MODE = "40000"
 _HEX = re.compile(r"^[0-9a-f]{7,64}$")
 
 
-@dataclass(frozen=True)
-class TreeEntry:
+class TreeEntry(NamedTuple):
     mode: str  # "100644", "100755", "120000", "40000", "160000"
     name: str
     oid: str
@@ -61,6 +60,7 @@ class Git:
         self.shallow = shallow.strip() == "true"
         self._batch: subprocess.Popen[bytes] | None = None
         self._trees: dict[str, list[TreeEntry]] = {}
+        self._facts: dict[str, Callable[[], list[subprocess.CompletedProcess[bytes]]]] = {}
 
     # -- object access through one cat-file process -------------------------------------
 
@@ -119,6 +119,9 @@ class Git:
         return entries
 
     def close(self) -> None:
+        for finish in self._facts.values():  # asked and never read: reap the processes
+            finish()
+        self._facts.clear()
         if self._batch is not None:
             if self._batch.stdin:
                 self._batch.stdin.close()
@@ -229,17 +232,23 @@ class Git:
         proc = run(["git", "remote", "get-url", "origin"], cwd=self.root, check=False)
         return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
 
+    def ask_local_facts(self, rev: str) -> None:
+        """Start asking git what ``local_facts(rev)`` returns: it runs while the caller works."""
+        if rev not in self._facts:
+            self._facts[rev] = start_all(
+                [
+                    ["git", "symbolic-ref", "--quiet", "--short", "HEAD"],
+                    ["git", "tag", "--points-at", rev],
+                    ["git", "symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"],
+                    ["git", "remote", "get-url", "origin"],
+                ],
+                cwd=self.root,
+            )
+
     def local_facts(self, rev: str) -> tuple[str | None, list[str], str | None, str | None]:
         """(branch, tags at ``rev``, default branch, origin URL), asked of git all at once."""
-        branch, tags, default, url = run_all(
-            [
-                ["git", "symbolic-ref", "--quiet", "--short", "HEAD"],
-                ["git", "tag", "--points-at", rev],
-                ["git", "symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"],
-                ["git", "remote", "get-url", "origin"],
-            ],
-            cwd=self.root,
-        )
+        self.ask_local_facts(rev)
+        branch, tags, default, url = self._facts.pop(rev)()
 
         def text(proc: subprocess.CompletedProcess[bytes]) -> str | None:
             return proc.stdout.decode().strip() or None if proc.returncode == 0 else None

@@ -17,9 +17,8 @@ import random
 import re
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO, TypeVar, cast
+from typing import NamedTuple, TextIO, TypeVar, cast
 from urllib.parse import urlencode, urljoin
 
 from pipeline_kit import __version__
@@ -101,8 +100,7 @@ def is_plain_http(host: str, insecure_hosts: Collection[str] = ()) -> bool:
         return False
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(NamedTuple):
     attempts: int = 6
     base_delay: float = 0.2
     max_delay: float = 10.0
@@ -113,15 +111,13 @@ class RetryPolicy:
             yield delay * (0.5 + random.random() / 2)  # full jitter's gentler cousin
 
 
-@dataclass(frozen=True)
-class Descriptor:
+class Descriptor(NamedTuple):
     media_type: str
     digest: str
     size: int
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(NamedTuple):
     media_type: str
     digest: str
     raw: bytes
