@@ -209,7 +209,10 @@ class Registry:
         config = {
             "version": 0.1,
             "log": {"level": "warn", "accesslog": {"disabled": True}},
-            "storage": {"filesystem": {"rootdirectory": str(self.data)}},
+            "storage": {
+                "filesystem": {"rootdirectory": str(self.data)},
+                "cache": {"blobdescriptor": "inmemory"},  # as Debian's default config has it
+            },
             "http": {"addr": self.host},
         }
         workdir.mkdir(parents=True)
