@@ -60,7 +60,8 @@ class Git:
         self.shallow = shallow.strip() == "true"
         self._batch: subprocess.Popen[bytes] | None = None
         self._trees: dict[str, list[TreeEntry]] = {}
-        self._facts: dict[str, Callable[[], list[subprocess.CompletedProcess[bytes]]]] = {}
+        # Commands started ahead of their answer (``ask_*``), by what they answer.
+        self._asked: dict[str, Callable[[], list[subprocess.CompletedProcess[bytes]]]] = {}
 
     # -- object access through one cat-file process -------------------------------------
 
@@ -119,9 +120,9 @@ class Git:
         return entries
 
     def close(self) -> None:
-        for finish in self._facts.values():  # asked and never read: reap the processes
+        for finish in self._asked.values():  # asked and never read: reap the processes
             finish()
-        self._facts.clear()
+        self._asked.clear()
         if self._batch is not None:
             if self._batch.stdin:
                 self._batch.stdin.close()
@@ -232,23 +233,23 @@ class Git:
         proc = run(["git", "remote", "get-url", "origin"], cwd=self.root, check=False)
         return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
 
+    def _ask(self, key: str, commands: list[list[str]]) -> None:
+        if key not in self._asked:
+            self._asked[key] = start_all(commands, cwd=self.root)
+
+    def _answer(
+        self, key: str, commands: list[list[str]]
+    ) -> list[subprocess.CompletedProcess[bytes]]:
+        self._ask(key, commands)
+        return self._asked.pop(key)()
+
     def ask_local_facts(self, rev: str) -> None:
         """Start asking git what ``local_facts(rev)`` returns: it runs while the caller works."""
-        if rev not in self._facts:
-            self._facts[rev] = start_all(
-                [
-                    ["git", "symbolic-ref", "--quiet", "--short", "HEAD"],
-                    ["git", "tag", "--points-at", rev],
-                    ["git", "symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"],
-                    ["git", "remote", "get-url", "origin"],
-                ],
-                cwd=self.root,
-            )
+        self._ask(f"facts {rev}", _local_facts_commands(rev))
 
     def local_facts(self, rev: str) -> tuple[str | None, list[str], str | None, str | None]:
         """(branch, tags at ``rev``, default branch, origin URL), asked of git all at once."""
-        self.ask_local_facts(rev)
-        branch, tags, default, url = self._facts.pop(rev)()
+        branch, tags, default, url = self._answer(f"facts {rev}", _local_facts_commands(rev))
 
         def text(proc: subprocess.CompletedProcess[bytes]) -> str | None:
             return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
@@ -263,9 +264,17 @@ class Git:
             text(url),
         )
 
+    def ask_dirty(self) -> None:
+        """Start asking git what ``is_dirty()`` returns: it runs while the caller works."""
+        self._ask("dirty", [_STATUS])
+
     def is_dirty(self) -> bool:
-        out = self._git("status", "--porcelain", "-z", "--untracked-files=normal")
-        return bool(out)
+        (status,) = self._answer("dirty", [_STATUS])
+        if status.returncode != 0:
+            raise CommandFailed(
+                status.args, status.returncode, status.stderr.decode(errors="replace")
+            )
+        return bool(status.stdout)
 
     def worktree_tree(self) -> str:
         """A tree id for the working tree as it is: tracked changes and untracked files.
@@ -289,6 +298,18 @@ class Git:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_STATUS = ["git", "status", "--porcelain", "-z", "--untracked-files=normal"]
+
+
+def _local_facts_commands(rev: str) -> list[list[str]]:
+    return [
+        ["git", "symbolic-ref", "--quiet", "--short", "HEAD"],
+        ["git", "tag", "--points-at", rev],
+        ["git", "symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"],
+        ["git", "remote", "get-url", "origin"],
+    ]
 
 
 def looks_like_sha(rev: str) -> bool:

@@ -42,7 +42,7 @@ INDEX_TYPES = MANIFEST_TYPES[1], MANIFEST_TYPES[3]
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 TIMEOUT = (10, 300)  # connect, read
-IN_FLIGHT = 4  # requests at once: enough for a build's tags and lookups, gentle on registries
+IN_FLIGHT = 6  # requests at once: a build's tags in one round (Docker pushes 5 layers at once)
 T = TypeVar("T")
 
 
