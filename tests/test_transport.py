@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
-from pipeline_kit.adapters.registry import RegistryClient
+from pipeline_kit.adapters.registry import RegistryClient, RetryPolicy
 from pipeline_kit.adapters.transport import (
     Origin,
     TLSFailed,
@@ -25,7 +25,7 @@ from pipeline_kit.adapters.transport import (
     bypasses_proxy,
     proxy_for,
 )
-from pipeline_kit.errors import EnvironmentFault
+from pipeline_kit.errors import EnvironmentFault, ExitCode
 from tests.services.web import Origin as OriginServer
 from tests.services.web import Proxy
 
@@ -180,3 +180,17 @@ def test_proxy_variables_lower_case_first_and_only_http_proxies() -> None:
     assert proxy_for(origin, {"http_proxy": "http://a:3128"}) is None
     with pytest.raises(UnsupportedProxy, match="only http:// proxies"):
         proxy_for(origin, {"https_proxy": "socks5://a:1080"})
+
+
+def test_a_blob_that_does_not_match_its_digest_is_retried_then_refused(
+    plain: OriginServer,
+) -> None:
+    """The origin answers every GET with its own JSON, never the bytes the digest names."""
+    client = RegistryClient(
+        plain.url.removeprefix("http://"), retry=RetryPolicy(attempts=3, base_delay=0.01)
+    )
+    before = len(plain.seen)
+    with pytest.raises(EnvironmentFault, match=r"failed after 3 attempts.*does not match") as error:
+        client.get_blob("repo", "sha256:" + "0" * 64)
+    assert error.value.exit_code == ExitCode.INFRA
+    assert len(plain.seen) - before == 3

@@ -461,16 +461,22 @@ class RegistryClient:
         return response.status == 200
 
     def get_blob(self, repo: str, digest: str) -> bytes:
-        response = self._request(
-            "GET",
-            f"/v2/{repo}/blobs/{digest}",
-            scope=_pull(repo),
-            ok=(200,),
-            what=f"blob {digest[:19]}",
-        )
-        if sha256_digest(response.body) != digest:
-            raise _Retry("blob content does not match its digest")
-        return response.body
+        """The blob, checked against its digest (a mismatch is retried like a lost answer)."""
+
+        def fetch() -> bytes:
+            response = self._request(
+                "GET",
+                f"/v2/{repo}/blobs/{digest}",
+                scope=_pull(repo),
+                ok=(200,),
+                what=f"blob {digest[:19]}",
+                retries=False,
+            )
+            if sha256_digest(response.body) != digest:
+                raise _Retry("blob content does not match its digest")
+            return response.body
+
+        return self._with_retries(fetch, f"blob {digest[:19]}")
 
     def mount_blob(self, repo: str, digest: str, from_repo: str) -> bool:
         """Cross-repository mount; False when the registry chose to open an upload instead."""
