@@ -9,6 +9,7 @@ TLS trust (the system's store via SSL_CERT_FILE, or REQUESTS_CA_BUNDLE), forward
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,17 @@ def test_a_connection_the_server_closed_is_not_reused(plain: OriginServer) -> No
     first = seen(transport.request("GET", f"{plain.url}/close").body)["connection"]
     second = seen(transport.request("GET", f"{plain.url}/next").body)["connection"]
     assert first != second
+
+
+def test_a_kept_alive_connection_the_server_dropped_is_replaced(plain: OriginServer) -> None:
+    transport = Transport(trust_env=False)
+    first = seen(transport.request("GET", f"{plain.url}/drop").body)["connection"]
+    deadline = time.monotonic() + 10
+    while first not in plain.closed:  # closed by the server without a word to the client
+        assert time.monotonic() < deadline, "the origin never closed the connection"
+        time.sleep(0.01)
+    answer = transport.request("GET", f"{plain.url}/after-drop")
+    assert answer.status == 200 and seen(answer.body)["connection"] != first
 
 
 def test_tls_needs_a_trusted_certificate(

@@ -1,10 +1,12 @@
 """An HTTP(S) origin and a forward proxy on loopback, for the kit's HTTP transport.
 
 ``Origin`` answers every request with what it saw (method, path, headers, body, and which
-connection it came on), serves ``/redirect?to=URL`` as a 302, and ``/close`` with
-``Connection: close``. With ``tls=True`` it speaks HTTPS with an openssl-made certificate for
-127.0.0.1 (``ca_file`` trusts it). ``Proxy`` forwards plain-HTTP requests given as absolute
-URLs and tunnels ``CONNECT``, logging the Proxy-Authorization it got.
+connection it came on: the client's port), serves ``/redirect?to=URL`` as a 302, ``/close``
+with ``Connection: close``, and ``/drop`` as if it kept the connection, then closes it
+(``closed`` holds the ports of the connections it has closed). With ``tls=True`` it speaks
+HTTPS with an openssl-made certificate for 127.0.0.1 (``ca_file`` trusts it). ``Proxy``
+forwards plain-HTTP requests given as absolute URLs and tunnels ``CONNECT``, logging the
+Proxy-Authorization it got.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ class Origin:
     workdir: Path
     tls: bool = False
     seen: list[dict[str, Any]] = field(default_factory=list)
-    connections: set[int] = field(default_factory=set)
+    closed: set[int] = field(default_factory=set)
 
     def start(self) -> Origin:
         origin = self
@@ -53,13 +55,13 @@ class Origin:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                origin.connections.add(id(self.connection))
                 entry = {
                     "method": self.command,
                     "path": self.path,
                     "headers": {k.lower(): v for k, v in self.headers.items()},
                     "body": body.decode(errors="replace"),
-                    "connection": id(self.connection),
+                    # The client's port names its connection (an object id can be reused).
+                    "connection": self.client_address[1],
                 }
                 origin.seen.append(entry)
                 parts = urlsplit(self.path)
@@ -76,13 +78,20 @@ class Origin:
                 if parts.path == "/close":
                     self.send_header("Connection", "close")
                     self.close_connection = True
+                if parts.path == "/drop":
+                    self.close_connection = True  # without telling the client
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(answer)
 
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _handle
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            def process_request_thread(self, request: Any, client_address: Any) -> None:
+                super().process_request_thread(request, client_address)  # handled and closed
+                origin.closed.add(client_address[1])
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
         if self.tls:
             self.ca_file, key = self_signed(self.workdir)
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
