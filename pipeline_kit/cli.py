@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -580,4 +580,20 @@ def main(argv: list[str] | None = None) -> None:
         code = ExitCode.INTERRUPTED
     except BrokenPipeError:
         code = ExitCode.OK
-    sys.exit(int(code or 0))
+    _exit(int(code or 0))
+
+
+def _exit(code: int) -> NoReturn:
+    """End the process without the interpreter's teardown.
+
+    The teardown (collecting every object of every module, then the C libraries' own clean-up
+    at exit) costs a short command tens of milliseconds and does nothing the kit needs: by now
+    every file it wrote is closed, every child process waited for. Only stdout and stderr may
+    still hold buffered output.
+    """
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:
+        sys.exit(code)  # the interpreter reports what it could not write, as it always did
+    os._exit(code)

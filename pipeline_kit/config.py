@@ -14,7 +14,6 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,9 @@ from pipeline_kit.errors import ConfigError
 
 CONFIG_NAME = "pipeline-kit.yaml"
 SCHEMA_NAME = "pipeline-kit.schema.json"
+# Shipped beside this module (package data, installed as a file): read directly, since
+# importlib.resources brings tempfile, shutil and zipfile into every command's start-up.
+SCHEMA_PATH = Path(__file__).with_name("schema") / SCHEMA_NAME
 DEFAULTS: dict[str, Any] = {"dockerfile": "Dockerfile", "context": ".", "lint.max_file_mb": 50}
 MAX_ERRORS = 5
 
@@ -77,7 +79,7 @@ class Config:
 
 
 def schema() -> dict[str, Any]:
-    text = resources.files("pipeline_kit").joinpath("schema", SCHEMA_NAME).read_text()
+    text = SCHEMA_PATH.read_text(encoding="utf-8")
     loaded: dict[str, Any] = json.loads(text)
     return loaded
 
@@ -98,7 +100,7 @@ def load_config(path: Path | None, cwd: Path) -> Config:
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{display}: cannot read it ({exc}).") from None
-    spec_text = resources.files("pipeline_kit").joinpath("schema", SCHEMA_NAME).read_bytes()
+    spec_text = SCHEMA_PATH.read_bytes()
     marker = _validated_marker(text.encode() + b"\0" + spec_text)
     data = _remembered(marker)
     if data is None:

@@ -7,7 +7,7 @@ and, failing that, from the chain of FROM lines leading to the target, and says 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pipeline_kit.config import Config
 from pipeline_kit.errors import ConfigError
@@ -42,15 +42,13 @@ NAME_HINTS: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass(frozen=True)
-class Layer:
+class Layer(NamedTuple):
     name: str
     stage: int
     origin: str  # "config" or how it was inferred
 
 
-@dataclass(frozen=True)
-class LayerMap:
+class LayerMap(NamedTuple):
     layers: tuple[Layer, ...]  # in stage order
 
     def names(self) -> list[str]:

@@ -34,6 +34,8 @@ def choose_range(
     worktree: bool | None = None,
 ) -> RevisionRange:
     head_rev = head or ci.sha or "HEAD"
+    if worktree is None and head is None and not ci.is_ci:
+        git.ask_dirty()  # git status runs while the head is resolved
     head_sha = git.resolve_commit(head_rev)
     if head_sha is None:
         raise InputError(

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline_kit.ci_context import CIContext
 
@@ -25,16 +24,14 @@ _SEMVER = re.compile(
 _INVALID = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     enabled: bool = True
     prefix: str | None = None
     suffix: str = ""
     length: int = 7  # sha only
 
 
-@dataclass(frozen=True)
-class Tag:
+class Tag(NamedTuple):
     name: str
     rule: str  # which rule made it
 

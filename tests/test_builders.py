@@ -324,8 +324,10 @@ def test_cli_builder_choices_are_the_registry() -> None:
     """cli.py lists the names literally (importing every builder would slow its start)."""
     import click
 
-    from pipeline_kit.builders import CHOICES
+    from pipeline_kit.builders import BUILDERS, CHOICES
     from pipeline_kit.cli import build, lint
+
+    assert ("auto", *BUILDERS) == CHOICES
 
     for command in (build, lint):
         (option,) = [p for p in command.params if p.name == "builder"]

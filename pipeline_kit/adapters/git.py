@@ -1,7 +1,9 @@
 """git, the kit's source of truth for content: blob and tree ids are already content hashes.
 
 One long-lived ``git cat-file --batch`` serves every object read of a command, so that reading
-trees and Dockerfiles at two revisions costs one process, not dozens.
+trees and Dockerfiles at two revisions costs one process, not dozens. The paths two trees
+differ in are read through it too (the trees are the ones the keys read), and so is the
+ancestry of a commit's own parent: neither costs a process of its own.
 """
 
 from __future__ import annotations
@@ -9,19 +11,18 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
-from pipeline_kit.adapters.process import CommandFailed, run, run_all
+from pipeline_kit.adapters.process import CommandFailed, run, start_all
 from pipeline_kit.errors import EnvironmentFault, InputError
 
 TREE_MODE = "40000"
 _HEX = re.compile(r"^[0-9a-f]{7,64}$")
 
 
-@dataclass(frozen=True)
-class TreeEntry:
+class TreeEntry(NamedTuple):
     mode: str  # "100644", "100755", "120000", "40000", "160000"
     name: str
     oid: str
@@ -59,6 +60,8 @@ class Git:
         self.shallow = shallow.strip() == "true"
         self._batch: subprocess.Popen[bytes] | None = None
         self._trees: dict[str, list[TreeEntry]] = {}
+        # Commands started ahead of their answer (``ask_*``), by what they answer.
+        self._asked: dict[str, Callable[[], list[subprocess.CompletedProcess[bytes]]]] = {}
 
     # -- object access through one cat-file process -------------------------------------
 
@@ -117,6 +120,9 @@ class Git:
         return entries
 
     def close(self) -> None:
+        for finish in self._asked.values():  # asked and never read: reap the processes
+            finish()
+        self._asked.clear()
         if self._batch is not None:
             if self._batch.stdin:
                 self._batch.stdin.close()
@@ -136,13 +142,60 @@ class Git:
         return out.decode("utf-8", "surrogateescape").split("\0")[:-1]
 
     def changed_paths(self, old: str, new: str, path: str = "") -> list[str]:
-        """Paths that differ between two tree-ishes, renames as a delete plus an add."""
-        args = ["diff-tree", "-r", "--no-renames", "--name-only", "-z", old, new]
-        if path:
-            args += ["--", path]
-        return self._git(*args).decode("utf-8", "surrogateescape").split("\0")[:-1]
+        """Paths that differ between two tree-ishes (only ``path`` and below), in git's order.
+
+        What ``git diff-tree -r --no-renames --name-only old new -- path`` lists (files,
+        symlinks and submodules; a rename as a delete plus an add), from the trees: only
+        subtrees whose ids differ are read.
+        """
+        parent, _, name = path.rpartition("/")
+        changed: list[str] = []
+        self._diff_trees(
+            self.tree_of(old, parent) if old else None,
+            self.tree_of(new, parent),
+            f"{parent}/" if parent else "",
+            changed,
+            only=name or None,
+        )
+        return changed
+
+    def _diff_trees(
+        self, old: str | None, new: str | None, prefix: str, out: list[str], only: str | None = None
+    ) -> None:
+        """Append to ``out`` the leaves that differ below two trees (``only``: one name)."""
+        if old == new:
+            return
+        before = {e.name: e for e in self.read_tree(old) if only in (None, e.name)} if old else {}
+        after = {e.name: e for e in self.read_tree(new) if only in (None, e.name)} if new else {}
+        # git sorts a tree as if its name ended in "/": a file "a" and a directory "a" differ.
+        entries = (*before.values(), *after.values())
+        keys = {(e.name + "/" if e.is_tree else e.name, e.name) for e in entries}
+        for key, name in sorted(keys, key=lambda k: k[0].encode("utf-8", "surrogateescape")):
+            one, other = before.get(name), after.get(name)
+            if key.endswith("/"):
+                self._diff_trees(
+                    one.oid if one is not None and one.is_tree else None,
+                    other.oid if other is not None and other.is_tree else None,
+                    f"{prefix}{name}/",
+                    out,
+                )
+                continue
+            leaf_one = one if one is not None and not one.is_tree else None
+            leaf_other = other if other is not None and not other.is_tree else None
+            if leaf_one != leaf_other:
+                out.append(prefix + name)
+
+    def parents(self, commit: str) -> list[str]:
+        """The parent ids of ``commit`` (none for a root commit or an unknown one)."""
+        found = self.read_object(commit)
+        if found is None or found[1] != "commit":
+            return []
+        head = found[2].split(b"\n\n", 1)[0]
+        return [line[7:].decode() for line in head.split(b"\n") if line.startswith(b"parent ")]
 
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        if ancestor == descendant or ancestor in self.parents(descendant):
+            return True  # a push of one commit, or HEAD~1: no merge-base process needed
         proc = run(
             ["git", "merge-base", "--is-ancestor", ancestor, descendant], cwd=self.root, check=False
         )
@@ -180,17 +233,23 @@ class Git:
         proc = run(["git", "remote", "get-url", "origin"], cwd=self.root, check=False)
         return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
 
+    def _ask(self, key: str, commands: list[list[str]]) -> None:
+        if key not in self._asked:
+            self._asked[key] = start_all(commands, cwd=self.root)
+
+    def _answer(
+        self, key: str, commands: list[list[str]]
+    ) -> list[subprocess.CompletedProcess[bytes]]:
+        self._ask(key, commands)
+        return self._asked.pop(key)()
+
+    def ask_local_facts(self, rev: str) -> None:
+        """Start asking git what ``local_facts(rev)`` returns: it runs while the caller works."""
+        self._ask(f"facts {rev}", _local_facts_commands(rev))
+
     def local_facts(self, rev: str) -> tuple[str | None, list[str], str | None, str | None]:
         """(branch, tags at ``rev``, default branch, origin URL), asked of git all at once."""
-        branch, tags, default, url = run_all(
-            [
-                ["git", "symbolic-ref", "--quiet", "--short", "HEAD"],
-                ["git", "tag", "--points-at", rev],
-                ["git", "symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"],
-                ["git", "remote", "get-url", "origin"],
-            ],
-            cwd=self.root,
-        )
+        branch, tags, default, url = self._answer(f"facts {rev}", _local_facts_commands(rev))
 
         def text(proc: subprocess.CompletedProcess[bytes]) -> str | None:
             return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
@@ -205,9 +264,17 @@ class Git:
             text(url),
         )
 
+    def ask_dirty(self) -> None:
+        """Start asking git what ``is_dirty()`` returns: it runs while the caller works."""
+        self._ask("dirty", [_STATUS])
+
     def is_dirty(self) -> bool:
-        out = self._git("status", "--porcelain", "-z", "--untracked-files=normal")
-        return bool(out)
+        (status,) = self._answer("dirty", [_STATUS])
+        if status.returncode != 0:
+            raise CommandFailed(
+                status.args, status.returncode, status.stderr.decode(errors="replace")
+            )
+        return bool(status.stdout)
 
     def worktree_tree(self) -> str:
         """A tree id for the working tree as it is: tracked changes and untracked files.
@@ -231,6 +298,18 @@ class Git:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_STATUS = ["git", "status", "--porcelain", "-z", "--untracked-files=normal"]
+
+
+def _local_facts_commands(rev: str) -> list[list[str]]:
+    return [
+        ["git", "symbolic-ref", "--quiet", "--short", "HEAD"],
+        ["git", "tag", "--points-at", rev],
+        ["git", "symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"],
+        ["git", "remote", "get-url", "origin"],
+    ]
 
 
 def looks_like_sha(rev: str) -> bool:

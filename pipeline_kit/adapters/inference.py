@@ -6,13 +6,27 @@ raising: a server that refuses, hangs or answers garbage is a verdict, not a cra
 
 from __future__ import annotations
 
+import functools
+import json
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
+from pipeline_kit.adapters.transport import TimedOut, Transport, TransportError
 
 CONNECT_TIMEOUT = 5.0
+JSON = {"Content-Type": "application/json"}
+
+
+@functools.cache
+def _http() -> Transport:
+    """One transport for the gate's calls: readiness polls reuse their connection."""
+    return Transport(environ=os.environ, user_agent="pipeline-kit smoke")
+
+
+def _timeouts(timeout: float) -> tuple[float, float]:
+    return min(CONNECT_TIMEOUT, timeout), timeout
 
 
 @dataclass(frozen=True)
@@ -34,26 +48,26 @@ class Reply:
 def get(url: str, timeout: float) -> Reply:
     start = time.monotonic()
     try:
-        answer = requests.get(url, timeout=(min(CONNECT_TIMEOUT, timeout), timeout))
-    except requests.ConnectionError:
-        return Reply(None, seconds=time.monotonic() - start, error="connection refused")
-    except requests.Timeout:
+        answer = _http().request("GET", url, timeout=_timeouts(timeout))
+    except TimedOut:
         return Reply(None, seconds=timeout, error=f"timed out after {timeout:g}s")
-    return Reply(answer.status_code, answer.content, time.monotonic() - start)
+    except TransportError:
+        return Reply(None, seconds=time.monotonic() - start, error="connection refused")
+    return Reply(answer.status, answer.body, time.monotonic() - start)
 
 
 def post(url: str, payload: Any, timeout: float, method: str = "POST") -> Reply:
     start = time.monotonic()
     try:
-        answer = requests.request(
-            method, url, json=payload, timeout=(min(CONNECT_TIMEOUT, timeout), timeout)
+        answer = _http().request(
+            method, url, headers=JSON, body=json.dumps(payload).encode(), timeout=_timeouts(timeout)
         )
-    except requests.ConnectionError as exc:
+    except TimedOut:
+        return Reply(None, seconds=timeout, error=f"timed out after {timeout:g}s")
+    except TransportError as exc:
         reason = "connection refused" if "refused" in str(exc).lower() else "connection failed"
         return Reply(None, seconds=time.monotonic() - start, error=reason)
-    except requests.Timeout:
-        return Reply(None, seconds=timeout, error=f"timed out after {timeout:g}s")
-    return Reply(answer.status_code, answer.content, time.monotonic() - start)
+    return Reply(answer.status, answer.body, time.monotonic() - start)
 
 
 def post_stream(url: str, payload: Any, timeout: float) -> Reply:
@@ -61,17 +75,18 @@ def post_stream(url: str, payload: Any, timeout: float) -> Reply:
     start = time.monotonic()
     events: list[str] = []
     first: float | None = None
+    body = json.dumps(payload).encode()
     try:
-        with requests.post(
-            url, json=payload, stream=True, timeout=(min(CONNECT_TIMEOUT, timeout), timeout)
+        with _http().stream(
+            "POST", url, headers=JSON, body=body, timeout=_timeouts(timeout)
         ) as answer:
-            if answer.status_code != 200:
-                return Reply(answer.status_code, answer.content, time.monotonic() - start)
-            for line in answer.iter_lines():
+            if answer.status != 200:
+                return Reply(answer.status, answer.read(), time.monotonic() - start)
+            for line in iter(answer.readline, b""):
                 if time.monotonic() - start > timeout:
                     return Reply(200, seconds=timeout, error=f"stream timed out after {timeout:g}s",
                                  first_event_seconds=first, events=events)  # fmt: skip
-                text = line.decode("utf-8", "replace")
+                text = line.decode("utf-8", "replace").rstrip("\r\n")
                 if not text.startswith("data:"):
                     continue
                 data = text[5:].strip()
@@ -80,8 +95,8 @@ def post_stream(url: str, payload: Any, timeout: float) -> Reply:
                 if data == "[DONE]":
                     break
                 events.append(data)
-    except requests.ConnectionError:
-        return Reply(None, seconds=time.monotonic() - start, error="connection failed")
-    except requests.Timeout:
+    except TimedOut:
         return Reply(None, seconds=timeout, error=f"timed out after {timeout:g}s", events=events)
+    except TransportError:
+        return Reply(None, seconds=time.monotonic() - start, error="connection failed")
     return Reply(200, seconds=time.monotonic() - start, first_event_seconds=first, events=events)

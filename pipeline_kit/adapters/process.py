@@ -101,6 +101,16 @@ def run_all(
     commands: Sequence[Sequence[str]], *, cwd: Path | str | None = None
 ) -> list[subprocess.CompletedProcess[bytes]]:
     """Run independent commands at once and wait for all (``check=False``: callers decide)."""
+    return start_all(commands, cwd=cwd)()
+
+
+def start_all(
+    commands: Sequence[Sequence[str]], *, cwd: Path | str | None = None
+) -> Callable[[], list[subprocess.CompletedProcess[bytes]]]:
+    """Start independent commands now; the function returned waits for them all.
+
+    For answers needed later: the commands run while the caller does other work.
+    """
     started = []
     for argv in commands:
         try:
@@ -114,11 +124,15 @@ def run_all(
                 proc.kill()
                 proc.wait()
             raise _not_installed(argv, exc) from None
-    results = []
-    for argv, proc in zip(commands, started, strict=True):
-        out, err = proc.communicate()
-        results.append(subprocess.CompletedProcess(list(argv), proc.returncode, out, err))
-    return results
+
+    def finish() -> list[subprocess.CompletedProcess[bytes]]:
+        results = []
+        for argv, proc in zip(commands, started, strict=True):
+            out, err = proc.communicate()
+            results.append(subprocess.CompletedProcess(list(argv), proc.returncode, out, err))
+        return results
+
+    return finish
 
 
 def stream(

@@ -3,7 +3,8 @@
 Auth: anonymous, basic, and bearer tokens from the registry's ``WWW-Authenticate`` challenge,
 cached per scope. Retries with backoff and jitter on connection errors, 429 (``Retry-After``)
 and 5xx; 401/403/404 are not retried and say what to check. Plain HTTP only for loopback and
-hosts the user marked insecure.
+hosts the user marked insecure. HTTP is ``transport``'s: kept-alive connections, and the
+environment's proxies and CA bundle for every registry but a loopback one.
 """
 
 from __future__ import annotations
@@ -11,17 +12,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import ipaddress
+import os
 import random
 import re
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
-from urllib.parse import urljoin
+from typing import NamedTuple, TextIO, TypeVar, cast
+from urllib.parse import urlencode, urljoin
 
-import requests
-
+from pipeline_kit import __version__
+from pipeline_kit.adapters.transport import (
+    Response,
+    TLSFailed,
+    Transport,
+    TransportError,
+    UnsupportedProxy,
+)
 from pipeline_kit.credentials import Credential, resolve_credential
 from pipeline_kit.errors import EnvironmentFault, InputError
 
@@ -35,21 +42,48 @@ INDEX_TYPES = MANIFEST_TYPES[1], MANIFEST_TYPES[3]
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 TIMEOUT = (10, 300)  # connect, read
-IN_FLIGHT = 4  # requests at once: enough for a build's tags and lookups, gentle on registries
+IN_FLIGHT = 6  # requests at once: a build's tags in one round (Docker pushes 5 layers at once)
 T = TypeVar("T")
 
 
 def in_parallel(calls: Sequence[Callable[[], T]]) -> list[T]:
     """Run independent requests side by side (each waits on a round trip); results in order.
 
-    The first error is raised once every call has finished.
+    At most ``IN_FLIGHT`` at once. The first error is raised once every call has finished.
+    (Plain threads: ``concurrent.futures`` would cost a code-change build more to import than
+    its requests take on a nearby registry.)
     """
     if len(calls) <= 1:
         return [call() for call in calls]
-    from concurrent.futures import ThreadPoolExecutor
+    import threading
 
-    with ThreadPoolExecutor(max_workers=min(IN_FLIGHT, len(calls))) as pool:
-        return list(pool.map(lambda call: call(), calls))
+    results: list[T | None] = [None] * len(calls)
+    errors: list[BaseException | None] = [None] * len(calls)
+    pending = iter(range(len(calls)))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                index = next(pending, None)
+            if index is None:
+                return
+            try:
+                results[index] = calls[index]()
+            except BaseException as exc:  # handed to the caller below
+                errors[index] = exc
+
+    # Daemon threads: an interrupted build exits without waiting for requests in flight.
+    count = min(IN_FLIGHT, len(calls))
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for error in errors:
+        if error is not None:
+            raise error
+    return cast("list[T]", results)  # every call returned: no None is left
 
 
 def is_plain_http(host: str, insecure_hosts: Collection[str] = ()) -> bool:
@@ -66,8 +100,7 @@ def is_plain_http(host: str, insecure_hosts: Collection[str] = ()) -> bool:
         return False
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(NamedTuple):
     attempts: int = 6
     base_delay: float = 0.2
     max_delay: float = 10.0
@@ -78,15 +111,13 @@ class RetryPolicy:
             yield delay * (0.5 + random.random() / 2)  # full jitter's gentler cousin
 
 
-@dataclass(frozen=True)
-class Descriptor:
+class Descriptor(NamedTuple):
     media_type: str
     digest: str
     size: int
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(NamedTuple):
     media_type: str
     digest: str
     raw: bytes
@@ -115,6 +146,7 @@ class RegistryClient:
         insecure: bool = False,
         retry: RetryPolicy | None = None,
         progress: Callable[[str], None] | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self.host = host
         api = "registry-1.docker.io" if host == "docker.io" else host
@@ -124,8 +156,13 @@ class RegistryClient:
         self.credential = credential
         self.retry = retry or RetryPolicy()
         self.progress = progress or (lambda message: None)
-        self.session = requests.Session()
-        self.session.trust_env = not is_plain_http(host)  # no proxy for loopback
+        self.transport = Transport(
+            environ=os.environ if environ is None else environ,
+            trust_env=not is_plain_http(host),  # no proxy for loopback
+            user_agent=f"pipeline-kit/{__version__}",
+            connect_timeout=TIMEOUT[0],
+            read_timeout=TIMEOUT[1],
+        )
         self._tokens: dict[str, str] = {}
         self._basic = False
 
@@ -149,6 +186,7 @@ class RegistryClient:
             credential=resolve_credential(host, environ),
             insecure=is_plain_http(host, insecure_hosts),
             progress=say,
+            environ=environ,
         )
 
     # -- transport ---------------------------------------------------------------------
@@ -164,7 +202,7 @@ class RegistryClient:
         data: bytes | None = None,
         what: str,
         retries: bool = True,
-    ) -> requests.Response:
+    ) -> Response:
         """One request with auth and retries; a status outside ``ok`` raises a KitError.
 
         ``retries=False`` lets ``_Retry`` through, for steps that must restart a whole sequence
@@ -204,30 +242,14 @@ class RegistryClient:
         headers: dict[str, str],
         data: bytes | None,
         what: str,
-    ) -> requests.Response:
+    ) -> Response:
         for authenticated in (False, True):
             auth_headers = dict(headers)
             auth = self._authorization(scope)
             if auth:
                 auth_headers["Authorization"] = auth
-            try:
-                response = self.session.request(
-                    method,
-                    url,
-                    headers=auth_headers,
-                    data=data,
-                    timeout=TIMEOUT,
-                    allow_redirects=True,
-                )
-            except requests.exceptions.SSLError as exc:
-                raise EnvironmentFault(
-                    f"{self.host}: TLS failed ({exc.__class__.__name__}).",
-                    hint="If this registry serves plain HTTP, name it with --insecure-registry "
-                    "or registry.insecure in the config.",
-                ) from None
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                raise _Retry(f"connection error: {exc.__class__.__name__}") from None
-            status = response.status_code
+            response = self._send(method, url, auth_headers, data)
+            status = response.status
             if status == 401 and not authenticated:
                 self._authenticate(response, scope)
                 continue
@@ -238,6 +260,25 @@ class RegistryClient:
             raise self._error(status, what, scope, response)
         raise self._error(401, what, scope, response)
 
+    def _send(
+        self, method: str, url: str, headers: Mapping[str, str], data: bytes | None
+    ) -> Response:
+        try:
+            return self.transport.request(method, url, headers=headers, body=data)
+        except TLSFailed as exc:
+            raise EnvironmentFault(
+                f"{self.host}: TLS failed ({exc}).",
+                hint="If this registry serves plain HTTP, name it with --insecure-registry "
+                "or registry.insecure in the config; if its certificate is signed by a private "
+                "CA, point REQUESTS_CA_BUNDLE (or SSL_CERT_FILE) at that CA's certificate.",
+            ) from None
+        except UnsupportedProxy as exc:
+            raise EnvironmentFault(
+                f"{self.host}: {exc}.", hint="Name an http:// proxy, or the host in no_proxy."
+            ) from None
+        except TransportError as exc:
+            raise _Retry(f"connection error: {exc}") from None
+
     def _authorization(self, scope: str) -> str | None:
         if scope in self._tokens:
             return f"Bearer {self._tokens[scope]}"
@@ -246,8 +287,8 @@ class RegistryClient:
             return "Basic " + base64.b64encode(token).decode()
         return None
 
-    def _authenticate(self, response: requests.Response, scope: str) -> None:
-        challenge = response.headers.get("WWW-Authenticate", "")
+    def _authenticate(self, response: Response, scope: str) -> None:
+        challenge = response.header("WWW-Authenticate")
         kind = challenge.split(" ", 1)[0].lower()
         if kind == "basic":
             if self.credential is None:
@@ -260,30 +301,39 @@ class RegistryClient:
                 hint="The registry must offer Basic or Bearer auth.",
             )
         params = dict(_CHALLENGE_PARAM.findall(challenge))
-        query: dict[str, Any] = {"service": params.get("service", "")}
-        if scope:
-            query["scope"] = scope.split(" ")
-        auth = (self.credential.username, self.credential.password) if self.credential else None
-        try:
-            answer = self.session.get(params["realm"], params=query, auth=auth, timeout=TIMEOUT)
-        except KeyError:
+        if "realm" not in params:
             raise EnvironmentFault(
                 f"{self.host}: bearer challenge without a realm.", hint="Check the registry."
+            )
+        query: list[tuple[str, str]] = [("service", params.get("service", ""))]
+        query += [("scope", one) for one in scope.split(" ") if one]
+        realm = params["realm"]
+        url = f"{realm}{'&' if '?' in realm else '?'}{urlencode(query)}"
+        headers = {}
+        if self.credential:
+            secret = f"{self.credential.username}:{self.credential.password}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(secret).decode()
+        try:
+            answer = self.transport.request("GET", url, headers=headers)
+        except TLSFailed as exc:
+            raise EnvironmentFault(
+                f"{self.host}: TLS to the token endpoint failed ({exc}).",
+                hint="Point REQUESTS_CA_BUNDLE (or SSL_CERT_FILE) at the CA that signed it.",
             ) from None
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise _Retry(f"token endpoint: {exc.__class__.__name__}") from None
-        if answer.status_code in (401, 403):
+        except TransportError as exc:
+            raise _Retry(f"token endpoint: {exc}") from None
+        if answer.status in (401, 403):
             raise self._error(401, "token request", scope, answer)
-        if answer.status_code == 429 or answer.status_code >= 500:
-            raise _Retry(f"token endpoint HTTP {answer.status_code}", _retry_after(answer))
+        if answer.status == 429 or answer.status >= 500:
+            raise _Retry(f"token endpoint HTTP {answer.status}", _retry_after(answer))
         try:
             body = answer.json()
-            token = body.get("token") or body.get("access_token")
         except ValueError:
-            token = None
+            body = None
+        token = (body.get("token") or body.get("access_token")) if isinstance(body, dict) else None
         if not token:
             raise EnvironmentFault(
-                f"{self.host}: the token endpoint gave no token (HTTP {answer.status_code}).",
+                f"{self.host}: the token endpoint gave no token (HTTP {answer.status}).",
                 hint="Check the registry's auth service.",
             )
         self._tokens[scope] = str(token)
@@ -296,9 +346,7 @@ class RegistryClient:
             "or log in so your docker config.json has them.",
         )
 
-    def _error(
-        self, status: int, what: str, scope: str, response: requests.Response
-    ) -> EnvironmentFault:
+    def _error(self, status: int, what: str, scope: str, response: Response) -> EnvironmentFault:
         detail = _error_detail(response)
         who = (
             f"as '{self.credential.username}' ({self.credential.source})"
@@ -342,12 +390,12 @@ class RegistryClient:
             headers={"Accept": ", ".join(MANIFEST_TYPES)},
             what=f"HEAD {repo}:{reference}",
         )
-        if response.status_code == 404:
+        if response.status == 404:
             return None
         return Descriptor(
-            media_type=response.headers.get("Content-Type", "").split(";")[0],
-            digest=response.headers.get("Docker-Content-Digest", ""),
-            size=int(response.headers.get("Content-Length", 0)),
+            media_type=response.header("Content-Type").split(";")[0],
+            digest=response.header("Docker-Content-Digest"),
+            size=int(response.header("Content-Length", "0")),
         )
 
     def get_manifest(self, repo: str, reference: str) -> Manifest:
@@ -367,18 +415,18 @@ class RegistryClient:
             headers={"Accept": ", ".join(MANIFEST_TYPES)},
             what=f"manifest {repo}:{reference}",
         )
-        if response.status_code == 404:
+        if response.status == 404:
             return None
-        raw = response.content
+        raw = response.body
         digest = sha256_digest(raw)
-        served = response.headers.get("Docker-Content-Digest")
+        served = response.header("Docker-Content-Digest")
         expected = reference if reference.startswith("sha256:") else served
         if expected and expected != digest:
             raise EnvironmentFault(
                 f"{self.host}: manifest {repo}:{reference} has digest {digest}, not {expected}.",
                 hint="The registry (or a proxy) altered the manifest; check it.",
             )
-        media_type = response.headers.get("Content-Type", "").split(";")[0]
+        media_type = response.header("Content-Type").split(";")[0]
         return Manifest(media_type, digest, raw)
 
     def put_manifest(self, repo: str, reference: str, raw: bytes, media_type: str) -> str:
@@ -410,19 +458,25 @@ class RegistryClient:
             ok=(200, 404),
             what=f"HEAD blob {digest[:19]}",
         )
-        return response.status_code == 200
+        return response.status == 200
 
     def get_blob(self, repo: str, digest: str) -> bytes:
-        response = self._request(
-            "GET",
-            f"/v2/{repo}/blobs/{digest}",
-            scope=_pull(repo),
-            ok=(200,),
-            what=f"blob {digest[:19]}",
-        )
-        if sha256_digest(response.content) != digest:
-            raise _Retry("blob content does not match its digest")
-        return response.content
+        """The blob, checked against its digest (a mismatch is retried like a lost answer)."""
+
+        def fetch() -> bytes:
+            response = self._request(
+                "GET",
+                f"/v2/{repo}/blobs/{digest}",
+                scope=_pull(repo),
+                ok=(200,),
+                what=f"blob {digest[:19]}",
+                retries=False,
+            )
+            if sha256_digest(response.body) != digest:
+                raise _Retry("blob content does not match its digest")
+            return response.body
+
+        return self._with_retries(fetch, f"blob {digest[:19]}")
 
     def mount_blob(self, repo: str, digest: str, from_repo: str) -> bool:
         """Cross-repository mount; False when the registry chose to open an upload instead."""
@@ -433,7 +487,7 @@ class RegistryClient:
             ok=(201, 202),
             what=f"mount {digest[:19]} from {from_repo}",
         )
-        return response.status_code == 201
+        return response.status == 201
 
     def upload_blob(
         self, repo: str, source: bytes | Path, digest: str, *, chunk_size: int | None = None
@@ -482,7 +536,7 @@ class RegistryClient:
             what=what,
             retries=False,
         )
-        if start.status_code == 201:  # mounted: the repository has it already
+        if start.status == 201:  # mounted: the repository has it already
             return False
         location = self._location(start)
         body = data
@@ -502,7 +556,7 @@ class RegistryClient:
                         "Content-Range": f"{offset}-{offset + len(chunk) - 1}",
                     },
                 )
-                if patched.status_code == 404:
+                if patched.status == 404:
                     raise _Retry("upload session lost")
                 location = self._location(patched)
             body = b""
@@ -517,12 +571,12 @@ class RegistryClient:
             what=what,
             retries=False,
         )
-        if done.status_code == 404:
+        if done.status == 404:
             raise _Retry("upload session lost")
         return True
 
-    def _location(self, response: requests.Response) -> str:
-        location = response.headers.get("Location")
+    def _location(self, response: Response) -> str:
+        location = response.header("Location")
         if not location:
             raise _Retry("upload answer without a Location header")
         return urljoin(self.base + "/", location)
@@ -534,10 +588,10 @@ class RegistryClient:
             response = self._request(
                 "GET", url, scope=_pull(repo), ok=(200, 404), what=f"tags of {repo}"
             )
-            if response.status_code == 404:
+            if response.status == 404:
                 return []
             tags += response.json().get("tags") or []
-            match = _LINK_NEXT.search(response.headers.get("Link", ""))
+            match = _LINK_NEXT.search(response.header("Link"))
             url = urljoin(self.base + "/", match.group(1)) if match else None
         return tags
 
@@ -550,15 +604,16 @@ def _push(repo: str, extra: str = "") -> str:
     return f"repository:{repo}:pull,push{',' + extra if extra else ''}"
 
 
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
+def _retry_after(response: Response) -> float | None:
+    value = response.header("Retry-After")
     return float(value) if value.isdigit() else None
 
 
-def _error_detail(response: requests.Response) -> str:
+def _error_detail(response: Response) -> str:
     try:
-        errors = response.json().get("errors") or []
+        body = response.json()
     except ValueError:
         return ""
+    errors = (body.get("errors") if isinstance(body, dict) else None) or []
     messages = [str(e.get("message") or e.get("code")) for e in errors if isinstance(e, dict)]
     return f" ({'; '.join(messages)})" if messages else ""

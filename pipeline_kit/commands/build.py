@@ -95,16 +95,19 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
             f"{config.display}: no `image` to build.",
             hint="Set `image: registry.example.com/team/service` in the config.",
         )
+    ci_environ = from_environ(options.environ)
     with Git(config.root) as git:
         rng = choose_range(
             git,
-            from_environ(options.environ),
+            ci_environ,
             base=options.base,
             head=options.head,
             merge_base=options.merge_base,
             worktree=None,
         )
         _check_builds_checkout(git, rng.head, rng.worktree)
+        if not ci_environ.is_ci:
+            git.ask_local_facts(rng.head)  # the tags' facts come while detection reads objects
         detection = detect_changes(git, config, rng, with_chain=True)
         ci = resolve_context(config.root, options.environ, rng.head, git)
     tags = [t.name for t in compute_tags(ci, rules_from_section(config.section("tags")))]
@@ -189,14 +192,14 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         },
         "head": detection.range.head,
     }
-    import tempfile  # only a builder needs a working directory
-
     log.write(f"pipeline-kit: {plan.strategy}: {plan.reason}\n")
     if plan.fallback:
         log.write(f"pipeline-kit: not appended: {plan.fallback}\n")
     if append_plan is not None:
         record["append"] = append_plan.summary()
     if options.dry_run:
+        import tempfile  # only a builder needs a working directory
+
         with tempfile.TemporaryDirectory(prefix="pipeline-kit-build-") as tmp:
             commands = builder.commands(request, Path(tmp)) if builder else []
         record["commands"] = commands
@@ -218,6 +221,8 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         phases.done("push", started)
     else:
         assert builder is not None
+        import tempfile
+
         from pipeline_kit.logs import LogGroups
 
         groups = LogGroups(ci.provider, log)

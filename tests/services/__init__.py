@@ -1,5 +1,5 @@
-"""Real servers the tests run on loopback: a registry, a token endpoint, a fault proxy, buildkitd,
-the Kaniko sandbox, a deploy tool and a kubectl stand-in."""
+"""Real servers the tests run on loopback: a registry, a token endpoint, a fault proxy, an HTTP(S)
+origin and a forward proxy, buildkitd, the Kaniko sandbox, a deploy tool and a kubectl stand-in."""
 
 from __future__ import annotations
 
