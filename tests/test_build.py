@@ -185,6 +185,19 @@ def test_ci_outputs_name_the_published_digest(
         manifest(registry, "team/svc", "never")
 
 
+def test_no_credentials_file_inside_the_checkout(tmp_path: Path, registry: RegistryServer) -> None:
+    """Python's temporary directory falls back to the working directory where /tmp is missing
+    (Kaniko's image has none): a builder's docker config there would be in the build context."""
+    repo = make_service(tmp_path / "repo", registry, "team/tmpdir", tmp_path / "storage")
+    inside = repo.path / "scratch"
+    inside.mkdir()
+    result = cli("build", "--strategy", "builder", cwd=repo.path, env={"TMPDIR": str(inside)})
+    assert result.returncode == 3, result.stderr
+    assert f"the temporary directory {inside} is inside {repo.path}" in result.stderr
+    assert "Set TMPDIR to a writable directory outside the checkout" in result.stderr
+    assert list(inside.iterdir()) == [] and not (tmp_path / "storage").exists()
+
+
 def test_dry_run_prints_commands_and_runs_nothing(tmp_path: Path, registry: RegistryServer) -> None:
     repo = make_service(tmp_path / "repo", registry, "team/dry", tmp_path / "storage")
     record = build(repo, "--dry-run")

@@ -197,11 +197,12 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         log.write(f"pipeline-kit: not appended: {plan.fallback}\n")
     if append_plan is not None:
         record["append"] = append_plan.summary()
-    if options.dry_run:
-        import tempfile  # only a builder needs a working directory
+    from pipeline_kit.scratch import scratch_dir  # only a builder needs a working directory
 
-        with tempfile.TemporaryDirectory(prefix="pipeline-kit-build-") as tmp:
-            commands = builder.commands(request, Path(tmp)) if builder else []
+    keep_out = (config.root, config.context_path)
+    if options.dry_run:
+        with scratch_dir("pipeline-kit-build-", *keep_out) as tmp:
+            commands = builder.commands(request, tmp) if builder else []
         record["commands"] = commands
         record["publish"] = publisher.describe(plan)
         record["timings"] = phases.total()
@@ -221,13 +222,10 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         phases.done("push", started)
     else:
         assert builder is not None
-        import tempfile
-
         from pipeline_kit.logs import LogGroups
 
         groups = LogGroups(ci.provider, log)
-        with tempfile.TemporaryDirectory(prefix="pipeline-kit-build-") as tmp:
-            workdir = Path(tmp)
+        with scratch_dir("pipeline-kit-build-", *keep_out) as workdir:
             docker_config = publisher.docker_config(workdir / "docker", settings.cache_repo)
             with groups.group(f"{builder.name}: build {image}"):
                 output = builder.build(request, workdir, docker_config, groups.line)

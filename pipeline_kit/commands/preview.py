@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from pipeline_kit.errors import ExitCode, InputError, KitError
 from pipeline_kit.report.outputs import DEFAULT_DOTENV, record_json
+from pipeline_kit.scratch import scratch_dir
 
 if TYPE_CHECKING:
     from pipeline_kit.ci_context import CIContext
@@ -105,9 +105,9 @@ def _session(
         log.write(f"pipeline-kit preview: {message}\n")
         log.flush()
 
-    with tempfile.TemporaryDirectory(prefix="pipeline-kit-preview-") as tmp:
+    with scratch_dir("pipeline-kit-preview-", config.root) as tmp:
         service = ServiceSpec.from_config(config)
-        yield provider, PreviewContext(config, service, resolved, common.environ, Path(tmp), say)
+        yield provider, PreviewContext(config, service, resolved, common.environ, tmp, say)
 
 
 def _ci_context(ctx: PreviewContext) -> CIContext:
