@@ -36,7 +36,9 @@ def lint(path: Path) -> tuple[int, list[str]]:
 def test_the_naive_dockerfile_gives_the_findings_the_guide_lists(tmp_path: Path) -> None:
     naive = re.search(r"```dockerfile\n(.*?)```", between("migration:naive"), re.S)
     assert naive
-    listed = re.findall(r"^\| (PK\d{3} [a-z-]+) \|", between("migration:findings"), re.M)
+    rows = re.findall(r"^\| `(PK\d{3})` ([a-z-]+) \|", between("migration:findings"), re.M)
+    listed = [f"{rule} {name}" for rule, name in rows]
+    assert len(listed) == 6
     service = tmp_path / "service"
     shutil.copytree(EXAMPLE, service, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (service / ".dockerignore").unlink()
