@@ -267,8 +267,11 @@ def cache_gc(
     fmt: str,
 ) -> int:
     """Delete cache entries older than the TTL, beyond the newest KEEP."""
+    from pipeline_kit.ci_context import from_environ
     from pipeline_kit.commands.cache_gc import CacheGcOptions, run
 
+    # A CI job is not a person at a terminal, even where the runner gives it one (act does).
+    interactive = sys.stdin.isatty() and not from_environ(os.environ).is_ci
     options = CacheGcOptions(
         config_path=config_path,
         cwd=Path.cwd(),
@@ -276,7 +279,7 @@ def cache_gc(
         ttl=ttl,
         keep=keep,
         dry_run=dry_run,
-        interactive=sys.stdin.isatty(),
+        interactive=interactive,
         insecure_registries=insecure,
         format=fmt,
         environ=dict(os.environ),
