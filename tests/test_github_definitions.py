@@ -1,0 +1,146 @@
+"""The GitHub definitions checked by the tools GitHub users check them with, offline: zizmor
+(template injection, permissions, unpinned references) and check-jsonschema's vendored schemas
+of workflows and actions; README's tables generated from them; references to the kit's own
+release kept at its version.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline_kit import __version__
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+WORKFLOWS = sorted(
+    [*(ROOT / ".github" / "workflows").glob("*.yml"), *(ROOT / "workflows").glob("*.yml")]
+)
+ACTION_DOCS = ROOT / "scripts" / "action-docs"
+
+
+def tool(name: str) -> str:
+    found = BIN / name
+    if found.is_file():
+        return str(found)
+    which = shutil.which(name)
+    if which is None:
+        pytest.fail(f"{name} is not installed: scripts/bootstrap --test installs it")
+    return which
+
+
+def test_there_is_something_to_check() -> None:
+    names = {path.relative_to(ROOT).as_posix() for path in WORKFLOWS}
+    assert {
+        ".github/workflows/pipeline.yml", ".github/workflows/cleanup.yml",
+        ".github/workflows/ci.yml", ".github/workflows/test-action.yml",
+        "workflows/pull-request.yml", "workflows/main.yml", "workflows/cleanup.yml",
+    } <= names  # fmt: skip
+
+
+def zizmor(*paths: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [tool("zizmor"), "--offline", "--format", "json", "--config",
+         str(ROOT / ".github" / "zizmor.yml"), *map(str, paths)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def serious(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """zizmor's findings of medium severity or more that no ``zizmor: ignore`` comment covers."""
+    return [
+        f"{f['ident']} ({f['determinations']['severity']}): {f['desc']}"
+        for f in json.loads(result.stdout)
+        if not f.get("ignored") and f["determinations"]["severity"] in ("Medium", "High")
+    ]
+
+
+def test_zizmor_finds_nothing_of_medium_severity_or_more() -> None:
+    result = zizmor(ROOT / "action.yml", *WORKFLOWS)
+    assert serious(result) == []
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_zizmor_would_catch_an_injection(tmp_path: Path) -> None:
+    """The check above can fail: an expression expanded into a run script is found."""
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        "on: pull_request\npermissions: {contents: read}\njobs:\n  x:\n    runs-on: ubuntu-latest\n"
+        "    steps:\n      - run: echo ${{ github.event.pull_request.title }}\n"
+    )
+    result = zizmor(bad)
+    assert result.returncode != 0
+    assert any(finding.startswith("template-injection (High)") for finding in serious(result))
+
+
+@pytest.mark.parametrize(
+    ("schema", "paths"),
+    [
+        ("vendor.github-actions", [ROOT / "action.yml"]),
+        ("vendor.github-workflows", WORKFLOWS),
+    ],
+)
+def test_github_schemas(schema: str, paths: list[Path]) -> None:
+    result = subprocess.run(
+        [tool("check-jsonschema"), "--builtin-schema", schema, *map(str, paths)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_action_schema_wants_descriptions(tmp_path: Path) -> None:
+    """The schema check above can fail: an input without a description is refused."""
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    del action["inputs"]["config"]["description"]
+    bad = tmp_path / "action.yml"
+    bad.write_text(yaml.safe_dump(action))
+    result = subprocess.run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.github-actions", str(bad)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout
+
+
+def test_references_to_the_kit_name_this_release() -> None:
+    """Every `uses: pipeline-kit/pipeline-kit...@REF` (workflows, callers, README) names the
+    release of this version, so the files a release ships call each other."""
+    refs = {}
+    for path in [*WORKFLOWS, ROOT / "README.md"]:
+        for ref in re.findall(
+            r"pipeline-kit/pipeline-kit(?:/[\w./-]+)?@([\w.-]+)", path.read_text()
+        ):
+            refs.setdefault(ref, set()).add(path.relative_to(ROOT).as_posix())
+    assert set(refs) == {f"v{__version__}"}, refs
+
+
+def test_readme_tables_are_generated_from_the_definitions() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ACTION_DOCS), "--check"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_action_docs_notices_a_drift(tmp_path: Path) -> None:
+    for name in ("README.md", "action.yml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    (tmp_path / ".github" / "workflows").mkdir(parents=True)
+    for name in ("pipeline.yml", "cleanup.yml"):
+        shutil.copy(ROOT / ".github" / "workflows" / name, tmp_path / ".github" / "workflows")
+    action = tmp_path / "action.yml"
+    action.write_text(
+        action.read_text().replace("The Python interpreter (3.10", "The interpreter (3.10")
+    )
+    check = [sys.executable, str(ACTION_DOCS), "--check", "--root", str(tmp_path)]
+    drifted = subprocess.run(check, capture_output=True, text=True)
+    assert drifted.returncode == 1 and "out of date" in drifted.stderr
+    written = subprocess.run([*check[:2], "--root", str(tmp_path)], capture_output=True, text=True)
+    assert written.returncode == 0, written.stderr
+    assert "| `python` | `python3` | The interpreter (3.10" in (tmp_path / "README.md").read_text()
+    assert subprocess.run(check, capture_output=True).returncode == 0
