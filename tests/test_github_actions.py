@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -49,6 +50,9 @@ KIT_REF = f"v{__version__}"
 NULL_SHA = "0" * 40
 ACT_TIMEOUT_S = 1200
 PR_NUMBER = 7
+_SET_OUTPUT = re.compile(
+    r"^\[(?P<label>[^\]]+?)\s*\]\s+⚙\s+::set-output:: (?P<name>[\w-]+)=(?P<value>.*)$", re.M
+)
 
 # Appended to a copied caller: after its own jobs, whatever they did, write what they output.
 RECORD_JOB = """
@@ -72,6 +76,15 @@ class ActRun:
     def outputs(self, job: str) -> dict[str, str]:
         outputs: dict[str, str] = self.record[job]["outputs"]
         return outputs
+
+    def step_outputs(self, job: str) -> dict[str, set[str]]:
+        """The non-empty step outputs act logged for a job (by its name), for a run that ended
+        before the recording job could run."""
+        found: dict[str, set[str]] = {}
+        for match in _SET_OUTPUT.finditer(self.log):
+            if match["label"].endswith(f"/{job}") and match["value"]:
+                found.setdefault(match["name"], set()).add(match["value"])
+        return found
 
 
 class Act:
@@ -219,6 +232,7 @@ class Pipelines:
     main_sha: str
     pull_request: ActRun
     feature_sha: str
+    failed_gate: ActRun  # main again, the pull request merged, with a smoke test that fails
 
 
 @pytest.fixture(scope="module")
@@ -262,8 +276,20 @@ def pipelines(act: Act, example: ExampleRepo, registry: RegistryServer) -> Pipel
         pull_request_event("synchronize", base, feature_sha),
     )  # fmt: skip
     assert pull_request.returncode == 0, pull_request.log[-6000:]
+
+    # Merged, and the smoke test now expects what the model never says.
+    repo.git("checkout", "-q", "main")
+    repo.git("merge", "-q", "--ff-only", "feature")
+    config = (repo.path / "pipeline-kit.yaml").read_text()
+    assert 'contains: "summer\'s day"' in config
+    merged = repo.commit(
+        {"pipeline-kit.yaml": config.replace("summer's day", "winter's night")},
+        message="a smoke test the model fails",
+    )
+    failed_gate = act.run(repo.path, "main.yml", "push", push_event(main_sha, merged))
+    assert failed_gate.returncode != 0, failed_gate.log[-6000:]
     repository = example.repository.split("/", 1)[1]
-    return Pipelines(example, repository, main, main_sha, pull_request, feature_sha)
+    return Pipelines(example, repository, main, main_sha, pull_request, feature_sha, failed_gate)
 
 
 def test_main_builds_gates_and_deploys_the_digest_that_passed(
@@ -276,10 +302,9 @@ def test_main_builds_gates_and_deploys_the_digest_that_passed(
     assert outputs["strategy"] == "builder"
     digest = outputs["digest"]
     assert outputs["image"] == f"{pipelines.example.repository}@{digest}"
-    tags = outputs["tags"].split(",")
-    assert {"main", "latest", f"sha-{pipelines.main_sha[:7]}"} <= {t.split(":")[-1] for t in tags}
-    for tag in ("main", "latest", f"sha-{pipelines.main_sha[:7]}"):
-        assert tag_digest(registry, repository, tag) == digest
+    assert {"main", "latest", f"sha-{pipelines.main_sha[:7]}"} <= set(outputs["tags"].split(","))
+    # (main and latest moved on with a later run; the commit's own tag stays.)
+    assert tag_digest(registry, repository, f"sha-{pipelines.main_sha[:7]}") == digest
     assert outputs["verdict"] == "passed"
     # Deployed: exactly the gated digest, promoted to stable, rendered by digest.
     assert outputs["deployed-image"] == outputs["image"]
@@ -308,6 +333,32 @@ def test_pull_request_appends_gates_and_tears_the_preview_down(
     assert f"llm-service-pr-{PR_NUMBER}" in run.log
     assert containers(pipelines.example) == []
     assert "Summary - ### pipeline-kit build: append" in run.log
+
+
+def test_a_failed_gate_deploys_nothing(pipelines: Pipelines, registry: RegistryServer) -> None:
+    """The merged pull request on main, with a smoke test the model fails.
+
+    act ends a run at a failed job of a called workflow: unlike GitHub, it runs none of the
+    caller's later jobs, not even `if: always()` ones. So the recording job does not run and
+    the outputs are read from act's log; and deploy's own condition (the gate's `image` output,
+    empty unless the verdict passed) is not what kept it from running here."""
+    run, repository = pipelines.failed_gate, pipelines.repository
+    assert run.record == {}
+    build = run.step_outputs("Build")
+    # The pull request's content, built before: retagged, then gated again on main.
+    assert build["strategy"] == {"retag"}
+    assert build["digest"] == {pipelines.pull_request.outputs("pipeline")["digest"]}
+    gate = run.step_outputs("Gate (preview and smoke)")
+    assert gate["verdict"] == {"failed"}
+    assert "::error title=pipeline-kit smoke::exit 1 (a verdict against the change)" in run.log
+    assert "Job 'Gate (preview and smoke)' failed" in run.log
+    assert "/Deploy" not in run.log
+    # stable still names what passed before; the preview went all the same.
+    assert (
+        tag_digest(registry, repository, "stable") == pipelines.main.outputs("pipeline")["digest"]
+    )
+    assert "Success - Main Tear the preview down" in run.log
+    assert containers(pipelines.example) == []
 
 
 def test_pull_request_close_takes_its_preview_down(
