@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
 from pathlib import Path
 
 import click
@@ -210,3 +211,40 @@ def test_a_password_is_masked_and_leaves_the_action_variables(
     assert outputs["base-changed"] == "true" and outputs["exit-code"] == "0"
     assert "PK_REGISTRY_PASSWORD" not in os.environ
     assert os.environ["PIPELINE_KIT_REGISTRY_PASSWORD"] == "first-line\nsecond-line"
+
+
+ACTION_RUN = Path(__file__).resolve().parents[1] / "scripts" / "action-run"
+
+
+@pytest.mark.parametrize(
+    ("python", "message"),
+    [
+        (
+            "no-such-python3",
+            "no-such-python3 is not on PATH: the action needs Python 3.10 or newer",
+        ),
+        ("old-python", "Python 3.8.10 is too old: the action needs Python 3.10 or newer"),
+    ],
+)
+def test_action_run_names_a_missing_or_old_python(
+    tmp_path: Path, python: str, message: str
+) -> None:
+    """scripts/action-run itself, before any install: a clear annotation and exit 3. The old
+    interpreter is a stand-in script that answers as Python 3.8 does."""
+    old = tmp_path / "old-python"
+    old.write_text(
+        '#!/bin/sh\nif [ "$1" = --version ]; then echo "Python 3.8.10"; exit 0; fi\nexit 1\n'
+    )
+    old.chmod(0o755)
+    env = {
+        "PATH": f"{tmp_path}:/usr/bin:/bin",
+        "PK_PYTHON": python,
+        "PK_COMMAND": "detect",
+        "RUNNER_TEMP": str(tmp_path),
+    }
+    result = subprocess.run(
+        ["bash", str(ACTION_RUN)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 3
+    assert result.stdout.startswith(f"::error title=pipeline-kit::{message}")
+    assert not (tmp_path / "pipeline-kit").exists()  # nothing installed

@@ -312,6 +312,8 @@ def test_main_builds_gates_and_deploys_the_digest_that_passed(
     assert "### Kubernetes manifests" in run.log
     assert f"image: {pipelines.example.repository}@{digest}" in run.log
     assert "Summary - ### pipeline-kit build: builder" in run.log
+    # Four jobs, nine steps of the action: the kit was installed at most once (once per session).
+    assert run.log.count(": installing into ") <= 1
 
 
 def test_pull_request_appends_gates_and_tears_the_preview_down(
