@@ -16,6 +16,7 @@ containers, act's log (step summaries, masking).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -239,16 +240,24 @@ class Pipelines:
 def example(
     tmp_path_factory: pytest.TempPathFactory, registry: RegistryServer
 ) -> Iterator[ExampleRepo]:
-    """The example as a repository with the callers installed, its previews cleaned up after."""
+    """The example as a repository, its weights in the preview config, its previews removed
+    after. The previews' podman storage is overlay: they pull the image from the registry (no
+    buildah storage to share), and vfs would copy the whole root filesystem for every layer of
+    every pull and every container."""
     workdir = tmp_path_factory.mktemp("gh-example")
     runroot = Path(tempfile.mkdtemp(prefix="pk-gh-"))
     try:
         prepared = prepare_example(workdir, runroot, registry)
         config = prepared.repo.path / "pipeline-kit.yaml"
-        text = config.read_text().replace(
+        local = "  local:\n    containers_conf: relaxed\n    storage_driver: vfs\n"
+        text = config.read_text()
+        assert local in text
+        text = text.replace(local, local.replace("vfs", "overlay")).replace(
             "  provider: local\n", f"  provider: local\n  weights: {prepared.weights}\n"
         )
-        prepared.repo.commit({"pipeline-kit.yaml": text}, message="preview weights")
+        prepared.repo.commit({"pipeline-kit.yaml": text}, message="preview weights, overlay")
+        podman = tuple(a.replace("=vfs", "=overlay") for a in prepared.podman)
+        prepared = dataclasses.replace(prepared, podman=podman)
         yield prepared
         remove_scope(prepared)
     finally:
