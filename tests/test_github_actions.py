@@ -173,17 +173,15 @@ def act(tmp_path_factory: pytest.TempPathFactory, kit_checkout: Path) -> Act:
     return Act(tmp_path_factory.mktemp("act"), kit_checkout)
 
 
-def install_workflow(repo: GitRepo, source: Path, *, record: bool = True) -> str:
-    """Copy a workflow into the repository's .github/workflows (and commit it); with ``record``,
-    append the job that records its jobs' outputs. Returns its file name."""
+def install_caller(repo: GitRepo, source: Path) -> None:
+    """Copy a caller into the repository's .github/workflows, with the job that records its
+    jobs' outputs appended, and commit it."""
     text = source.read_text()
-    if record:
-        jobs = yaml.safe_load(text)["jobs"]
-        assert text.rstrip().splitlines()[-1].startswith(" "), "jobs: must be the last section"
-        text = text.rstrip("\n") + "\n" + RECORD_JOB.format(needs=json.dumps(list(jobs)))
+    jobs = yaml.safe_load(text)["jobs"]
+    assert text.rstrip().splitlines()[-1].startswith(" "), "jobs: must be the last section"
+    text = text.rstrip("\n") + "\n" + RECORD_JOB.format(needs=json.dumps(list(jobs)))
     repo.write({f".github/workflows/{source.name}": text})
     repo.commit(message=f"workflow {source.name}")
-    return source.name
 
 
 def push_event(before: str, after: str) -> dict[str, Any]:
@@ -270,12 +268,12 @@ def pipelines(act: Act, example: ExampleRepo, registry: RegistryServer) -> Pipel
     """The main pipeline on the first push of main (the builder: nothing was built before),
     then a pull request with a code change (published by append onto main's image)."""
     repo = example.repo
-    install_workflow(repo, ROOT / "workflows" / "main.yml")
+    install_caller(repo, ROOT / "workflows" / "main.yml")
     main_sha = repo.head()
     main = act.run(repo.path, "main.yml", "push", push_event(NULL_SHA, main_sha))
     assert main.returncode == 0, main.log[-6000:]
 
-    install_workflow(repo, ROOT / "workflows" / "pull-request.yml")
+    install_caller(repo, ROOT / "workflows" / "pull-request.yml")
     base = repo.head()
     repo.git("checkout", "-q", "-b", "feature")
     app = (repo.path / "server" / "app.py").read_text()
@@ -414,7 +412,7 @@ def test_cleanup_removes_expired_previews_and_old_cache_entries(
         {"pipeline-kit.yaml": config + f"cache:\n  repository: {cache}\n  ttl: 14d\n  keep: 1\n"},
         message="cache settings",
     )
-    install_workflow(repo, ROOT / "workflows" / "cleanup.yml")
+    install_caller(repo, ROOT / "workflows" / "cleanup.yml")
     image = pipelines.pull_request.outputs("pipeline")["image"]
     for name, ttl in (("expired", "1s"), ("fresh", "1h")):
         started = cli(

@@ -144,3 +144,39 @@ def test_action_docs_notices_a_drift(tmp_path: Path) -> None:
     assert written.returncode == 0, written.stderr
     assert "| `python` | `python3` | The interpreter (3.10" in (tmp_path / "README.md").read_text()
     assert subprocess.run(check, capture_output=True).returncode == 0
+
+
+LEVELS = {"none": 0, "read": 1, "write": 2}
+
+
+def _permissions(value: object) -> dict[str, int]:
+    if value in ("read-all", "write-all"):
+        level = 1 if value == "read-all" else 2
+        scopes = ("contents", "packages", "actions", "pull-requests", "id-token", "deployments")
+        return dict.fromkeys(scopes, level)
+    assert isinstance(value, dict), value
+    return {scope: LEVELS[level] for scope, level in value.items()}
+
+
+def test_callers_grant_what_the_called_jobs_ask_for() -> None:
+    """GitHub refuses to start a run whose called workflow has a job (skipped or not) asking for
+    more than the calling job grants; act does not check. So: checked here."""
+    checked = 0
+    for caller_path in WORKFLOWS:
+        caller = yaml.safe_load(caller_path.read_text())
+        for job_id, job in caller["jobs"].items():
+            match = re.fullmatch(r"pipeline-kit/pipeline-kit/(\.github/workflows/[\w.-]+)@.+",
+                                 job.get("uses", ""))  # fmt: skip
+            if not match:
+                continue
+            granted = _permissions(job.get("permissions", caller.get("permissions", {})))
+            called = yaml.safe_load((ROOT / match[1]).read_text())
+            for nested_id, nested in called["jobs"].items():
+                wanted = _permissions(nested.get("permissions", called.get("permissions", {})))
+                for scope, level in wanted.items():
+                    assert granted.get(scope, 0) >= level, (
+                        f"{caller_path.name}: job {job_id} grants {scope}: "
+                        f"{granted.get(scope, 0)}, {match[1]} job {nested_id} asks for {level}"
+                    )
+            checked += 1
+    assert checked == 4  # pull request (2), main, cleanup
