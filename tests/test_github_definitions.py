@@ -180,3 +180,33 @@ def test_callers_grant_what_the_called_jobs_ask_for() -> None:
                     )
             checked += 1
     assert checked == 4  # pull request (2), main, cleanup
+
+
+def test_every_with_names_a_declared_input_of_the_right_type() -> None:
+    """GitHub refuses a call with an undeclared input or a value of the wrong type (act passes
+    them on); a step's unknown action input is only a warning there, but a mistake all the same."""
+    action_inputs = set(yaml.safe_load((ROOT / "action.yml").read_text())["inputs"])
+    types = {"boolean": bool, "string": str, "number": (int, float)}
+    calls = steps = 0
+    for path in WORKFLOWS:
+        workflow = yaml.safe_load(path.read_text())
+        for job_id, job in workflow["jobs"].items():
+            match = re.fullmatch(r"pipeline-kit/pipeline-kit/(\.github/workflows/[\w.-]+)@.+",
+                                 job.get("uses", ""))  # fmt: skip
+            if match:
+                called = yaml.safe_load((ROOT / match[1]).read_text())
+                declared = (called.get("on") or called[True])["workflow_call"]
+                for name, value in (job.get("with") or {}).items():
+                    spec = declared["inputs"].get(name)
+                    assert spec is not None, f"{path.name} {job_id}: {match[1]} has no input {name}"
+                    expression = isinstance(value, str) and value.startswith("${{")
+                    assert expression or isinstance(value, types[spec["type"]]), (path, name)
+                for name in job.get("secrets") or {}:
+                    assert name in declared.get("secrets", {}), (path, job_id, name)
+                calls += 1
+            for step in job.get("steps", []):
+                if re.fullmatch(r"(\./|pipeline-kit/pipeline-kit@.+)", step.get("uses", "")):
+                    assert set(step.get("with") or {}) <= action_inputs, (path, job_id, step)
+                    assert "command" in step["with"], (path, job_id, step)
+                    steps += 1
+    assert calls == 4 and steps > 10
