@@ -210,3 +210,73 @@ def test_every_with_names_a_declared_input_of_the_right_type() -> None:
                     assert "command" in step["with"], (path, job_id, step)
                     steps += 1
     assert calls == 4 and steps > 10
+
+
+def _kaniko_job_scripts() -> tuple[str, str]:
+    job = yaml.safe_load((ROOT / ".github" / "workflows" / "pipeline.yml").read_text())["jobs"][
+        "build-kaniko"
+    ]
+    assert job["defaults"]["run"]["shell"] == "sh"
+    checkout, build = job["steps"]
+    return checkout["run"], build["run"]
+
+
+def test_kaniko_job_checks_out_full_history_with_the_token_in_no_argv(tmp_path: Path) -> None:
+    """The Kaniko job needs its container, so it cannot run under act here; its checkout
+    script runs under busybox sh (the builder image's shell) against a local repository."""
+    from tests.gitrepo import GitRepo
+    from tests.processes import argv_seen
+
+    origin = GitRepo.init(tmp_path / "origin")
+    first = origin.commit({"a": "1\n"})
+    origin.git("branch", "other")
+    head = origin.commit({"a": "2\n"})
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    (tmp_path / "home").mkdir()  # /github/home in a container job
+    token = "ghs_checkout-token-4c1d"
+    env = {
+        "PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "home"), "TOKEN": token,
+        "REPOSITORY_URL": f"file://{origin.path}", "SHA": head,
+    }  # fmt: skip
+    checkout, _ = _kaniko_job_scripts()
+    with argv_seen() as seen:
+        result = subprocess.run(
+            ["busybox", "sh", "-e", "-c", checkout], cwd=workspace, env=env,
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert any("fetch" in line and "origin" in line for line in seen)  # the watcher saw git
+    assert not [line for line in seen if token in line]
+    clone = GitRepo(workspace)
+    assert clone.head() == head
+    assert clone.git("merge-base", "--is-ancestor", first, "HEAD") == ""  # history is there
+    assert clone.git("rev-parse", "origin/other") == first
+    assert token not in (workspace / ".git" / "config").read_text()
+
+
+def test_kaniko_job_passes_build_args_one_per_line(tmp_path: Path) -> None:
+    """The build script under busybox sh, with a stand-in pipeline-kit that writes its argv."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stand_in = bin_dir / "pipeline-kit"
+    stand_in.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/argv\n')
+    stand_in.chmod(0o755)
+    _, build = _kaniko_job_scripts()
+    env = {
+        "PATH": f"{bin_dir}:/usr/bin:/bin", "CONFIG": "ci/pk.yaml",
+        "BUILD_ARGS": "--tag\n  release candidate  \n\n--strategy\nbuilder\n",
+    }  # fmt: skip
+    result = subprocess.run(
+        ["busybox", "sh", "-e", "-c", build], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "argv").read_text().splitlines() == [
+        "--config", "ci/pk.yaml", "build", "--builder", "kaniko", "--format", "github",
+        "--tag", "release candidate", "--strategy", "builder",
+    ]  # fmt: skip
+    result = subprocess.run(
+        ["busybox", "sh", "-e", "-c", build], env={**env, "BUILD_ARGS": ""}, capture_output=True
+    )
+    assert result.returncode == 0
+    assert (tmp_path / "argv").read_text().splitlines()[-1] == "github"
