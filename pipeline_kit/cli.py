@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar
 
 import click
 
@@ -267,8 +267,11 @@ def cache_gc(
     fmt: str,
 ) -> int:
     """Delete cache entries older than the TTL, beyond the newest KEEP."""
+    from pipeline_kit.ci_context import from_environ
     from pipeline_kit.commands.cache_gc import CacheGcOptions, run
 
+    # A CI job is not a person at a terminal, even where the runner gives it one (act does).
+    interactive = sys.stdin.isatty() and not from_environ(os.environ).is_ci
     options = CacheGcOptions(
         config_path=config_path,
         cwd=Path.cwd(),
@@ -276,7 +279,7 @@ def cache_gc(
         ttl=ttl,
         keep=keep,
         dry_run=dry_run,
-        interactive=sys.stdin.isatty(),
+        interactive=interactive,
         insecure_registries=insecure,
         format=fmt,
         environ=dict(os.environ),
@@ -382,12 +385,19 @@ def render() -> None:
 @render.command("kubernetes")
 @click.option("--image", required=True, help="The image by digest: repo@sha256:...")
 @click.option("--namespace", help="Namespace (default: kubernetes.namespace, else default).")
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the manifests to this file instead of stdout (e.g. for kubectl apply -f).",
+)
 @click.pass_obj
-def render_kubernetes(config_path: Path | None, image: str, namespace: str | None) -> int:
+def render_kubernetes(
+    config_path: Path | None, image: str, namespace: str | None, output: Path | None
+) -> int:
     """Deployment and Service: probes from service.max_load_time, weights mounted read-only."""
     from pipeline_kit.commands.render import RenderOptions, run
 
-    return run(RenderOptions(config_path, Path.cwd(), image, namespace), sys.stdout)
+    return run(RenderOptions(config_path, Path.cwd(), image, namespace, output), sys.stdout)
 
 
 _PREVIEW_FORMAT = click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text")
@@ -562,25 +572,34 @@ def config_schema() -> int:
     return ExitCode.OK
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; every expected failure becomes one message on stderr and an exit code."""
+class Outcome(NamedTuple):
+    code: int
+    message: str | None  # what went wrong, as shown on stderr (None: success or a verdict)
+
+
+def invoke(argv: list[str] | None = None) -> Outcome:
+    """Run the CLI; every expected failure becomes one message on stderr and an exit code.
+
+    The message is returned too, for callers that report it elsewhere (the GitHub action
+    turns it into an error annotation)."""
     try:
         code: int | None = cli.main(args=argv, prog_name="pipeline-kit", standalone_mode=False)
     except KitError as exc:
         sys.stderr.write(f"pipeline-kit: error: {exc}\n")
-        code = exc.exit_code
-    except click.exceptions.Abort:
+        return Outcome(exc.exit_code, str(exc))
+    except (click.exceptions.Abort, KeyboardInterrupt):
         sys.stderr.write("pipeline-kit: interrupted\n")
-        code = ExitCode.INTERRUPTED
+        return Outcome(ExitCode.INTERRUPTED, "interrupted")
     except click.ClickException as exc:
         exc.show()
-        code = ExitCode.USAGE
-    except KeyboardInterrupt:
-        sys.stderr.write("pipeline-kit: interrupted\n")
-        code = ExitCode.INTERRUPTED
+        return Outcome(ExitCode.USAGE, exc.format_message())
     except BrokenPipeError:
-        code = ExitCode.OK
-    _exit(int(code or 0))
+        return Outcome(ExitCode.OK, None)
+    return Outcome(int(code or 0), None)
+
+
+def main(argv: list[str] | None = None) -> None:
+    _exit(int(invoke(argv).code))
 
 
 def _exit(code: int) -> NoReturn:

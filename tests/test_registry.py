@@ -429,3 +429,36 @@ def test_cache_gc_deletes_old_entries_beyond_keep(tmp_path: Path, registry: Regi
 def test_cache_gc_needs_a_repository(tmp_path: Path) -> None:
     result = cli("cache", "gc", cwd=tmp_path)
     assert result.returncode == 2 and "No cache repository" in result.stderr
+
+
+@pytest.mark.parametrize(("environ", "deleted"), [({}, False), ({"GITHUB_ACTIONS": "true"}, True)])
+def test_cache_gc_in_a_terminal_deletes_only_in_ci(
+    tmp_path: Path, registry: RegistryServer, environ: dict[str, str], deleted: bool
+) -> None:
+    """A person at a terminal gets a report; a CI job deletes, also where its runner gives it a
+    terminal (act runs steps in one)."""
+    import pty
+    import subprocess
+    import sys
+
+    from tests.gitrepo import cli_env
+
+    client = client_for(registry)
+    repo = f"gc-tty/{'ci' if environ else 'person'}/cache"
+    old = (datetime.now(timezone.utc) - timedelta(days=40)).isoformat()
+    push_layout(
+        client, make_layout(tmp_path / "old", layers=1, size=300, created=old), repo, ["old"]
+    )
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pipeline_kit", "cache", "gc", "--repository",
+             f"{registry.host}/{repo}", "--ttl", "14d", "--keep", "0"],
+            cwd=tmp_path, env=cli_env(environ), stdin=follower, capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert result.returncode == 0, result.stderr
+    assert client.list_tags(repo) == ([] if deleted else ["old"])

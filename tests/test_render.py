@@ -118,3 +118,15 @@ def test_validation_can_fail(tmp_path: Path) -> None:
     )
     with pytest.raises(AssertionError):
         validate(bad)
+
+
+def test_output_writes_the_same_manifests_to_a_file(tmp_path: Path) -> None:
+    """``--output`` (what a deploy step hands to ``kubectl apply -f``) holds what stdout would."""
+    printed = render(tmp_path, GPU_CONFIG)
+    result = cli(
+        "render", "kubernetes", "--image", IMAGE, "--output", "out/manifests.yaml", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    written = list(yaml.safe_load_all((tmp_path / "out" / "manifests.yaml").read_text()))
+    assert written == printed

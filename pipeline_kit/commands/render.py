@@ -15,6 +15,7 @@ class RenderOptions:
     cwd: Path
     image: str
     namespace: str | None = None
+    output: Path | None = None  # write the manifests there instead of to ``out``
 
 
 def run(options: RenderOptions, out: TextIO) -> int:
@@ -31,5 +32,11 @@ def run(options: RenderOptions, out: TextIO) -> int:
     if options.namespace:
         spec = dataclasses.replace(spec, namespace=options.namespace)
     manifests = render(options.image, ServiceSpec.from_config(config), spec)
-    out.write(yaml.safe_dump_all(manifests, sort_keys=False, explicit_start=True))
+    text = yaml.safe_dump_all(manifests, sort_keys=False, explicit_start=True)
+    if options.output is None:
+        out.write(text)
+    else:
+        target = options.cwd / options.output
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
     return ExitCode.OK
