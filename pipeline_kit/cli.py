@@ -546,6 +546,31 @@ def preview_run(config_path: Path | None, /, **flags: Any) -> int:
     return run(RunOptions(up_options, smoke_options), sys.stdout)
 
 
+@cli.command()
+@click.option(
+    "--ci",
+    type=click.Choice(["auto", "github", "gitlab", "none"]),  # commands.init.CI_CHOICES
+    default="auto",
+    show_default=True,
+    help="The CI to add the kit to (auto: the one the repository has).",
+)
+@click.option(
+    "--dockerfile", default="Dockerfile", show_default=True, help="Relative to the repository root."
+)
+@click.option("--image", help="Image repository (default: from the origin remote's forge).")
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text")
+def init(ci: str, dockerfile: str, image: str | None, dry_run: bool, fmt: str) -> int:
+    """Onboard this repository: pipeline-kit.yaml from the Dockerfile, the kit in its CI.
+
+    Edits .gitlab-ci.yml in place (comments, order and quoting kept) or adds a caller
+    workflow under .github/workflows/. Run twice, it changes nothing.
+    """
+    from pipeline_kit.commands.init import InitOptions, run
+
+    return run(InitOptions(Path.cwd(), ci, dockerfile, image, dry_run, fmt), sys.stdout)
+
+
 @cli.group()
 def config() -> None:
     """Inspect the configuration."""

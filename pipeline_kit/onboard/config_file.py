@@ -1,0 +1,54 @@
+"""A first ``pipeline-kit.yaml`` from the Dockerfile's stages (what ``init`` writes)."""
+
+from __future__ import annotations
+
+import re
+
+from pipeline_kit.layers import LayerMap
+from pipeline_kit.stages import StageGraph
+
+SCHEMA_URL = "https://pipeline-kit.dev/schema/pipeline-kit.schema.json"
+_LAYER_NOTES = {
+    "base": "OS, CUDA, system packages",
+    "deps": "Python packages",
+    "code": "the application",
+}
+
+
+def image_from_remote(url: str | None) -> str | None:
+    """The container repository a forge gives a git remote: GitHub's and GitLab's own."""
+    if not url:
+        return None
+    match = re.match(
+        r"^(?:https?://(?:[^@/]+@)?|ssh://(?:[^@/]+@)?|[^@/]+@)(github\.com|gitlab\.com)[:/]"
+        r"(?P<path>[^ ]+?)(?:\.git)?/?$",
+        url.strip(),
+    )
+    if not match:
+        return None
+    registry = {"github.com": "ghcr.io", "gitlab.com": "registry.gitlab.com"}[match.group(1)]
+    return f"{registry}/{match.group('path').lower()}"
+
+
+def config_text(graph: StageGraph, layers: LayerMap, *, image: str, dockerfile: str) -> str:
+    """The config, commented: each layer's stage and what it holds, where it came from."""
+    lines = [
+        f"# yaml-language-server: $schema={SCHEMA_URL}",
+        "# `pipeline-kit config show` explains each value; `pipeline-kit config schema` lists all.",
+        f"image: {image}",
+    ]
+    if dockerfile != "Dockerfile":
+        lines.append(f"dockerfile: {dockerfile}")
+    if layers.layers:
+        lines.append(f"layers:  # layer -> stage of {graph.source}, in build order")
+        width = max(len(f"{layer.name}: {_stage(graph, layer.stage)}") for layer in layers.layers)
+        for layer in layers.layers:
+            entry = f"{layer.name}: {_stage(graph, layer.stage)}"
+            note = _LAYER_NOTES.get(layer.name, "")
+            lines.append(f"  {entry:<{width}}  # {note}" if note else f"  {entry}")
+    return "\n".join(lines) + "\n"
+
+
+def _stage(graph: StageGraph, index: int) -> str:
+    label = graph.stages[index].label
+    return f'"{label}"' if label.isdigit() else label  # an unnamed stage's number, as a name

@@ -1,0 +1,224 @@
+"""`pipeline-kit init` on real git repositories: the config from the Dockerfile's stages, and the
+kit added to the CI the repository has, with the user's files edited in place."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+import pipeline_kit
+from tests.example_image import EXAMPLE
+from tests.gitrepo import GitRepo, cli
+from tests.test_gitlab_template import rendered
+
+FIXTURES = Path(__file__).parent / "fixtures" / "onboard"
+WORKFLOWS = Path(__file__).resolve().parents[1] / "workflows"
+TEMPLATE_URL = (
+    "https://raw.githubusercontent.com/pipeline-kit/pipeline-kit/v0.1.0/.gitlab-ci-template.yml"
+)
+
+
+def service(path: Path, remote: str | None, files: dict[str, str] | None = None) -> GitRepo:
+    repo = GitRepo.init(path)
+    shutil.copy(EXAMPLE / "Dockerfile", repo.path / "Dockerfile")
+    if remote:
+        repo.git("remote", "add", "origin", remote)
+    repo.commit(files or {}, message="service")
+    return repo
+
+
+def init(repo: GitRepo, *args: str) -> dict[str, str]:
+    result = cli("init", "--format", "json", *args, cwd=repo.path)
+    assert result.returncode == 0, result.stderr
+    return {entry["path"]: entry["action"] for entry in json.loads(result.stdout)["files"]}
+
+
+def test_a_commented_gitlab_ci_file_gains_only_the_include_and_the_stages(tmp_path: Path) -> None:
+    """The real-world file keeps every comment, anchor, `!reference`, quote and folded
+    scalar: the diff has no removed line, and the added lines are exactly the kit's."""
+    original = (FIXTURES / "gitlab-ci.yml").read_text()
+    repo = service(tmp_path / "svc", "git@gitlab.com:Acme/ml/llm-service.git",
+                   {".gitlab-ci.yml": original})  # fmt: skip
+    assert init(repo) == {"pipeline-kit.yaml": "created", ".gitlab-ci.yml": "updated"}
+
+    edited = (repo.path / ".gitlab-ci.yml").read_text()
+    diff = list(difflib.ndiff(original.splitlines(), edited.splitlines()))
+    assert [line for line in diff if line.startswith("- ")] == []
+    assert [line[2:] for line in diff if line.startswith("+ ")] == [
+        "  - build",
+        "  - deploy",
+        "",
+        "include:",
+        f"  - remote: {TEMPLATE_URL}",
+        "    inputs:",
+        "      config: pipeline-kit.yaml",
+    ]
+    document = yaml.safe_load(edited.replace("!reference", "!!seq"))  # GitLab's own tag
+    assert document["stages"] == ["lint", "build", "test", "release", "deploy"]
+    assert document["include"] == [
+        {"remote": TEMPLATE_URL, "inputs": {"config": "pipeline-kit.yaml"}}
+    ]
+
+    config = yaml.safe_load((repo.path / "pipeline-kit.yaml").read_text())
+    assert config == {
+        "image": "registry.gitlab.com/acme/ml/llm-service",
+        "layers": {"base": "base", "deps": "deps", "code": "code"},
+    }
+    assert (
+        (repo.path / "pipeline-kit.yaml")
+        .read_text()
+        .startswith(
+            "# yaml-language-server: $schema=https://pipeline-kit.dev/schema/pipeline-kit.schema.json\n"
+        )
+    )
+    shown = cli("config", "show", "--format", "json", cwd=repo.path)
+    assert shown.returncode == 0, shown.stderr  # the schema accepts what init wrote
+
+    before = {p: (repo.path / p).read_bytes() for p in ("pipeline-kit.yaml", ".gitlab-ci.yml")}
+    assert init(repo) == {"pipeline-kit.yaml": "unchanged", ".gitlab-ci.yml": "unchanged"}
+    assert {p: (repo.path / p).read_bytes() for p in before} == before
+
+
+def test_the_include_init_writes_gives_the_templates_pipeline(tmp_path: Path) -> None:
+    """gitlab-ci-local resolves the edited file with the template in place of its remote copy
+    (no network here): the inputs init passes are the template's, and its jobs join the
+    user's in the stages init declared."""
+    original = (FIXTURES / "gitlab-ci.yml").read_text()
+    repo = service(tmp_path / "svc", "https://gitlab.com/acme/svc.git",
+                   {".gitlab-ci.yml": original})  # fmt: skip
+    init(repo)
+    edited = (repo.path / ".gitlab-ci.yml").read_text()
+    local = edited.replace(f"remote: {TEMPLATE_URL}", "local: .gitlab-ci-template.yml")
+    pipeline = rendered(tmp_path / "render", local)
+    assert pipeline["pipeline-kit:build"]["stage"] == "build"
+    assert pipeline["pipeline-kit:promote"]["stage"] == "deploy"
+    assert (
+        pipeline["pipeline-kit:detect"]["variables"]["PIPELINE_KIT_CONFIG"] == "pipeline-kit.yaml"
+    )
+    assert pipeline["pytest"]["stage"] == "test" and pipeline["ruff"]["stage"] == "lint"
+
+
+def test_an_include_that_is_a_string_becomes_a_list(tmp_path: Path) -> None:
+    ci = "include: 'ci/common.yml'\n\njob:\n  script: [true]\n"
+    repo = service(tmp_path / "svc", None, {".gitlab-ci.yml": ci})
+    assert init(repo, "--image", "registry.example.com/ml/svc")[".gitlab-ci.yml"] == "updated"
+    document = yaml.safe_load((repo.path / ".gitlab-ci.yml").read_text())
+    assert document["include"][0] == "ci/common.yml"
+    assert document["include"][1]["remote"] == TEMPLATE_URL
+    assert "stages" not in document  # GitLab's default stages hold the kit's jobs
+
+
+def test_stages_inferred_from_other_names_and_a_single_stage(tmp_path: Path) -> None:
+    repo = GitRepo.init(tmp_path / "named")
+    repo.commit({"Dockerfile": "FROM python:3.11 AS builder\nRUN true\n"
+                 "FROM builder AS final\nCOPY app /app\n"})  # fmt: skip
+    result = cli("init", "--ci", "none", "--image", "ghcr.io/acme/x", cwd=repo.path)
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load((repo.path / "pipeline-kit.yaml").read_text())
+    assert config["layers"] == {"deps": "builder", "code": "final"}
+
+    single = GitRepo.init(tmp_path / "single")
+    single.commit({"docker/Dockerfile": "FROM python:3.11\nCOPY . .\n"})
+    args = ("init", "--ci", "none", "--dockerfile", "docker/Dockerfile", "--image", "r.io/a/b")
+    result = cli(*args, cwd=single.path)
+    assert result.returncode == 0, result.stderr
+    assert "one layer only: `pipeline-kit lint` shows how to split" in result.stdout
+    config = yaml.safe_load((single.path / "pipeline-kit.yaml").read_text())
+    assert config == {
+        "image": "r.io/a/b",
+        "dockerfile": "docker/Dockerfile",
+        "layers": {"code": "0"},
+    }
+    assert cli("detect", "--format", "json", cwd=single.path).returncode == 0
+
+
+def test_dry_run_shows_the_diff_and_writes_nothing(tmp_path: Path) -> None:
+    original = (FIXTURES / "gitlab-ci.yml").read_text()
+    repo = service(tmp_path / "svc", "https://gitlab.com/acme/svc.git",
+                   {".gitlab-ci.yml": original})  # fmt: skip
+    result = cli("init", "--dry-run", cwd=repo.path)
+    assert result.returncode == 0, result.stderr
+    assert "pipeline-kit.yaml: would be created" in result.stdout
+    assert f"+  - remote: {TEMPLATE_URL}" in result.stdout
+    assert not (repo.path / "pipeline-kit.yaml").exists()
+    assert (repo.path / ".gitlab-ci.yml").read_text() == original
+
+
+def test_bad_input_is_exit_2_and_changes_nothing(tmp_path: Path) -> None:
+    broken = "stages:\n  - build\njob: [unclosed\n"
+    repo = service(tmp_path / "svc", "https://gitlab.com/acme/svc.git",
+                   {".gitlab-ci.yml": broken})  # fmt: skip
+    result = cli("init", cwd=repo.path)
+    assert result.returncode == 2
+    assert ".gitlab-ci.yml:" in result.stderr and "not valid YAML" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (repo.path / ".gitlab-ci.yml").read_text() == broken
+    assert not (repo.path / "pipeline-kit.yaml").exists()
+
+    no_remote = service(tmp_path / "plain", None)
+    result = cli("init", "--ci", "none", cwd=no_remote.path)
+    assert result.returncode == 2 and "--image registry.example.com" in result.stderr
+
+    missing = cli("init", "--dockerfile", "nope/Dockerfile", "--image", "r.io/a/b", cwd=repo.path)
+    assert missing.returncode == 2 and "nope/Dockerfile: no such file" in missing.stderr
+
+    outside = cli("init", cwd=tmp_path)
+    assert outside.returncode == 2 and "not inside a git repository" in outside.stderr
+
+
+def test_github_gets_the_ready_to_copy_callers_on_its_default_branch(tmp_path: Path) -> None:
+    """The callers init writes are the files in workflows/ (shipped with the package), the
+    main-branch pipeline on the repository's own default branch; they pass GitHub's schema."""
+    repo = service(tmp_path / "svc", "git@github.com:Acme/LLM-Service.git",
+                   {".github/workflows/lint.yml": "on: push\njobs: {}\n"})  # fmt: skip
+    repo.git("branch", "-m", "trunk")
+    assert init(repo) == {
+        "pipeline-kit.yaml": "created",
+        ".github/workflows/pipeline-kit-pull-request.yml": "created",
+        ".github/workflows/pipeline-kit-main.yml": "created",
+        ".github/workflows/pipeline-kit-cleanup.yml": "created",
+    }
+    config = yaml.safe_load((repo.path / "pipeline-kit.yaml").read_text())
+    assert config["image"] == "ghcr.io/acme/llm-service"
+    written = repo.path / ".github" / "workflows"
+    for name in ("pull-request", "cleanup"):
+        assert (written / f"pipeline-kit-{name}.yml").read_text() == (
+            WORKFLOWS / f"{name}.yml"
+        ).read_text()
+    main = (WORKFLOWS / "main.yml").read_text()
+    assert "branches: [main]" in main
+    assert (written / "pipeline-kit-main.yml").read_text() == main.replace(
+        "branches: [main]", "branches: [trunk]"
+    )
+    assert yaml.safe_load((written / "lint.yml").read_text()) == {True: "push", "jobs": {}}
+    schema = subprocess.run(
+        [str(Path(sys.executable).parent / "check-jsonschema"), "--builtin-schema",
+         "vendor.github-workflows", *map(str, sorted(written.glob("pipeline-kit-*.yml")))],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+
+    before = {p.name: p.read_bytes() for p in written.iterdir()}
+    assert set(init(repo, "--ci", "github").values()) == {"unchanged"}
+    assert {p.name: p.read_bytes() for p in written.iterdir()} == before
+
+
+def test_the_shipped_callers_are_the_ready_to_copy_ones() -> None:
+    shipped = Path(pipeline_kit.__file__).parent / "onboard" / "workflows"
+    assert sorted(p.name for p in shipped.iterdir()) == sorted(p.name for p in WORKFLOWS.iterdir())
+    for path in WORKFLOWS.iterdir():
+        assert (shipped / path.name).read_text() == path.read_text(), path.name
+
+
+def test_cli_ci_choices_are_the_commands() -> None:
+    from pipeline_kit.cli import init as command
+    from pipeline_kit.commands.init import CI_CHOICES
+
+    (option,) = [p for p in command.params if p.name == "ci"]
+    assert tuple(option.type.choices) == CI_CHOICES  # type: ignore[attr-defined]
