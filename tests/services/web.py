@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.services import QuietHandler
+
 
 def self_signed(workdir: Path) -> tuple[Path, Path]:
     """(certificate, key) for IP 127.0.0.1 and localhost, made by openssl."""
@@ -46,15 +48,9 @@ class Origin:
     def start(self) -> Origin:
         origin = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = self.read_body()
                 entry = {
                     "method": self.command,
                     "path": self.path,
@@ -116,12 +112,7 @@ class Proxy:
     def start(self) -> Proxy:
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_CONNECT(self) -> None:
                 proxy._note(self)
                 host, _, port = self.path.rpartition(":")
@@ -134,8 +125,7 @@ class Proxy:
             def _forward(self) -> None:
                 proxy._note(self)
                 parts = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
+                body = self.read_body()
                 upstream = socket.create_connection((parts.hostname, parts.port or 80), timeout=10)
                 target = parts.path + (f"?{parts.query}" if parts.query else "")
                 head = [f"{self.command} {target} HTTP/1.1"]
