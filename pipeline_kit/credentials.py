@@ -1,5 +1,10 @@
 """Registry credentials: found in the environment or a docker config, handed on in a 0600 file.
 
+Every credential is bound to the one registry it names, and is given for that host only:
+``PIPELINE_KIT_REGISTRY_USER``/``PASSWORD`` for ``PIPELINE_KIT_REGISTRY``,
+``CI_REGISTRY_USER``/``PASSWORD`` for ``CI_REGISTRY``, ``GITHUB_TOKEN`` for ghcr.io, a docker
+config's ``auths`` entry for its key. A host a change names (a ``FROM`` line, the image, a cache
+repository) gets none unless the environment bound one to it.
 Secrets never go into argv or logs; builders get them only through ``write_docker_config``.
 """
 
@@ -15,6 +20,11 @@ from pathlib import Path
 
 from pipeline_kit.errors import ConfigError
 
+REGISTRY_VARIABLE = "PIPELINE_KIT_REGISTRY"
+USER_VARIABLE = "PIPELINE_KIT_REGISTRY_USER"
+PASSWORD_VARIABLE = "PIPELINE_KIT_REGISTRY_PASSWORD"
+DOCKER_HUB_NAMES = ("index.docker.io", "registry-1.docker.io")
+
 
 @dataclass(frozen=True)
 class Credential:
@@ -24,24 +34,54 @@ class Credential:
 
 
 def resolve_credential(host: str, environ: Mapping[str, str]) -> Credential | None:
-    """The credential for ``host``; the first source that has one wins."""
-    user, password = (
-        environ.get("PIPELINE_KIT_REGISTRY_USER"),
-        environ.get("PIPELINE_KIT_REGISTRY_PASSWORD"),
-    )
-    if user and password:
-        return Credential(user, password, "PIPELINE_KIT_REGISTRY_USER/PASSWORD")
-    if host == environ.get("CI_REGISTRY") and environ.get("CI_REGISTRY_PASSWORD"):
+    """The credential bound to ``host``; the first source that has one wins, none for a host
+    that no source names."""
+    wanted = registry_host(host)
+    kit = _kit_credential(environ)
+    if kit is not None and kit[0] == wanted:
+        return kit[1]
+    ci_registry = environ.get("CI_REGISTRY", "")
+    if ci_registry and registry_host(ci_registry) == wanted and environ.get("CI_REGISTRY_PASSWORD"):
         return Credential(
             environ.get("CI_REGISTRY_USER", "gitlab-ci-token"),
             environ["CI_REGISTRY_PASSWORD"],
             "CI_REGISTRY_USER/CI_REGISTRY_PASSWORD",
         )
-    if host == "ghcr.io" and environ.get("GITHUB_TOKEN"):
+    if wanted == "ghcr.io" and environ.get("GITHUB_TOKEN"):
         return Credential(
             environ.get("GITHUB_ACTOR") or "x-access-token", environ["GITHUB_TOKEN"], "GITHUB_TOKEN"
         )
-    return _from_docker_config(host, environ)
+    return _from_docker_config(wanted, environ)
+
+
+def registry_host(text: str) -> str:
+    """A registry as credentials are bound to it: ``https://Index.Docker.IO/v1/`` ->
+    ``docker.io``; ``https://host:5000/`` -> ``host:5000`` (the port is part of it)."""
+    host = text.strip().split("://", 1)[-1].split("/", 1)[0].lower()
+    return "docker.io" if host in DOCKER_HUB_NAMES else host
+
+
+def _kit_credential(environ: Mapping[str, str]) -> tuple[str, Credential] | None:
+    """``PIPELINE_KIT_REGISTRY_USER``/``PASSWORD`` and the host they are for."""
+    user, password = environ.get(USER_VARIABLE, ""), environ.get(PASSWORD_VARIABLE, "")
+    if not (user and password):
+        return None
+    named = environ.get(REGISTRY_VARIABLE, "").strip()
+    if not named:
+        raise ConfigError(
+            f"{USER_VARIABLE} and {PASSWORD_VARIABLE} are set, but {REGISTRY_VARIABLE} is not: "
+            "the kit sends credentials only to the registry they are for.",
+            hint=f"Set {REGISTRY_VARIABLE} to the registry host they are for (host or host:port, "
+            "e.g. registry.example.com).",
+        )
+    _, _, path = named.split("://", 1)[-1].partition("/")
+    if path.strip("/") not in ("", "v1", "v2"):  # docker login's https://index.docker.io/v1/
+        raise ConfigError(
+            f"{REGISTRY_VARIABLE}={named}: names a repository, not a registry host.",
+            hint=f"Set {REGISTRY_VARIABLE} to the host alone (host or host:port, e.g. "
+            "registry.example.com): the credentials are for all of that registry.",
+        )
+    return registry_host(named), Credential(user, password, f"{USER_VARIABLE}/PASSWORD")
 
 
 def docker_config_path(environ: Mapping[str, str]) -> Path:
@@ -61,13 +101,13 @@ def _from_docker_config(host: str, environ: Mapping[str, str]) -> Credential | N
         raise ConfigError(
             f"{path}: not a readable docker config ({exc}).",
             hint="Fix or remove the file, or give credentials in "
-            "PIPELINE_KIT_REGISTRY_USER/PASSWORD.",
+            f"{USER_VARIABLE}/PASSWORD (with {REGISTRY_VARIABLE}).",
         ) from None
     auths = data.get("auths") if isinstance(data, dict) else None
     if not isinstance(auths, dict):
         return None
     for key, entry in auths.items():
-        if _auth_host(key) != host or not isinstance(entry, dict):
+        if registry_host(key) != host or not isinstance(entry, dict):
             continue
         source = f"{path} (auths.{key})"
         if entry.get("identitytoken"):
@@ -84,12 +124,6 @@ def _from_docker_config(host: str, environ: Mapping[str, str]) -> Credential | N
                 ) from None
             return Credential(user, password, source)
     return None
-
-
-def _auth_host(key: str) -> str:
-    """``https://index.docker.io/v1/`` -> ``docker.io``; ``https://host/`` -> ``host``."""
-    host = key.split("://", 1)[-1].split("/", 1)[0]
-    return "docker.io" if host in ("index.docker.io", "registry-1.docker.io") else host
 
 
 def write_docker_config(directory: Path, entries: Mapping[str, Credential]) -> Path:

@@ -64,6 +64,7 @@ class ActionInputs:
     head: str = ""
     args: tuple[str, ...] = ()
     working_directory: str = "."
+    registry: str = ""  # the host registry_username and registry_password are for
     registry_username: str = ""
     registry_password: str = ""
     github_token: str = ""
@@ -77,6 +78,7 @@ class ActionInputs:
             head=env.get("PK_HEAD", "").strip(),
             args=split_args(env.get("PK_ARGS", "")),
             working_directory=env.get("PK_WORKING_DIRECTORY", "").strip() or ".",
+            registry=env.get("PK_REGISTRY", "").strip(),
             registry_username=env.get("PK_REGISTRY_USERNAME", "").strip(),
             registry_password=env.get("PK_REGISTRY_PASSWORD", ""),
             github_token=env.get("PK_GITHUB_TOKEN", ""),
@@ -136,8 +138,16 @@ def credentials_environ(inputs: ActionInputs) -> dict[str, str]:
             hint="Give both, or neither (the kit then uses GITHUB_TOKEN for ghcr.io or a docker "
             "config).",
         )
+    if inputs.registry_username and inputs.registry_password and not inputs.registry:
+        raise InputError(
+            "registry-username and registry-password are set but registry is empty: the kit "
+            "sends them only to the registry they are for.",
+            hint="Set registry to that registry's host (host or host:port, e.g. "
+            "registry.example.com).",
+        )
     env = {}
     if inputs.registry_username and inputs.registry_password:
+        env["PIPELINE_KIT_REGISTRY"] = inputs.registry
         env["PIPELINE_KIT_REGISTRY_USER"] = inputs.registry_username
         env["PIPELINE_KIT_REGISTRY_PASSWORD"] = inputs.registry_password
     if inputs.github_token:

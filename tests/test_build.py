@@ -213,7 +213,11 @@ def test_no_secret_in_argv_or_logs(tmp_path: Path, auth_registry: Any) -> None:
     password = "fake-Passw0rd-7f3a9c"
     server = auth_registry(user="builder", password=password)
     repo = make_service(tmp_path / "repo", server, "team/secret", tmp_path / "storage")
-    env = {"PIPELINE_KIT_REGISTRY_USER": "builder", "PIPELINE_KIT_REGISTRY_PASSWORD": password}
+    env = {
+        "PIPELINE_KIT_REGISTRY": server.host,
+        "PIPELINE_KIT_REGISTRY_USER": "builder",
+        "PIPELINE_KIT_REGISTRY_PASSWORD": password,
+    }
     with argv_seen() as seen:
         result = cli("build", "--format", "json", cwd=repo.path, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -226,7 +230,11 @@ def test_no_secret_in_argv_or_logs(tmp_path: Path, auth_registry: Any) -> None:
 def test_wrong_credentials_exit_3_and_push_nothing(tmp_path: Path, auth_registry: Any) -> None:
     server = auth_registry(user="builder", password="the-right-one")
     repo = make_service(tmp_path / "repo", server, "team/denied", tmp_path / "storage")
-    env = {"PIPELINE_KIT_REGISTRY_USER": "builder", "PIPELINE_KIT_REGISTRY_PASSWORD": "wrong"}
+    env = {
+        "PIPELINE_KIT_REGISTRY": server.host,
+        "PIPELINE_KIT_REGISTRY_USER": "builder",
+        "PIPELINE_KIT_REGISTRY_PASSWORD": "wrong",
+    }
     result = cli("build", cwd=repo.path, env=env)
     assert result.returncode == 3, result.stderr
     assert "credentials refused as 'builder'" in result.stderr

@@ -260,6 +260,7 @@ def test_a_multi_stage_kaniko_build_in_the_image_outlives_the_wipe(
     env = {
         **builder_image.env,
         **GIT_ENV,
+        "PIPELINE_KIT_REGISTRY": server.host,
         "PIPELINE_KIT_REGISTRY_USER": "builder",
         "PIPELINE_KIT_REGISTRY_PASSWORD": password,
     }

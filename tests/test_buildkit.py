@@ -159,6 +159,7 @@ def test_basic_auth_reaches_buildctl_only_through_the_docker_config(
     repo = busybox_service(tmp_path / "repo", f"{server.host}/team/secret", "buildkit")
     env = {
         **buildkitd.env,
+        "PIPELINE_KIT_REGISTRY": server.host,
         "PIPELINE_KIT_REGISTRY_USER": "builder",
         "PIPELINE_KIT_REGISTRY_PASSWORD": password,
     }

@@ -92,6 +92,7 @@ def test_inputs_read_once_from_the_environment() -> None:
         "PK_CONFIG": "pipeline-kit.yaml",
         "PK_ARGS": "--image\nx@sha256:1\n",
         "PK_WORKING_DIRECTORY": "",
+        "PK_REGISTRY": " registry.example.com ",
         "PK_REGISTRY_USERNAME": "bot",
         "PK_REGISTRY_PASSWORD": "s3cret",
     }
@@ -100,6 +101,7 @@ def test_inputs_read_once_from_the_environment() -> None:
     assert inputs.args == ("--image", "x@sha256:1")
     assert inputs.working_directory == "."
     assert credentials_environ(inputs) == {
+        "PIPELINE_KIT_REGISTRY": "registry.example.com",
         "PIPELINE_KIT_REGISTRY_USER": "bot",
         "PIPELINE_KIT_REGISTRY_PASSWORD": "s3cret",
     }
@@ -170,7 +172,7 @@ def _run_action(
     # Removed now, so what the action sets is removed again afterwards.
     for name in (
         *("GITHUB_ACTIONS", "GITHUB_EVENT_PATH", "GITHUB_EVENT_NAME", "GITHUB_REF", "GITHUB_TOKEN"),
-        *("PIPELINE_KIT_REGISTRY_USER", "PIPELINE_KIT_REGISTRY_PASSWORD"),
+        *("PIPELINE_KIT_REGISTRY", "PIPELINE_KIT_REGISTRY_USER", "PIPELINE_KIT_REGISTRY_PASSWORD"),
     ):
         monkeypatch.delenv(name, raising=False)
     for name, value in inputs.items():
@@ -203,6 +205,7 @@ def test_a_password_is_masked_and_leaves_the_action_variables(
         command="detect",
         config="",
         working_directory="repo",
+        registry="registry.example.com",
         registry_username="bot",
         registry_password="first-line\nsecond-line",
     )
@@ -211,6 +214,7 @@ def test_a_password_is_masked_and_leaves_the_action_variables(
     assert outputs["base-changed"] == "true" and outputs["exit-code"] == "0"
     assert "PK_REGISTRY_PASSWORD" not in os.environ
     assert os.environ["PIPELINE_KIT_REGISTRY_PASSWORD"] == "first-line\nsecond-line"
+    assert os.environ["PIPELINE_KIT_REGISTRY"] == "registry.example.com"
 
 
 ACTION_RUN = Path(__file__).resolve().parents[1] / "scripts" / "action-run"

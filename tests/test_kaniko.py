@@ -219,7 +219,11 @@ def test_basic_auth_reaches_kaniko_only_through_the_docker_config(
     repo = busybox_service(
         tmp_path / "repo", f"{server.host}/team/secret", "kaniko", dockerfile=MULTI_STAGE
     )
-    environ = {"PIPELINE_KIT_REGISTRY_USER": "builder", "PIPELINE_KIT_REGISTRY_PASSWORD": password}
+    environ = {
+        "PIPELINE_KIT_REGISTRY": server.host,
+        "PIPELINE_KIT_REGISTRY_USER": "builder",
+        "PIPELINE_KIT_REGISTRY_PASSWORD": password,
+    }
     before = len(kaniko.runs)
     with argv_seen() as seen:
         record = build_in_process(repo, kaniko.builder(), environ=environ)
@@ -247,6 +251,7 @@ def test_files_outside_kaniko_are_wiped_before_the_push(
         config="  push_retry: 0\n",
     )
     environ = {
+        "PIPELINE_KIT_REGISTRY": server.host,
         "PIPELINE_KIT_REGISTRY_USER": "builder",
         "PIPELINE_KIT_REGISTRY_PASSWORD": "wiped-Passw0rd",
     }

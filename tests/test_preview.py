@@ -295,7 +295,7 @@ def test_a_private_registry_is_pulled_with_an_authfile_never_argv(
     try:
         denied = cli("preview", "up", "--image", image, "--name", "private", cwd=root)
         assert denied.returncode == 3 and "podman" in denied.stderr
-        env = {"PIPELINE_KIT_REGISTRY_USER": "previewer"}
+        env = {"PIPELINE_KIT_REGISTRY": server.host, "PIPELINE_KIT_REGISTRY_USER": "previewer"}
         env["PIPELINE_KIT_REGISTRY_PASSWORD"] = password
         with argv_seen() as seen:
             result = cli("preview", "up", "--image", image, "--name", "private", cwd=root, env=env)

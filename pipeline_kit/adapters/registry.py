@@ -1,10 +1,14 @@
 """The OCI distribution API as registries really serve it (docker-registry, GitLab, GHCR, Hub).
 
 Auth: anonymous, basic, and bearer tokens from the registry's ``WWW-Authenticate`` challenge,
-cached per scope. Retries with backoff and jitter on connection errors, 429 (``Retry-After``)
-and 5xx; 401/403/404 are not retried and say what to check. Plain HTTP only for loopback and
-hosts the user marked insecure. HTTP is ``transport``'s: kept-alive connections, and the
-environment's proxies and CA bundle for every registry but a loopback one.
+cached per scope. A client's credential (``pipeline_kit.credentials``, bound to its host) goes
+only to the registry's own origin and to the token service that registry's own challenge names:
+never along a redirect to another host (blob storage), nor to a host a redirect led to that asks
+for credentials itself, nor in clear text to the token service of an HTTPS registry.
+Retries with backoff and jitter on connection errors, 429 (``Retry-After``) and 5xx;
+401/403/404 are not retried and say what to check. Plain HTTP only for loopback and hosts the
+user marked insecure. HTTP is ``transport``'s: kept-alive connections, and the environment's
+proxies and CA bundle for every registry but a loopback one.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from urllib.parse import urlencode, urljoin
 
 from pipeline_kit import __version__
 from pipeline_kit.adapters.transport import (
+    Origin,
     Response,
     TLSFailed,
     Transport,
@@ -245,11 +250,13 @@ class RegistryClient:
     ) -> Response:
         for authenticated in (False, True):
             auth_headers = dict(headers)
-            auth = self._authorization(scope)
+            auth = self._authorization(scope) if self._is_own(url) else None
             if auth:
                 auth_headers["Authorization"] = auth
             response = self._send(method, url, auth_headers, data)
             status = response.status
+            if status == 401 and not self._is_own(response.url):
+                raise self._foreign_challenge(what, response.url)
             if status == 401 and not authenticated:
                 self._authenticate(response, scope)
                 continue
@@ -278,6 +285,21 @@ class RegistryClient:
             ) from None
         except TransportError as exc:
             raise _Retry(f"connection error: {exc}") from None
+
+    def _is_own(self, url: str) -> bool:
+        """Whether ``url`` is on the registry's own origin, the one its credential is for."""
+        try:
+            return Origin.of(url) == Origin.of(self.base)
+        except (TransportError, ValueError):  # not a URL any request could reach
+            return False
+
+    def _foreign_challenge(self, what: str, url: str) -> EnvironmentFault:
+        return EnvironmentFault(
+            f"{self.host}: {what}: {Origin.of(url).netloc}, where the registry sent the request, "
+            "asks for credentials; the credentials for this registry go to it alone.",
+            hint="Check the registry's storage redirect (it should lead to a URL that needs no "
+            "credentials), or name that host as the registry.",
+        )
 
     def _authorization(self, scope: str) -> str | None:
         if scope in self._tokens:
@@ -309,7 +331,22 @@ class RegistryClient:
         query += [("scope", one) for one in scope.split(" ") if one]
         realm = params["realm"]
         url = f"{realm}{'&' if '?' in realm else '?'}{urlencode(query)}"
+        try:
+            realm_origin = Origin.of(url)
+        except (TransportError, ValueError):
+            raise EnvironmentFault(
+                f"{self.host}: the token realm '{realm[:200]}' is not an http(s) URL.",
+                hint="Check the registry's auth service.",
+            ) from None
         headers = {}
+        # The realm comes from this registry's own challenge (``_attempt`` takes none from
+        # elsewhere): GitLab and GHCR name their token service so, on another host.
+        if self.credential and realm_origin.scheme == "http" and self.base.startswith("https:"):
+            raise EnvironmentFault(
+                f"{self.host}: its token service {realm_origin.netloc} is plain HTTP; the "
+                "credentials are not sent in clear text.",
+                hint="Check the registry's auth service: its realm should be an https:// URL.",
+            )
         if self.credential:
             secret = f"{self.credential.username}:{self.credential.password}".encode()
             headers["Authorization"] = "Basic " + base64.b64encode(secret).decode()
@@ -341,9 +378,11 @@ class RegistryClient:
     def _no_credentials(self) -> EnvironmentFault:
         return EnvironmentFault(
             f"{self.host} asks for credentials and none were found.",
-            hint="Set PIPELINE_KIT_REGISTRY_USER and PIPELINE_KIT_REGISTRY_PASSWORD (or "
+            hint=f"If it is the registry your credentials are for, set PIPELINE_KIT_REGISTRY="
+            f"{self.host} with PIPELINE_KIT_REGISTRY_USER and PIPELINE_KIT_REGISTRY_PASSWORD (or "
             "CI_REGISTRY_USER/CI_REGISTRY_PASSWORD on GitLab, GITHUB_TOKEN for ghcr.io), "
-            "or log in so your docker config.json has them.",
+            "or log in so your docker config.json has them: credentials go to the registry they "
+            "are for, and nowhere else.",
         )
 
     def _error(self, status: int, what: str, scope: str, response: Response) -> EnvironmentFault:
