@@ -5,6 +5,9 @@ does not grow with its size. Where rules do reach inside, the kit lists the dire
 (in C, through git), finds the excluded paths with one combined regex, and hashes a git tree
 of what remains: the name is then the id git would give the filtered directory, so it
 depends only on what the image takes, whatever the ignore rules exclude around it.
+
+A symlink on a source's path is followed as builders follow it, inside the context only: the
+name is that of what the path resolves to, so it changes when the target's content does.
 """
 
 from __future__ import annotations
@@ -14,10 +17,22 @@ import posixpath
 from dataclasses import dataclass, field
 
 from pipeline_kit.adapters.git import Git, TreeEntry, tree_object_id
+from pipeline_kit.checkout import LeavesRoot, Node, resolve
 from pipeline_kit.dockerignore import DockerIgnore
 from pipeline_kit.stages import ContextSource
 
 EMPTY = ""
+SYMLINK_MODE = "120000"
+
+
+class SourceLeavesContext(LeavesRoot):
+    """A COPY/ADD/mount source resolves outside the build context."""
+
+    def __init__(self, source: ContextSource, reason: LeavesRoot) -> None:
+        super().__init__(
+            f"line {source.line}: {source.via} {source.path}: {reason.message}", hint=reason.hint
+        )
+        self.line = source.line
 
 
 def join(parent: str, name: str) -> str:
@@ -37,45 +52,92 @@ class ContextSnapshot:
     tree: str | None  # None when the context directory does not exist at this revision
     ignore: DockerIgnore
     filtered_cache: dict[tuple[str, str], str] = field(default_factory=dict)  # (path, oid)
+    _trees: dict[str, dict[str, TreeEntry] | None] = field(default_factory=dict)  # by path
 
     def material(self, source: ContextSource) -> list[str]:
-        """Sorted ``"<mode> <oid> <path>"`` lines naming everything ``source`` takes."""
+        """Sorted ``"<mode> <oid> <path>"`` lines naming everything ``source`` takes.
+
+        A path reached through a symlink is named with what it resolves to (``-> target``);
+        .dockerignore applies to both, as BuildKit sends neither an excluded link nor an
+        excluded target.
+        """
         if self.tree is None:
             return ["missing context"]
+        try:
+            matches = self._matches(source.path)
+        except LeavesRoot as exc:
+            raise SourceLeavesContext(source, exc) from None
         lines = []
-        for path, entry in self._matches(source.path):
+        for written, path, entry in matches:
+            via = f" -> {path}" if path != written else ""
+            if via and self.ignore.excluded(written):
+                continue
             if entry.is_tree:
                 if self.ignore.excluded(path) and not self._has_reincluded(path, entry.oid):
                     continue
-                lines.append(f"{entry.mode} {self.filtered_tree(path, entry.oid)} {path}")
+                lines.append(f"{entry.mode} {self.filtered_tree(path, entry.oid)} {written}{via}")
             elif not self.ignore.excluded(path):
-                lines.append(f"{entry.mode} {entry.oid} {path}")
+                lines.append(f"{entry.mode} {entry.oid} {written}{via}")
         return sorted(lines) or [f"nothing matches {source.path}"]
 
-    def _matches(self, pattern: str) -> list[tuple[str, TreeEntry]]:
-        """Entries the source names: walk literal components, list directories at wildcards."""
+    def _matches(self, pattern: str) -> list[tuple[str, str, TreeEntry]]:
+        """``(path as written, path resolved, entry)`` for what the source names: literal
+        components walked, directories listed at wildcards, symlinks followed inside."""
         assert self.tree is not None
         root = TreeEntry("40000", ".", self.tree)
         if pattern == ".":
-            return [(".", root)]
-        current = [("", root)]
+            return [(".", ".", root)]
+        current = [("", "", root)]
         for part in pattern.split("/"):
             nxt = []
-            for path, entry in current:
+            for written, resolved, entry in current:
                 if not entry.is_tree:
                     continue
-                children = self.git.read_tree(entry.oid)
+                children = self._children(resolved)
                 if any(ch in part for ch in "*?["):
                     glob = go_glob(part)
-                    nxt += [
-                        (join(path, c.name), c)
-                        for c in children
-                        if fnmatch.fnmatchcase(c.name, glob)
-                    ]
+                    names = [name for name in children if fnmatch.fnmatchcase(name, glob)]
                 else:
-                    nxt += [(join(path, c.name), c) for c in children if c.name == part]
+                    names = [part] if part in children else []
+                for name in names:
+                    target = resolve(join(resolved, name), self._lookup, root_name=_CONTEXT)
+                    found = self._entry(target)
+                    if found is not None:
+                        nxt.append((join(written, name), target or ".", found))
             current = nxt
         return current
+
+    def _children(self, path: str) -> dict[str, TreeEntry]:
+        """The entries of the directory at a resolved ``path`` ("" for the root), by name."""
+        if path in self._trees:
+            return self._trees[path] or {}
+        entries: dict[str, TreeEntry] | None = None
+        if not path:
+            assert self.tree is not None
+            entries = {e.name: e for e in self.git.read_tree(self.tree)}
+        else:
+            parent, _, name = path.rpartition("/")
+            entry = self._children(parent).get(name)
+            if entry is not None and entry.is_tree:
+                entries = {e.name: e for e in self.git.read_tree(entry.oid)}
+        self._trees[path] = entries
+        return entries or {}
+
+    def _entry(self, path: str) -> TreeEntry | None:
+        if not path:
+            assert self.tree is not None
+            return TreeEntry("40000", ".", self.tree)
+        parent, _, name = path.rpartition("/")
+        return self._children(parent).get(name)
+
+    def _lookup(self, path: str) -> Node:
+        entry = self._entry(path)
+        if entry is None:
+            return Node("missing")
+        if entry.mode == SYMLINK_MODE:
+            found = self.git.read_object(entry.oid)
+            return Node("symlink", found[2].decode("utf-8", "surrogateescape") if found else "")
+        return Node("dir" if entry.is_tree else "file")
 
     def filtered_tree(self, path: str, oid: str) -> str:
         """The git tree id of directory ``path`` after .dockerignore (``oid`` when untouched)."""
@@ -141,6 +203,8 @@ class ContextSnapshot:
             return False
         return self.filtered_tree(path, oid) != _EMPTY_TREE.get(len(oid), "")
 
+
+_CONTEXT = "the build context"
 
 _EMPTY_TREE = {
     40: "4b825dc642cb6eb9a060e54bf8d69288fbee4904",

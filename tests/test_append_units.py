@@ -278,6 +278,11 @@ def _context(tmp_path: Path) -> Path:
     (ctx / "app/link").symlink_to("main.py")
     (ctx / "to-a").symlink_to("a.txt")
     (ctx / "out").symlink_to("/etc/hostname")
+    # Symlinks in the middle of a source path: one that stays inside, three that leave.
+    (ctx / "appdir").symlink_to("app")
+    (ctx / "hostdir").symlink_to("/etc")
+    (ctx / "proc").symlink_to("/proc")
+    (ctx / "up").symlink_to("app/../..")
     return ctx
 
 
@@ -366,6 +371,15 @@ def test_a_symlink_named_as_a_source_is_followed(tmp_path: Path) -> None:
     assert entry.source.read_text() == "a"
 
 
+def test_a_symlink_inside_the_context_is_followed_along_the_path(tmp_path: Path) -> None:
+    """``appdir -> app``: the files come from app/, the .dockerignore of app/ applies, and a
+    file keeps the name the instruction gives it."""
+    result = placed(tmp_path, "COPY appdir/sub/ /s/")
+    assert [e.path for e in result.content] == ["s/mod.py"]
+    (entry,) = placed(tmp_path / "second", "COPY appdir/main.py /m/").content
+    assert entry.path == "m/main.py" and entry.source == tmp_path / "second/ctx/app/main.py"
+
+
 @pytest.mark.parametrize(
     ("copy", "reason"),
     [
@@ -373,7 +387,12 @@ def test_a_symlink_named_as_a_source_is_followed(tmp_path: Path) -> None:
         ("COPY *.nothing /x/", "matches no file"),
         ("COPY missing.txt /x/", "not in the build context"),
         ("COPY app/sub/skip.pyc /x/", "excluded by .dockerignore"),
-        ("COPY out /x/", "symlink out of the build context"),
+        ("COPY out /x/", "out is a symlink to /etc/hostname, which leaves the build context"),
+        ("COPY hostdir/hostname /x/", "hostdir is a symlink to /etc, which leaves"),
+        ("COPY proc/self/environ /x/", "proc is a symlink to /proc, which leaves"),
+        ("COPY up/ctx/a.txt /x/", "up is a symlink to app/../.., which leaves"),
+        ("COPY hostdir/host* /x/", "hostdir is a symlink to /etc, which leaves"),
+        ("COPY appdir/cache/junk /x/", "leads to app/cache/junk, excluded by .dockerignore"),
     ],
 )
 def test_copy_sources_refuse(tmp_path: Path, copy: str, reason: str) -> None:

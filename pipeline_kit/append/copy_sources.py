@@ -5,7 +5,8 @@ contents, not itself; a file goes into the destination when that ends in ``/`` (
 existing directory), else it becomes the destination; several sources need a destination
 ending in ``/``; a relative destination is relative to the working directory; wildcards match
 one path component each (Go's ``filepath.Match``); ``.dockerignore``d paths do not exist;
-symlinks inside a directory are copied as symlinks, a symlink named as a source is followed;
+symlinks inside a directory are copied as symlinks, a symlink on a source's path is followed
+(only while it stays inside the context: one that leaves it is refused, as buildah does);
 modes come from the source (or ``--chmod``, for files and the directories below a copied
 one), owners are ``--chown`` or root. ADD of a local archive would be unpacked: refused.
 """
@@ -22,6 +23,7 @@ from typing import NamedTuple
 
 from pipeline_kit.append import CannotAppend
 from pipeline_kit.append.steps import CopyStep
+from pipeline_kit.checkout import LeavesRoot, disk_lookup, resolve
 from pipeline_kit.context_tree import go_glob
 from pipeline_kit.dockerignore import DockerIgnore
 from pipeline_kit.stages import GLOB_CHARS
@@ -43,9 +45,10 @@ class Entry(NamedTuple):
 
 
 class SourceItem(NamedTuple):
-    context_path: str  # relative to the context root ("." for the root)
-    disk: Path  # after following a symlink named as a source
+    context_path: str  # what the source resolves to, relative to the context ("." for the root)
+    disk: Path  # where that is on disk
     is_dir: bool
+    written: str  # the path as the instruction names it (a file keeps this name)
 
 
 class CopyPlacement(NamedTuple):
@@ -58,14 +61,16 @@ class CopyPlacement(NamedTuple):
 
 def read_ignore(context: Path, dockerfile: Path) -> DockerIgnore:
     """The ignore rules buildah applies to ``context`` (refusing where builders disagree)."""
-    if (context / ".containerignore").exists():
+    if os.path.lexists(context / ".containerignore"):
         raise CannotAppend(".containerignore: buildah reads it instead of .dockerignore")
     specific = dockerfile.with_name(dockerfile.name + ".dockerignore")
-    if specific.exists():
+    if os.path.lexists(specific):
         raise CannotAppend(f"{specific.name}: BuildKit reads it, buildah does not")
-    path = context / ".dockerignore"
-    if not path.is_file():
+    if not os.path.lexists(context / ".dockerignore"):
         return DockerIgnore.empty()
+    path = _on_disk(context, ".dockerignore", ".dockerignore")
+    if not path.is_file():
+        raise CannotAppend(".dockerignore is not a regular file")
     return DockerIgnore.parse(path.read_text(encoding="utf-8", errors="replace"))
 
 
@@ -75,7 +80,7 @@ def resolve_sources(step: CopyStep, context: Path, ignore: DockerIgnore) -> list
     for raw in step.sources:
         norm = posixpath.normpath("/" + raw).lstrip("/") or "."
         if any(ch in GLOB_CHARS for ch in norm):
-            matched = [path for path in _glob(context, norm) if not ignore.excluded(path)]
+            matched = [path for path in _glob(context, norm, where) if not ignore.excluded(path)]
             if not matched:
                 raise CannotAppend(f"{where}: {raw} matches no file in the context")
             items += [_item(context, path, where, ignore) for path in matched]
@@ -90,13 +95,22 @@ def resolve_sources(step: CopyStep, context: Path, ignore: DockerIgnore) -> list
     return items
 
 
-def _glob(context: Path, pattern: str) -> list[str]:
+def _on_disk(context: Path, rel: str, where: str) -> Path:
+    """Where ``rel`` is on disk, symlinks followed inside the context (refused outside)."""
+    try:
+        resolved = resolve(rel, disk_lookup(context), root_name="the build context")
+    except LeavesRoot as exc:
+        raise CannotAppend(f"{where}: {exc.message.rstrip('.')}") from None
+    return context / resolved if resolved else context
+
+
+def _glob(context: Path, pattern: str, where: str) -> list[str]:
     current = [""]
     for part in pattern.split("/"):
         found: list[str] = []
         for parent in current:
-            directory = context / parent if parent else context
-            if not directory.is_dir() or directory.is_symlink():
+            directory = _on_disk(context, parent, where)
+            if not directory.is_dir():
                 continue
             if any(ch in GLOB_CHARS for ch in part):
                 glob = go_glob(part)
@@ -110,19 +124,17 @@ def _glob(context: Path, pattern: str) -> list[str]:
 
 
 def _item(context: Path, rel: str, where: str, ignore: DockerIgnore) -> SourceItem:
-    disk = context / rel if rel != "." else context
-    if not disk.exists() and not disk.is_symlink():
-        raise CannotAppend(f"{where}: {rel} is not in the build context")
-    if disk.is_symlink():
-        resolved = disk.resolve()
-        root = context.resolve()
-        if resolved != root and root not in resolved.parents:
-            raise CannotAppend(f"{where}: {rel} is a symlink out of the build context")
-        disk = resolved
-    info = disk.stat()
+    disk = _on_disk(context, "" if rel == "." else rel, where)
+    try:
+        info = os.lstat(disk)
+    except (FileNotFoundError, NotADirectoryError):
+        raise CannotAppend(f"{where}: {rel} is not in the build context") from None
     if not (stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode)):
         raise CannotAppend(f"{where}: {rel} is not a regular file or directory")
-    return SourceItem(rel, disk, stat.S_ISDIR(info.st_mode))
+    resolved = disk.relative_to(context).as_posix()
+    if resolved != rel and resolved != "." and ignore.excluded(resolved):
+        raise CannotAppend(f"{where}: {rel} leads to {resolved}, excluded by .dockerignore")
+    return SourceItem(resolved, disk, stat.S_ISDIR(info.st_mode), rel)
 
 
 def _is_archive(path: Path) -> bool:
@@ -150,7 +162,7 @@ def place(step: CopyStep, items: list[SourceItem], ignore: DockerIgnore) -> Copy
             content += _walk(item, base, uid, gid, step.chmod, ignore)
         else:
             mode = step.chmod if step.chmod is not None else stat.S_IMODE(item.disk.stat().st_mode)
-            name = posixpath.basename(item.context_path)
+            name = posixpath.basename(item.written)
             if into_dir or not base:
                 path = posixpath.join(base, name) if base else name
             else:

@@ -21,6 +21,7 @@ class ConfigShowOptions:
 
 
 def run(options: ConfigShowOptions, out: TextIO) -> int:
+    from pipeline_kit.checkout import inside, repository_root
     from pipeline_kit.config import load_config
     from pipeline_kit.layers import layers_for
     from pipeline_kit.stages import parse_dockerfile
@@ -28,7 +29,9 @@ def run(options: ConfigShowOptions, out: TextIO) -> int:
     config = load_config(options.config_path, options.cwd)
     path = config.dockerfile_path
     try:
-        text = path.read_text(encoding="utf-8")
+        root = repository_root(path) or config.root
+        where = f"{config.where('dockerfile')}: dockerfile"
+        text = inside(root, path, where).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError(
             f"{config.where('dockerfile')}: dockerfile: {path} does not exist.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -26,6 +27,7 @@ class LintOptions:
 
 
 def run(options: LintOptions, out: TextIO) -> int:
+    from pipeline_kit.checkout import repository_root
     from pipeline_kit.config import load_config
     from pipeline_kit.lint.doctor import diagnose, enabled_rules
     from pipeline_kit.lint.model import LintInput, Severity
@@ -46,9 +48,9 @@ def run(options: LintOptions, out: TextIO) -> int:
         dockerfile = config.dockerfile_path
     root = repository_root(dockerfile) or options.cwd
     name = display_path(dockerfile, root)
-    text = _read_dockerfile(dockerfile, name, config.where("dockerfile"), options)
+    text = _read_dockerfile(dockerfile, root, name, config.where("dockerfile"), options)
     graph = parse_dockerfile(text, source=name, build_args=config.build_args)
-    context = config.context_path
+    context = _confine(root, config.context_path, f"{config.where('context')}: context")
     if not context.is_dir():
         raise InputError(
             f"{config.where('context')}: context: {display_path(context, root)} is not a "
@@ -72,9 +74,9 @@ def run(options: LintOptions, out: TextIO) -> int:
     findings = diagnose(lint, rules)
     report = render(findings)
     if options.output is not None:
-        target = options.cwd / options.output
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(report, encoding="utf-8")
+        from pipeline_kit.checkout import write_file
+
+        write_file(options.cwd / options.output, report, root=options.cwd)
     else:
         out.write(report)
     failed = any(f.severity is Severity.ERROR for f in findings)
@@ -89,9 +91,11 @@ def _code_stage(graph: StageGraph, config: Config) -> int:
     return next((layer.stage for layer in layers.layers if layer.name == "code"), target)
 
 
-def _read_dockerfile(path: Path, name: str, config_where: str, options: LintOptions) -> str:
+def _read_dockerfile(
+    path: Path, root: Path, name: str, config_where: str, options: LintOptions
+) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return _read_inside(root, path, name)
     except FileNotFoundError:
         if options.dockerfile is not None:
             hint = "Give the path of a Dockerfile, relative to the working directory."
@@ -102,12 +106,18 @@ def _read_dockerfile(path: Path, name: str, config_where: str, options: LintOpti
         raise InputError(f"{name}: cannot read the Dockerfile ({exc}).") from None
 
 
-def repository_root(path: Path) -> Path | None:
-    """The nearest directory above ``path`` holding ``.git`` (a directory, or a worktree file)."""
-    for directory in path.resolve().parents:
-        if (directory / ".git").exists():
-            return directory
-    return None
+def _read_inside(root: Path, path: Path, what: str) -> str:
+    return _confine(root, path, what).read_text(encoding="utf-8")
+
+
+def _confine(root: Path, path: Path, what: str) -> Path:
+    """``path`` resolved inside ``root`` (or, for a path given outside the repository,
+    inside its own directory): symlinks that leave are refused."""
+    from pipeline_kit.checkout import inside
+
+    absolute = Path(os.path.abspath(path))
+    base = root if absolute.is_relative_to(os.path.abspath(root)) else absolute.parent
+    return inside(base, absolute, what)
 
 
 def read_dockerignore(
@@ -116,7 +126,7 @@ def read_dockerignore(
     """BuildKit's ignore file: ``<Dockerfile>.dockerignore`` beside it, else the context's."""
     for candidate in ignore_file_candidates(dockerfile, context):
         try:
-            text = Path(candidate).read_text(encoding="utf-8")
+            text = _read_inside(root, Path(candidate), str(candidate))
         except FileNotFoundError:
             continue
         except (OSError, UnicodeDecodeError) as exc:

@@ -36,7 +36,7 @@ def run(options: RenderOptions, out: TextIO) -> int:
     if options.output is None:
         out.write(text)
     else:
-        target = options.cwd / options.output
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+        from pipeline_kit.checkout import write_file
+
+        write_file(options.cwd / options.output, text, root=options.cwd)
     return ExitCode.OK

@@ -82,19 +82,18 @@ def gate(options: SmokeOptions, log: TextIO, alive: Alive | None = None) -> Smok
 
 def publish(verdict: SmokeVerdict, options: SmokeOptions) -> None:
     """JUnit XML and the Markdown summary, where asked for."""
+    from pipeline_kit.checkout import append_file, write_file
     from pipeline_kit.report import smoke as report
 
     if options.junit:
-        options.junit.parent.mkdir(parents=True, exist_ok=True)
-        options.junit.write_text(report.junit(verdict))
+        write_file(options.junit, report.junit(verdict))
     summary = options.summary or (
         Path(options.environ["GITHUB_STEP_SUMMARY"])
         if options.environ.get("GITHUB_STEP_SUMMARY")
         else None
     )
     if summary:
-        with summary.open("a", encoding="utf-8") as fh:
-            fh.write(report.markdown(verdict))
+        append_file(summary, report.markdown(verdict))
 
 
 def build_plan(

@@ -4,6 +4,8 @@ Lint reads the working tree, not a commit: it answers "what would ``docker build
 Only the sources the stages name are walked, and a directory .dockerignore excludes is not
 entered unless an exception pattern could bring something inside it back, so a context
 holding 14 GB of ignored weights costs one ``excluded()`` call, not a walk of the weights.
+Symlinks are followed only while they stay inside the context; what lies beyond is not
+read (a builder would refuse it too).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline_kit.checkout import LeavesRoot, on_disk
 from pipeline_kit.context_tree import go_glob, join
 from pipeline_kit.dockerignore import DockerIgnore
 from pipeline_kit.stages import GLOB_CHARS
@@ -52,15 +55,17 @@ class ContextFiles:
         named: set[str] = set()
         directories: list[str] = []
         for path in self._matches(source):
-            full = self._full(path)
-            if full.is_dir() and not full.is_symlink():
+            full = self.disk(path)
+            if full is None:
+                continue
+            if full.is_dir():
                 directories.append(path)
                 if path == "." or not self.ignore.excluded(path) or self._reachable(path):
                     for found in self._walk(path):
                         files.setdefault(found.path, found)
             elif not self.ignore.excluded(path):
                 try:
-                    size = full.lstat().st_size
+                    size = full.stat().st_size
                 except OSError:
                     continue
                 files.setdefault(path, ContextFile(path, size))
@@ -68,8 +73,14 @@ class ContextFiles:
         ordered = tuple(sorted(files.values(), key=lambda f: f.path))
         return Taken(ordered, frozenset(named), tuple(directories))
 
-    def _full(self, path: str) -> Path:
-        return self.root if path == "." else self.root / path
+    def disk(self, path: str) -> Path | None:
+        """Where ``path`` is on disk, symlinks followed inside the context (None: it leaves)."""
+        if path == ".":
+            return self.root
+        try:
+            return on_disk(self.root, path)
+        except LeavesRoot:
+            return None
 
     def _reachable(self, directory: str) -> bool:
         """Whether an exception pattern could re-include something below ``directory``."""
@@ -83,14 +94,17 @@ class ContextFiles:
         for part in source.split("/"):
             found: list[str] = []
             for parent in current:
+                directory = self.disk(parent)
+                if directory is None:
+                    continue
                 if any(ch in GLOB_CHARS for ch in part):
                     try:
-                        names = sorted(os.listdir(self._full(parent)))
+                        names = sorted(os.listdir(directory))
                     except OSError:
                         continue
                     pattern = go_glob(part)
                     found += [join(parent, n) for n in names if fnmatch.fnmatchcase(n, pattern)]
-                elif os.path.lexists(self._full(parent) / part):
+                elif os.path.lexists(directory / part):
                     found.append(join(parent, part))
             current = found
         return current
@@ -98,20 +112,23 @@ class ContextFiles:
     def _walk(self, top: str) -> list[ContextFile]:
         out: list[ContextFile] = []
         # (directory, whether some pattern may reach it): untouched subtrees skip the matching
-        pending = [(top, self.ignore.may_touch(top))]
+        start = self.disk(top)
+        if start is None:
+            return out
+        pending = [(top, str(start), self.ignore.may_touch(top))]
         while pending:
-            directory, touched = pending.pop()
+            directory, disk, touched = pending.pop()
             try:
-                entries = list(os.scandir(self._full(directory)))
+                entries = list(os.scandir(disk))
             except OSError:
                 continue
             for entry in entries:
                 path = join(directory, entry.name)
                 if entry.is_dir(follow_symlinks=False):
                     if not touched:
-                        pending.append((path, False))
+                        pending.append((path, entry.path, False))
                     elif not self.ignore.excluded(path) or self._reachable(path):
-                        pending.append((path, self.ignore.may_touch(path)))
+                        pending.append((path, entry.path, self.ignore.may_touch(path)))
                 elif not (touched and self.ignore.excluded(path)):
                     try:
                         size = entry.stat(follow_symlinks=False).st_size

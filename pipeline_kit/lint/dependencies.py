@@ -149,7 +149,9 @@ def _is_requirements_name(name: str) -> bool:
     return name.endswith(".in") and name != "MANIFEST.in"
 
 
-def _unpinned_lines(path: Path, lint: LintInput, source: ContextSource) -> Iterator[Hit]:
+def _unpinned_lines(path: Path | None, lint: LintInput, source: ContextSource) -> Iterator[Hit]:
+    if path is None or not path.is_file():
+        return  # beyond the context, or not a file the image could take
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:

@@ -89,8 +89,9 @@ class LintInput:
             chain.append(self.graph.stages[chain[-1].parent])
         return chain[::-1]
 
-    def context_file(self, path: str) -> Path:
-        return self.context if path == "." else self.context / path
+    def context_file(self, path: str) -> Path | None:
+        """Where a context path is on disk (None: a symlink on it leaves the context)."""
+        return self.files.disk(path)
 
     def display(self, path: Path) -> str:
         return display_path(path, self.display_root)

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from pipeline_kit.checkout import append_file, write_file
 from pipeline_kit.errors import InputError
 
 CI_FORMATS = ("github", "gitlab")
@@ -95,16 +96,13 @@ def export(
     """Write ``outputs`` for ``fmt`` (github or gitlab); other formats write nothing."""
     check_destination(fmt, environ)
     if fmt == "github":
-        with open(environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as fh:
-            fh.write(github_text(outputs))
+        append_file(Path(environ["GITHUB_OUTPUT"]), github_text(outputs))
         summary_file = environ.get("GITHUB_STEP_SUMMARY")
         if summary and summary_file:
-            with open(summary_file, "a", encoding="utf-8") as fh:
-                fh.write(summary)
+            append_file(Path(summary_file), summary)
     elif fmt == "gitlab":
         text = dotenv_text(outputs)
-        dotenv.parent.mkdir(parents=True, exist_ok=True)
-        dotenv.write_text(text, encoding="utf-8")
+        write_file(dotenv, text)
         if log is not None and len(text.encode()) > DOTENV_MAX_BYTES:
             log.write(
                 f"pipeline-kit: warning: {dotenv} is {len(text.encode())} bytes; GitLab refuses "
