@@ -3,12 +3,19 @@
 An image is named by its content key (the target stage's key). Every image the kit publishes
 also gets the tag ``pk-<key>``; when that tag already exists the same content was built before
 (on this branch or any other), so the new tags point at that digest and no builder runs.
+
+Only a trusted run (``pipeline_kit.trust``) writes ``pk-`` records, and a record is believed
+only when its image's ``dev.pipeline-kit.trust`` label says a protected ref built it; an
+untrusted run keeps its records under ``pkx-<scope>-`` and reads the builders' cache without
+writing it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
 
 from pipeline_kit.builders.base import BuildRequest
 from pipeline_kit.changes import Detection
@@ -16,36 +23,42 @@ from pipeline_kit.ci_context import CIContext
 from pipeline_kit.config import Config
 from pipeline_kit.durations import go_duration, parse_duration
 from pipeline_kit.errors import InputError
+from pipeline_kit.trust import PROTECTED, TRUST_LABEL, TRUSTED, TRUSTED_KEY_PREFIX, Trust
 
-KEY_TAG_PREFIX = "pk-"
-ON_TAG_PREFIX = "pk-on-"
 STRATEGIES = ("auto", "builder", "append")
 LABEL_PREFIX = "dev.pipeline-kit"
 DEFAULT_CACHE_TTL = "14d"
 DEFAULT_LARGE_LAYER_MB = 1024
 
 
-def key_tag(image_key: str) -> str:
+def key_tag(image_key: str, prefix: str = TRUSTED_KEY_PREFIX) -> str:
     """The tag that records an image's content key (a key is 64 hex digits: fits in 128)."""
-    return f"{KEY_TAG_PREFIX}{image_key}"
+    return f"{prefix}{image_key}"
 
 
-def on_tag(stage_key: str) -> str:
+def on_tag(stage_key: str, prefix: str = TRUSTED_KEY_PREFIX) -> str:
     """The tag naming the newest image built on a stage with this key (for append)."""
-    return f"{ON_TAG_PREFIX}{stage_key}"
+    return f"{prefix}on-{stage_key}"
 
 
-def on_tags(detection: Detection) -> list[str]:
+def on_tags(detection: Detection, prefix: str = TRUSTED_KEY_PREFIX) -> list[str]:
     """``pk-on-<key>`` for each stage the target is built FROM (nearest first)."""
-    return [on_tag(key) for _, key in reversed(detection.chain_stages[:-1])]
+    return [on_tag(key, prefix) for _, key in reversed(detection.chain_stages[:-1])]
 
 
-def previous_candidates(detection: Detection) -> list[str]:
+def read_prefixes(trust: Trust) -> tuple[str, ...]:
+    """Whose content-key records a run looks up: the protected refs', then its own."""
+    return tuple(dict.fromkeys((TRUSTED_KEY_PREFIX, trust.key_prefix)))
+
+
+def previous_candidates(detection: Detection, trust: Trust = TRUSTED) -> list[str]:
     """Where an image to append to may be: the base commit's image, then by stage key."""
     tags = []
-    if detection.base_image_key and detection.base_image_key != detection.image_key:
-        tags.append(key_tag(detection.base_image_key))
-    return tags + on_tags(detection)
+    for prefix in read_prefixes(trust):
+        if detection.base_image_key and detection.base_image_key != detection.image_key:
+            tags.append(key_tag(detection.base_image_key, prefix))
+        tags += on_tags(detection, prefix)
+    return tags
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,7 @@ class BuildSettings:
     storage: Mapping[str, str] = field(default_factory=dict)
     isolation: str = "chroot"
     insecure_hosts: frozenset[str] = frozenset()
+    push_cache: bool = True  # an untrusted run reads the builders' cache and writes none
 
     @classmethod
     def from_config(
@@ -75,6 +89,7 @@ class BuildSettings:
         strategy: str | None = None,
         cache_repo: str | None = None,
         insecure: Sequence[str] = (),
+        trust: Trust = TRUSTED,
     ) -> BuildSettings:
         build, cache = config.section("build"), config.section("cache")
         buildah = build.get("buildah") or {}
@@ -101,6 +116,7 @@ class BuildSettings:
             volumes=tuple(buildah.get("volumes", ())),
             storage={k: v for k, v in storage.items() if v},
             isolation=str(buildah.get("isolation", "chroot")),
+            push_cache=trust.trusted,
             insecure_hosts=frozenset(config.section("registry").get("insecure", ()))
             | set(insecure),
         )
@@ -114,12 +130,13 @@ def image_labels(detection: Detection, ci: CIContext, created: str) -> dict[str,
     """OCI annotations plus the layer keys, so any image says what content it holds.
 
     With the chain's instruction keys (a build), also the provenance that lets a later
-    build append to this image.
+    build append to this image. The trust label says whether a protected ref built it.
     """
     labels = {
         "org.opencontainers.image.revision": ci.sha or detection.range.head,
         "org.opencontainers.image.created": created,
         f"{LABEL_PREFIX}.image-key": detection.image_key,
+        TRUST_LABEL: trust_label(ci.trust),
     }
     if ci.repository_url:
         labels["org.opencontainers.image.source"] = ci.repository_url
@@ -131,6 +148,26 @@ def image_labels(detection: Detection, ci: CIContext, created: str) -> dict[str,
         provenance = Provenance.of(detection.chain, detection.chain_stages)
         labels[PROVENANCE_LABEL] = provenance.to_label()
     return labels
+
+
+class CheckoutPaths(NamedTuple):
+    """The Dockerfile and context a build reads, resolved inside the repository."""
+
+    dockerfile: Path
+    context: Path
+
+    @classmethod
+    def of(cls, config: Config, root: Path) -> CheckoutPaths:
+        from pipeline_kit.checkout import inside
+
+        return cls(
+            inside(root, config.dockerfile_path, f"{config.where('dockerfile')}: dockerfile"),
+            inside(root, config.context_path, f"{config.where('context')}: context"),
+        )
+
+
+def trust_label(trust: Trust) -> str:
+    return PROTECTED if trust.trusted else f"untrusted ({trust.why})"
 
 
 @dataclass(frozen=True)
@@ -151,19 +188,24 @@ def build_request(
     tags: Sequence[str],
     labels: Mapping[str, str],
     largest_previous_layer: int | None,
+    paths: CheckoutPaths,
+    trust: Trust = TRUSTED,
 ) -> BuildRequest:
-    all_tags = list(dict.fromkeys([*tags, key_tag(detection.image_key), *on_tags(detection)]))
+    prefix = trust.key_prefix
+    records = [key_tag(detection.image_key, prefix), *on_tags(detection, prefix)]
+    all_tags = list(dict.fromkeys([*tags, *records]))
     large = largest_previous_layer is None or largest_previous_layer > settings.large_layer_mb << 20
     return BuildRequest(
         image=image,
-        dockerfile=config.dockerfile_path.resolve(),
-        context=config.context_path.resolve(),
+        dockerfile=paths.dockerfile,
+        context=paths.context,
         target=config.target,
         build_args=dict(config.build_args),
         labels=dict(labels),
         tags=tuple(all_tags),
         cache_repo=settings.cache_repo,
         cache_ttl=go_duration(settings.cache_ttl_seconds),
+        push_cache=settings.push_cache,
         insecure_hosts=settings.insecure_hosts,
         compressed_caching=not large,
         cache_copy_layers=settings.cache_copy_layers,
@@ -183,10 +225,12 @@ def plan_build(
     strategy: str = "auto",
     appended_to: str | None = None,
     append_refused: str | None = None,
+    recorded_tag: str | None = None,
 ) -> BuildPlan:
     """retag > append > builder; ``strategy`` "builder" forces the builder.
 
-    ``recorded_digest``: what ``pk-<image key>`` points at in the registry, if anything.
+    ``recorded_digest``: what ``recorded_tag`` (``pk-<image key>``, or the run's own record)
+    points at in the registry, if anything.
     ``appended_to``: the previous image an append plan was made against; ``append_refused``:
     why none could be made (then the builder runs, and the record says why).
     """
@@ -198,7 +242,7 @@ def plan_build(
         )
         return BuildPlan(
             "retag",
-            f"{why}: {key_tag(detection.image_key)} is {recorded_digest[:19]}",
+            f"{why}: {recorded_tag or key_tag(detection.image_key)} is {recorded_digest[:19]}",
             request,
             retag_from=f"{request.image}@{recorded_digest}",
         )

@@ -14,7 +14,7 @@ from typing import Any
 
 from pipeline_kit.adapters.git import Git
 from pipeline_kit.config import Config
-from pipeline_kit.context_tree import ContextSnapshot, source_takes
+from pipeline_kit.context_tree import ContextSnapshot, SourceLeavesContext, source_takes
 from pipeline_kit.dockerignore import DockerIgnore, ignore_file_candidates
 from pipeline_kit.errors import InputError
 from pipeline_kit.keys import ChainKeys, chain_keys, from_chain, stage_keys
@@ -108,7 +108,8 @@ def detect_changes(
 ) -> Detection:
     dockerfile = repo_path(git, config.dockerfile_path, "Dockerfile")
     context = repo_path(git, config.context_path, "context")
-    head = _read_side(git, rng.head_tree, dockerfile, context, config.build_args, None)
+    inputs = config.build_inputs()
+    head = _read_side(git, rng.head_tree, dockerfile, context, config.build_args, inputs, None)
     if isinstance(head, str):
         raise InputError(
             f"{head} at {'the working tree' if rng.worktree else rng.head[:12]}.",
@@ -119,7 +120,7 @@ def detect_changes(
     base: _Side | str | None = None
     reason = rng.fail_safe
     if reason is None and rng.base is not None:
-        base = _read_side(git, rng.base, dockerfile, context, config.build_args, head)
+        base = _read_side(git, rng.base, dockerfile, context, config.build_args, inputs, head)
         if isinstance(base, str):
             reason = f"{base} at base {rng.base[:12]}: nothing to compare with"
     if reason is not None or not isinstance(base, _Side):
@@ -132,7 +133,7 @@ def detect_changes(
         layers, image_changed = _compare(head, base, layer_map, target, changed_paths, dockerfile)
     chain = None
     if with_chain:
-        chain = chain_keys(head.graph, target, head.snapshot, head.keys, config.build_args)
+        chain = chain_keys(head.graph, target, head.snapshot, head.keys, config.build_args, inputs)
     return Detection(
         range=rng,
         dockerfile=dockerfile,
@@ -164,6 +165,7 @@ def _read_side(
     dockerfile: str,
     context: str,
     build_args: Mapping[str, str],
+    inputs: tuple[str, ...],
     other: _Side | None,
 ) -> _Side | str:
     """The Dockerfile, .dockerignore and context at ``treeish``, or what is missing there."""
@@ -188,7 +190,15 @@ def _read_side(
     shared = other is not None and other.ignore_text == ignore_text
     cache = other.snapshot.filtered_cache if other is not None and shared else {}
     snapshot = ContextSnapshot(git, context_tree, ignore, cache)
-    return _Side(graph, ignore, ignore_text, snapshot, stage_keys(graph, snapshot))
+    try:
+        keys = stage_keys(graph, snapshot, inputs)
+    except SourceLeavesContext as exc:
+        if other is not None:  # the base side: nothing to compare with, so all changed
+            return f"{dockerfile}:{exc.message.removeprefix('line ').rstrip('.')}"
+        raise InputError(
+            f"{dockerfile}:{exc.message.removeprefix('line ')}", hint=exc.hint
+        ) from None
+    return _Side(graph, ignore, ignore_text, snapshot, keys)
 
 
 def _context_paths(paths: list[str], context: str) -> list[str]:

@@ -17,8 +17,13 @@ from pipeline_kit.errors import InputError
 
 if TYPE_CHECKING:
     from pipeline_kit.adapters.git import Git
+    from pipeline_kit.trust import Trust
 
 _PULL_REF = re.compile(r"^refs/pull/(\d+)/")
+# Events whose checkout is a proposed change (the CI definition may be the base's own).
+PULL_REQUEST_EVENTS = frozenset(
+    {"pull_request", "pull_request_target", "merge_request_event", "external_pull_request_event"}
+)
 
 
 @dataclass(frozen=True)
@@ -35,10 +40,23 @@ class CIContext:
     default_branch: str | None = None
     repository_url: str | None = None  # for the image's source label
     actor: str | None = None  # who triggered the run (owner of a preview environment)
+    ref: str | None = None  # the full ref built: refs/heads/x, refs/tags/v1, refs/pull/3/merge
+    ref_protected: bool = False  # the CI itself says the ref is protected
+    trusted_refs: tuple[str, ...] = ()  # PIPELINE_KIT_TRUSTED_REFS, from the CI definition
 
     @property
     def is_ci(self) -> bool:
         return self.provider != "local"
+
+    @property
+    def is_pull_request(self) -> bool:
+        return self.pr_number is not None or self.event in PULL_REQUEST_EVENTS
+
+    @property
+    def trust(self) -> Trust:
+        from pipeline_kit.trust import trust_of
+
+        return trust_of(self)
 
     @property
     def is_default_branch(self) -> bool:
@@ -67,16 +85,25 @@ def with_git_facts(ci: CIContext, git: Git, head: str) -> CIContext:
 
 
 def from_environ(env: Mapping[str, str]) -> CIContext:
+    from pipeline_kit.trust import TRUSTED_REFS_VARIABLE, parse_trusted_refs
+
     if env.get("GITHUB_ACTIONS") == "true":
-        return _github(env)
-    if env.get("GITLAB_CI") == "true":
-        return _gitlab(env)
-    return CIContext(provider="local", actor=env.get("USER") or env.get("LOGNAME") or None)
+        ci = _github(env)
+    elif env.get("GITLAB_CI") == "true":
+        ci = _gitlab(env)
+    else:
+        return CIContext(provider="local", actor=env.get("USER") or env.get("LOGNAME") or None)
+    trusted_refs = parse_trusted_refs(env.get(TRUSTED_REFS_VARIABLE))
+    return dataclasses.replace(ci, trusted_refs=trusted_refs) if trusted_refs else ci
 
 
 def _gitlab(env: Mapping[str, str]) -> CIContext:
-    iid = env.get("CI_MERGE_REQUEST_IID")
+    iid = env.get("CI_MERGE_REQUEST_IID") or env.get("CI_EXTERNAL_PULL_REQUEST_IID")
     project_url = env.get("CI_PROJECT_URL")
+    branch, tag = env.get("CI_COMMIT_BRANCH"), env.get("CI_COMMIT_TAG")
+    ref = f"refs/tags/{tag}" if tag else f"refs/heads/{branch}" if branch else None
+    if iid and iid.isdigit() and ref is None:
+        ref = f"refs/merge-requests/{iid}/head"
     return CIContext(
         provider="gitlab",
         event=env.get("CI_PIPELINE_SOURCE"),
@@ -92,6 +119,8 @@ def _gitlab(env: Mapping[str, str]) -> CIContext:
         default_branch=env.get("CI_DEFAULT_BRANCH") or None,
         repository_url=project_url or None,
         actor=env.get("GITLAB_USER_LOGIN") or None,
+        ref=ref,
+        ref_protected=env.get("CI_COMMIT_REF_PROTECTED") == "true",
     )
 
 
@@ -142,4 +171,6 @@ def _github(env: Mapping[str, str]) -> CIContext:
         default_branch=default_branch if isinstance(default_branch, str) else None,
         repository_url=f"{server}/{slug}" if server and slug else None,
         actor=env.get("GITHUB_ACTOR") or None,
+        ref=ref or None,
+        ref_protected=env.get("GITHUB_REF_PROTECTED") == "true",
     )

@@ -15,9 +15,9 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from pipeline_kit.errors import ConfigError
+from pipeline_kit.errors import ConfigError, InputError
 
 CONFIG_NAME = "pipeline-kit.yaml"
 SCHEMA_NAME = "pipeline-kit.schema.json"
@@ -26,6 +26,21 @@ SCHEMA_NAME = "pipeline-kit.schema.json"
 SCHEMA_PATH = Path(__file__).with_name("schema") / SCHEMA_NAME
 DEFAULTS: dict[str, Any] = {"dockerfile": "Dockerfile", "context": ".", "lint.max_file_mb": 50}
 MAX_ERRORS = 5
+# Keys whose values reach the runner's host (mounts, programs run, clusters, where requests and
+# credentials go): in a pull request they are taken from the base commit's config.
+HOST_KEYS: tuple[tuple[str, ...], ...] = (
+    ("build", "buildah"),
+    ("cache", "repository"),
+    ("registry", "insecure"),
+    ("smoke", "url"),
+    ("preview", "provider"),
+    ("preview", "weights"),
+    ("preview", "local"),
+    ("preview", "kubernetes", "context"),
+    ("preview", "command"),
+    ("kubernetes", "weights"),
+)
+_ABSENT = object()
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,22 @@ class Config:
             return self.display
         return f"{self.display}:{position[0]}:{position[1]}"
 
+    def build_inputs(self) -> tuple[str, ...]:
+        """What this config adds to every build's RUN steps besides the Dockerfile and context:
+        host mounts and a non-default isolation. Content keys cover them.
+
+        A mount counts by where RUN sees it and how (``/etc/pip.conf:ro``), not by the host
+        path it comes from, which differs between runners that build the same image.
+        """
+        buildah = self.section("build").get("buildah") or {}
+        inputs = [
+            f"buildah-volume {str(volume).partition(':')[2] or volume}"
+            for volume in buildah.get("volumes", ())
+        ]
+        if buildah.get("isolation", "chroot") != "chroot":
+            inputs.append(f"buildah-isolation {buildah['isolation']}")
+        return tuple(inputs)
+
     def with_build_args(self, overrides: Mapping[str, str]) -> Config:
         if not overrides:
             return self
@@ -91,6 +122,7 @@ def load_config(path: Path | None, cwd: Path) -> Config:
         if path is None:
             return _build(None, CONFIG_NAME, cwd, {}, "")
     display = _display(path, cwd)
+    _check_inside(path, display)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -110,15 +142,121 @@ def load_config(path: Path | None, cwd: Path) -> Config:
     return _build(path, display, path.parent, data, text)
 
 
+def for_run(config: Config, environ: Mapping[str, str], log: TextIO) -> Config:
+    """``config`` as this run may use it: in a pull request the ``HOST_KEYS`` come from the
+    base commit's config (a change to one is said on ``log``, and not used)."""
+    from pipeline_kit.ci_context import from_environ
+
+    trust = from_environ(environ).trust
+    if not trust.pull_request or config.file is None:
+        return config
+    here = {key: _get(config.data, key) for key in HOST_KEYS}
+    base = _base_document(config, trust.config_base)
+    if base is None:
+        return config  # the config file is not the checkout's (--config from elsewhere)
+    if isinstance(base, str):
+        set_here = [".".join(key) for key, value in here.items() if value is not _ABSENT]
+        if not set_here:
+            return config
+        raise ConfigError(
+            f"{config.display}: {', '.join(set_here)}: in a pull request these keys are taken "
+            f"from the base commit's config, which cannot be read ({base}).",
+            hint="Fetch the whole history (actions/checkout fetch-depth: 0, GIT_DEPTH: 0), or "
+            "bring these keys in through the base branch first.",
+        )
+    data = json.loads(json.dumps(config.data))  # a deep copy of plain JSON data
+    for key, mine in here.items():
+        theirs = _get(base, key)
+        if mine == theirs:
+            continue
+        log.write(
+            f"pipeline-kit: {config.where(*key)}: {'.'.join(key)}: a pull request does not "
+            f"change what reaches the runner; the base commit's value is used "
+            f"({'unset' if theirs is _ABSENT else json.dumps(theirs)}).\n"
+        )
+        _put(data, key, theirs)
+    return _build(config.file, config.display, config.root, data, config.text)
+
+
+def _base_document(config: Config, base: str | None) -> dict[str, Any] | str | None:
+    """The config at the base commit (empty when it has none): None when the config is not
+    a file of the repository, a reason when the base cannot be read."""
+    from pipeline_kit.adapters.git import Git
+
+    assert config.file is not None
+    try:
+        opened = Git(config.root)
+    except InputError:
+        return "the config is not in a git repository"
+    with opened as git:
+        try:
+            where = Path(os.path.realpath(config.file.parent)) / config.file.name
+            rel = where.relative_to(git.root).as_posix()
+        except ValueError:
+            return None
+        if base is None:
+            return "the CI names no base commit"
+        if git.resolve_commit(base) is None:
+            return f"commit {base[:12]} is not in the clone"
+        raw = git.read_blob(base, rel)
+    if raw is None:
+        return {}
+    display = f"{rel} at {base[:12]}"
+    try:
+        data = _parse_yaml(raw.decode("utf-8", "replace"), display)
+        _validate(data, raw.decode("utf-8", "replace"), display, SCHEMA_PATH.read_bytes())
+    except ConfigError:
+        return {}  # nothing the base says can be used: every host key unset
+    return data
+
+
+def _get(data: Mapping[str, Any], key: tuple[str, ...]) -> Any:
+    node: Any = data
+    for part in key:
+        if not isinstance(node, Mapping) or part not in node:
+            return _ABSENT
+        node = node[part]
+    return node
+
+
+def _put(data: dict[str, Any], key: tuple[str, ...], value: Any) -> None:
+    node = data
+    for part in key[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            if value is _ABSENT:
+                return
+            child = node[part] = {}
+        node = child
+    if value is _ABSENT:
+        node.pop(key[-1], None)
+    else:
+        node[key[-1]] = value
+
+
 def _find_config(cwd: Path) -> Path | None:
     """``pipeline-kit.yaml`` in ``cwd`` or a parent, up to the repository root, as git looks."""
     for directory in (cwd, *cwd.parents):
         candidate = directory / CONFIG_NAME
-        if candidate.is_file():
+        if candidate.is_file() or candidate.is_symlink():
             return candidate
         if (directory / ".git").exists():
             return None
     return None
+
+
+def _check_inside(path: Path, display: str) -> None:
+    """A config file in a checkout may be reached through symlinks only inside the checkout:
+    one pointing elsewhere (``/proc/self/environ``) would put that file in error messages."""
+    from pipeline_kit.checkout import inside, repository_root
+
+    directory = repository_root(path)
+    if directory is None:
+        return
+    absolute = Path(os.path.abspath(path))
+    below = absolute.relative_to(directory)
+    if any((directory / p).is_symlink() for p in (below, *below.parents) if p.parts):
+        inside(directory, absolute, display)
 
 
 def _display(path: Path, cwd: Path) -> str:

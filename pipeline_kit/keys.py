@@ -3,14 +3,16 @@
 What goes in: the stage's instructions (normalised, so comments and line breaks do not count),
 the image it starts from or the key of the stage it builds on, the values of the build args it
 uses, the keys of stages it copies or mounts from, external images it copies from, and the
-content of every context path it takes after .dockerignore (git ids, never re-hashed bytes).
+content of every context path it takes after .dockerignore (git ids, never re-hashed bytes),
+and what the config adds to every build's RUN steps (``Config.build_inputs``: host mounts, the
+isolation), so a build made with other mounts never shares a key with one made without.
 """
 
 from __future__ import annotations
 
 import hashlib
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from pipeline_kit.context_tree import ContextSnapshot
@@ -20,8 +22,13 @@ from pipeline_kit.stages import Instruction, Stage, StageGraph
 KEY_VERSION = "pipeline-kit/stage-key/v1"
 
 
-def stage_keys(graph: StageGraph, snapshot: ContextSnapshot) -> dict[int, str]:
-    """The key of every stage (stages only refer to others without loops, checked at parse)."""
+def stage_keys(
+    graph: StageGraph, snapshot: ContextSnapshot, inputs: Sequence[str] = ()
+) -> dict[int, str]:
+    """The key of every stage (stages only refer to others without loops, checked at parse).
+
+    ``inputs``: what the config adds to the build (empty: nothing, and keys as ever).
+    """
     keys: dict[int, str] = {}
 
     def key(index: int) -> str:
@@ -29,7 +36,7 @@ def stage_keys(graph: StageGraph, snapshot: ContextSnapshot) -> dict[int, str]:
             stage = graph.stages[index]
             for dep in stage.depends_on():
                 key(dep)
-            keys[index] = _stage_key(stage, keys, snapshot)
+            keys[index] = _stage_key(stage, keys, snapshot, inputs)
         return keys[index]
 
     for stage in graph.stages:
@@ -37,13 +44,17 @@ def stage_keys(graph: StageGraph, snapshot: ContextSnapshot) -> dict[int, str]:
     return keys
 
 
-def _stage_key(stage: Stage, keys: dict[int, str], snapshot: ContextSnapshot) -> str:
+def _stage_key(
+    stage: Stage, keys: dict[int, str], snapshot: ContextSnapshot, inputs: Sequence[str]
+) -> str:
     digest = hashlib.sha256()
 
     def add(*parts: str) -> None:
         digest.update(" ".join(parts).encode("utf-8", "surrogateescape") + b"\n")
 
     add(KEY_VERSION)
+    for build_input in inputs:
+        add("build-input", build_input)
     if stage.parent is not None:
         add("from-stage", keys[stage.parent])
     else:
@@ -112,11 +123,14 @@ def chain_keys(
     snapshot: ContextSnapshot,
     keys: Mapping[int, str],
     build_args: Mapping[str, str],
+    inputs: Sequence[str] = (),
 ) -> ChainKeys:
     """Per-instruction keys of the target's FROM chain (``keys``: every stage's key)."""
     chain = from_chain(graph, target)
     first = chain[0]
     start = _digest(INSTRUCTION_KEY_VERSION, "from", first.from_ref, repr(first.from_args))
+    if inputs:  # other mounts make other RUN results: nothing of the chain is shared
+        start = _digest(start, *(f"build-input {value}" for value in inputs))
     out: list[InstructionKey] = []
     cumulative = start
     globals_ = dict(graph.global_args)

@@ -10,17 +10,25 @@ import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from pipeline_kit.adapters.registry import Manifest, RegistryClient, in_parallel
-from pipeline_kit.build_plan import BuildPlan, key_tag
+from pipeline_kit.build_plan import BuildPlan, key_tag, read_prefixes
 from pipeline_kit.credentials import resolve_credential, write_docker_config
 from pipeline_kit.push import point_tags, push_layout_counted
 from pipeline_kit.references import ImageRef
+from pipeline_kit.trust import TRUSTED, Trust, vouched
 
 if TYPE_CHECKING:
     from pipeline_kit.append.planner import AppendPlan
     from pipeline_kit.append.remote import AppendRemote
+
+
+class Recorded(NamedTuple):
+    """An image recorded under a content key: the record's tag and the digest it holds."""
+
+    tag: str
+    digest: str
 
 
 class Publisher:
@@ -44,20 +52,37 @@ class Publisher:
         self.progress.flush()
 
     def lookup(
-        self, image_key: str, candidates: Sequence[str]
-    ) -> tuple[str | None, dict[str, Manifest | None]]:
-        """In one round of requests: the digest ``pk-<image_key>`` points at (None: never
-        built), and the manifest under each candidate tag of a previous image."""
+        self, image_key: str, candidates: Sequence[str], trust: Trust = TRUSTED
+    ) -> tuple[Recorded | None, dict[str, Manifest | None]]:
+        """In one round of requests: the record of ``image_key`` this run believes (None:
+        never built), and the manifest under each candidate tag of a previous image."""
         repo = self.ref.repository
-        calls: list[Callable[[], Any]] = [partial(self.recorded_digest, image_key)]
+        records = [key_tag(image_key, prefix) for prefix in read_prefixes(trust)]
+        calls: list[Callable[[], Any]] = [
+            partial(self.client.head_manifest, repo, tag) for tag in records
+        ]
         calls += [partial(self.client.find_manifest, repo, tag) for tag in candidates]
-        recorded, *found = in_parallel(calls)
-        return recorded, dict(zip(candidates, found, strict=True))
+        found = in_parallel(calls)
+        for tag, manifest in zip(records, found[: len(records)], strict=True):
+            if manifest is not None and self._vouched(tag, manifest.digest):
+                previous = dict(zip(candidates, found[len(records) :], strict=True))
+                return Recorded(tag, manifest.digest), previous
+        return None, dict(zip(candidates, found[len(records) :], strict=True))
 
-    def recorded_digest(self, image_key: str) -> str | None:
-        """The digest ``pk-<image_key>`` points at, or None when that content was never built."""
-        found = self.client.head_manifest(self.ref.repository, key_tag(image_key))
-        return found.digest if found is not None else None
+    def _vouched(self, tag: str, digest: str) -> bool:
+        """Whether the image under a record may be reused (``pipeline_kit.trust.vouched``)."""
+        if vouched(tag, None):
+            return True
+        manifest = self.client.get_manifest(self.ref.repository, digest)
+        labels = None
+        if not manifest.is_index:
+            config_digest = json.loads(manifest.raw)["config"]["digest"]
+            config = json.loads(self.client.get_blob(self.ref.repository, config_digest))
+            labels = (config.get("config") or {}).get("Labels")
+        if vouched(tag, labels):
+            return True
+        self._say(f"{tag} holds {digest[:19]}, which no protected ref built: not reused")
+        return False
 
     def largest_layer(self, image_key: str | None) -> int | None:
         """The largest layer (bytes) of the image recorded for ``image_key``, if there is one."""
@@ -95,7 +120,11 @@ class Publisher:
         return digest, sent
 
     def docker_config(self, directory: Path, cache_repo: str) -> Path | None:
-        """A 0600 docker config with the credentials the builder needs (None: there are none)."""
+        """A 0600 docker config with the credentials the builder needs (None: there are none).
+
+        Only hosts a credential is bound to get an entry (``resolve_credential``): a cache
+        repository on any other host gets none, and the builder talks to it anonymously.
+        """
         hosts = {self.ref.registry, ImageRef.parse(cache_repo).registry}
         entries = {h: c for h in sorted(hosts) if (c := resolve_credential(h, self.environ))}
         if not entries:

@@ -4,6 +4,10 @@ The rules follow docker/metadata-action's well-known defaults: ``X.Y.Z``, ``X.Y`
 version tag (not for pre-releases, and no ``X`` for major version 0), ``latest`` on the default
 branch, the branch slug, ``pr-<n>`` (``mr-<n>`` on GitLab) and ``sha-<short>``. Every tag is
 cleaned to ``[A-Za-z0-9._-]`` (first character not ``.`` or ``-``) and cut to 128 characters.
+
+An untrusted run (a pull request, an unprotected ref: ``pipeline_kit.trust``) gets no tag a
+protected ref owns: no ``latest``, no version, nothing the kit records content keys under,
+whatever its branch is called or its config's rules say.
 """
 
 from __future__ import annotations
@@ -22,6 +26,13 @@ _SEMVER = re.compile(
     r"(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+(?P<build>[0-9A-Za-z.-]+))?$"
 )
 _INVALID = re.compile(r"[^A-Za-z0-9._-]+")
+# What only a trusted ref writes: a version (1, 1.2, 1.2.3, 1.2.3-rc.1, v1.2), latest, key records.
+_PROTECTED_TAG = re.compile(r"^(v?\d+(\.\d+){0,2}([-+][0-9A-Za-z.-]*)?|latest|pkx?-.*)$", re.I)
+
+
+def is_protected_tag(name: str) -> bool:
+    """Whether only a trusted run may write the tag ``name``."""
+    return bool(_PROTECTED_TAG.match(name))
 
 
 class Rule(NamedTuple):
@@ -62,10 +73,14 @@ def compute_tags(ci: CIContext, rules: Mapping[str, Rule]) -> list[Tag]:
     """Tags for the build in ``ci``, highest priority first, without duplicates."""
     out: list[Tag] = []
 
+    trusted = ci.trust.trusted
+
     def add(rule: str, value: str) -> None:
         spec = rules[rule]
         prefix = spec.prefix if spec.prefix is not None else ""
         name = clean_tag(f"{prefix}{value}{spec.suffix}")
+        if not trusted and is_protected_tag(name):
+            return  # a branch called "latest" or "1.2", or rules written to make one
         if name not in {tag.name for tag in out}:
             out.append(Tag(name, rule))
 

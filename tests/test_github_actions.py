@@ -373,9 +373,10 @@ def test_a_failed_gate_deploys_nothing(pipelines: Pipelines, registry: RegistryS
     run, repository = pipelines.failed_gate, pipelines.repository
     assert run.record == {}
     build = run.step_outputs("Build")
-    # The pull request's content, built before: retagged, then gated again on main.
-    assert build["strategy"] == {"retag"}
-    assert build["digest"] == {pipelines.pull_request.outputs("pipeline")["digest"]}
+    # The pull request built this content, under its own records: main believes none of them
+    # (docs/trust-model.md) and appends onto its own image, then gates that.
+    assert build["strategy"] == {"append"}
+    assert build["digest"] != {pipelines.pull_request.outputs("pipeline")["digest"]}
     gate = run.step_outputs("Gate (preview and smoke)")
     assert gate["verdict"] == {"failed"}
     assert "::error title=pipeline-kit smoke::exit 1 (a verdict against the change)" in run.log
@@ -543,6 +544,7 @@ jobs:
         uses: pipeline-kit/pipeline-kit@KIT_REF
         with:
           command: build
+          registry: ${{ env.REGISTRY }}
           registry-username: builder
           registry-password: ${{ env.REGISTRY_PASSWORD }}
       - env:
@@ -565,7 +567,7 @@ def test_registry_password_reaches_no_argv_and_no_log(
     )
     head = repo.commit(message="workflow")
     env_file = tmp_path / "act.env"
-    env_file.write_text(f"REGISTRY_PASSWORD={password}\n")
+    env_file.write_text(f"REGISTRY={server.host}\nREGISTRY_PASSWORD={password}\n")
     env_file.chmod(0o600)
     with argv_seen() as seen:
         run = act.run(repo.path, "build.yml", "push", push_event(NULL_SHA, head), env_file=env_file)

@@ -9,8 +9,9 @@ the session, under its content key. gitlab-ci-local then runs, with GitLab's var
 1. a merge request pipeline for a code-only commit: detect, lint, build (appended onto the
    default branch's image), the review preview, the smoke gate against it;
 2. the manual stop-preview;
-3. the default branch's pipeline after the merge: detect, lint, build (a retag of the merge
-   request's digest), the smoke gate on a preview of its own, promote;
+3. the default branch's pipeline after the merge: detect, lint, build (appended onto its own
+   image: the merge request's records are not the default branch's), the smoke gate on a
+   preview of its own, promote;
 4. the default branch's next commit, a regression that loses the model's words: build (append),
    the smoke gate fails, promote does not run;
 5. a scheduled pipeline: preview-gc alone;
@@ -399,18 +400,21 @@ def test_detect_results_reach_the_jobs_that_need_it(pipelines: Pipelines) -> Non
     assert mr_keys["PIPELINE_KIT_CODE_KEY"] == main_keys["PIPELINE_KIT_CODE_KEY"]
 
 
-def test_default_branch_pipeline_retags_gates_and_promotes_the_digest(
+def test_default_branch_pipeline_publishes_its_own_image_gates_and_promotes_it(
     pipelines: Pipelines, registry: RegistryServer
 ) -> None:
+    """The merge request built this content, but under its own records: the default branch
+    believes none of them (docs/trust-model.md) and appends onto its own image instead."""
     run = pipelines.default_branch
     assert run.returncode == 0, run.why()
     assert run.kit_jobs() == {
         f"pipeline-kit:{job}" for job in ("detect", "lint", "build", "smoke", "promote")
     }
-    built = pipelines.merge_request.witnessed["saw-build"]["PIPELINE_KIT_DIGEST"]
+    from_mr = pipelines.merge_request.witnessed["saw-build"]["PIPELINE_KIT_DIGEST"]
     build = run.witnessed["saw-build"]
-    assert build["PIPELINE_KIT_STRATEGY"] == "retag"  # the merge request built this content
-    assert build["PIPELINE_KIT_DIGEST"] == built
+    assert build["PIPELINE_KIT_STRATEGY"] == "append"
+    built = build["PIPELINE_KIT_DIGEST"]
+    assert built != from_mr
     assert "latest" in build["PIPELINE_KIT_TAGS"].split(",")
 
     smoke = run.witnessed["saw-smoke"]

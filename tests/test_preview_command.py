@@ -38,6 +38,7 @@ def project(
     logs: {tool}, logs, "{{name}}"]
 """
     )
+    command += "    env: [DEPLOYER_STATE]\n"  # the commands get no other variable of the kit's
     root = tmp_path / "svc"
     root.mkdir()
     (root / "pipeline-kit.yaml").write_text(

@@ -25,7 +25,7 @@ import yaml
 
 from pipeline_kit.adapters import kubectl
 from pipeline_kit.commands.preview import GcOptions, PreviewOptions, gc
-from tests.gitrepo import cli
+from tests.gitrepo import GitRepo, cli
 from tests.test_render import validate
 from tests.test_tags import load_environ
 
@@ -132,7 +132,14 @@ def test_up_applies_validated_manifests_sized_from_the_config(
     tmp_path: Path, cluster: dict[str, str]
 ) -> None:
     root = project(tmp_path, CONFIG + URL)
+    # A pull request takes the keys that reach the cluster (provider, context, weights) from
+    # its base commit's config: the repository's, which the request does not change.
+    base = GitRepo.init(root).commit()
     env = {**cluster, **load_environ("github-pull-request", tmp_path)}
+    event = Path(env["GITHUB_EVENT_PATH"])
+    payload = json.loads(event.read_text())
+    payload["pull_request"]["base"]["sha"] = base
+    event.write_text(json.dumps(payload))
     result = cli("preview", "up", "--image", IMAGE, "--format", "json", cwd=root, env=env)
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)

@@ -65,15 +65,17 @@ def run(
     input: bytes | None = None,
     check: bool = True,
     timeout: float | None = None,
+    clean_env: bool = False,
 ) -> subprocess.CompletedProcess[bytes]:
     """Run ``argv`` and capture its output as bytes.
 
-    ``env`` adds to (not replaces) the current environment. A missing executable, or one that
-    does not finish within ``timeout`` seconds, is an infrastructure error that names the tool.
+    ``env`` adds to (not replaces) the current environment, unless ``clean_env``: then it is
+    all the command gets. A missing executable, or one that does not finish within
+    ``timeout`` seconds, is an infrastructure error that names the tool.
     """
     full_env = None
     if env is not None:
-        full_env = dict(os.environ)
+        full_env = {} if clean_env else dict(os.environ)
         full_env.update(env)
     try:
         proc = subprocess.run(

@@ -12,6 +12,7 @@ from pipeline_kit.append.provenance import Provenance
 from pipeline_kit.append.remote import AppendRemote
 from pipeline_kit.build_plan import previous_candidates
 from pipeline_kit.changes import Detection
+from pipeline_kit.trust import TRUSTED, Trust
 
 
 def prepare_append(
@@ -25,13 +26,15 @@ def prepare_append(
     created: str,
     environ: Mapping[str, str],
     manifests: Mapping[str, Manifest | None] | None = None,
+    trust: Trust = TRUSTED,
 ) -> AppendPlan:
     """The append plan for this build, or ``CannotAppend`` saying why there is none."""
     assert detection.chain is not None
     mine = Provenance.of(detection.chain, detection.chain_stages)
     target = detection.chain.instructions[-1].stage if detection.chain.instructions else None
     below_target = sum(1 for key in detection.chain.instructions if key.stage != target)
-    previous = remote.find_previous(previous_candidates(detection), mine, below_target, manifests)
+    candidates = previous_candidates(detection, trust)
+    previous = remote.find_previous(candidates, mine, below_target, manifests)
     platform = {k: previous.config.get(k) for k in ("os", "architecture", "variant")}
     base = remote.base_image(detection.chain.from_ref, platform)
     inputs = AppendInputs(

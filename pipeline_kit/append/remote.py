@@ -19,6 +19,7 @@ from pipeline_kit.append.planner import AppendPlan, BaseImage, PreviousImage
 from pipeline_kit.append.provenance import Provenance
 from pipeline_kit.errors import KitError
 from pipeline_kit.references import ImageRef
+from pipeline_kit.trust import vouched
 
 SCRATCH = "scratch"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -69,7 +70,11 @@ class AppendRemote:
             body = json.loads(manifest.raw)
             body.setdefault("mediaType", manifest.media_type)
             config = json.loads(self.client.get_blob(self.repository, body["config"]["digest"]))
-            recorded = Provenance.from_labels((config.get("config") or {}).get("Labels"))
+            labels = (config.get("config") or {}).get("Labels")
+            if not vouched(tag, labels):
+                refused.append(f"{tag} ({manifest.digest[:19]}) was not built by a protected ref")
+                continue
+            recorded = Provenance.from_labels(labels)
             if isinstance(recorded, str):
                 refused.append(f"{tag} ({manifest.digest[:19]}): {recorded}")
                 continue

@@ -29,6 +29,7 @@ class BuildRequest:
     tags: tuple[str, ...]  # every tag to publish, the image-key tag included
     cache_repo: str
     cache_ttl: str  # Go duration, as Kaniko takes it
+    push_cache: bool = True  # False: read the cache, write none (an untrusted ref's build)
     insecure_hosts: frozenset[str] = frozenset()  # registries reached over plain HTTP
     compressed_caching: bool = True  # False for multi-GB layers (Kaniko holds them in memory)
     cache_copy_layers: bool = True  # Kaniko: else COPY layers get new digests every build

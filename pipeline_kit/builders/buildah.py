@@ -56,7 +56,9 @@ def bud_argv(request: BuildRequest, authfile: Path | None) -> list[str]:
         argv.append(f"--target={request.target}")
     argv += [f"--build-arg={name}={value}" for name, value in sorted(request.build_args.items())]
     argv += [f"--label={name}={value}" for name, value in sorted(request.labels.items())]
-    argv += [f"--cache-from={request.cache_repo}", f"--cache-to={request.cache_repo}"]
+    argv.append(f"--cache-from={request.cache_repo}")
+    if request.push_cache:
+        argv.append(f"--cache-to={request.cache_repo}")
     if request.registry in request.insecure_hosts:
         # bud talks to the cache repository (and maybe FROM) over plain HTTP.
         argv.append("--tls-verify=false")

@@ -69,7 +69,7 @@ def buildctl_argv(request: BuildRequest, metadata_file: Path) -> list[str]:
     argv += [
         f"--output={output_spec(request)}",
         f"--import-cache={cache_from}",
-        f"--export-cache={cache_to}",
+        *([f"--export-cache={cache_to}"] if request.push_cache else []),
         f"--metadata-file={metadata_file}",
     ]
     return argv
@@ -92,7 +92,7 @@ def buildx_argv(request: BuildRequest, metadata_file: Path) -> list[str]:
     argv += [
         f"--output={output_spec(request)}",
         f"--cache-from={cache_from}",
-        f"--cache-to={cache_to}",
+        *([f"--cache-to={cache_to}"] if request.push_cache else []),
         f"--metadata-file={metadata_file}",
         # One image manifest, as Kaniko and buildah push: no attestation index around it.
         "--provenance=false",

@@ -48,6 +48,8 @@ def executor_argv(
         "--snapshot-mode=redo",
         "--skip-unused-stages=true",
     ]
+    if not request.push_cache:
+        argv.append("--no-push-cache")
     if not request.compressed_caching:
         argv.append("--compressed-caching=false")
     if request.target:

@@ -19,9 +19,12 @@ if TYPE_CHECKING:
     from pipeline_kit.adapters.git import Git
     from pipeline_kit.adapters.registry import Manifest
     from pipeline_kit.append.planner import AppendPlan
+    from pipeline_kit.build_plan import CheckoutPaths
+    from pipeline_kit.builders.base import BuildRequest
     from pipeline_kit.changes import Detection
     from pipeline_kit.config import Config
     from pipeline_kit.publish import Publisher
+    from pipeline_kit.trust import Trust
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     from pipeline_kit.adapters.registry import is_plain_http
     from pipeline_kit.build_plan import (
         BuildSettings,
+        CheckoutPaths,
         build_request,
         image_labels,
         plan_build,
@@ -78,7 +82,7 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     from pipeline_kit.changes import detect_changes
     from pipeline_kit.ci_context import from_environ
     from pipeline_kit.commands.tags import resolve_context
-    from pipeline_kit.config import load_config
+    from pipeline_kit.config import for_run, load_config
     from pipeline_kit.publish import Publisher
     from pipeline_kit.references import ImageRef
     from pipeline_kit.report.outputs import check_destination
@@ -88,7 +92,8 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     check_destination(options.format, options.environ)
     phases = _Phases()
     started = time.monotonic()
-    config = load_config(options.config_path, options.cwd).with_build_args(options.build_args)
+    config = for_run(load_config(options.config_path, options.cwd), options.environ, log)
+    config = config.with_build_args(options.build_args)
     image = config.image
     if not image:
         raise InputError(
@@ -96,6 +101,7 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
             hint="Set `image: registry.example.com/team/service` in the config.",
         )
     ci_environ = from_environ(options.environ)
+    trust = ci_environ.trust
     with Git(config.root) as git:
         rng = choose_range(
             git,
@@ -109,6 +115,7 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         if not ci_environ.is_ci:
             git.ask_local_facts(rng.head)  # the tags' facts come while detection reads objects
         detection = detect_changes(git, config, rng, with_chain=True)
+        paths = CheckoutPaths.of(config, git.root)
         ci = resolve_context(config.root, options.environ, rng.head, git)
     tags = [t.name for t in compute_tags(ci, rules_from_section(config.section("tags")))]
     tags += [t for t in options.extra_tags if t not in tags]
@@ -121,6 +128,7 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         strategy=options.strategy,
         cache_repo=options.cache_repo,
         insecure=options.insecure_registries,
+        trust=trust,
     )
     plain = {
         host
@@ -131,14 +139,14 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     publisher = Publisher(image, settings.insecure_hosts, options.environ, progress=log)
     # One round trip for the content key and every place a previous image may be.
     wants_append = settings.strategy != "builder"
-    candidates = previous_candidates(detection) if wants_append else []
-    recorded, manifests = publisher.lookup(detection.image_key, candidates)
+    candidates = previous_candidates(detection, trust) if wants_append else []
+    recorded, manifests = publisher.lookup(detection.image_key, candidates, trust)
     created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     labels = image_labels(detection, ci, created)
     append_plan, refused = None, None
     if wants_append and recorded is None:
         append_plan, refused = _try_append(
-            publisher, detection, config, labels, created, options, manifests
+            publisher, detection, config, paths, labels, created, options, manifests, trust
         )
         if append_plan is None and settings.strategy == "append":
             raise AppendRefused(
@@ -156,14 +164,17 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         tags=tags,
         labels=labels,
         largest_previous_layer=largest,
+        paths=paths,
+        trust=trust,
     )
     plan = plan_build(
         detection,
         request,
-        recorded,
+        recorded.digest if recorded else None,
         strategy=settings.strategy,
         appended_to=append_plan.previous.reference if append_plan else None,
         append_refused=refused,
+        recorded_tag=recorded.tag if recorded else None,
     )
     builder = None
     if plan.strategy == "builder":
@@ -191,7 +202,13 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
             layer.name: {"changed": layer.changed, "key": layer.key} for layer in detection.layers
         },
         "head": detection.range.head,
+        "trust": {"trusted": trust.trusted, "why": trust.why, "records": trust.key_prefix},
     }
+    if not trust.trusted:
+        log.write(
+            f"pipeline-kit: untrusted: {trust.why}: records go under {trust.key_prefix}, "
+            "no protected tag is written, the builders' cache is read only\n"
+        )
     log.write(f"pipeline-kit: {plan.strategy}: {plan.reason}\n")
     if plan.fallback:
         log.write(f"pipeline-kit: not appended: {plan.fallback}\n")
@@ -202,7 +219,7 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     keep_out = (config.root, config.context_path)
     if options.dry_run:
         with scratch_dir("pipeline-kit-build-", *keep_out) as tmp:
-            commands = builder.commands(request, tmp) if builder else []
+            commands = builder.commands(_own_storage(request, tmp, trust), tmp) if builder else []
         record["commands"] = commands
         record["publish"] = publisher.describe(plan)
         record["timings"] = phases.total()
@@ -228,7 +245,9 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         with scratch_dir("pipeline-kit-build-", *keep_out) as workdir:
             docker_config = publisher.docker_config(workdir / "docker", settings.cache_repo)
             with groups.group(f"{builder.name}: build {image}"):
-                output = builder.build(request, workdir, docker_config, groups.line)
+                output = builder.build(
+                    _own_storage(request, workdir, trust), workdir, docker_config, groups.line
+                )
             started = phases.done("build", started)
             if output.layout is not None:
                 with groups.group(f"push {image}"):
@@ -247,10 +266,12 @@ def _try_append(
     publisher: Publisher,
     detection: Detection,
     config: Config,
+    paths: CheckoutPaths,
     labels: Mapping[str, str],
     created: str,
     options: BuildOptions,
     manifests: Mapping[str, Manifest | None],
+    trust: Trust,
 ) -> tuple[AppendPlan | None, str | None]:
     """An append plan, or None and why the builder is needed."""
     from pipeline_kit.append import CannotAppend
@@ -260,17 +281,31 @@ def _try_append(
         plan = prepare_append(
             publisher.append_remote(),
             detection,
-            context=config.context_path.resolve(),
-            dockerfile=config.dockerfile_path.resolve(),
+            context=paths.context,
+            dockerfile=paths.dockerfile,
             build_args=config.build_args,
             labels=labels,
             created=created,
             environ=options.environ,
             manifests=manifests,
+            trust=trust,
         )
     except CannotAppend as refusal:
         return None, refusal.reason
     return plan, None
+
+
+def _own_storage(request: BuildRequest, workdir: Path, trust: Trust) -> BuildRequest:
+    """An untrusted build keeps buildah's layers in a storage of its own, removed after it:
+    buildah's layer cache does not key on host mounts, so a later build sharing the storage
+    would take a RUN layer that a mount made."""
+    if trust.trusted:
+        return request
+    private = {
+        "root": str(workdir / "storage" / "root"),
+        "runroot": str(workdir / "storage" / "run"),
+    }
+    return dataclasses.replace(request, storage={**request.storage, **private})
 
 
 def _check_builds_checkout(git: Git, head: str, worktree: bool) -> None:

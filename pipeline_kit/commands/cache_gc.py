@@ -37,11 +37,11 @@ class CacheGcOptions:
 def run(options: CacheGcOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     from pipeline_kit.adapters.registry import RegistryClient
     from pipeline_kit.cache_gc import plan_gc
-    from pipeline_kit.config import load_config
+    from pipeline_kit.config import for_run, load_config
     from pipeline_kit.durations import parse_duration
     from pipeline_kit.references import ImageRef
 
-    config = load_config(options.config_path, options.cwd)
+    config = for_run(load_config(options.config_path, options.cwd), options.environ, log)
     section = config.section("cache")
     repository = options.repository or section.get("repository")
     if not repository:

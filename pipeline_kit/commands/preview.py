@@ -85,12 +85,12 @@ def _now(common: PreviewOptions) -> datetime:
 def _session(
     common: PreviewOptions, log: TextIO, **settings: Any
 ) -> Iterator[tuple[PreviewProvider, PreviewContext]]:
-    from pipeline_kit.config import load_config
+    from pipeline_kit.config import for_run, load_config
     from pipeline_kit.preview import PROVIDERS
     from pipeline_kit.preview.settings import PreviewContext, PreviewSettings
     from pipeline_kit.service import ServiceSpec
 
-    config = load_config(common.config_path, common.cwd)
+    config = for_run(load_config(common.config_path, common.cwd), common.environ, log)
     resolved = PreviewSettings.from_config(
         config, provider=common.provider, cwd=common.cwd, **settings
     )

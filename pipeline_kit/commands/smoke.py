@@ -65,11 +65,11 @@ def run(options: SmokeOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
 def gate(options: SmokeOptions, log: TextIO, alive: Alive | None = None) -> SmokeVerdict:
     """Plan from flags and config, then run the gate. ``alive`` says why the server stopped
     (None while it runs), so a crashed server fails at once instead of using up the budget."""
-    from pipeline_kit.config import load_config
+    from pipeline_kit.config import for_run, load_config
     from pipeline_kit.service import ServiceSpec
     from pipeline_kit.smoke.gate import run_gate
 
-    config = load_config(options.config_path, options.cwd)
+    config = for_run(load_config(options.config_path, options.cwd), options.environ, log)
     service = ServiceSpec.from_config(config)
     plan = build_plan(options, config.section("smoke"), service)
 

@@ -4,6 +4,11 @@ Each command is an argv list with ``{name}``, ``{image}``, ``{digest}``, ``{repo
 ``{ref}``, ``{owner}``, ``{port}``, ``{expires}``, ``{scope}`` and ``{weights}`` filled in (and
 the same values in ``PIPELINE_KIT_PREVIEW_*`` variables). No shell runs unless the user writes
 ``sh -c``. ``down`` must succeed when the preview is already gone.
+
+``{ref}`` is the ref cleaned to ``[A-Za-z0-9._-]`` (a branch name may hold ``$``, ``;`` or a
+backtick); the ref as written is only in ``PIPELINE_KIT_PREVIEW_RAW_REF``. The commands get a
+clean environment: a few basics, the preview's values and the variables ``preview.command.env``
+names, never the kit's credentials and tokens.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ UP_FIELDS = (
     "name", "image", "digest", "repository", "ref", "owner", "port", "expires", "scope", "weights",
 )  # fmt: skip
 NAME_FIELDS = ("name", "scope")  # what down, status and logs know: a name, not an image
+BASIC_ENV = ("PATH", "HOME", "USER", "LANG", "LC_ALL", "TZ", "TMPDIR")
 
 
 def fields_of(template: str) -> list[str]:
@@ -50,12 +56,14 @@ def expand(
 
 
 def spec_values(spec: PreviewSpec, port: int) -> dict[str, str]:
+    from pipeline_kit.tags import clean_tag
+
     return {
         "name": spec.name,
         "image": spec.image,
         "digest": spec.digest,
         "repository": spec.image.rsplit("@", 1)[0],
-        "ref": spec.ref,
+        "ref": clean_tag(spec.ref),
         "owner": spec.owner,
         "port": str(port),
         "expires": compact_time(spec.expires),
@@ -68,6 +76,15 @@ def environment(values: Mapping[str, str]) -> dict[str, str]:
     return {f"PIPELINE_KIT_PREVIEW_{name.upper()}": value for name, value in values.items()}
 
 
+def command_environ(
+    environ: Mapping[str, str], names: Sequence[str], values: Mapping[str, str]
+) -> dict[str, str]:
+    """What a command runs with: the basics and the ``names`` the user gave, from ``environ``,
+    and the preview's values."""
+    passed = {name: environ[name] for name in (*BASIC_ENV, *names) if name in environ}
+    return {**passed, **environment(values)}
+
+
 @dataclass(frozen=True)
 class CommandSettings:
     up: tuple[str, ...]
@@ -76,6 +93,7 @@ class CommandSettings:
     status: tuple[str, ...] | None = None
     list: tuple[str, ...] | None = None  # prints a JSON list of previews (name, expires, ...)
     logs: tuple[str, ...] | None = None
+    env: tuple[str, ...] = ()  # variables passed on by name
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any], where: str) -> CommandSettings:
@@ -98,6 +116,7 @@ class CommandSettings:
             status=argv("status"),
             list=argv("list"),
             logs=argv("logs"),
+            env=tuple(str(name) for name in section.get("env") or ()),
         )
 
 
@@ -113,10 +132,19 @@ class CommandProvider:
         where = ctx.config.where("preview", "command")
         return CommandSettings.from_section(ctx.settings.part("command"), where)
 
-    def _run(self, ctx: PreviewContext, argv: list[str], values: Mapping[str, str]) -> str:
+    def _run(
+        self,
+        ctx: PreviewContext,
+        argv: list[str],
+        values: Mapping[str, str],
+        raw_ref: str | None = None,
+    ) -> str:
         from pipeline_kit.adapters.process import run
 
-        proc = run(argv, cwd=ctx.config.root, env={**ctx.environ, **environment(values)})
+        env = command_environ(ctx.environ, self._settings(ctx).env, values)
+        if raw_ref is not None:
+            env["PIPELINE_KIT_PREVIEW_RAW_REF"] = raw_ref
+        proc = run(argv, cwd=ctx.config.root, env=env, clean_env=True)
         for line in proc.stderr.decode(errors="replace").splitlines():
             ctx.say(f"{argv[0]}: {line}")
         return proc.stdout.decode(errors="replace")
@@ -127,12 +155,13 @@ class CommandProvider:
         settings = self._settings(ctx)
         values = spec_values(spec, spec.port or free_loopback_port())
         ctx.say(f"command: bringing up {spec.name}")
-        out = self._run(ctx, expand(settings.up, values, "up", UP_FIELDS), values)
+        out = self._run(ctx, expand(settings.up, values, "up", UP_FIELDS), values, spec.ref)
         url: str | None
         if isinstance(settings.url, str):
             url = expand([settings.url], values, "url", UP_FIELDS)[0]
         elif settings.url:
-            url = _last_line(self._run(ctx, expand(settings.url, values, "url", UP_FIELDS), values))
+            argv = expand(settings.url, values, "url", UP_FIELDS)
+            url = _last_line(self._run(ctx, argv, values, spec.ref))
         else:
             last = _last_line(out)
             url = last if last and last.startswith(("http://", "https://")) else None
