@@ -546,6 +546,18 @@ def preview_run(config_path: Path | None, /, **flags: Any) -> int:
     return run(RunOptions(up_options, smoke_options), sys.stdout)
 
 
+def _commit_sha(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if len(value) == 40 and all(c in "0123456789abcdefABCDEF" for c in value):
+        return value.lower()
+    raise click.BadParameter(
+        f"'{value}' is not a commit SHA: give its 40 hex digits, not a tag or a short SHA.",
+        ctx=ctx,
+        param=param,
+    )
+
+
 @cli.command()
 @click.option(
     "--ci",
@@ -560,15 +572,25 @@ def preview_run(config_path: Path | None, /, **flags: Any) -> int:
 @click.option("--image", help="Image repository (default: from the origin remote's forge).")
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text")
-def init(ci: str, dockerfile: str, image: str | None, dry_run: bool, fmt: str) -> int:
+@click.option(
+    "--kit-ref",
+    metavar="SHA",
+    callback=_commit_sha,
+    help="The kit's commit the GitHub callers call (default: the installed release's).",
+)
+def init(
+    ci: str, dockerfile: str, image: str | None, dry_run: bool, fmt: str, kit_ref: str | None
+) -> int:
     """Onboard this repository: pipeline-kit.yaml from the Dockerfile, the kit in its CI.
 
     Edits .gitlab-ci.yml in place (comments, order and quoting kept) or adds a caller
-    workflow under .github/workflows/. Run twice, it changes nothing.
+    workflow under .github/workflows/, calling the kit by commit SHA. Run twice, it changes
+    nothing.
     """
     from pipeline_kit.commands.init import InitOptions, run
 
-    return run(InitOptions(Path.cwd(), ci, dockerfile, image, dry_run, fmt), sys.stdout)
+    options = InitOptions(Path.cwd(), ci, dockerfile, image, dry_run, fmt, kit_ref)
+    return run(options, sys.stdout)
 
 
 @cli.group()

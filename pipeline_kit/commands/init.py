@@ -28,6 +28,7 @@ class InitOptions:
     image: str | None = None  # default: the forge's registry for the origin remote
     dry_run: bool = False
     format: str = "text"
+    kit_ref: str | None = None  # the kit's commit the GitHub callers pin; default: its release
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,16 @@ def run(options: InitOptions, out: TextIO) -> int:
         branch = git.default_branch() or git.current_branch() or "main"
     changes = [_config_change(root, options, remote)]
     for ci in _chosen_ci(root, options.ci, remote):
-        changes += _gitlab_changes(root) if ci == "gitlab" else _github_changes(root, branch)
+        if ci == "gitlab":
+            changes += _gitlab_changes(root)
+        else:
+            changes += _github_changes(root, branch, options)
     if not options.dry_run:
+        from pipeline_kit.checkout import write_file
+
         for change in changes:
             if change.action != "unchanged":
-                target = root / change.path
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(change.after, encoding="utf-8")
+                write_file(root / change.path, change.after, root=root)
     _report(changes, options, out)
     return ExitCode.OK
 
@@ -62,22 +66,19 @@ def run(options: InitOptions, out: TextIO) -> int:
 def _config_change(root: Path, options: InitOptions, remote: str | None) -> FileChange:
     from pipeline_kit.config import CONFIG_NAME
 
-    target = root / CONFIG_NAME
-    if target.exists():
-        text = target.read_text(encoding="utf-8")
+    if _present(root, CONFIG_NAME):
+        text = _read(root, CONFIG_NAME)
         return FileChange(CONFIG_NAME, "unchanged", text, text, "kept as it is")
     from pipeline_kit.layers import infer_layers
     from pipeline_kit.onboard.config_file import config_text, image_from_remote
     from pipeline_kit.stages import parse_dockerfile
 
-    dockerfile = root / options.dockerfile
-    try:
-        source = dockerfile.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not _present(root, options.dockerfile):
         raise InputError(
             f"--dockerfile {options.dockerfile}: no such file in {root}.",
             hint="Give the Dockerfile's path relative to the repository root.",
-        ) from None
+        )
+    source = _read(root, options.dockerfile, f"--dockerfile {options.dockerfile}")
     image = options.image or image_from_remote(remote)
     if not image:
         raise InputError(
@@ -102,8 +103,8 @@ def _chosen_ci(root: Path, ci: str, remote: str | None) -> list[str]:
     found = [
         name
         for name, present in (
-            ("gitlab", (root / GITLAB_CI).exists()),
-            ("github", (root / ".github").is_dir()),
+            ("gitlab", _present(root, GITLAB_CI)),
+            ("github", (root / ".github").is_dir() and not (root / ".github").is_symlink()),
         )
         if present
     ]
@@ -120,26 +121,37 @@ def _gitlab_changes(root: Path) -> list[FileChange]:
     from pipeline_kit.config import CONFIG_NAME
     from pipeline_kit.onboard.gitlab_ci import add_kit
 
-    target = root / GITLAB_CI
-    before = target.read_text(encoding="utf-8") if target.exists() else ""
+    before = _read(root, GITLAB_CI) if _present(root, GITLAB_CI) else ""
     after = add_kit(before, GITLAB_CI, {"config": CONFIG_NAME})
     if after is None:
         return [FileChange(GITLAB_CI, "unchanged", before, before, "already includes the template")]
     return [FileChange(GITLAB_CI, "updated" if before else "created", before, after)]
 
 
-def _github_changes(root: Path, default_branch: str) -> list[FileChange]:
-    from pipeline_kit.onboard.github_ci import caller_workflows
+def _github_changes(root: Path, default_branch: str, options: InitOptions) -> list[FileChange]:
+    from pipeline_kit.onboard.github_ci import caller_workflows, kit_pin
 
     changes = []
-    for path, text in caller_workflows(default_branch).items():
-        target = root / path
-        if target.exists():
-            kept = target.read_text(encoding="utf-8")
+    for path, text in caller_workflows(default_branch, kit_pin(options.kit_ref)).items():
+        if _present(root, path):
+            kept = _read(root, path)
             changes.append(FileChange(path, "unchanged", kept, kept, "kept as it is"))
         else:
             changes.append(FileChange(path, "created", "", text))
     return changes
+
+
+def _present(root: Path, rel: str) -> bool:
+    """Whether ``rel`` is there, a dangling symlink included (init never writes through it)."""
+    path = root / rel
+    return path.exists() or path.is_symlink()
+
+
+def _read(root: Path, rel: str, what: str | None = None) -> str:
+    """A file of the repository, read only where it resolves inside it."""
+    from pipeline_kit.checkout import read_text
+
+    return read_text(root, rel, what or rel)
 
 
 def _report(changes: list[FileChange], options: InitOptions, out: TextIO) -> None:
