@@ -10,7 +10,7 @@ all for the same commits (a new commit changing one file under app/ per run):
       repeated kit call in a CI job (the validated-config marker under ~/.cache is there);
   (b) fresh runner: the same on a commit of its own with an empty cache directory, as the first
       kit call of a fresh CI runner (PyYAML and jsonschema read and check the config);
-  (c) BuildKit: `buildctl build` with the kit's own argv (pipeline_kit/builders/buildkit.py:
+  (c) BuildKit: `buildctl build` with the kit's own argv (pipeline_kit/build/builders/buildkit.py:
       the tags (b) set, `--import-cache`/`--export-cache type=registry,...,mode=max`, an image
       output with push=true) against a FRESH buildkitd for every run (started and ready before
       the clock starts; tests/services/buildkitd.py), warm registry cache, the same Dockerfile
@@ -380,8 +380,8 @@ def buildkit_build(
 
     The registry cache is the one the kit's own BuildKit build of the first image exported.
     """
-    from pipeline_kit.builders.base import BuildRequest
-    from pipeline_kit.builders.buildkit import buildctl_argv, read_metadata_digest
+    from pipeline_kit.build.builders.base import BuildRequest
+    from pipeline_kit.build.builders.buildkit import buildctl_argv, read_metadata_digest
 
     image = f"{registry.host}/bench/svc-{mib}-buildkit"
     request = BuildRequest(
@@ -436,7 +436,7 @@ class KanikoColumn:
         self, registry: Registry, repo: Path, config: Path, repo_name: str
     ) -> tuple[float, int, dict[str, Any]]:
         """``build --strategy builder`` for ``config``: (executor seconds, stored, record)."""
-        from pipeline_kit.builders import BUILDERS
+        from pipeline_kit.build.builders import BUILDERS
         from pipeline_kit.commands.build import BuildOptions, run
 
         options = BuildOptions(

@@ -267,7 +267,7 @@ def cache_gc(
     fmt: str,
 ) -> int:
     """Delete cache entries older than the TTL, beyond the newest KEEP."""
-    from pipeline_kit.ci_context import from_environ
+    from pipeline_kit.ci.context import from_environ
     from pipeline_kit.commands.cache_gc import CacheGcOptions, run
 
     # A CI job is not a person at a terminal, even where the runner gives it one (act does).
@@ -368,7 +368,8 @@ def smoke(config_path: Path | None, /, **flags: Any) -> int:
 
     Exit 0 when every check passed, 1 when any failed (never ready, errors, garbage).
     """
-    from pipeline_kit.commands.smoke import SmokeOptions, run
+    from pipeline_kit.commands.smoke import run
+    from pipeline_kit.smoke.session import SmokeOptions
 
     fmt = flags.pop("fmt")
     options = SmokeOptions(
@@ -533,7 +534,7 @@ def preview_run(config_path: Path | None, /, **flags: Any) -> int:
     Exit code: the gate's (0 passed, 1 failed), 130 when interrupted.
     """
     from pipeline_kit.commands.preview import RunOptions, UpOptions, run
-    from pipeline_kit.commands.smoke import SmokeOptions
+    from pipeline_kit.smoke.session import SmokeOptions
 
     common = _preview_options(
         config_path, flags.pop("provider"), flags.pop("fmt"), flags.pop("dotenv")
@@ -613,7 +614,7 @@ def config_schema() -> int:
     """Print the JSON Schema of pipeline-kit.yaml (for editors and validators)."""
     import json
 
-    from pipeline_kit.config import schema
+    from pipeline_kit.config.loader import schema
 
     sys.stdout.write(json.dumps(schema(), indent=2) + "\n")
     return ExitCode.OK

@@ -131,7 +131,7 @@ def command_argv(inputs: ActionInputs) -> list[str]:
 
 
 def credentials_environ(inputs: ActionInputs) -> dict[str, str]:
-    """The variables the kit reads credentials from (``pipeline_kit.credentials``)."""
+    """The variables the kit reads credentials from (``adapters.registry.credentials``)."""
     if inputs.registry_password and not inputs.registry_username:
         raise InputError(
             "registry-password is set but registry-username is empty.",

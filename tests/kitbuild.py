@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from pipeline_kit.builders import BUILDERS
-from pipeline_kit.builders.base import Builder
+from pipeline_kit.build.builders import BUILDERS
+from pipeline_kit.build.builders.base import Builder
 from pipeline_kit.commands.build import BuildOptions, run
 from tests.gitrepo import GitRepo, cli
 from tests.services.registry import RegistryServer

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from pipeline_kit.adapters.registry import RegistryClient, sha256_digest
+from pipeline_kit.adapters.registry.client import RegistryClient, sha256_digest
 from tests.gitrepo import GitRepo, cli
 from tests.services.registry import RegistryServer
 

@@ -22,12 +22,12 @@ from pipeline_kit.append.copy_sources import Entry, place, resolve_sources
 from pipeline_kit.append.image_config import DEFAULT_PATH, evaluate, keep_untouched
 from pipeline_kit.append.layer_tar import layer_mtime, make_layer, tar_bytes
 from pipeline_kit.append.parents import PathInfo, complete_layer, read_listing
-from pipeline_kit.append.provenance import Provenance, align, history_kind
 from pipeline_kit.append.steps import CopyStep, plan_steps
 from pipeline_kit.append.words import process_word
-from pipeline_kit.dockerignore import DockerIgnore
-from pipeline_kit.keys import InstructionKey, from_chain
-from pipeline_kit.stages import parse_dockerfile
+from pipeline_kit.detect.keys import InstructionKey, from_chain
+from pipeline_kit.detect.provenance import Provenance, align, history_kind
+from pipeline_kit.dockerfile.dockerignore import DockerIgnore
+from pipeline_kit.dockerfile.stages import parse_dockerfile
 
 
 def chain(text: str, build_args: dict[str, str] | None = None) -> list[InstructionKey]:
@@ -499,7 +499,7 @@ def test_align_refuses(
 
 def test_provenance_round_trips_and_finds_the_first_difference() -> None:
     keys = chain("FROM scratch\nCOPY a /a\nENV A=1\n")
-    from pipeline_kit.keys import ChainKeys
+    from pipeline_kit.detect.keys import ChainKeys
 
     mine = Provenance.of(ChainKeys("s" * 64, tuple(keys), "scratch", ()), [("0", "k" * 64)])
     label = mine.to_label()
@@ -617,7 +617,7 @@ def _previous_image(
 ) -> tuple[Any, dict[str, bytes]]:
     """A previous image as the registry would serve it, with real layer tars."""
     from pipeline_kit.append.planner import PreviousImage
-    from pipeline_kit.append.provenance import RecordedStep
+    from pipeline_kit.detect.provenance import RecordedStep
 
     blobs = {}
     descriptors = []
@@ -649,7 +649,7 @@ def _previous_image(
 
 def _plan(tmp_path: Path, text: str, own: list[str], previous: Any, blobs: dict[str, bytes]) -> Any:
     from pipeline_kit.append.planner import AppendInputs, BaseImage, plan_append
-    from pipeline_kit.keys import ChainKeys
+    from pipeline_kit.detect.keys import ChainKeys
 
     ctx = _context(tmp_path)
     (ctx / "Dockerfile").write_text(text)
@@ -720,8 +720,8 @@ def test_only_layers_really_reused_count_as_this_builds_writes(tmp_path: Path) -
 def test_strategy_choices_come_from_one_table() -> None:
     """The CLI's --strategy choices and the schema's build.strategy enum are STRATEGIES."""
     from pipeline_kit import cli
-    from pipeline_kit.build_plan import STRATEGIES
-    from pipeline_kit.config import schema
+    from pipeline_kit.build.plan import STRATEGIES
+    from pipeline_kit.config.loader import schema
 
     option = next(p for p in cli.build.params if p.name == "strategy")
     assert tuple(option.type.choices) == STRATEGIES  # type: ignore[attr-defined]

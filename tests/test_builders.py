@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_kit.builders import BUILDERS, choose_builder
-from pipeline_kit.builders.base import BuildRequest
-from pipeline_kit.builders.buildah import bud_argv, push_argv
-from pipeline_kit.builders.kaniko import executor_argv
+from pipeline_kit.build.builders import BUILDERS, choose_builder
+from pipeline_kit.build.builders.base import BuildRequest
+from pipeline_kit.build.builders.buildah import bud_argv, push_argv
+from pipeline_kit.build.builders.kaniko import executor_argv
 from pipeline_kit.errors import InputError
 
 REQUEST = BuildRequest(
@@ -183,7 +183,7 @@ def test_builders_registry() -> None:
 def test_buildctl_argv() -> None:
     import dataclasses
 
-    from pipeline_kit.builders.buildkit import buildctl_argv
+    from pipeline_kit.build.builders.buildkit import buildctl_argv
 
     assert buildctl_argv(REQUEST, Path("/w/metadata.json")) == [
         "buildctl",
@@ -234,7 +234,7 @@ def test_buildkit_insecure_is_per_registry(
 ) -> None:
     import dataclasses
 
-    from pipeline_kit.builders.buildkit import cache_specs, output_spec
+    from pipeline_kit.build.builders.buildkit import cache_specs, output_spec
 
     request = dataclasses.replace(
         REQUEST, cache_repo="cache.lan:5000/ml/llm-cache", insecure_hosts=frozenset(insecure)
@@ -254,7 +254,7 @@ BUILDX_BUILD_FLAGS = frozenset(
 
 
 def test_buildx_argv_uses_only_documented_flags() -> None:
-    from pipeline_kit.builders.buildkit import buildx_argv
+    from pipeline_kit.build.builders.buildkit import buildx_argv
 
     argv = buildx_argv(REQUEST, Path("/w/metadata.json"))
     assert argv[:3] == ["docker", "buildx", "build"] and argv[-1] == "/src"
@@ -288,7 +288,7 @@ def test_buildx_argv_uses_only_documented_flags() -> None:
 )
 def test_buildx_keeps_the_users_builders(environ: dict[str, str], expected: str) -> None:
     """The kit's DOCKER_CONFIG carries credentials; buildx state stays where the user has it."""
-    from pipeline_kit.builders.buildkit import buildx_env
+    from pipeline_kit.build.builders.buildkit import buildx_env
 
     env = buildx_env(Path("/tmp/pk/docker"), environ)
     assert env == {"DOCKER_CONFIG": "/tmp/pk/docker", "BUILDX_CONFIG": expected}
@@ -299,7 +299,7 @@ def test_every_buildctl_flag_exists_in_buildctl() -> None:
     """Each flag of the argv is in the real ``buildctl build --help`` (run: it is safe)."""
     import subprocess
 
-    from pipeline_kit.builders.buildkit import buildctl_argv
+    from pipeline_kit.build.builders.buildkit import buildctl_argv
 
     bin_dir = os.environ.get("BUILDKIT_BIN")
     if not bin_dir:
@@ -324,7 +324,7 @@ def test_cli_builder_choices_are_the_registry() -> None:
     """cli.py lists the names literally (importing every builder would slow its start)."""
     import click
 
-    from pipeline_kit.builders import BUILDERS, CHOICES
+    from pipeline_kit.build.builders import BUILDERS, CHOICES
     from pipeline_kit.cli import build, lint
 
     assert ("auto", *BUILDERS) == CHOICES
@@ -333,7 +333,7 @@ def test_cli_builder_choices_are_the_registry() -> None:
         (option,) = [p for p in command.params if p.name == "builder"]
         assert isinstance(option.type, click.Choice)
         assert tuple(option.type.choices) == CHOICES
-    from pipeline_kit.config import schema
+    from pipeline_kit.config.loader import schema
 
     assert schema()["properties"]["build"]["properties"]["builder"]["enum"] == list(CHOICES)
 
@@ -352,7 +352,7 @@ def test_readme_flag_table_has_a_column_per_executor() -> None:
 
 
 def test_buildx_still_finds_user_installed_plugins(tmp_path: Path) -> None:
-    from pipeline_kit.builders.buildkit import link_cli_plugins
+    from pipeline_kit.build.builders.buildkit import link_cli_plugins
 
     user = tmp_path / "home" / ".docker"
     (user / "cli-plugins").mkdir(parents=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline_kit import __version__
-from pipeline_kit.config import load_config, schema
+from pipeline_kit.config.loader import load_config, schema
 from pipeline_kit.errors import ConfigError
 from tests.gitrepo import GitRepo, cli
 
@@ -155,7 +155,7 @@ def test_cache_ttl_must_be_a_duration(tmp_path: Path) -> None:
 
 
 def test_service_section_feeds_one_spec(tmp_path: Path) -> None:
-    from pipeline_kit.service import ServiceSpec
+    from pipeline_kit.config.service import ServiceSpec
 
     (tmp_path / "pipeline-kit.yaml").write_text(
         "image: r.example/team/llm\nservice:\n  port: 9000\n  max_load_time: 20m\n"
@@ -189,7 +189,7 @@ def test_a_validated_config_is_read_back_from_its_marker_without_yaml(tmp_path: 
 
     (tmp_path / "pipeline-kit.yaml").write_text("image: registry.example.com/a/b\nlayers: {c: d}\n")
     probe = (
-        "import sys; from pathlib import Path; from pipeline_kit.config import load_config; "
+        "import sys; from pathlib import Path; from pipeline_kit.config.loader import load_config; "
         "c = load_config(None, Path(sys.argv[1])); "
         "print(c.image, dict(c.layers or {}), 'yaml' in sys.modules)"
     )

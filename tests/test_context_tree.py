@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline_kit.adapters.git import Git
-from pipeline_kit.context_tree import ContextSnapshot
-from pipeline_kit.dockerignore import DockerIgnore
-from pipeline_kit.stages import ContextSource
+from pipeline_kit.dockerfile.context_tree import ContextSnapshot
+from pipeline_kit.dockerfile.dockerignore import DockerIgnore
+from pipeline_kit.dockerfile.stages import ContextSource
 from tests.gitrepo import GitRepo
 
 IGNORE = "**/__pycache__\napp/**/*.md\napp/notes\n!app/notes/keep.txt\n"

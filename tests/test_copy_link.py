@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from pipeline_kit.builders.base import BuildRequest
-from pipeline_kit.builders.buildah import BuildahBuilder, parse_version
+from pipeline_kit.build.builders.base import BuildRequest
+from pipeline_kit.build.builders.buildah import BuildahBuilder, parse_version
 from pipeline_kit.errors import InputError
 from tests.gitrepo import GitRepo, cli
 from tests.images import ImageReader, config_fields, image_config

@@ -1,4 +1,4 @@
-"""Tests for pipeline_kit.dockerignore: Docker's .dockerignore semantics."""
+"""Tests for pipeline_kit.dockerfile.dockerignore: Docker's .dockerignore semantics."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from functools import cache
 
 import pytest
 
-from pipeline_kit.dockerignore import DockerIgnore, IgnorePattern
+from pipeline_kit.dockerfile.dockerignore import DockerIgnore, IgnorePattern
 from pipeline_kit.errors import InputError
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline_kit.durations import go_duration, parse_duration
+from pipeline_kit.config.durations import go_duration, parse_duration
 from pipeline_kit.errors import InputError
 
 

@@ -35,8 +35,8 @@ import pytest
 import yaml
 
 from pipeline_kit import __version__
-from pipeline_kit.credentials import Credential
-from pipeline_kit.push import push_layout
+from pipeline_kit.adapters.registry.credentials import Credential
+from pipeline_kit.publish.layout import push_layout
 from tests.example_image import (
     CACHE,
     ExampleRepo,

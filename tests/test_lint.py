@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from pipeline_kit.commands.lint import LintOptions, run
-from pipeline_kit.config import load_config
+from pipeline_kit.config.loader import load_config
 from pipeline_kit.errors import ConfigError, ExitCode, InputError
 from pipeline_kit.lint.dependencies import is_pinned
 from pipeline_kit.lint.installs import Install, install_of

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 
-from pipeline_kit.logs import LogGroups
+from pipeline_kit.ci.logs import LogGroups
 
 
 def folded(provider: str) -> str:

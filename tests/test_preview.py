@@ -22,8 +22,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from pipeline_kit.adapters.registry.credentials import Credential, write_docker_config
 from pipeline_kit.commands.preview import GcOptions, PreviewOptions, gc
-from pipeline_kit.credentials import Credential, write_docker_config
 from tests.ci_outputs import parse_github_outputs
 from tests.example_image import BuiltExample, remove_storage
 from tests.gitrepo import cli, cli_env

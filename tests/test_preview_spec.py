@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pipeline_kit.adapters.podman import ContainerSpec, PodmanOptions, ps_argv, rm_argv, run_argv
-from pipeline_kit.ci_context import CIContext, from_environ
+from pipeline_kit.ci.context import CIContext, from_environ
 from pipeline_kit.errors import ConfigError
 from pipeline_kit.preview import PROVIDERS
 from pipeline_kit.preview.command import NAME_FIELDS, UP_FIELDS, expand
@@ -180,7 +180,7 @@ def test_providers_are_one_table() -> None:
 
 
 def test_the_readme_preview_example_is_valid(tmp_path: Path) -> None:
-    from pipeline_kit.config import load_config
+    from pipeline_kit.config.loader import load_config
 
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     start = readme.index("```yaml\npreview:\n") + len("```yaml\n")

@@ -18,13 +18,18 @@ from typing import Any
 
 import pytest
 
-from pipeline_kit.adapters.registry import RegistryClient, RetryPolicy
+from pipeline_kit.adapters.registry.client import RegistryClient, RetryPolicy
+from pipeline_kit.adapters.registry.credentials import (
+    Credential,
+    resolve_credential,
+    write_docker_config,
+)
+from pipeline_kit.adapters.registry.references import ImageRef
 from pipeline_kit.commands.cache_gc import CacheGcOptions
 from pipeline_kit.commands.cache_gc import run as cache_gc
-from pipeline_kit.credentials import Credential, resolve_credential, write_docker_config
 from pipeline_kit.errors import EnvironmentFault, ExitCode, InputError
-from pipeline_kit.push import point_tags, push_layout
-from pipeline_kit.references import ImageRef
+from pipeline_kit.publish.layout import push_layout
+from pipeline_kit.publish.retag import point_tags
 from tests.ci_outputs import parse_dotenv
 from tests.gitrepo import cli
 from tests.services.fault_proxy import FaultProxy

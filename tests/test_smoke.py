@@ -137,7 +137,7 @@ def test_never_ready_fails_within_its_budget(tmp_path: Path) -> None:
 
 def test_a_server_that_stopped_fails_at_once_not_at_the_budget(tmp_path: Path) -> None:
     """The gate asks ``alive`` while it waits: a dead server is a verdict now, not in 15 min."""
-    from pipeline_kit.commands.smoke import SmokeOptions, gate
+    from pipeline_kit.smoke.session import SmokeOptions, gate
 
     empty = tmp_path / "no-weights"
     empty.mkdir()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline_kit.dockerfile.expand import expand
+from pipeline_kit.dockerfile.stages import parse_dockerfile
 from pipeline_kit.errors import InputError
-from pipeline_kit.expand import expand
-from pipeline_kit.stages import parse_dockerfile
 
 
 @pytest.mark.parametrize(

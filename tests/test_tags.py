@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_kit.ci_context import from_environ
-from pipeline_kit.tags import Rule, clean_tag, compute_tags, rules_from_section
+from pipeline_kit.ci.context import from_environ
+from pipeline_kit.publish.tags import Rule, clean_tag, compute_tags, rules_from_section
 from tests.ci_outputs import parse_github_outputs
 from tests.gitrepo import GitRepo, cli
 
@@ -16,7 +16,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "ci"
 SHA7 = "9f46be4"
 
 
-# A release tag gets version tags only where the CI says it is protected (pipeline_kit.trust);
+# A release tag gets version tags only where the CI says it is protected (pipeline_kit.ci.trust);
 # the dumps come from repositories without tag protection.
 PROTECTED = {"GITHUB_REF_PROTECTED": "true", "CI_COMMIT_REF_PROTECTED": "true"}
 

@@ -17,8 +17,8 @@ from urllib.parse import quote
 
 import pytest
 
-from pipeline_kit.adapters.registry import RegistryClient, RetryPolicy
-from pipeline_kit.adapters.transport import (
+from pipeline_kit.adapters.registry.client import RegistryClient, RetryPolicy
+from pipeline_kit.adapters.registry.transport import (
     Origin,
     TLSFailed,
     Transport,

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from pipeline_kit.adapters.registry import RegistryClient
+from pipeline_kit.adapters.registry.client import RegistryClient
 from tests.ci_contexts import SECRET, github_env
 from tests.gitrepo import GitRepo, cli
 from tests.services.registry import RegistryServer

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from pipeline_kit.checkout import LeavesRoot, Node, resolve, write_file
-from pipeline_kit.config import HOST_KEYS, for_run, load_config
+from pipeline_kit.adapters.checkout import LeavesRoot, Node, resolve, write_file
+from pipeline_kit.config.loader import HOST_KEYS, for_run, load_config
 from pipeline_kit.errors import ConfigError, InputError
 from tests.ci_contexts import SECRET, github_env
 from tests.gitrepo import GitRepo, cli

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline_kit.adapters.transport import TimedOut, Transport, TransportError
+from pipeline_kit.adapters.registry.transport import TimedOut, Transport, TransportError
 
 CONNECT_TIMEOUT = 5.0
 JSON = {"Content-Type": "application/json"}

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeline_kit.adapters.registry import Manifest
+from pipeline_kit.adapters.registry.client import Manifest
 from pipeline_kit.append.layer_tar import layer_mtime
 from pipeline_kit.append.planner import AppendInputs, AppendPlan, plan_append
-from pipeline_kit.append.provenance import Provenance
 from pipeline_kit.append.remote import AppendRemote
-from pipeline_kit.build_plan import previous_candidates
-from pipeline_kit.changes import Detection
-from pipeline_kit.trust import TRUSTED, Trust
+from pipeline_kit.ci.trust import TRUSTED, Trust
+from pipeline_kit.detect.changes import Detection
+from pipeline_kit.detect.provenance import Provenance
+from pipeline_kit.detect.records import previous_candidates
 
 
 def prepare_append(

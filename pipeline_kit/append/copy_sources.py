@@ -21,12 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
+from pipeline_kit.adapters.checkout import LeavesRoot, disk_lookup, resolve
 from pipeline_kit.append import CannotAppend
 from pipeline_kit.append.steps import CopyStep
-from pipeline_kit.checkout import LeavesRoot, disk_lookup, resolve
-from pipeline_kit.context_tree import go_glob
-from pipeline_kit.dockerignore import DockerIgnore
-from pipeline_kit.stages import GLOB_CHARS
+from pipeline_kit.dockerfile.context_tree import go_glob
+from pipeline_kit.dockerfile.dockerignore import DockerIgnore
+from pipeline_kit.dockerfile.stages import GLOB_CHARS
 
 # gzip, bzip2, xz and tar ("ustar" at offset 257): ADD would unpack these.
 _ARCHIVE_MAGIC = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")

@@ -19,8 +19,8 @@ from typing import Any, NamedTuple
 
 from pipeline_kit.append import CannotAppend
 from pipeline_kit.append.words import process_word
-from pipeline_kit.keys import InstructionKey
-from pipeline_kit.stages import Instruction
+from pipeline_kit.detect.keys import InstructionKey
+from pipeline_kit.dockerfile.stages import Instruction
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Set by the builder itself when a stage declares them without a value.

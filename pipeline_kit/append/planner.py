@@ -19,16 +19,16 @@ from pipeline_kit.append.copy_sources import place, read_ignore, resolve_sources
 from pipeline_kit.append.image_config import evaluate, keep_untouched
 from pipeline_kit.append.layer_tar import LayerBlob, make_layer
 from pipeline_kit.append.parents import Listing, PathInfo, complete_layer, read_listing
-from pipeline_kit.append.provenance import (
+from pipeline_kit.append.steps import CopyStep, MetadataStep, plan_steps
+from pipeline_kit.detect.keys import ChainKeys
+from pipeline_kit.detect.provenance import (
     KEY_CHARS,
     LayerAlignment,
     Provenance,
     RecordedStep,
     align,
 )
-from pipeline_kit.append.steps import CopyStep, MetadataStep, plan_steps
-from pipeline_kit.dockerignore import DockerIgnore
-from pipeline_kit.keys import ChainKeys
+from pipeline_kit.dockerfile.dockerignore import DockerIgnore
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"

@@ -13,13 +13,13 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from pipeline_kit.adapters.registry import Manifest, RegistryClient, in_parallel
+from pipeline_kit.adapters.registry.client import Manifest, RegistryClient, in_parallel
+from pipeline_kit.adapters.registry.references import ImageRef
 from pipeline_kit.append import CannotAppend
 from pipeline_kit.append.planner import AppendPlan, BaseImage, PreviousImage
-from pipeline_kit.append.provenance import Provenance
+from pipeline_kit.ci.trust import vouched
+from pipeline_kit.detect.provenance import Provenance
 from pipeline_kit.errors import KitError
-from pipeline_kit.references import ImageRef
-from pipeline_kit.trust import vouched
 
 SCRATCH = "scratch"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -14,8 +14,8 @@ from typing import NamedTuple
 from pipeline_kit.append import CannotAppend
 from pipeline_kit.append.image_config import StepState
 from pipeline_kit.append.words import process_word
-from pipeline_kit.expand import expand
-from pipeline_kit.keys import InstructionKey
+from pipeline_kit.detect.keys import InstructionKey
+from pipeline_kit.dockerfile.expand import expand
 
 # The metadata instructions append replays (the others change more than the config).
 METADATA = frozenset(

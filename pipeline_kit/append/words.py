@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from pipeline_kit.expand import expand
+from pipeline_kit.dockerfile.expand import expand
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 

@@ -12,19 +12,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from pipeline_kit.ci.context import DEFAULT_DOTENV
 from pipeline_kit.errors import ExitCode, InputError, KitError
-from pipeline_kit.report.outputs import DEFAULT_DOTENV
 
 if TYPE_CHECKING:
     from pipeline_kit.adapters.git import Git
-    from pipeline_kit.adapters.registry import Manifest
+    from pipeline_kit.adapters.registry.client import Manifest
     from pipeline_kit.append.planner import AppendPlan
-    from pipeline_kit.build_plan import CheckoutPaths
-    from pipeline_kit.builders.base import BuildRequest
-    from pipeline_kit.changes import Detection
-    from pipeline_kit.config import Config
-    from pipeline_kit.publish import Publisher
-    from pipeline_kit.trust import Trust
+    from pipeline_kit.build.builders.base import BuildRequest
+    from pipeline_kit.build.plan import CheckoutPaths
+    from pipeline_kit.ci.trust import Trust
+    from pipeline_kit.config.loader import Config
+    from pipeline_kit.detect.changes import Detection
+    from pipeline_kit.publish.publisher import Publisher
 
 
 @dataclass(frozen=True)
@@ -70,24 +70,23 @@ class _Phases:
 
 def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     from pipeline_kit.adapters.git import Git
-    from pipeline_kit.adapters.registry import is_plain_http
-    from pipeline_kit.build_plan import (
+    from pipeline_kit.adapters.registry.client import is_plain_http
+    from pipeline_kit.adapters.registry.references import ImageRef
+    from pipeline_kit.build.plan import (
         BuildSettings,
         CheckoutPaths,
         build_request,
         image_labels,
         plan_build,
-        previous_candidates,
     )
-    from pipeline_kit.changes import detect_changes
-    from pipeline_kit.ci_context import from_environ
-    from pipeline_kit.commands.tags import resolve_context
-    from pipeline_kit.config import for_run, load_config
-    from pipeline_kit.publish import Publisher
-    from pipeline_kit.references import ImageRef
+    from pipeline_kit.ci.context import from_environ, resolve_context
+    from pipeline_kit.config.loader import for_run, load_config
+    from pipeline_kit.detect.changes import detect_changes
+    from pipeline_kit.detect.records import previous_candidates
+    from pipeline_kit.detect.revisions import choose_range
+    from pipeline_kit.publish.publisher import Publisher
+    from pipeline_kit.publish.tags import compute_tags, rules_from_section
     from pipeline_kit.report.outputs import check_destination
-    from pipeline_kit.revisions import choose_range
-    from pipeline_kit.tags import compute_tags, rules_from_section
 
     check_destination(options.format, options.environ)
     phases = _Phases()
@@ -178,7 +177,7 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     )
     builder = None
     if plan.strategy == "builder":
-        from pipeline_kit.builders import choose_builder
+        from pipeline_kit.build.builders import choose_builder
 
         builder = choose_builder(settings.builder)
         builder.preflight(request)
@@ -214,7 +213,7 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         log.write(f"pipeline-kit: not appended: {plan.fallback}\n")
     if append_plan is not None:
         record["append"] = append_plan.summary()
-    from pipeline_kit.scratch import scratch_dir  # only a builder needs a working directory
+    from pipeline_kit.build.scratch import scratch_dir  # only a builder needs a working directory
 
     keep_out = (config.root, config.context_path)
     if options.dry_run:
@@ -239,7 +238,7 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         phases.done("push", started)
     else:
         assert builder is not None
-        from pipeline_kit.logs import LogGroups
+        from pipeline_kit.ci.logs import LogGroups
 
         groups = LogGroups(ci.provider, log)
         with scratch_dir("pipeline-kit-build-", *keep_out) as workdir:

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 from pipeline_kit.errors import ExitCode, InputError
 
 if TYPE_CHECKING:
-    from pipeline_kit.adapters.registry import RegistryClient
-    from pipeline_kit.cache_gc import CacheEntry
+    from pipeline_kit.adapters.registry.client import RegistryClient
+    from pipeline_kit.publish.cache_gc import CacheEntry
 
 DEFAULT_KEEP = 50
 
@@ -35,11 +35,11 @@ class CacheGcOptions:
 
 
 def run(options: CacheGcOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
-    from pipeline_kit.adapters.registry import RegistryClient
-    from pipeline_kit.cache_gc import plan_gc
-    from pipeline_kit.config import for_run, load_config
-    from pipeline_kit.durations import parse_duration
-    from pipeline_kit.references import ImageRef
+    from pipeline_kit.adapters.registry.client import RegistryClient
+    from pipeline_kit.adapters.registry.references import ImageRef
+    from pipeline_kit.config.durations import parse_duration
+    from pipeline_kit.config.loader import for_run, load_config
+    from pipeline_kit.publish.cache_gc import plan_gc
 
     config = for_run(load_config(options.config_path, options.cwd), options.environ, log)
     section = config.section("cache")
@@ -92,7 +92,7 @@ def run(options: CacheGcOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
 
 
 def _read_entries(client: RegistryClient, repo: str, log: TextIO) -> list[CacheEntry]:
-    from pipeline_kit.cache_gc import CacheEntry
+    from pipeline_kit.publish.cache_gc import CacheEntry
 
     tags = client.list_tags(repo)
     entries: list[CacheEntry] = []

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from pipeline_kit.errors import ExitCode, InputError
 
 if TYPE_CHECKING:
-    from pipeline_kit.config import Config
+    from pipeline_kit.config.loader import Config
 
 
 @dataclass(frozen=True)
@@ -21,10 +21,10 @@ class ConfigShowOptions:
 
 
 def run(options: ConfigShowOptions, out: TextIO) -> int:
-    from pipeline_kit.checkout import inside, repository_root
-    from pipeline_kit.config import load_config
-    from pipeline_kit.layers import layers_for
-    from pipeline_kit.stages import parse_dockerfile
+    from pipeline_kit.adapters.checkout import inside, repository_root
+    from pipeline_kit.config.loader import load_config
+    from pipeline_kit.detect.layers import layers_for
+    from pipeline_kit.dockerfile.stages import parse_dockerfile
 
     config = load_config(options.config_path, options.cwd)
     path = config.dockerfile_path

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from pipeline_kit.ci.context import DEFAULT_DOTENV
 from pipeline_kit.errors import ExitCode
-from pipeline_kit.report.outputs import DEFAULT_DOTENV, check_destination, export
+from pipeline_kit.report.outputs import check_destination, export
 
 
 @dataclass(frozen=True)
@@ -27,11 +28,11 @@ class DetectOptions:
 
 def run(options: DetectOptions, out: TextIO) -> int:
     from pipeline_kit.adapters.git import Git
-    from pipeline_kit.changes import detect_changes
-    from pipeline_kit.ci_context import from_environ
-    from pipeline_kit.config import load_config
+    from pipeline_kit.ci.context import from_environ
+    from pipeline_kit.config.loader import load_config
+    from pipeline_kit.detect.changes import detect_changes
+    from pipeline_kit.detect.revisions import choose_range
     from pipeline_kit.report import detect as report
-    from pipeline_kit.revisions import choose_range
 
     check_destination(options.format, options.environ)
     config = load_config(options.config_path, options.cwd).with_build_args(options.build_args)

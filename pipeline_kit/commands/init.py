@@ -54,7 +54,7 @@ def run(options: InitOptions, out: TextIO) -> int:
         else:
             changes += _github_changes(root, branch, options)
     if not options.dry_run:
-        from pipeline_kit.checkout import write_file
+        from pipeline_kit.adapters.checkout import write_file
 
         for change in changes:
             if change.action != "unchanged":
@@ -64,14 +64,14 @@ def run(options: InitOptions, out: TextIO) -> int:
 
 
 def _config_change(root: Path, options: InitOptions, remote: str | None) -> FileChange:
-    from pipeline_kit.config import CONFIG_NAME
+    from pipeline_kit.config.loader import CONFIG_NAME
 
     if _present(root, CONFIG_NAME):
         text = _read(root, CONFIG_NAME)
         return FileChange(CONFIG_NAME, "unchanged", text, text, "kept as it is")
-    from pipeline_kit.layers import infer_layers
+    from pipeline_kit.detect.layers import infer_layers
+    from pipeline_kit.dockerfile.stages import parse_dockerfile
     from pipeline_kit.onboard.config_file import config_text, image_from_remote
-    from pipeline_kit.stages import parse_dockerfile
 
     if not _present(root, options.dockerfile):
         raise InputError(
@@ -118,7 +118,7 @@ def _chosen_ci(root: Path, ci: str, remote: str | None) -> list[str]:
 
 
 def _gitlab_changes(root: Path) -> list[FileChange]:
-    from pipeline_kit.config import CONFIG_NAME
+    from pipeline_kit.config.loader import CONFIG_NAME
     from pipeline_kit.onboard.gitlab_ci import add_kit
 
     before = _read(root, GITLAB_CI) if _present(root, GITLAB_CI) else ""
@@ -149,7 +149,7 @@ def _present(root: Path, rel: str) -> bool:
 
 def _read(root: Path, rel: str, what: str | None = None) -> str:
     """A file of the repository, read only where it resolves inside it."""
-    from pipeline_kit.checkout import read_text
+    from pipeline_kit.adapters.checkout import read_text
 
     return read_text(root, rel, what or rel)
 

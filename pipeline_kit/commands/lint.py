@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from pipeline_kit.dockerignore import DockerIgnore, ignore_file_candidates
+from pipeline_kit.dockerfile.dockerignore import DockerIgnore, ignore_file_candidates
 from pipeline_kit.errors import ExitCode, InputError
 from pipeline_kit.lint.model import display_path
 
 if TYPE_CHECKING:
-    from pipeline_kit.config import Config
-    from pipeline_kit.stages import StageGraph
+    from pipeline_kit.config.loader import Config
+    from pipeline_kit.dockerfile.stages import StageGraph
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,12 @@ class LintOptions:
 
 
 def run(options: LintOptions, out: TextIO) -> int:
-    from pipeline_kit.checkout import repository_root
-    from pipeline_kit.config import load_config
+    from pipeline_kit.adapters.checkout import repository_root
+    from pipeline_kit.config.loader import load_config
+    from pipeline_kit.dockerfile.stages import parse_dockerfile
     from pipeline_kit.lint.doctor import diagnose, enabled_rules
     from pipeline_kit.lint.model import LintInput, Severity
     from pipeline_kit.report.lint import RENDERERS
-    from pipeline_kit.stages import parse_dockerfile
 
     render = RENDERERS.get(options.format)
     if render is None:
@@ -74,7 +74,7 @@ def run(options: LintOptions, out: TextIO) -> int:
     findings = diagnose(lint, rules)
     report = render(findings)
     if options.output is not None:
-        from pipeline_kit.checkout import write_file
+        from pipeline_kit.adapters.checkout import write_file
 
         write_file(options.cwd / options.output, report, root=options.cwd)
     else:
@@ -85,7 +85,7 @@ def run(options: LintOptions, out: TextIO) -> int:
 
 def _code_stage(graph: StageGraph, config: Config) -> int:
     """The stage of the code layer (configured or inferred), else the target."""
-    from pipeline_kit.layers import layers_for
+    from pipeline_kit.detect.layers import layers_for
 
     layers, target = layers_for(graph, config)
     return next((layer.stage for layer in layers.layers if layer.name == "code"), target)
@@ -113,7 +113,7 @@ def _read_inside(root: Path, path: Path, what: str) -> str:
 def _confine(root: Path, path: Path, what: str) -> Path:
     """``path`` resolved inside ``root`` (or, for a path given outside the repository,
     inside its own directory): symlinks that leave are refused."""
-    from pipeline_kit.checkout import inside
+    from pipeline_kit.adapters.checkout import inside
 
     absolute = Path(os.path.abspath(path))
     base = root if absolute.is_relative_to(os.path.abspath(root)) else absolute.parent

@@ -18,16 +18,17 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from pipeline_kit.build.scratch import scratch_dir
+from pipeline_kit.ci.context import DEFAULT_DOTENV
 from pipeline_kit.errors import ExitCode, InputError, KitError
-from pipeline_kit.report.outputs import DEFAULT_DOTENV, record_json
-from pipeline_kit.scratch import scratch_dir
+from pipeline_kit.report.outputs import record_json
 
 if TYPE_CHECKING:
-    from pipeline_kit.ci_context import CIContext
-    from pipeline_kit.commands.smoke import SmokeOptions
+    from pipeline_kit.ci.context import CIContext
     from pipeline_kit.preview import PreviewProvider
     from pipeline_kit.preview.model import PreviewSpec
     from pipeline_kit.preview.settings import PreviewContext
+    from pipeline_kit.smoke.session import SmokeOptions
 
 LOG_LINES = 40
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -85,10 +86,10 @@ def _now(common: PreviewOptions) -> datetime:
 def _session(
     common: PreviewOptions, log: TextIO, **settings: Any
 ) -> Iterator[tuple[PreviewProvider, PreviewContext]]:
-    from pipeline_kit.config import for_run, load_config
+    from pipeline_kit.config.loader import for_run, load_config
+    from pipeline_kit.config.service import ServiceSpec
     from pipeline_kit.preview import PROVIDERS
     from pipeline_kit.preview.settings import PreviewContext, PreviewSettings
-    from pipeline_kit.service import ServiceSpec
 
     config = for_run(load_config(common.config_path, common.cwd), common.environ, log)
     resolved = PreviewSettings.from_config(
@@ -111,7 +112,7 @@ def _session(
 
 
 def _ci_context(ctx: PreviewContext) -> CIContext:
-    from pipeline_kit.commands.tags import resolve_context
+    from pipeline_kit.ci.context import resolve_context
 
     return resolve_context(ctx.config.root, ctx.environ, None)
 
@@ -137,9 +138,9 @@ def _name(ctx: PreviewContext, given: str | None) -> str:
 
 
 def _spec(ctx: PreviewContext, options: UpOptions) -> PreviewSpec:
-    from pipeline_kit.ci_context import CIContext
+    from pipeline_kit.adapters.registry.references import ImageRef
+    from pipeline_kit.ci.context import CIContext
     from pipeline_kit.preview.model import PreviewSpec, ref_slug
-    from pipeline_kit.references import ImageRef
 
     image = ImageRef.parse(options.image)
     if image.digest is None:
@@ -184,9 +185,9 @@ def _up_settings(options: UpOptions) -> dict[str, Any]:
 
 
 def up(options: UpOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
+    from pipeline_kit.ci.signals import Interrupted, cancellable, shielded
     from pipeline_kit.report import preview as report
     from pipeline_kit.report.outputs import check_destination
-    from pipeline_kit.signals import Interrupted, cancellable, shielded
 
     check_destination(options.common.format, options.common.environ)
     with _session(options.common, log, **_up_settings(options)) as (provider, ctx):
@@ -262,11 +263,11 @@ def gc(options: GcOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
 
 def run(options: RunOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     """Up, gate, down: down runs however the gate ends, also on SIGTERM and SIGINT."""
-    from pipeline_kit.commands import smoke
+    from pipeline_kit.ci.signals import Interrupted, cancellable
     from pipeline_kit.report import preview as report
     from pipeline_kit.report import smoke as smoke_report
     from pipeline_kit.report.outputs import check_destination
-    from pipeline_kit.signals import Interrupted, cancellable
+    from pipeline_kit.smoke import session as smoke
 
     common = options.up.common
     check_destination(common.format, common.environ)
@@ -299,7 +300,7 @@ def run(options: RunOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
             if arrived:
                 raise Interrupted(arrived[0])
     assert verdict is not None and preview is not None
-    smoke.publish(verdict, options.smoke)
+    smoke_report.write_files(verdict, options.smoke)
     record = preview.record()
     document = {
         "passed": verdict.passed,
@@ -333,7 +334,7 @@ def _teardown(
 ) -> tuple[bool, list[int]]:
     """Down, with signals held back until it is done. A teardown error is raised unless a
     failure is already on its way out (then it is said, and the first failure wins)."""
-    from pipeline_kit.signals import shielded
+    from pipeline_kit.ci.signals import shielded
 
     removed = False
     with shielded() as arrived:

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from pipeline_kit.ci.context import DEFAULT_DOTENV
 from pipeline_kit.errors import ExitCode
-from pipeline_kit.report.outputs import DEFAULT_DOTENV
 
 
 @dataclass(frozen=True)
@@ -24,9 +24,9 @@ class PromoteOptions:
 
 
 def run(options: PromoteOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
-    from pipeline_kit.adapters.registry import RegistryClient
-    from pipeline_kit.push import point_tags
-    from pipeline_kit.references import ImageRef
+    from pipeline_kit.adapters.registry.client import RegistryClient
+    from pipeline_kit.adapters.registry.references import ImageRef
+    from pipeline_kit.publish.retag import point_tags
     from pipeline_kit.report.outputs import check_destination, export, record_json
 
     check_destination(options.format, options.environ)

@@ -23,9 +23,9 @@ def run(options: RenderOptions, out: TextIO) -> int:
 
     import yaml
 
-    from pipeline_kit.config import load_config
+    from pipeline_kit.config.loader import load_config
+    from pipeline_kit.config.service import ServiceSpec
     from pipeline_kit.render.kubernetes import KubernetesSpec, render
-    from pipeline_kit.service import ServiceSpec
 
     config = load_config(options.config_path, options.cwd)
     spec = KubernetesSpec.from_config(config)
@@ -36,7 +36,7 @@ def run(options: RenderOptions, out: TextIO) -> int:
     if options.output is None:
         out.write(text)
     else:
-        from pipeline_kit.checkout import write_file
+        from pipeline_kit.adapters.checkout import write_file
 
         write_file(options.cwd / options.output, text, root=options.cwd)
     return ExitCode.OK

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from pipeline_kit.errors import ExitCode, InputError
-from pipeline_kit.report.outputs import DEFAULT_DOTENV
+from pipeline_kit.ci.context import DEFAULT_DOTENV, resolve_context
+from pipeline_kit.errors import ExitCode
 
 if TYPE_CHECKING:
-    from pipeline_kit.adapters.git import Git
-    from pipeline_kit.ci_context import CIContext
+    pass
 
 
 @dataclass(frozen=True)
@@ -28,9 +26,9 @@ class TagsOptions:
 
 
 def run(options: TagsOptions, out: TextIO) -> int:
-    from pipeline_kit.config import load_config
+    from pipeline_kit.config.loader import load_config
+    from pipeline_kit.publish.tags import compute_tags, rules_from_section
     from pipeline_kit.report.outputs import check_destination, export, record_json
-    from pipeline_kit.tags import compute_tags, rules_from_section
 
     check_destination(options.format, options.environ)
     config = load_config(options.config_path, options.cwd)
@@ -52,32 +50,3 @@ def run(options: TagsOptions, out: TextIO) -> int:
     for tag in tags:
         out.write(f"{tag.name}\t{tag.rule}\n")
     return ExitCode.OK
-
-
-def resolve_context(
-    root: Path, environ: Mapping[str, str], head: str | None, git: Git | None = None
-) -> CIContext:
-    """The CI context, with git's facts filled in on a local run (``git``: one already open)."""
-    from pipeline_kit.ci_context import from_environ
-
-    ci = from_environ(environ)
-    if ci.is_ci and head is None:
-        return ci
-    if git is not None:
-        return _with_git(ci, git, head)
-    from pipeline_kit.adapters.git import Git
-
-    with Git(root) as opened:
-        return _with_git(ci, opened, head)
-
-
-def _with_git(ci: CIContext, git: Git, head: str | None) -> CIContext:
-    from pipeline_kit.ci_context import with_git_facts
-
-    rev = head or ci.sha or "HEAD"
-    sha = git.resolve_commit(rev)
-    if sha is None:
-        raise InputError(f"--head {rev}: no such commit.", hint="Give a branch, tag or SHA.")
-    if ci.is_ci:
-        return dataclasses.replace(ci, sha=sha)
-    return with_git_facts(ci, git, sha)

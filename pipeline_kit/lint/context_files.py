@@ -15,10 +15,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline_kit.checkout import LeavesRoot, on_disk
-from pipeline_kit.context_tree import go_glob, join
-from pipeline_kit.dockerignore import DockerIgnore
-from pipeline_kit.stages import GLOB_CHARS
+from pipeline_kit.adapters.checkout import LeavesRoot, on_disk
+from pipeline_kit.dockerfile.context_tree import go_glob, join
+from pipeline_kit.dockerfile.dockerignore import DockerIgnore
+from pipeline_kit.dockerfile.stages import GLOB_CHARS
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from pipeline_kit.context_tree import join
+from pipeline_kit.dockerfile.context_tree import join
+from pipeline_kit.dockerfile.stages import ContextSource, Stage
 from pipeline_kit.lint.installs import LOCKED_MANAGERS, Install, installs, is_local
 from pipeline_kit.lint.model import Hit, LintInput
-from pipeline_kit.stages import ContextSource, Stage
 
 MANIFESTS = frozenset(
     (

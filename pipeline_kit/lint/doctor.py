@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 
-from pipeline_kit.config import Config
+from pipeline_kit.config.loader import Config
 from pipeline_kit.errors import ConfigError
 from pipeline_kit.lint.model import Finding, LintInput
 from pipeline_kit.lint.rules import RULES, Rule

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 
-from pipeline_kit.expand import expand, uses_variables
+from pipeline_kit.dockerfile.expand import expand, uses_variables
+from pipeline_kit.dockerfile.stages import Instruction, Stage, parse_mount
 from pipeline_kit.lint.model import Hit, LintInput
 from pipeline_kit.lint.shell import commands, operands, program, run_mounts, run_script, simple
-from pipeline_kit.stages import Instruction, Stage, parse_mount
 
 _DIGEST = re.compile(r"@[A-Za-z0-9_+.-]+:[0-9a-fA-F]{32,}$")
 _APT = frozenset(("apt-get", "apt"))

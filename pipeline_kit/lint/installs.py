@@ -6,8 +6,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from pipeline_kit.dockerfile.stages import Instruction
 from pipeline_kit.lint.shell import commands, operands, program, run_script, simple
-from pipeline_kit.stages import Instruction
 
 # Managers that install from a lock file: run again after the code is copied, they only add
 # the project itself, because the dependencies are already in place from the earlier run.

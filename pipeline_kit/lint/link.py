@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pipeline_kit.copy_link import link_flag
+from pipeline_kit.dockerfile.copy_link import link_flag
 from pipeline_kit.lint.model import Hit, LintInput
 
 BUILDKIT = "buildkit"

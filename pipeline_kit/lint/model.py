@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from pipeline_kit.dockerignore import DockerIgnore
+from pipeline_kit.dockerfile.dockerignore import DockerIgnore
+from pipeline_kit.dockerfile.stages import Stage, StageGraph
 from pipeline_kit.lint.context_files import ContextFiles
-from pipeline_kit.stages import Stage, StageGraph
 
 
 class Severity(enum.Enum):

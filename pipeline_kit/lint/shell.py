@@ -12,7 +12,7 @@ from __future__ import annotations
 import posixpath
 import shlex
 
-from pipeline_kit.stages import Instruction, parse_mount
+from pipeline_kit.dockerfile.stages import Instruction, parse_mount
 
 SHELLS = frozenset(("sh", "bash", "dash", "ash", "zsh"))
 _CONTROL = frozenset(";|&\n()")

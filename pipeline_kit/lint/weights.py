@@ -11,10 +11,10 @@ import re
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
+from pipeline_kit.dockerfile.stages import ContextSource
 from pipeline_kit.lint.context_files import ContextFile
 from pipeline_kit.lint.model import Hit, LintInput
 from pipeline_kit.lint.shell import commands, operands, program, run_script, simple
-from pipeline_kit.stages import ContextSource
 
 WEIGHT_SUFFIXES = (
     ".safetensors",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from pipeline_kit.layers import LayerMap
-from pipeline_kit.stages import StageGraph
+from pipeline_kit.detect.layers import LayerMap
+from pipeline_kit.dockerfile.stages import StageGraph
 
 SCHEMA_URL = "https://pipeline-kit.dev/schema/pipeline-kit.schema.json"
 _LAYER_NOTES = {

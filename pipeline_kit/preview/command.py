@@ -56,7 +56,7 @@ def expand(
 
 
 def spec_values(spec: PreviewSpec, port: int) -> dict[str, str]:
-    from pipeline_kit.tags import clean_tag
+    from pipeline_kit.publish.tags import clean_tag
 
     return {
         "name": spec.name,

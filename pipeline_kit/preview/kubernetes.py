@@ -19,9 +19,9 @@ from pipeline_kit.preview.model import MANAGED_BY, MANAGER, PREVIEW, SCOPE, Prev
 
 if TYPE_CHECKING:
     from pipeline_kit.adapters.kubectl import Kubectl
+    from pipeline_kit.config.service import ServiceSpec
     from pipeline_kit.preview.settings import PreviewContext
     from pipeline_kit.render.kubernetes import KubernetesSpec
-    from pipeline_kit.service import ServiceSpec
 
 # Scheduling and the image pull come before the startup probe's budget starts.
 ROLLOUT_ALLOWANCE_S = 300
@@ -43,7 +43,7 @@ class KubernetesPreviewSettings:
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any], where: str) -> KubernetesPreviewSettings:
-        from pipeline_kit.durations import parse_duration
+        from pipeline_kit.config.durations import parse_duration
 
         timeout = section.get("rollout_timeout")
         return cls(

@@ -51,7 +51,7 @@ class LocalSettings:
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any], root: Path, where: str) -> LocalSettings:
-        from pipeline_kit.durations import parse_duration
+        from pipeline_kit.config.durations import parse_duration
 
         def path(key: str) -> str | None:
             value = section.get(key)
@@ -121,9 +121,12 @@ class LocalProvider:
 
     def up(self, ctx: PreviewContext, spec: PreviewSpec) -> Preview:
         from pipeline_kit.adapters.podman import ContainerSpec
-        from pipeline_kit.adapters.registry import is_plain_http
-        from pipeline_kit.credentials import resolve_credential, write_docker_config
-        from pipeline_kit.references import ImageRef
+        from pipeline_kit.adapters.registry.client import is_plain_http
+        from pipeline_kit.adapters.registry.credentials import (
+            resolve_credential,
+            write_docker_config,
+        )
+        from pipeline_kit.adapters.registry.references import ImageRef
 
         weights = spec.weights
         if weights is None:

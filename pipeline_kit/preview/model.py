@@ -15,8 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pipeline_kit.ci_context import CIContext
-from pipeline_kit.references import ImageRef
+from pipeline_kit.adapters.registry.references import ImageRef
+from pipeline_kit.ci.context import CIContext
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "pipeline-kit"

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline_kit.config import Config
-from pipeline_kit.durations import parse_duration
+from pipeline_kit.config.durations import parse_duration
+from pipeline_kit.config.loader import Config
+from pipeline_kit.config.service import ServiceSpec
 from pipeline_kit.preview.model import dns_name, label_value
-from pipeline_kit.service import ServiceSpec
 
 DEFAULT_PROVIDER = "local"
 DEFAULT_TTL = "24h"

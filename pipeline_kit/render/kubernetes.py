@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline_kit.config import Config
+from pipeline_kit.adapters.registry.references import ImageRef
+from pipeline_kit.config.loader import Config
+from pipeline_kit.config.service import ServiceSpec
 from pipeline_kit.errors import InputError
-from pipeline_kit.references import ImageRef
-from pipeline_kit.service import ServiceSpec
 
 STARTUP_PERIOD_S = 10
 WEIGHTS_VOLUME = "weights"

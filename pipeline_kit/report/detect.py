@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pipeline_kit.changes import Detection
+from pipeline_kit.detect.changes import Detection
 from pipeline_kit.report.outputs import flag, output_name, record_json
 from pipeline_kit.report.table import render_table
 

@@ -16,12 +16,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from pipeline_kit.checkout import append_file, write_file
+from pipeline_kit.adapters.checkout import append_file, write_file
 from pipeline_kit.errors import InputError
 
 CI_FORMATS = ("github", "gitlab")
 FORMATS = ("text", "json", *CI_FORMATS)
-DEFAULT_DOTENV = Path("pipeline-kit.env")
 # GitLab refuses a dotenv report over 5 KiB, or with a value on several lines; the whole record
 # is the step output `json` on GitHub and stays out of the dotenv report.
 DOTENV_MAX_BYTES = 5 * 1024

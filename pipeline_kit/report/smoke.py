@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from xml.etree import ElementTree as ET
 
+from pipeline_kit.adapters.checkout import append_file, write_file
 from pipeline_kit.report.outputs import record_json
 from pipeline_kit.smoke.gate import SmokeVerdict
+
+if TYPE_CHECKING:
+    from pipeline_kit.smoke.session import SmokeOptions
 
 
 def as_json(verdict: SmokeVerdict) -> dict[str, Any]:
@@ -97,3 +102,17 @@ def outputs(verdict: SmokeVerdict) -> list[tuple[str, str]]:
         ("digest", verdict.plan.digest or ""),
         record_json(as_json(verdict)),
     ]
+
+
+def write_files(verdict: SmokeVerdict, options: SmokeOptions) -> None:
+    """JUnit XML and the Markdown summary, where asked for."""
+
+    if options.junit:
+        write_file(options.junit, junit(verdict))
+    summary = options.summary or (
+        Path(options.environ["GITHUB_STEP_SUMMARY"])
+        if options.environ.get("GITHUB_STEP_SUMMARY")
+        else None
+    )
+    if summary:
+        append_file(summary, markdown(verdict))

@@ -53,8 +53,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline_kit.builders.base import BuildOutput, BuildRequest, LineSink
-from pipeline_kit.builders.kaniko import KANIKO_EXECUTOR, KanikoBuilder
+from pipeline_kit.build.builders.base import BuildOutput, BuildRequest, LineSink
+from pipeline_kit.build.builders.kaniko import KANIKO_EXECUTOR, KanikoBuilder
 
 # The kaniko-executor stage of osscontainertools/kaniko's deploy/Dockerfile (v1.28.x).
 IMAGE_ENV = {

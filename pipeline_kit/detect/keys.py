@@ -15,9 +15,9 @@ import posixpath
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-from pipeline_kit.context_tree import ContextSnapshot
-from pipeline_kit.expand import expand, uses_variables
-from pipeline_kit.stages import Instruction, Stage, StageGraph
+from pipeline_kit.dockerfile.context_tree import ContextSnapshot
+from pipeline_kit.dockerfile.expand import expand, uses_variables
+from pipeline_kit.dockerfile.stages import Instruction, Stage, StageGraph
 
 KEY_VERSION = "pipeline-kit/stage-key/v1"
 

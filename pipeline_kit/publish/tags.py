@@ -5,7 +5,7 @@ version tag (not for pre-releases, and no ``X`` for major version 0), ``latest``
 branch, the branch slug, ``pr-<n>`` (``mr-<n>`` on GitLab) and ``sha-<short>``. Every tag is
 cleaned to ``[A-Za-z0-9._-]`` (first character not ``.`` or ``-``) and cut to 128 characters.
 
-An untrusted run (a pull request, an unprotected ref: ``pipeline_kit.trust``) gets no tag a
+An untrusted run (a pull request, an unprotected ref: ``pipeline_kit.ci.trust``) gets no tag a
 protected ref owns: no ``latest``, no version, nothing the kit records content keys under,
 whatever its branch is called or its config's rules say.
 """
@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from pipeline_kit.ci_context import CIContext
+from pipeline_kit.ci.context import CIContext
 
 MAX_TAG_LENGTH = 128
 RULES = ("semver", "latest", "branch", "pull_request", "sha")

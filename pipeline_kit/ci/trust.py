@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from pipeline_kit.ci_context import CIContext
+    from pipeline_kit.ci.context import CIContext
 
 TRUSTED_REFS_VARIABLE = "PIPELINE_KIT_TRUSTED_REFS"
 MAX_SCOPE = 40  # pkx-<scope>-on-<64 hex digits> stays within a tag's 128 characters

@@ -13,8 +13,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from pipeline_kit.keys import ChainKeys
-from pipeline_kit.stages import KNOWN_INSTRUCTIONS
+from pipeline_kit.detect.keys import ChainKeys
+from pipeline_kit.dockerfile.stages import KNOWN_INSTRUCTIONS
 
 PROVENANCE_LABEL = "dev.pipeline-kit.provenance"
 VERSION = 1

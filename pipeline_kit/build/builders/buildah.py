@@ -14,10 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline_kit.adapters.process import run, stream
-from pipeline_kit.builders.base import BuildFailed, BuildOutput, BuildRequest, LineSink
-from pipeline_kit.copy_link import with_link_flag
+from pipeline_kit.build.builders.base import BuildFailed, BuildOutput, BuildRequest, LineSink
+from pipeline_kit.dockerfile.copy_link import with_link_flag
+from pipeline_kit.dockerfile.stages import Instruction, parse_dockerfile
 from pipeline_kit.errors import InputError
-from pipeline_kit.stages import Instruction, parse_dockerfile
 
 LOCAL_NAME = "localhost/pipeline-kit/build"
 # buildah v1.41.0 added COPY/ADD --link; before it any --link flag fails the build at that step.

@@ -1,7 +1,7 @@
 """The OCI distribution API as registries really serve it (docker-registry, GitLab, GHCR, Hub).
 
 Auth: anonymous, basic, and bearer tokens from the registry's ``WWW-Authenticate`` challenge,
-cached per scope. A client's credential (``pipeline_kit.credentials``, bound to its host) goes
+cached per scope. A client's credential (``credentials``, bound to its host) goes
 only to the registry's own origin and to the token service that registry's own challenge names:
 never along a redirect to another host (blob storage), nor to a host a redirect led to that asks
 for credentials itself, nor in clear text to the token service of an HTTPS registry.
@@ -26,7 +26,8 @@ from typing import NamedTuple, TextIO, TypeVar, cast
 from urllib.parse import urlencode, urljoin
 
 from pipeline_kit import __version__
-from pipeline_kit.adapters.transport import (
+from pipeline_kit.adapters.registry.credentials import Credential, resolve_credential
+from pipeline_kit.adapters.registry.transport import (
     Origin,
     Response,
     TLSFailed,
@@ -34,7 +35,6 @@ from pipeline_kit.adapters.transport import (
     TransportError,
     UnsupportedProxy,
 )
-from pipeline_kit.credentials import Credential, resolve_credential
 from pipeline_kit.errors import EnvironmentFault, InputError
 
 MANIFEST_TYPES = (

@@ -17,8 +17,9 @@ from pipeline_kit.errors import InputError
 
 if TYPE_CHECKING:
     from pipeline_kit.adapters.git import Git
-    from pipeline_kit.trust import Trust
+    from pipeline_kit.ci.trust import Trust
 
+DEFAULT_DOTENV = Path("pipeline-kit.env")  # where GitLab jobs leave their dotenv report
 _PULL_REF = re.compile(r"^refs/pull/(\d+)/")
 # Events whose checkout is a proposed change (the CI definition may be the base's own).
 PULL_REQUEST_EVENTS = frozenset(
@@ -54,7 +55,7 @@ class CIContext:
 
     @property
     def trust(self) -> Trust:
-        from pipeline_kit.trust import trust_of
+        from pipeline_kit.ci.trust import trust_of
 
         return trust_of(self)
 
@@ -85,7 +86,7 @@ def with_git_facts(ci: CIContext, git: Git, head: str) -> CIContext:
 
 
 def from_environ(env: Mapping[str, str]) -> CIContext:
-    from pipeline_kit.trust import TRUSTED_REFS_VARIABLE, parse_trusted_refs
+    from pipeline_kit.ci.trust import TRUSTED_REFS_VARIABLE, parse_trusted_refs
 
     if env.get("GITHUB_ACTIONS") == "true":
         ci = _github(env)
@@ -174,3 +175,28 @@ def _github(env: Mapping[str, str]) -> CIContext:
         ref=ref or None,
         ref_protected=env.get("GITHUB_REF_PROTECTED") == "true",
     )
+
+
+def resolve_context(
+    root: Path, environ: Mapping[str, str], head: str | None, git: Git | None = None
+) -> CIContext:
+    """The CI context, with git's facts filled in on a local run (``git``: one already open)."""
+    ci = from_environ(environ)
+    if ci.is_ci and head is None:
+        return ci
+    if git is not None:
+        return _with_git(ci, git, head)
+    from pipeline_kit.adapters.git import Git
+
+    with Git(root) as opened:
+        return _with_git(ci, opened, head)
+
+
+def _with_git(ci: CIContext, git: Git, head: str | None) -> CIContext:
+    rev = head or ci.sha or "HEAD"
+    sha = git.resolve_commit(rev)
+    if sha is None:
+        raise InputError(f"--head {rev}: no such commit.", hint="Give a branch, tag or SHA.")
+    if ci.is_ci:
+        return dataclasses.replace(ci, sha=sha)
+    return with_git_facts(ci, git, sha)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline_kit.config import Config
-from pipeline_kit.durations import parse_duration
+from pipeline_kit.config.durations import parse_duration
+from pipeline_kit.config.loader import Config
 
 DEFAULT_PORT = 8000
 DEFAULT_READY_PATH = "/health/ready"

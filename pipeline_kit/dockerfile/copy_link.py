@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from pipeline_kit.stages import Instruction, Stage
+from pipeline_kit.dockerfile.stages import Instruction, Stage
 
 _COPIES = ("COPY", "ADD")
 _FALSE = ("false", "0")

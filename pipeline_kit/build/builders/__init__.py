@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from pipeline_kit.errors import EnvironmentFault, InputError
 
 if TYPE_CHECKING:
-    from pipeline_kit.builders.base import Builder
+    from pipeline_kit.build.builders.base import Builder
 
 BUILDERS: dict[str, Builder]  # name -> builder; made by _builders() on first use
 CHOICES = ("auto", "kaniko", "buildkit", "buildah")
@@ -25,9 +25,9 @@ CHOICES = ("auto", "kaniko", "buildkit", "buildah")
 def _builders() -> dict[str, Builder]:
     made: dict[str, Builder] | None = globals().get("BUILDERS")
     if made is None:
-        from pipeline_kit.builders.buildah import BuildahBuilder
-        from pipeline_kit.builders.buildkit import BuildkitBuilder
-        from pipeline_kit.builders.kaniko import KanikoBuilder
+        from pipeline_kit.build.builders.buildah import BuildahBuilder
+        from pipeline_kit.build.builders.buildkit import BuildkitBuilder
+        from pipeline_kit.build.builders.kaniko import KanikoBuilder
 
         made = {
             "kaniko": KanikoBuilder(),
@@ -39,7 +39,7 @@ def _builders() -> dict[str, Builder]:
 
 
 def __getattr__(name: str) -> object:
-    """``from pipeline_kit.builders import BUILDERS`` makes the table (PEP 562)."""
+    """``from pipeline_kit.build.builders import BUILDERS`` makes the table (PEP 562)."""
     if name == "BUILDERS":
         return _builders()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -48,7 +48,7 @@ def __getattr__(name: str) -> object:
 def choose_builder(name: str) -> Builder:
     builders = _builders()
     if name == "auto":
-        from pipeline_kit.builders.kaniko import KANIKO_EXECUTOR
+        from pipeline_kit.build.builders.kaniko import KANIKO_EXECUTOR
 
         if KANIKO_EXECUTOR.exists():
             return builders["kaniko"]

@@ -12,12 +12,14 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
-from pipeline_kit.adapters.registry import Manifest, RegistryClient, in_parallel
-from pipeline_kit.build_plan import BuildPlan, key_tag, read_prefixes
-from pipeline_kit.credentials import resolve_credential, write_docker_config
-from pipeline_kit.push import point_tags, push_layout_counted
-from pipeline_kit.references import ImageRef
-from pipeline_kit.trust import TRUSTED, Trust, vouched
+from pipeline_kit.adapters.registry.client import Manifest, RegistryClient, in_parallel
+from pipeline_kit.adapters.registry.credentials import resolve_credential, write_docker_config
+from pipeline_kit.adapters.registry.references import ImageRef
+from pipeline_kit.build.plan import BuildPlan
+from pipeline_kit.ci.trust import TRUSTED, Trust, vouched
+from pipeline_kit.detect.records import key_tag, read_prefixes
+from pipeline_kit.publish.layout import push_layout_counted
+from pipeline_kit.publish.retag import point_tags
 
 if TYPE_CHECKING:
     from pipeline_kit.append.planner import AppendPlan
@@ -70,7 +72,7 @@ class Publisher:
         return None, dict(zip(candidates, found[len(records) :], strict=True))
 
     def _vouched(self, tag: str, digest: str) -> bool:
-        """Whether the image under a record may be reused (``pipeline_kit.trust.vouched``)."""
+        """Whether the image under a record may be reused (``pipeline_kit.ci.trust.vouched``)."""
         if vouched(tag, None):
             return True
         manifest = self.client.get_manifest(self.ref.repository, digest)

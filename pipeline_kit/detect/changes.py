@@ -13,14 +13,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pipeline_kit.adapters.git import Git
-from pipeline_kit.config import Config
-from pipeline_kit.context_tree import ContextSnapshot, SourceLeavesContext, source_takes
-from pipeline_kit.dockerignore import DockerIgnore, ignore_file_candidates
+from pipeline_kit.config.loader import Config
+from pipeline_kit.detect.keys import ChainKeys, chain_keys, from_chain, stage_keys
+from pipeline_kit.detect.layers import LayerMap, layers_for
+from pipeline_kit.detect.revisions import RevisionRange
+from pipeline_kit.dockerfile.context_tree import ContextSnapshot, SourceLeavesContext, source_takes
+from pipeline_kit.dockerfile.dockerignore import DockerIgnore, ignore_file_candidates
+from pipeline_kit.dockerfile.stages import Stage, StageGraph, parse_dockerfile
 from pipeline_kit.errors import InputError
-from pipeline_kit.keys import ChainKeys, chain_keys, from_chain, stage_keys
-from pipeline_kit.layers import LayerMap, layers_for
-from pipeline_kit.revisions import RevisionRange
-from pipeline_kit.stages import Stage, StageGraph, parse_dockerfile
 
 MAX_FILE_REASONS = 10
 

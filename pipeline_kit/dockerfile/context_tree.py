@@ -16,10 +16,10 @@ import fnmatch
 import posixpath
 from dataclasses import dataclass, field
 
+from pipeline_kit.adapters.checkout import LeavesRoot, Node, resolve
 from pipeline_kit.adapters.git import Git, TreeEntry, tree_object_id
-from pipeline_kit.checkout import LeavesRoot, Node, resolve
-from pipeline_kit.dockerignore import DockerIgnore
-from pipeline_kit.stages import ContextSource
+from pipeline_kit.dockerfile.dockerignore import DockerIgnore
+from pipeline_kit.dockerfile.stages import ContextSource
 
 EMPTY = ""
 SYMLINK_MODE = "120000"

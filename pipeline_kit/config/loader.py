@@ -145,7 +145,7 @@ def load_config(path: Path | None, cwd: Path) -> Config:
 def for_run(config: Config, environ: Mapping[str, str], log: TextIO) -> Config:
     """``config`` as this run may use it: in a pull request the ``HOST_KEYS`` come from the
     base commit's config (a change to one is said on ``log``, and not used)."""
-    from pipeline_kit.ci_context import from_environ
+    from pipeline_kit.ci.context import from_environ
 
     trust = from_environ(environ).trust
     if not trust.pull_request or config.file is None:
@@ -248,7 +248,7 @@ def _find_config(cwd: Path) -> Path | None:
 def _check_inside(path: Path, display: str) -> None:
     """A config file in a checkout may be reached through symlinks only inside the checkout:
     one pointing elsewhere (``/proc/self/environ``) would put that file in error messages."""
-    from pipeline_kit.checkout import inside, repository_root
+    from pipeline_kit.adapters.checkout import inside, repository_root
 
     directory = repository_root(path)
     if directory is None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline_kit.adapters.process import stream
-from pipeline_kit.builders.base import BuildFailed, BuildOutput, BuildRequest, LineSink
+from pipeline_kit.build.builders.base import BuildFailed, BuildOutput, BuildRequest, LineSink
 
 KANIKO_HOME = Path("/kaniko")
 KANIKO_EXECUTOR = KANIKO_HOME / "executor"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline_kit.adapters.git import Git, is_null_sha, looks_like_sha
-from pipeline_kit.ci_context import CIContext
+from pipeline_kit.ci.context import CIContext
 from pipeline_kit.errors import InputError
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from pipeline_kit.config import Config
+from pipeline_kit.config.loader import Config
+from pipeline_kit.dockerfile.stages import StageGraph
 from pipeline_kit.errors import ConfigError
-from pipeline_kit.stages import StageGraph
 
 # Stage names that say which layer a stage is, most specific first.
 NAME_HINTS: dict[str, tuple[str, ...]] = {

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pipeline_kit.adapters.process import run, stream
-from pipeline_kit.builders.base import BuildFailed, BuildOutput, BuildRequest, LineSink
+from pipeline_kit.build.builders.base import BuildFailed, BuildOutput, BuildRequest, LineSink
 from pipeline_kit.errors import EnvironmentFault
 
 CACHE_TAG = "buildkit"

@@ -4,7 +4,7 @@ An image is named by its content key (the target stage's key). Every image the k
 also gets the tag ``pk-<key>``; when that tag already exists the same content was built before
 (on this branch or any other), so the new tags point at that digest and no builder runs.
 
-Only a trusted run (``pipeline_kit.trust``) writes ``pk-`` records, and a record is believed
+Only a trusted run (``pipeline_kit.ci.trust``) writes ``pk-`` records, and a record is believed
 only when its image's ``dev.pipeline-kit.trust`` label says a protected ref built it; an
 untrusted run keeps its records under ``pkx-<scope>-`` and reads the builders' cache without
 writing it.
@@ -17,48 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from pipeline_kit.builders.base import BuildRequest
-from pipeline_kit.changes import Detection
-from pipeline_kit.ci_context import CIContext
-from pipeline_kit.config import Config
-from pipeline_kit.durations import go_duration, parse_duration
+from pipeline_kit.build.builders.base import BuildRequest
+from pipeline_kit.ci.context import CIContext
+from pipeline_kit.ci.trust import PROTECTED, TRUST_LABEL, TRUSTED, Trust
+from pipeline_kit.config.durations import go_duration, parse_duration
+from pipeline_kit.config.loader import Config
+from pipeline_kit.detect.changes import Detection
+from pipeline_kit.detect.records import key_tag, on_tags
 from pipeline_kit.errors import InputError
-from pipeline_kit.trust import PROTECTED, TRUST_LABEL, TRUSTED, TRUSTED_KEY_PREFIX, Trust
 
 STRATEGIES = ("auto", "builder", "append")
 LABEL_PREFIX = "dev.pipeline-kit"
 DEFAULT_CACHE_TTL = "14d"
 DEFAULT_LARGE_LAYER_MB = 1024
-
-
-def key_tag(image_key: str, prefix: str = TRUSTED_KEY_PREFIX) -> str:
-    """The tag that records an image's content key (a key is 64 hex digits: fits in 128)."""
-    return f"{prefix}{image_key}"
-
-
-def on_tag(stage_key: str, prefix: str = TRUSTED_KEY_PREFIX) -> str:
-    """The tag naming the newest image built on a stage with this key (for append)."""
-    return f"{prefix}on-{stage_key}"
-
-
-def on_tags(detection: Detection, prefix: str = TRUSTED_KEY_PREFIX) -> list[str]:
-    """``pk-on-<key>`` for each stage the target is built FROM (nearest first)."""
-    return [on_tag(key, prefix) for _, key in reversed(detection.chain_stages[:-1])]
-
-
-def read_prefixes(trust: Trust) -> tuple[str, ...]:
-    """Whose content-key records a run looks up: the protected refs', then its own."""
-    return tuple(dict.fromkeys((TRUSTED_KEY_PREFIX, trust.key_prefix)))
-
-
-def previous_candidates(detection: Detection, trust: Trust = TRUSTED) -> list[str]:
-    """Where an image to append to may be: the base commit's image, then by stage key."""
-    tags = []
-    for prefix in read_prefixes(trust):
-        if detection.base_image_key and detection.base_image_key != detection.image_key:
-            tags.append(key_tag(detection.base_image_key, prefix))
-        tags += on_tags(detection, prefix)
-    return tags
 
 
 @dataclass(frozen=True)
@@ -143,7 +114,7 @@ def image_labels(detection: Detection, ci: CIContext, created: str) -> dict[str,
     for layer in detection.layers:
         labels[f"{LABEL_PREFIX}.layer.{layer.name}.key"] = layer.key
     if detection.chain is not None:
-        from pipeline_kit.append.provenance import PROVENANCE_LABEL, Provenance
+        from pipeline_kit.detect.provenance import PROVENANCE_LABEL, Provenance
 
         provenance = Provenance.of(detection.chain, detection.chain_stages)
         labels[PROVENANCE_LABEL] = provenance.to_label()
@@ -158,7 +129,7 @@ class CheckoutPaths(NamedTuple):
 
     @classmethod
     def of(cls, config: Config, root: Path) -> CheckoutPaths:
-        from pipeline_kit.checkout import inside
+        from pipeline_kit.adapters.checkout import inside
 
         return cls(
             inside(root, config.dockerfile_path, f"{config.where('dockerfile')}: dockerfile"),

@@ -13,8 +13,8 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from pipeline_kit.dockerfile.expand import expand, uses_variables
 from pipeline_kit.errors import InputError
-from pipeline_kit.expand import expand, uses_variables
 
 KNOWN_INSTRUCTIONS = frozenset(
     (

@@ -1,0 +1,1 @@
+"""The OCI distribution API: references, the client, its transport, host-bound credentials."""

@@ -1,0 +1,1 @@
+"""Stage 2, build: the plan (retag, append or a builder) and the builders behind one Protocol."""

@@ -1,0 +1,1 @@
+"""Stage 1, detect: which layers changed between two revisions, and their content keys."""
