@@ -11,16 +11,28 @@ from pathlib import Path
 
 import pytest
 
-from tests.example_image import (
+from tests.support.example_image import (
     EXAMPLE,
     BuiltExample,
     MissingTestImages,
     build_example,
     remove_storage,
 )
-from tests.services.buildkitd import BuildkitDaemon
-from tests.services.kaniko import KanikoSandbox
-from tests.services.registry import RegistryServer, running_registry
+from tests.support.services.buildkitd import BuildkitDaemon
+from tests.support.services.kaniko import KanikoSandbox
+from tests.support.services.registry import RegistryServer, running_registry
+
+# Fixtures that start a real part: a test using one is an integration test wherever it lives.
+REAL_PARTS = frozenset({"registry", "auth_registry", "kaniko", "buildkitd", "example_image"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``integration``: everything under tests/integration/, and any test a real part serves;
+    ``scripts/test --fast`` runs the rest (``-m "not integration"``)."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "integration" in item.path.parts or fixtures & REAL_PARTS:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -65,7 +77,7 @@ def auth_registry(
 
 @pytest.fixture(scope="session")
 def kaniko(tmp_path_factory: pytest.TempPathFactory) -> KanikoSandbox:
-    """The real Kaniko executor, runnable only in throwaway roots (tests/services/kaniko.py)."""
+    """The real Kaniko executor, runnable only in throwaway roots (support/services/kaniko.py)."""
     executor = os.environ.get("KANIKO_EXECUTOR")
     if not executor:
         pytest.skip("KANIKO_EXECUTOR is not set: no real Kaniko executor (.ci/run sets it)")
@@ -74,7 +86,7 @@ def kaniko(tmp_path_factory: pytest.TempPathFactory) -> KanikoSandbox:
 
 @pytest.fixture(scope="session")
 def buildkitd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuildkitDaemon]:
-    """A real buildkitd for the session (tests/services/buildkitd.py), from ``BUILDKIT_BIN``."""
+    """A real buildkitd for the session (support/services/buildkitd.py), from ``BUILDKIT_BIN``."""
     bin_dir = os.environ.get("BUILDKIT_BIN")
     if not bin_dir:
         pytest.skip("BUILDKIT_BIN is not set: no buildkitd/buildctl to run (.ci/run sets it)")

@@ -1,0 +1,1 @@
+"""Tests against real parts: registry, builders, podman, model servers, act, gitlab-ci-local."""

@@ -1,0 +1,720 @@
+"""The Dockerfile doctor: one Dockerfile per rule, the seed article's two Dockerfiles, config,
+report formats and exit codes. Build contexts are made in tmp_path with small fake weights."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline_kit.commands.lint import LintOptions, run
+from pipeline_kit.config.loader import load_config
+from pipeline_kit.errors import ConfigError, ExitCode, InputError
+from pipeline_kit.lint.dependencies import is_pinned
+from pipeline_kit.lint.installs import Install, install_of
+from pipeline_kit.lint.model import Finding, Severity
+from pipeline_kit.lint.rules import RULES
+from pipeline_kit.lint.shell import commands, simple
+from pipeline_kit.report.lint import as_text, github_annotations, gitlab_code_quality
+from tests.support import FIXTURES, REPO
+
+LINT_FIXTURES = FIXTURES / "lint"
+DIGEST = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+PINNED = f"python:3.11-slim@{DIGEST}"
+IGNORE = ".git\n**/__pycache__\nweights/\n"
+FAKE_WEIGHTS = b"\0" * 2048
+PINNED_REQUIREMENTS = "torch==2.3.1\ntransformers==4.44.2 --hash=sha256:abc\n"
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    dockerfile: str
+    expected: list[tuple[str, int]]  # (rule, line) in the Dockerfile
+    files: Mapping[str, str | bytes] = field(default_factory=dict)
+    dockerignore: str | None = IGNORE
+    config: str | None = None
+
+
+def _context(root: Path, files: Mapping[str, str | bytes], dockerignore: str | None) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    if dockerignore is not None:
+        (root / ".dockerignore").write_text(dockerignore)
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+
+
+def _lint(
+    root: Path, fmt: str = "json", *, dockerfile: Path | None = None, output: Path | None = None
+) -> tuple[int, str]:
+    out = io.StringIO()
+    options = LintOptions(
+        config_path=None, cwd=root, dockerfile=dockerfile, format=fmt, output=output
+    )
+    return run(options, out), out.getvalue()
+
+
+def _findings(root: Path) -> list[dict[str, object]]:
+    _, text = _lint(root)
+    findings: list[dict[str, object]] = json.loads(text)["findings"]
+    return findings
+
+
+def _case_root(tmp_path: Path, case: Case) -> Path:
+    _context(tmp_path, case.files, case.dockerignore)
+    (tmp_path / "Dockerfile").write_text(case.dockerfile)
+    if case.config is not None:
+        (tmp_path / "pipeline-kit.yaml").write_text(case.config)
+    return tmp_path
+
+
+CLEAN = f"""\
+FROM {PINNED} AS base
+RUN apt-get update && apt-get install -y --no-install-recommends curl \\
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+COPY app/ ./app/
+ENV MODEL_PATH=/models/llm
+USER 10001
+CMD ["python", "-m", "app"]
+"""
+CLEAN_FILES = {"requirements.txt": PINNED_REQUIREMENTS, "app/__init__.py": "", "app/main.py": ""}
+
+
+def _stage(body: str, *, user: str = "USER 10001\n") -> str:
+    return f"FROM {PINNED}\nWORKDIR /app\n{body}{user}"
+
+
+CASES = [
+    Case("clean", CLEAN, [], CLEAN_FILES),
+    # PK001 weights-in-image
+    Case(
+        "pk001-named-file",
+        _stage("COPY model.safetensors /models/\n"),
+        [("PK001", 3)],
+        {"model.safetensors": FAKE_WEIGHTS},
+    ),
+    Case("pk001-wildcard", _stage("COPY *.gguf /models/\n"), [("PK001", 3)]),
+    Case(
+        "pk001-directory",
+        _stage("COPY models/ /models/\n"),
+        [("PK001", 3)],
+        {"models/llm/pytorch_model.bin": FAKE_WEIGHTS, "models/llm/config.json": "{}"},
+    ),
+    Case(
+        "pk001-big-file",
+        _stage("COPY data/ /data/\n"),
+        [("PK001", 3)],
+        {"data/vocab.tar": FAKE_WEIGHTS, "data/small.txt": "x"},
+        config="lint:\n  max_file_mb: 0.001\n",
+    ),
+    Case(
+        "pk001-bind-mount",
+        _stage("RUN --mount=type=bind,target=/src cp -r /src/model /opt/model\n"),
+        [("PK001", 3)],
+        {"model/adapter.pt": FAKE_WEIGHTS},
+    ),
+    Case(
+        "pk001-python-path-file",
+        _stage("COPY .venv/ /opt/venv/\n"),
+        [],
+        {".venv/lib/python3.11/site-packages/distutils-precedence.pth": "import os\n"},
+    ),
+    Case(
+        "pk001-ignored",
+        _stage("COPY . .\n"),
+        [],
+        {"weights/model.safetensors": FAKE_WEIGHTS, "weights/config.json": "{}", "app.py": ""},
+        dockerignore="weights/\n!weights/config.json\n",
+    ),
+    # PK002 weights-downloaded-at-build
+    Case(
+        "pk002-snapshot-download",
+        _stage(
+            'RUN python -c "from huggingface_hub import snapshot_download; '
+            "snapshot_download('mistralai/Mistral-7B-Instruct-v0.1')\"\n"
+        ),
+        [("PK002", 3)],
+    ),
+    Case(
+        "pk002-heredoc",
+        _stage(
+            "RUN <<EOF\nset -e\npython3 - <<'PY'\nfrom transformers import AutoModel\n"
+            "AutoModel.from_pretrained('gpt2')\nPY\nEOF\n"
+        ),
+        [("PK002", 3)],
+    ),
+    Case(
+        "pk002-cli",
+        _stage("RUN huggingface-cli download TheBloke/Llama-2-7B-GGUF --local-dir /m\n"),
+        [("PK002", 3)],
+    ),
+    Case("pk002-hf", _stage("RUN hf download openai/gpt-oss-20b\n"), [("PK002", 3)]),
+    Case(
+        "pk002-curl-weights",
+        _stage("RUN curl -fsSL -o /m/model.gguf https://example.com/llama.gguf?download=1\n"),
+        [("PK002", 3)],
+    ),
+    Case(
+        "pk002-wget-hub",
+        _stage("RUN wget -q https://huggingface.co/gpt2/resolve/main/config.json\n"),
+        [("PK002", 3)],
+    ),
+    Case("pk002-git-lfs", _stage("RUN git lfs install && git lfs pull\n"), [("PK002", 3)]),
+    Case("pk002-other-download", _stage("RUN curl -fsSL https://example.com/tool.sh -o /t\n"), []),
+    # PK003 code-before-deps
+    Case(
+        "pk003-whole-context",
+        _stage("COPY . .\nRUN pip install --no-cache-dir -r requirements.txt\n"),
+        [("PK003", 3)],
+        {"requirements.txt": PINNED_REQUIREMENTS, "app.py": ""},
+    ),
+    Case(
+        "pk003-across-stages",
+        f"FROM {PINNED} AS base\nCOPY src/ /app/src/\n"
+        "FROM base AS deps\nRUN pip install -r /app/src/requirements.txt\nUSER 10001\n",
+        [("PK003", 2)],
+        {"src/requirements.txt": PINNED_REQUIREMENTS, "src/main.py": ""},
+    ),
+    Case(
+        "pk003-manifests-only-directory",
+        _stage("COPY requirements/ ./requirements/\nRUN pip install -r requirements/prod.txt\n"),
+        [],
+        {"requirements/prod.txt": PINNED_REQUIREMENTS},
+    ),
+    Case(
+        "pk003-project-after-deps",
+        _stage(
+            "COPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\n"
+            "RUN pip install --no-deps .\n"
+        ),
+        [],
+        {"requirements.txt": PINNED_REQUIREMENTS, "pyproject.toml": "", "uv.lock": ""},
+    ),
+    Case(
+        "pk003-uv-twice",
+        _stage(
+            "COPY pyproject.toml uv.lock ./\nRUN uv sync --frozen --no-install-project\n"
+            "COPY . .\nRUN uv sync --frozen\n"
+        ),
+        [],
+        {"pyproject.toml": "", "uv.lock": "", "app.py": ""},
+    ),
+    # PK004 unpinned-dependencies (requirement lines are checked in the file's own case)
+    Case(
+        "pk004-bare-pip-name",
+        _stage("RUN pip install --no-cache-dir fastapi uvicorn==0.30.6\n"),
+        [("PK004", 3)],
+    ),
+    Case(
+        "pk004-pyproject-without-lock",
+        _stage("COPY pyproject.toml .\nRUN pip install .\n"),
+        [("PK004", 3)],
+        {"pyproject.toml": "[project]\nname = 'svc'\n"},
+    ),
+    # PK005 base-image-not-pinned
+    Case("pk005-from", "FROM python:3.11-slim\nUSER 10001\n", [("PK005", 1)]),
+    Case(
+        "pk005-copy-from-image",
+        _stage("COPY --from=ghcr.io/astral-sh/uv:0.4.0 /uv /bin/uv\n"),
+        [("PK005", 3)],
+    ),
+    Case("pk005-scratch", "FROM scratch\nCOPY app.py /\nUSER 10001\n", [], {"app.py": ""}),
+    # PK006 apt-hygiene
+    Case(
+        "pk006-recommends",
+        _stage("RUN apt-get update && apt-get install -y curl && rm -rf /var/lib/apt/lists/*\n"),
+        [("PK006", 3)],
+    ),
+    Case(
+        "pk006-lists",
+        _stage("RUN apt-get update && apt-get -y install --no-install-recommends curl\n"),
+        [("PK006", 3)],
+    ),
+    Case(
+        "pk006-both",
+        _stage("RUN apt update && apt install -y curl\n"),
+        [("PK006", 3), ("PK006", 3)],
+    ),
+    Case(
+        "pk006-redirections-and-exec-form",
+        _stage(
+            'RUN ["/bin/sh", "-c", "apt-get update >/dev/null 2>&1 && apt-get install -y '
+            '--no-install-recommends curl && rm -rf /var/lib/apt/lists/*"]\n'
+        ),
+        [],
+    ),
+    Case(
+        "pk006-cache-mount",
+        _stage(
+            "RUN --mount=type=cache,target=/var/cache/apt --mount=type=cache,target=/var/lib/apt "
+            "apt-get update && apt-get install -y --no-install-recommends curl\n"
+        ),
+        [],
+    ),
+    # PK007 runs-as-root
+    Case("pk007-no-user", _stage("", user=""), [("PK007", 1)]),
+    Case("pk007-root", _stage("USER 0:0\n", user=""), [("PK007", 3)]),
+    Case(
+        "pk007-inherited",
+        f"FROM {PINNED} AS base\nUSER 10001\nFROM base AS final\nCOPY app.py .\n",
+        [],
+        {"app.py": ""},
+    ),
+    Case(
+        "pk007-sudo",
+        _stage("RUN echo 'app ALL=(ALL) NOPASSWD:ALL' >> /etc/sudoers\n", user="USER app\n"),
+        [("PK007", 3)],
+    ),
+    # PK008 no-dockerignore
+    Case("pk008", _stage(""), [("PK008", 1)], dockerignore=None),
+    # PK009 code-copy-without-link: only where BuildKit builds, only the code stage's COPYs
+    Case(
+        "pk009",
+        _stage("COPY app.py .\nCOPY --link conf/ ./conf/\nCOPY --link=false x.txt .\n"),
+        [("PK009", 3)],
+        {"app.py": "", "conf/a": "", "x.txt": ""},
+        config="build: {builder: buildkit}\n",
+    ),
+    Case("pk009-kaniko", _stage("COPY app.py .\n"), [], {"app.py": ""}, config="build: {}\n"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_each_rule_fires_alone(tmp_path: Path, case: Case) -> None:
+    found = _findings(_case_root(tmp_path, case))
+    assert [(f["rule"], f["line"]) for f in found] == case.expected
+    assert all(f["path"] == "Dockerfile" for f in found)
+
+
+def test_unpinned_requirement_lines_point_into_the_file(tmp_path: Path) -> None:
+    requirements = "# serving\ntorch==2.3.1\ntransformers>=4.40  # loose\n-r base.txt\n"
+    requirements += (
+        "accelerate==0.*\nvllm @ https://example.com/vllm.whl\nnumpy; python_version=='3.11'\n"
+    )
+    root = _case_root(
+        tmp_path,
+        Case(
+            "",
+            _stage("COPY requirements.txt .\nRUN pip install -r requirements.txt\n"),
+            [],
+            {"requirements.txt": requirements},
+        ),
+    )
+    found = _findings(root)
+    assert [(f["rule"], f["path"], f["line"]) for f in found] == [
+        ("PK004", "requirements.txt", 3),
+        ("PK004", "requirements.txt", 5),
+        ("PK004", "requirements.txt", 7),
+    ]
+    assert "transformers>=4.40" in str(found[0]["message"])
+    assert "COPY at Dockerfile:3" in str(found[0]["message"])
+
+
+def test_dockerignore_beside_the_dockerfile_wins(tmp_path: Path) -> None:
+    _context(tmp_path, {"weights/model.safetensors": FAKE_WEIGHTS}, dockerignore=None)
+    (tmp_path / "Dockerfile").write_text(_stage("COPY . .\n"))
+    assert [f["rule"] for f in _findings(tmp_path)] == ["PK008", "PK001"]
+    (tmp_path / "Dockerfile.dockerignore").write_text("weights\n")
+    assert _findings(tmp_path) == []
+
+
+def test_weights_message_names_examples_and_size(tmp_path: Path) -> None:
+    files = {f"m/shard-{i}.safetensors": b"\0" * (1024 * (i + 1)) for i in range(5)}
+    _case_root(tmp_path, Case("", _stage("COPY m/ /m/\n"), [], files))
+    (finding,) = _findings(tmp_path)
+    assert finding["message"] == (
+        "COPY puts model weights in the image: m/shard-4.safetensors, m/shard-3.safetensors, "
+        "m/shard-2.safetensors and 2 more (5 files, 15.0 KiB)."
+    )
+    assert "MODEL_PATH" in str(finding["fix"])
+
+
+def test_base_image_from_an_arg_names_it(tmp_path: Path) -> None:
+    dockerfile = "ARG BASE=nvidia/cuda:12.1.1-runtime-ubuntu22.04\nFROM ${BASE}\nUSER 1000\n"
+    _case_root(tmp_path, Case("", dockerfile, []))
+    (finding,) = _findings(tmp_path)
+    assert (finding["rule"], finding["line"]) == ("PK005", 2)
+    assert "ARG BASE=nvidia/cuda:12.1.1-runtime-ubuntu22.04" in str(finding["message"])
+    assert str(finding["fix"]).startswith(
+        "Pin it by digest: set ARG BASE to nvidia/cuda:12.1.1-runtime-ubuntu22.04@sha256:<digest>"
+    )
+
+
+def _seed_context(root: Path, *, dockerignore: str | None) -> None:
+    weights = "mistral_7b_truss/model/model-weights"
+    _context(
+        root,
+        {
+            "mistral_7b_truss/requirements.txt": "torch==2.1.2\ntransformers\naccelerate>=0.25\n",
+            "mistral_7b_truss/config.yaml": "model_name: mistral-7b-instruct\n",
+            "mistral_7b_truss/model/__init__.py": "",
+            "mistral_7b_truss/model/model.py": "class Model: ...\n",
+            f"{weights}/model-00001-of-00002.safetensors": FAKE_WEIGHTS,
+            f"{weights}/model-00002-of-00002.safetensors": FAKE_WEIGHTS,
+            f"{weights}/tokenizer.json": "{}",
+        },
+        dockerignore,
+    )
+
+
+def test_seed_naive_dockerfile_lights_up(tmp_path: Path) -> None:
+    _seed_context(tmp_path, dockerignore=None)
+    dockerfile = (LINT_FIXTURES / "seed-naive.Dockerfile").read_text()
+    (tmp_path / "Dockerfile").write_text(dockerfile)
+    lines = dockerfile.splitlines()
+    copy_line = lines.index("COPY --chown=appuser:appuser mistral_7b_truss/ .") + 1
+    found = _findings(tmp_path)
+    rules = {(f["rule"], f["path"], f["line"]) for f in found}
+    assert ("PK001", "Dockerfile", copy_line) in rules
+    assert (
+        "PK005",
+        "Dockerfile",
+        lines.index(next(x for x in lines if x.startswith("FROM"))) + 1,
+    ) in rules
+    assert ("PK008", "Dockerfile", 1) in rules
+    assert {"PK001", "PK004", "PK005", "PK006", "PK007", "PK008"} <= {f["rule"] for f in found}
+    assert ("PK004", "mistral_7b_truss/requirements.txt", 2) in rules
+    pk001 = next(f for f in found if f["rule"] == "PK001")
+    assert "model-00001-of-00002.safetensors" in str(pk001["message"])
+    code, _ = _lint(tmp_path)
+    assert code == ExitCode.VERDICT
+
+
+def test_seed_optimized_dockerfile_is_clean(tmp_path: Path) -> None:
+    _seed_context(tmp_path, dockerignore=".git\n**/__pycache__\n**/model-weights\n")
+    (tmp_path / "mistral_7b_truss/requirements.txt").write_text(
+        "torch==2.1.2\ntransformers==4.36.2\naccelerate==0.25.0\n"
+    )
+    (tmp_path / "Dockerfile").write_text((LINT_FIXTURES / "seed-optimized.Dockerfile").read_text())
+    assert _findings(tmp_path) == []
+    assert _lint(tmp_path, "text") == (ExitCode.OK, "0 findings\n")
+
+
+def test_seed_optimized_without_dockerignore_still_takes_the_weights(tmp_path: Path) -> None:
+    _seed_context(tmp_path, dockerignore=None)
+    (tmp_path / "Dockerfile").write_text((LINT_FIXTURES / "seed-optimized.Dockerfile").read_text())
+    assert {f["rule"] for f in _findings(tmp_path)} >= {"PK001", "PK008"}
+
+
+@pytest.mark.parametrize("entry", ["PK005", "base-image-not-pinned", "pk005"])
+def test_disable_a_rule_in_the_config(tmp_path: Path, entry: str) -> None:
+    case = Case("", "FROM python:3.11-slim\nUSER 1000\n", [])
+    _case_root(tmp_path, case)
+    assert [f["rule"] for f in _findings(tmp_path)] == ["PK005"]
+    (tmp_path / "pipeline-kit.yaml").write_text(f"lint:\n  disable: [{entry}]\n")
+    assert _findings(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("entry", "suggestion"), [("PK05", "PK005"), ("weights-in-imag", "weights-in-image")]
+)
+def test_unknown_rule_suggests_the_closest(tmp_path: Path, entry: str, suggestion: str) -> None:
+    _case_root(tmp_path, Case("", CLEAN, [], CLEAN_FILES))
+    (tmp_path / "pipeline-kit.yaml").write_text(f"lint:\n  disable:\n    - {entry}\n")
+    where = load_config(None, tmp_path).where("lint", "disable")
+    with pytest.raises(ConfigError) as caught:
+        _lint(tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{where}: lint.disable: unknown rule '{entry}'.")
+    assert f"Did you mean '{suggestion}'?" in message
+    assert caught.value.exit_code == ExitCode.USAGE
+
+
+WEIGHTS_FINDING = Finding(
+    rule="PK001",
+    name="weights-in-image",
+    severity=Severity.ERROR,
+    path="docker/Dockerfile",
+    line=12,
+    message="COPY puts model weights in the image: m/a.bin (1 file, 2.0 KiB).",
+    fix="Mount the weights at run time.",
+)
+
+
+def _finding(**changes: Any) -> Finding:
+    return dataclasses.replace(WEIGHTS_FINDING, **changes)
+
+
+def test_text_report_ends_with_a_summary() -> None:
+    findings = [
+        _finding(),
+        _finding(rule="PK008", name="no-dockerignore", severity=Severity.WARNING, line=1),
+        _finding(rule="PK006", name="apt-hygiene", severity=Severity.WARNING, line=3),
+    ]
+    text = as_text(findings)
+    assert text.splitlines()[0] == (
+        "docker/Dockerfile:12: error: PK001 weights-in-image: COPY puts model weights in the "
+        "image: m/a.bin (1 file, 2.0 KiB)."
+    )
+    assert text.splitlines()[1] == "    fix: Mount the weights at run time."
+    assert text.endswith("\n3 findings: 1 error, 2 warnings\n")
+    assert as_text(findings[:1]).endswith("\n1 finding: 1 error\n")
+
+
+def test_json_report(tmp_path: Path) -> None:
+    _case_root(tmp_path, Case("", "FROM python:3.11-slim\nUSER 1000\n", []))
+    code, text = _lint(tmp_path, "json")
+    document = json.loads(text)
+    assert code == ExitCode.OK
+    assert document["counts"] == {"error": 0, "warning": 1, "info": 0}
+    (finding,) = document["findings"]
+    assert finding["rule"] == "PK005"
+    assert finding["name"] == "base-image-not-pinned"
+    assert finding["severity"] == "warning"
+    assert finding["fix"].startswith("Pin it by digest: python:3.11-slim@sha256:<digest>")
+
+
+def test_github_annotation_line_and_escaping() -> None:
+    assert github_annotations([_finding()]) == (
+        "::error file=docker/Dockerfile,line=12,title=PK001 weights-in-image::COPY puts model "
+        "weights in the image: m/a.bin (1 file, 2.0 KiB). Fix: Mount the weights at run time.\n"
+    )
+    odd = _finding(
+        severity=Severity.WARNING,
+        path="a,b:c/Dockerfile",
+        message="100% of\r\nthe layer",
+    )
+    assert github_annotations([odd]) == (
+        "::warning file=a%2Cb%3Ac/Dockerfile,line=12,title=PK001 weights-in-image::"
+        "100%25 of%0D%0Athe layer Fix: Mount the weights at run time.\n"
+    )
+    info = github_annotations([_finding(severity=Severity.INFO)])
+    assert info.startswith("::notice file=")
+
+
+def test_gitlab_code_quality(tmp_path: Path) -> None:
+    _seed_context(tmp_path, dockerignore=None)
+    (tmp_path / "Dockerfile").write_text((LINT_FIXTURES / "seed-naive.Dockerfile").read_text())
+    _, first = _lint(tmp_path, "gitlab")
+    _, second = _lint(tmp_path, "gitlab")
+    issues = json.loads(first)
+    assert first == second
+    assert len({issue["fingerprint"] for issue in issues}) == len(issues)
+    for issue in issues:
+        assert set(issue) == {"description", "check_name", "fingerprint", "severity", "location"}
+        assert issue["check_name"] in RULES
+        assert len(issue["fingerprint"]) == 64
+        assert isinstance(issue["location"]["lines"]["begin"], int)
+        expected = "critical" if RULES[issue["check_name"]].severity is Severity.ERROR else "major"
+        assert issue["severity"] == expected
+    weights = next(i for i in issues if i["check_name"] == "PK001")
+    assert weights["location"]["path"] == "Dockerfile"
+    assert weights["description"].startswith("PK001 weights-in-image: COPY puts model weights")
+    assert "Fix: Mount the weights" in weights["description"]
+    assert (
+        json.loads(gitlab_code_quality([_finding(severity=Severity.INFO)]))[0]["severity"] == "info"
+    )
+
+
+def test_output_file_instead_of_stdout(tmp_path: Path) -> None:
+    _case_root(tmp_path, Case("", CLEAN, [], CLEAN_FILES))
+    code, printed = _lint(tmp_path, "gitlab", output=Path("reports/gl-code-quality.json"))
+    assert (code, printed) == (ExitCode.OK, "")
+    assert json.loads((tmp_path / "reports/gl-code-quality.json").read_text()) == []
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "files", "expected"),
+    [
+        (_stage("COPY model.pt /m/\n"), {"model.pt": FAKE_WEIGHTS}, ExitCode.VERDICT),
+        ("FROM python:3.11-slim\nUSER 1000\n", {}, ExitCode.OK),
+    ],
+    ids=["error", "warnings-only"],
+)
+def test_exit_code(tmp_path: Path, dockerfile: str, files: dict[str, bytes], expected: int) -> None:
+    _case_root(tmp_path, Case("", dockerfile, [], files))
+    assert _lint(tmp_path, "text")[0] == expected
+
+
+def test_missing_dockerfile_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"^docker/Dockerfile: no such Dockerfile\.") as caught:
+        _lint(tmp_path, dockerfile=Path("docker/Dockerfile"))
+    assert caught.value.exit_code == ExitCode.USAGE
+
+
+def test_paths_are_relative_to_the_repository_root(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    service = tmp_path / "services" / "llm"
+    _context(service, {"requirements.txt": "torch\n"}, IGNORE)
+    (service / "Dockerfile").write_text(_stage("COPY requirements.txt .\n"))
+    found = _findings(service)
+    assert [(f["path"], f["line"]) for f in found] == [("services/llm/requirements.txt", 1)]
+
+
+def test_dockerfile_option_overrides_the_config(tmp_path: Path) -> None:
+    _case_root(tmp_path, Case("", CLEAN, [], CLEAN_FILES))
+    (tmp_path / "Dockerfile.dev").write_text("FROM python:3.11-slim\n")
+    code, text = _lint(tmp_path, "text", dockerfile=Path("Dockerfile.dev"))
+    assert code == ExitCode.OK
+    assert [line.split(": ")[2].split()[0] for line in text.splitlines()[:-1:2]] == [
+        "PK005",
+        "PK007",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("script", "expected"),
+    [
+        (
+            "apt-get update && apt-get install -y curl",
+            [["apt-get", "update"], ["apt-get", "install", "-y", "curl"]],
+        ),
+        ("echo 'a && b' | tee x; ls", [["echo", "a && b"], ["tee", "x"], ["ls"]]),
+        ("cmd 2>&1 >/dev/null & other", [["cmd", "2>&1", ">/dev/null"], ["other"]]),
+        ('python -c "print(\\"hi\\")"', [["python", "-c", 'print("hi")']]),
+        (
+            "x=$(cat f | wc -l) y # a comment; not a command\nz",
+            [["x=$(cat f | wc -l)", "y"], ["z"]],
+        ),
+        ("a \\\n  b", [["a", "b"]]),
+        ("echo 'unclosed && rm -rf /", [["echo", "unclosed && rm -rf /"]]),
+    ],
+)
+def test_shell_commands(script: str, expected: list[list[str]]) -> None:
+    assert commands(script) == expected
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        ("sudo -E apt-get install curl", "apt-get install curl"),
+        ("DEBIAN_FRONTEND=noninteractive apt-get install curl", "apt-get install curl"),
+        ("sudo -u app env PIP_NO_CACHE_DIR=1 pip install x", "pip install x"),
+    ],
+)
+def test_shell_simple_strips_wrappers(words: str, expected: str) -> None:
+    assert simple(words.split()) == expected.split()
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("pip install -r requirements.txt", Install("pip", "", False, ("requirements.txt",))),
+        (
+            "python3 -m pip install --no-cache-dir torch==2.3.1 fastapi",
+            Install("pip", "", False, packages=("torch==2.3.1", "fastapi")),
+        ),
+        ("uv pip install -e .", Install("pip", "", False, local=(".",))),
+        ("pip3.11 install --no-deps .", Install("pip", "", True, local=(".",))),
+        (
+            "pip install -i https://pypi.example/simple -rreq.txt",
+            Install("pip", "", False, ("req.txt",)),
+        ),
+        ("pip install --upgrade", None),
+        ("pip download torch", None),
+        ("poetry install --only-root", Install("poetry", "", True)),
+        ("uv sync --frozen", Install("uv", "", False)),
+        ("npm ci", Install("npm", "", False)),
+        ("micromamba env create -f environment.yml", Install("conda", "", False)),
+        ("apt-get install -y python3-pip", None),
+    ],
+)
+def test_install_of(command: str, expected: Install | None) -> None:
+    found = install_of(command.split())
+    if expected is None:
+        assert found is None
+    else:
+        assert found == dataclasses.replace(expected, text=command)
+
+
+@pytest.mark.parametrize(
+    ("spec", "pinned"),
+    [
+        ("torch==2.3.1", True),
+        ("torch===2.3.1+cu121", True),
+        ("torch[cuda] == 2.3.1", True),
+        ("torch==2.*", False),
+        ("torch>=2.3", False),
+        ("torch", False),
+        ("torch~=2.3.0", False),
+        ("numpy; python_version=='3.11'", False),
+        ("numpy==1.26.4; python_version>='3.10'", True),
+        ("vllm @ https://example.com/vllm-0.5.0.whl", True),
+        ("https://example.com/pkg-1.0.tar.gz", True),
+        ("./wheels/pkg-1.0-py3-none-any.whl", True),
+        ("torch==${TORCH_VERSION}", True),
+    ],
+)
+def test_is_pinned(spec: str, pinned: bool) -> None:
+    assert is_pinned(spec) is pinned
+
+
+LAYERED = f"""\
+FROM {PINNED} AS base
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+
+FROM base AS server
+COPY app/ ./app/
+COPY --from=base /app/requirements.txt /srv/requirements.txt
+USER 10001
+
+FROM server AS debug
+COPY tools/ /tools/
+"""
+
+
+@pytest.mark.parametrize(
+    ("config", "builder", "expected"),
+    [
+        ("build: {builder: buildkit}\n", None, [7, 8]),  # inferred: the stage named server
+        ("layers: {base: base, code: debug}\nbuild: {builder: buildkit}\n", None, [12]),
+        ("build: {builder: kaniko}\n", "buildkit", [7, 8]),  # the flag wins
+        ("build: {builder: buildkit}\n", "buildah", []),
+        ("", "auto", []),
+    ],
+)
+def test_copy_without_link_in_the_code_stage(
+    tmp_path: Path, config: str, builder: str | None, expected: list[int]
+) -> None:
+    files = {"requirements.txt": PINNED_REQUIREMENTS, "app/main.py": "", "tools/t": ""}
+    root = _case_root(tmp_path, Case("layered", LAYERED, [], files, config=config))
+    out = io.StringIO()
+    options = LintOptions(config_path=None, cwd=root, format="json", builder=builder)
+    assert run(options, out) == 0  # a warning: the build is not blocked
+    found = [f for f in json.loads(out.getvalue())["findings"] if f["rule"] == "PK009"]
+    assert [f["line"] for f in found] == expected
+    for finding in found:
+        assert finding["severity"] == "warning"
+        assert "5.5 s with plain COPY and 0.20 s with COPY --link" in finding["message"]
+        assert finding["fix"].startswith("Write `COPY --link ")
+    if len(found) == 2:
+        assert found[1]["fix"].startswith(
+            "Write `COPY --link --from=base /app/requirements.txt /srv/requirements.txt`"
+        )
+
+
+def test_lint_cli_takes_the_builder(tmp_path: Path) -> None:
+    from tests.support.gitrepo import cli
+
+    files = {"requirements.txt": PINNED_REQUIREMENTS, "app/main.py": "", "tools/t": ""}
+    root = _case_root(tmp_path, Case("layered", LAYERED, [], files))
+    result = cli("lint", "--builder", "buildkit", "--format", "json", cwd=root)
+    assert result.returncode == 0, result.stderr
+    findings = json.loads(result.stdout)["findings"]
+    assert [f["line"] for f in findings if f["rule"] == "PK009"] == [7, 8]
+
+
+def test_readme_rule_table_lists_every_rule() -> None:
+    readme = (REPO / "README.md").read_text()
+    rows = {
+        line.split("|")[1].strip(): line for line in readme.splitlines() if line.startswith("| PK")
+    }
+    assert set(rows) == set(RULES)
+    for rule in RULES.values():
+        assert f"| {rule.name} | {rule.severity.value} |" in rows[rule.id]
