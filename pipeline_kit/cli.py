@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar
 import click
 
 from pipeline_kit import __version__
-from pipeline_kit.errors import ExitCode, KitError
+from pipeline_kit.errors import ExitCode, KitError, crash_report
 
 _FORMATS = ["text", "json"]
 # Commands whose results feed later CI steps also write them as GitHub step outputs or a GitLab
@@ -643,6 +643,9 @@ def invoke(argv: list[str] | None = None) -> Outcome:
         return Outcome(ExitCode.USAGE, exc.format_message())
     except BrokenPipeError:
         return Outcome(ExitCode.OK, None)
+    except Exception as exc:  # a bug in the kit: never read as a verdict on the change
+        message = crash_report(exc, os.environ, sys.stderr)
+        return Outcome(ExitCode.INFRA, message)
     return Outcome(int(code or 0), None)
 
 

@@ -1,6 +1,6 @@
 """The GitHub action's step: its inputs, one pipeline-kit command, its step outputs.
 
-``action.yml`` hands every input to ``scripts/action-run`` as a ``PK_*`` variable (never
+``action.yml`` hands every input to ``action/run`` as a ``PK_*`` variable (never
 through a shell), which installs the kit and runs this module. The inputs are read once into
 an ``ActionInputs``; ``command_argv`` turns them into the CLI's arguments (a pure function,
 tested as a table); ``run`` runs the CLI in this process with ``$GITHUB_OUTPUT`` pointed at a
@@ -51,7 +51,7 @@ ALIASES = {"cache gc": "cache-gc", "render kubernetes": "render"}
 EXIT_MEANINGS: dict[int, str] = {
     ExitCode.VERDICT: "a verdict against the change",
     ExitCode.USAGE: "usage or configuration error",
-    ExitCode.INFRA: "infrastructure error",
+    ExitCode.INFRA: "infrastructure error, or an internal error of the kit",
     ExitCode.INTERRUPTED: "interrupted",
 }
 

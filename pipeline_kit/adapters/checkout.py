@@ -9,9 +9,10 @@ files on disk and over a git tree: a ``Lookup`` says what one root-relative path
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -151,26 +152,41 @@ def write_file(path: Path, data: str | bytes, *, root: Path | None = None) -> No
     import tempfile  # only where a file is written: it is slow to import
 
     target = _unlinked(path, root)
-    target.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    fd, partial = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(raw)
-        os.chmod(partial, 0o644 & ~_umask())
-        os.replace(partial, target)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
+    with _writing(path):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, partial = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(raw)
+            os.chmod(partial, 0o644 & ~_umask())
+            os.replace(partial, target)
+        except BaseException:
+            Path(partial).unlink(missing_ok=True)
+            raise
 
 
 def append_file(path: Path, text: str, *, root: Path | None = None) -> None:
     """Append ``text`` to ``path`` (created when missing), never through a symlink."""
     target = _unlinked(path, root)
-    target.parent.mkdir(parents=True, exist_ok=True)
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-    with os.fdopen(os.open(target, flags, 0o644), "a", encoding="utf-8") as handle:
-        handle.write(text)
+    with _writing(path):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with os.fdopen(os.open(target, flags, 0o644), "a", encoding="utf-8") as handle:
+            handle.write(text)
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """An output that cannot be written (a file where a directory must be, no permission, a
+    full disk) is an error naming the path, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise InputError(
+            f"{path}: cannot write it ({exc.strerror or exc}).",
+            hint="Give a path in a directory the kit can write.",
+        ) from None
 
 
 def _unlinked(path: Path, root: Path | None) -> Path:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.gitrepo import GitRepo, cli
+from tests.support.gitrepo import GitRepo, cli, cli_env
 
 GOOD_DOCKERFILE = "FROM python:3.11-slim AS base\nFROM base AS deps\nFROM deps AS code\n"
 
@@ -180,3 +180,52 @@ def test_bad_build_arg_is_a_usage_error(tmp_path: Path) -> None:
     proc = cli("detect", "--build-arg", "NOEQUALS", cwd=repo.path)
     assert proc.returncode == 2
     assert "is not NAME=VALUE" in proc.stderr
+
+
+CRASH = """\
+import sys
+import pipeline_kit.commands.detect as detect
+
+def broken(options, out):
+    raise {error}("a bug the tests planted")
+
+detect.run = broken
+from pipeline_kit.cli import main
+main(["detect"])
+"""
+
+
+@pytest.mark.parametrize("error", ["RuntimeError", "FileExistsError", "KeyError"])
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_crash_is_an_internal_error_exit_3_never_a_verdict(
+    tmp_path: Path, error: str, debug: bool
+) -> None:
+    """An unexpected exception anywhere below the CLI (here a command replaced by one that
+    raises) exits 3 with one line saying it is the kit's bug and where the traceback went;
+    the traceback is printed in full only under PIPELINE_KIT_DEBUG."""
+    import subprocess
+    import sys
+
+    repo = _repo(tmp_path, "image: registry.example.com/a\n")
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PIPELINE_KIT_DEBUG": "1" if debug else ""}
+    result = subprocess.run(
+        [sys.executable, "-c", CRASH.format(error=error)],
+        cwd=repo.path, env=cli_env(env), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    log = tmp_path / "cache" / "pipeline-kit" / "crash.log"
+    assert f"pipeline-kit: internal error: {error}: " in result.stderr
+    assert "a bug in pipeline-kit, not in the change" in result.stderr
+    assert str(log) in result.stderr
+    assert "a bug the tests planted" in log.read_text() and "Traceback" in log.read_text()
+    assert ("Traceback (most recent call last)" in result.stderr) is debug
+
+
+def test_an_output_path_that_cannot_be_written_is_a_usage_error(tmp_path: Path) -> None:
+    """``lint --output Dockerfile/x.json``: a file where a directory must be is exit 2 naming
+    the path (it was a FileExistsError traceback, exit 1)."""
+    repo = _repo(tmp_path, "image: registry.example.com/a\n")
+    result = cli("lint", "--output", "Dockerfile/x.json", cwd=repo.path)
+    assert result.returncode == 2, result.stderr
+    assert "Dockerfile/x.json: cannot write it" in result.stderr
+    assert "Traceback" not in result.stderr
