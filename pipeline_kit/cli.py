@@ -10,14 +10,18 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar
+from typing import Any, NamedTuple, NoReturn, TypeVar
 
 import click
 
 from pipeline_kit import __version__
+from pipeline_kit.build import STRATEGIES
+from pipeline_kit.build.builders import BUILDERS
 from pipeline_kit.errors import ExitCode, KitError, crash_report
+from pipeline_kit.preview import PROVIDERS
+from pipeline_kit.smoke import PROTOCOLS
 
 _FORMATS = ["text", "json"]
 # Commands whose results feed later CI steps also write them as GitHub step outputs or a GitLab
@@ -125,7 +129,7 @@ def detect(
 )
 @click.option(
     "--builder",
-    type=click.Choice(["auto", "kaniko", "buildkit", "buildah"]),  # builders.CHOICES
+    type=click.Choice(BUILDERS.choices),
     default=None,
     help="The builder that will build it (default: build.builder in the config).",
 )
@@ -158,13 +162,13 @@ def lint(
 @click.option("--build-arg", "build_args", multiple=True, metavar="NAME=VALUE")
 @click.option(
     "--builder",
-    type=click.Choice(["auto", "kaniko", "buildkit", "buildah"]),  # builders.CHOICES
+    type=click.Choice(BUILDERS.choices),
     default=None,
     help="Builder (default: build.builder in the config, else auto).",
 )
 @click.option(
     "--strategy",
-    type=click.Choice(["auto", "builder", "append"]),
+    type=click.Choice(STRATEGIES),
     default=None,
     help="auto: retag, else append, else the builder; append: fail (exit 1) with the reason "
     "when the change cannot be appended; builder: always run the builder "
@@ -303,9 +307,7 @@ def tags(config_path: Path | None, head: str | None, fmt: str, dotenv: Path) -> 
 _GATE_FLAGS = [
     click.option(
         "--protocol",
-        type=click.Choice(
-            ["openai-chat", "openai-completions", "truss", "kserve-v2", "tgi", "cog", "http"]
-        ),
+        type=click.Choice(PROTOCOLS.choices),
         help="Inference protocol (default: smoke.protocol, else openai-chat).",
     ),
     click.option("--prompt", help="Prompt to send (default: smoke.requests from the config)."),
@@ -404,44 +406,9 @@ def render_kubernetes(
 _PREVIEW_FORMAT = click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text")
 
 
-if TYPE_CHECKING:
-    _ParamType = click.ParamType[str]
-else:  # click before 8.2 has no generic ParamType
-    _ParamType = click.ParamType
-
-
-class _RegistryChoice(_ParamType):
-    """``click.Choice`` over a registry's names, read only when a command parses or shows its
-    help, so the registry and what it imports stay out of the CLI's start-up."""
-
-    name = "choice"
-
-    def __init__(self, names: Callable[[], Iterable[str]]) -> None:
-        self._names = names
-        self._choice: click.Choice[str] | None = None
-
-    @property
-    def choice(self) -> click.Choice[str]:
-        if self._choice is None:
-            self._choice = click.Choice(list(self._names()))
-        return self._choice
-
-    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str | None:
-        return self.choice.get_metavar(param, ctx)
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        return self.choice.convert(value, param, ctx)
-
-
-def _preview_providers() -> Iterable[str]:
-    from pipeline_kit.preview import PROVIDERS
-
-    return PROVIDERS
-
-
 _provider_flag = click.option(
     "--provider",
-    type=_RegistryChoice(_preview_providers),
+    type=click.Choice(PROVIDERS.choices),
     help="Where the preview runs (default: preview.provider, else local).",
 )
 

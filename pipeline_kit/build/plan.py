@@ -26,7 +26,6 @@ from pipeline_kit.detect.changes import Detection
 from pipeline_kit.detect.records import key_tag, on_tags
 from pipeline_kit.errors import InputError
 
-STRATEGIES = ("auto", "builder", "append")
 LABEL_PREFIX = "dev.pipeline-kit"
 DEFAULT_CACHE_TTL = "14d"
 DEFAULT_LARGE_LAYER_MB = 1024

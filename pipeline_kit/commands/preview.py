@@ -95,12 +95,8 @@ def _session(
     resolved = PreviewSettings.from_config(
         config, provider=common.provider, cwd=common.cwd, **settings
     )
-    provider = PROVIDERS.get(resolved.provider)
-    if provider is None:
-        raise InputError(
-            f"preview provider {resolved.provider!r} is unknown.",
-            hint=f"Choose one of: {', '.join(PROVIDERS)} (--provider or preview.provider).",
-        )
+    given_as = "--provider" if common.provider else "preview.provider"
+    provider = PROVIDERS.get(resolved.provider, given_as=given_as)
 
     def say(message: str) -> None:
         log.write(f"pipeline-kit preview: {message}\n")

@@ -2,8 +2,8 @@
 
 A provider brings a digest up under a name derived from the ref, says where it answers, and
 takes it down again; what it creates carries the preview's owner, ref, digest and expiry, so
-``status`` and ``gc`` read them back from the platform. CLI choices and docs come from
-``PROVIDERS``.
+``status`` and ``gc`` read them back from the platform. The CLI's choices, the schema's
+``preview.provider`` enum and the docs come from ``PROVIDERS`` (``pipeline_kit.catalog``).
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol
 
-from pipeline_kit.preview.command import CommandProvider
-from pipeline_kit.preview.kubernetes import KubernetesProvider
-from pipeline_kit.preview.local import LocalProvider
+from pipeline_kit.catalog import Catalog
 
 if TYPE_CHECKING:
     from pipeline_kit.preview.model import Preview, PreviewSpec
@@ -45,6 +43,11 @@ class PreviewProvider(Protocol):
         """A URL the gate can reach while the block runs."""
 
 
-PROVIDERS: dict[str, PreviewProvider] = {
-    p.name: p for p in (LocalProvider(), KubernetesProvider(), CommandProvider())
-}
+PROVIDERS: Catalog[PreviewProvider] = Catalog(
+    "preview provider",
+    {
+        "local": "pipeline_kit.preview.local:LocalProvider",
+        "kubernetes": "pipeline_kit.preview.kubernetes:KubernetesProvider",
+        "command": "pipeline_kit.preview.command:CommandProvider",
+    },
+)

@@ -270,9 +270,3 @@ def _chunks(events: list[str]) -> list[Any]:
     if not chunks:
         raise BadReply("the stream carried no events")
     return chunks
-
-
-PROTOCOLS: dict[str, SmokeProtocol] = {
-    p.name: p
-    for p in (OpenAIChat(), OpenAICompletions(), Truss(), KServeV2(), TGI(), Cog(), HttpProtocol())
-}

@@ -65,8 +65,9 @@ def smoke_plan(
 ) -> SmokePlan:
     """Flags over the config's ``smoke`` section over the ``service`` defaults."""
     from pipeline_kit.config.durations import parse_duration
+    from pipeline_kit.smoke import PROTOCOLS
     from pipeline_kit.smoke.gate import SmokePlan, SmokeRequest
-    from pipeline_kit.smoke.protocols import PROTOCOLS, HttpProtocol
+    from pipeline_kit.smoke.protocols import HttpProtocol
 
     url = options.url or section.get("url")
     if not url:
@@ -74,11 +75,7 @@ def smoke_plan(
             "smoke: no server URL.", hint="Give --url http://HOST:PORT (or smoke.url)."
         )
     name = options.protocol or section.get("protocol", "openai-chat")
-    protocol = PROTOCOLS.get(name)
-    if protocol is None:
-        raise InputError(
-            f"--protocol {name}: unknown protocol.", hint=f"Choose one of: {', '.join(PROTOCOLS)}."
-        )
+    protocol = PROTOCOLS.get(name, given_as="--protocol" if options.protocol else "smoke.protocol")
     if name == "http":
         http = section.get("http") or {}
         protocol = HttpProtocol(

@@ -15,7 +15,7 @@ PACKAGE = REPO / "pipeline_kit"
 
 # Lowest first. A module may import its own layer and those below it, never one above.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("pipeline_kit", "errors"),
+    ("pipeline_kit", "errors", "catalog"),
     ("adapters",),
     ("ci",),
     ("config",),
@@ -84,6 +84,7 @@ LONG_DOCSTRINGS = {
     "pipeline_kit.build.builders",
     "pipeline_kit.preview",
     "pipeline_kit.lint",
+    "pipeline_kit.smoke",
 }
 
 

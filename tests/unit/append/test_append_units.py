@@ -717,17 +717,6 @@ def test_only_layers_really_reused_count_as_this_builds_writes(tmp_path: Path) -
         _plan(tmp_path, text, ["f", "a", "g", "c"], previous, blobs)
 
 
-def test_strategy_choices_come_from_one_table() -> None:
-    """The CLI's --strategy choices and the schema's build.strategy enum are STRATEGIES."""
-    from pipeline_kit import cli
-    from pipeline_kit.build.plan import STRATEGIES
-    from pipeline_kit.config.loader import schema
-
-    option = next(p for p in cli.build.params if p.name == "strategy")
-    assert tuple(option.type.choices) == STRATEGIES  # type: ignore[attr-defined]
-    assert tuple(schema()["properties"]["build"]["properties"]["strategy"]["enum"]) == STRATEGIES
-
-
 PREVIOUS_CONFIG = {
     "WorkingDir": "/",  # BuildKit's default where no WORKDIR is set
     "Healthcheck": {"Test": ["CMD", "true"]},

@@ -321,24 +321,6 @@ def test_every_buildctl_flag_exists_in_buildctl() -> None:
     assert "no-such-flag" not in documented
 
 
-def test_cli_builder_choices_are_the_registry() -> None:
-    """cli.py lists the names literally (importing every builder would slow its start)."""
-    import click
-
-    from pipeline_kit.build.builders import BUILDERS, CHOICES
-    from pipeline_kit.cli import build, lint
-
-    assert ("auto", *BUILDERS) == CHOICES
-
-    for command in (build, lint):
-        (option,) = [p for p in command.params if p.name == "builder"]
-        assert isinstance(option.type, click.Choice)
-        assert tuple(option.type.choices) == CHOICES
-    from pipeline_kit.config.loader import schema
-
-    assert schema()["properties"]["build"]["properties"]["builder"]["enum"] == list(CHOICES)
-
-
 def test_readme_flag_table_has_a_column_per_executor() -> None:
     readme = (REPO / "README.md").read_text()
     header = next(line for line in readme.splitlines() if line.startswith("| change (from"))

@@ -15,7 +15,6 @@ import pytest
 from pipeline_kit.adapters.podman import ContainerSpec, PodmanOptions, ps_argv, rm_argv, run_argv
 from pipeline_kit.ci.context import CIContext, from_environ
 from pipeline_kit.errors import ConfigError
-from pipeline_kit.preview import PROVIDERS
 from pipeline_kit.preview.command import NAME_FIELDS, UP_FIELDS, expand
 from pipeline_kit.preview.local import conf_mode
 from pipeline_kit.preview.model import (
@@ -173,11 +172,6 @@ def test_command_placeholders() -> None:
         expand(["{image}"], values, "down", NAME_FIELDS)
     with pytest.raises(ConfigError, match=r"preview\.command\.up"):
         expand(["{name"], values, "up", UP_FIELDS)
-
-
-def test_providers_are_one_table() -> None:
-    assert list(PROVIDERS) == ["local", "kubernetes", "command"]
-    assert all(name == provider.name for name, provider in PROVIDERS.items())
 
 
 def test_the_readme_preview_example_is_valid(tmp_path: Path) -> None:
