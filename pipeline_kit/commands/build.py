@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from pipeline_kit.ci.context import DEFAULT_DOTENV
 from pipeline_kit.errors import ExitCode, InputError, KitError
@@ -19,8 +19,10 @@ if TYPE_CHECKING:
     from pipeline_kit.adapters.git import Git
     from pipeline_kit.adapters.registry.client import Manifest
     from pipeline_kit.append.planner import AppendPlan
-    from pipeline_kit.build.builders.base import BuildRequest
-    from pipeline_kit.build.plan import CheckoutPaths
+    from pipeline_kit.build.builders.base import Builder, BuildRequest
+    from pipeline_kit.build.plan import BuildPlan, BuildSettings, CheckoutPaths
+    from pipeline_kit.build.record import BuildRecord
+    from pipeline_kit.ci.context import CIContext
     from pipeline_kit.ci.trust import Trust
     from pipeline_kit.config.loader import Config
     from pipeline_kit.detect.changes import Detection
@@ -57,50 +59,80 @@ class _Phases:
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
-        self._start = time.monotonic()
+        self._start = self._mark = time.monotonic()
 
-    def done(self, phase: str, since: float) -> float:
+    def done(self, phase: str) -> None:
+        """``phase`` took the time since the previous phase ended."""
         now = time.monotonic()
-        self.seconds[phase] = round(now - since, 3)
-        return now
+        self.seconds[phase] = round(now - self._mark, 3)
+        self._mark = now
 
     def total(self) -> dict[str, float]:
         return {**self.seconds, "total": round(time.monotonic() - self._start, 3)}
 
 
+@dataclass(frozen=True)
+class _Checkout:
+    """What the build reads from the repository: the config, the change and the tags."""
+
+    config: Config
+    image: str
+    trust: Trust
+    ci: CIContext
+    detection: Detection
+    paths: CheckoutPaths
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """The plan and what carrying it out needs."""
+
+    settings: BuildSettings
+    publisher: Publisher
+    request: BuildRequest
+    plan: BuildPlan
+    append: AppendPlan | None
+    builder: Builder | None
+
+
 def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
-    from pipeline_kit.adapters.git import Git
-    from pipeline_kit.adapters.registry.client import is_plain_http
-    from pipeline_kit.adapters.registry.references import ImageRef
-    from pipeline_kit.build.plan import (
-        BuildSettings,
-        CheckoutPaths,
-        build_request,
-        image_labels,
-        plan_build,
-    )
-    from pipeline_kit.ci.context import from_environ, resolve_context
-    from pipeline_kit.config.loader import for_run, load_config
-    from pipeline_kit.detect.changes import detect_changes
-    from pipeline_kit.detect.records import previous_candidates
-    from pipeline_kit.detect.revisions import choose_range
-    from pipeline_kit.publish.publisher import Publisher
-    from pipeline_kit.publish.tags import compute_tags, rules_from_section
     from pipeline_kit.report.outputs import check_destination
 
     check_destination(options.format, options.environ)
     phases = _Phases()
-    started = time.monotonic()
+    checkout = _read_checkout(options, log)
+    phases.done("detect")
+    planned = _plan(checkout, options, log)
+    phases.done("plan")
+    record = _record(checkout, planned)
+    _say_plan(checkout.trust, planned.plan, log)
+    if options.dry_run:
+        record = _dry_run(record, checkout, planned)
+    else:
+        record = _publish(record, checkout, planned, phases, log)
+    _write(dataclasses.replace(record, timings=phases.total()), options, out)
+    return ExitCode.OK
+
+
+def _read_checkout(options: BuildOptions, log: TextIO) -> _Checkout:
+    """The config as this run may use it, the change between the revisions, and the tags."""
+    from pipeline_kit.adapters.git import Git
+    from pipeline_kit.build.plan import CheckoutPaths
+    from pipeline_kit.ci.context import from_environ, resolve_context
+    from pipeline_kit.config.loader import for_run, load_config
+    from pipeline_kit.detect.changes import detect_changes
+    from pipeline_kit.detect.revisions import choose_range
+    from pipeline_kit.publish.tags import compute_tags, rules_from_section
+
     config = for_run(load_config(options.config_path, options.cwd), options.environ, log)
     config = config.with_build_args(options.build_args)
-    image = config.image
-    if not image:
+    if not config.image:
         raise InputError(
             f"{config.display}: no `image` to build.",
             hint="Set `image: registry.example.com/team/service` in the config.",
         )
     ci_environ = from_environ(options.environ)
-    trust = ci_environ.trust
     with Git(config.root) as git:
         rng = choose_range(
             git,
@@ -118,34 +150,28 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         ci = resolve_context(config.root, options.environ, rng.head, git)
     tags = [t.name for t in compute_tags(ci, rules_from_section(config.section("tags")))]
     tags += [t for t in options.extra_tags if t not in tags]
-    started = phases.done("detect", started)
+    return _Checkout(config, config.image, ci_environ.trust, ci, detection, paths, tuple(tags))
 
-    settings = BuildSettings.from_config(
-        config,
-        image,
-        builder=options.builder,
-        strategy=options.strategy,
-        cache_repo=options.cache_repo,
-        insecure=options.insecure_registries,
-        trust=trust,
-    )
-    plain = {
-        host
-        for host in (ImageRef.parse(image).registry, ImageRef.parse(settings.cache_repo).registry)
-        if is_plain_http(host, settings.insecure_hosts)
-    }
-    settings = dataclasses.replace(settings, insecure_hosts=settings.insecure_hosts | plain)
-    publisher = Publisher(image, settings.insecure_hosts, options.environ, progress=log)
+
+def _plan(checkout: _Checkout, options: BuildOptions, log: TextIO) -> _Planned:
+    """retag > append > builder, from one round of registry lookups."""
+    from pipeline_kit.build.plan import build_request, image_labels, plan_build
+    from pipeline_kit.detect.records import previous_candidates
+    from pipeline_kit.publish.publisher import Publisher
+
+    detection, trust = checkout.detection, checkout.trust
+    settings = _settings(checkout, options)
+    publisher = Publisher(checkout.image, settings.insecure_hosts, options.environ, progress=log)
     # One round trip for the content key and every place a previous image may be.
     wants_append = settings.strategy != "builder"
     candidates = previous_candidates(detection, trust) if wants_append else []
     recorded, manifests = publisher.lookup(detection.image_key, candidates, trust)
     created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    labels = image_labels(detection, ci, created)
+    labels = image_labels(detection, checkout.ci, created)
     append_plan, refused = None, None
     if wants_append and recorded is None:
         append_plan, refused = _try_append(
-            publisher, detection, config, paths, labels, created, options, manifests, trust
+            publisher, checkout, labels, created, options.environ, manifests
         )
         if append_plan is None and settings.strategy == "append":
             raise AppendRefused(
@@ -157,13 +183,13 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         largest = publisher.largest_layer(detection.base_image_key)
     request = build_request(
         detection,
-        config,
+        checkout.config,
         settings,
-        image=image,
-        tags=tags,
+        image=checkout.image,
+        tags=checkout.tags,
         labels=labels,
         largest_previous_layer=largest,
-        paths=paths,
+        paths=checkout.paths,
         trust=trust,
     )
     plan = plan_build(
@@ -181,28 +207,60 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
 
         builder = choose_builder(settings.builder)
         builder.preflight(request)
-    started = phases.done("plan", started)
+    return _Planned(settings, publisher, request, plan, append_plan, builder)
 
-    record: dict[str, Any] = {
-        "image": image,
-        "digest": None,
-        "tags": list(request.tags),
-        "references": request.references(),
-        "strategy": plan.strategy,
-        "builder": builder.name if builder else None,
-        "reason": plan.reason,
-        "fallback": plan.fallback,
-        "previous": append_plan.previous.reference if append_plan else None,
-        "bytes_uploaded": None,
-        "image_key": detection.image_key,
-        "rebuild_from": detection.rebuild_from,
-        "image_changed": detection.image_changed,
-        "layers": {
-            layer.name: {"changed": layer.changed, "key": layer.key} for layer in detection.layers
-        },
-        "head": detection.range.head,
-        "trust": {"trusted": trust.trusted, "why": trust.why, "records": trust.key_prefix},
+
+def _settings(checkout: _Checkout, options: BuildOptions) -> BuildSettings:
+    """The config's build settings with the flags applied; loopback registries are plain HTTP."""
+    from pipeline_kit.adapters.registry.client import is_plain_http
+    from pipeline_kit.adapters.registry.references import ImageRef
+    from pipeline_kit.build.plan import BuildSettings
+
+    settings = BuildSettings.from_config(
+        checkout.config,
+        checkout.image,
+        builder=options.builder,
+        strategy=options.strategy,
+        cache_repo=options.cache_repo,
+        insecure=options.insecure_registries,
+        trust=checkout.trust,
+    )
+    plain = {
+        host
+        for host in (
+            ImageRef.parse(checkout.image).registry,
+            ImageRef.parse(settings.cache_repo).registry,
+        )
+        if is_plain_http(host, settings.insecure_hosts)
     }
+    return dataclasses.replace(settings, insecure_hosts=settings.insecure_hosts | plain)
+
+
+def _record(checkout: _Checkout, planned: _Planned) -> BuildRecord:
+    """The record of the plan; publishing fills in the digest and the bytes sent."""
+    from pipeline_kit.build.record import BuildRecord, LayerState
+
+    detection, plan, append = checkout.detection, planned.plan, planned.append
+    return BuildRecord(
+        image=checkout.image,
+        tags=planned.request.tags,
+        references=tuple(planned.request.references()),
+        strategy=plan.strategy,
+        reason=plan.reason,
+        image_key=detection.image_key,
+        rebuild_from=detection.rebuild_from,
+        image_changed=detection.image_changed,
+        layers={layer.name: LayerState(layer.changed, layer.key) for layer in detection.layers},
+        head=detection.range.head,
+        trust=checkout.trust,
+        builder=planned.builder.name if planned.builder else None,
+        fallback=plan.fallback,
+        previous=append.previous.reference if append else None,
+        append=append.summary() if append else None,
+    )
+
+
+def _say_plan(trust: Trust, plan: BuildPlan, log: TextIO) -> None:
     if not trust.trusted:
         log.write(
             f"pipeline-kit: untrusted: {trust.why}: records go under {trust.key_prefix}, "
@@ -211,66 +269,71 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     log.write(f"pipeline-kit: {plan.strategy}: {plan.reason}\n")
     if plan.fallback:
         log.write(f"pipeline-kit: not appended: {plan.fallback}\n")
-    if append_plan is not None:
-        record["append"] = append_plan.summary()
-    from pipeline_kit.build.scratch import scratch_dir  # only a builder needs a working directory
 
-    keep_out = (config.root, config.context_path)
-    if options.dry_run:
-        with scratch_dir("pipeline-kit-build-", *keep_out) as tmp:
-            commands = builder.commands(_own_storage(request, tmp, trust), tmp) if builder else []
-        record["commands"] = commands
-        record["publish"] = publisher.describe(plan)
-        record["timings"] = phases.total()
-        _write(record, options, out)
-        return ExitCode.OK
 
+def _dry_run(record: BuildRecord, checkout: _Checkout, planned: _Planned) -> BuildRecord:
+    """The builder's argv lists and the registry operations, nothing run or written."""
+    from pipeline_kit.build.scratch import scratch_dir
+
+    commands: list[list[str]] = []
+    if planned.builder is not None:
+        with scratch_dir("pipeline-kit-build-", *_keep_out(checkout)) as tmp:
+            request = _own_storage(planned.request, tmp, checkout.trust)
+            commands = planned.builder.commands(request, tmp)
+    publish = planned.publisher.describe(planned.plan)
+    return dataclasses.replace(record, commands=commands, publish=publish)
+
+
+def _publish(
+    record: BuildRecord, checkout: _Checkout, planned: _Planned, phases: _Phases, log: TextIO
+) -> BuildRecord:
+    """Carry the plan out: a retag, an append, or the builder and then its push."""
+    plan, publisher, tags = planned.plan, planned.publisher, planned.request.tags
     if plan.strategy == "retag":
         assert plan.retag_from is not None
-        record["digest"] = publisher.retag(plan.retag_from, request.tags)
-        record["bytes_uploaded"] = 0
-        phases.done("push", started)
+        record = record.published(publisher.retag(plan.retag_from, tags), 0)
     elif plan.strategy == "append":
-        assert append_plan is not None
-        record["digest"], record["bytes_uploaded"] = publisher.publish_append(
-            append_plan, request.tags
-        )
-        phases.done("push", started)
+        assert planned.append is not None
+        record = record.published(*publisher.publish_append(planned.append, tags))
     else:
-        assert builder is not None
-        from pipeline_kit.ci.logs import LogGroups
+        record = _run_builder(record, checkout, planned, phases, log)
+    phases.done("push")
+    return record
 
-        groups = LogGroups(ci.provider, log)
-        with scratch_dir("pipeline-kit-build-", *keep_out) as workdir:
-            docker_config = publisher.docker_config(workdir / "docker", settings.cache_repo)
-            with groups.group(f"{builder.name}: build {image}"):
-                output = builder.build(
-                    _own_storage(request, workdir, trust), workdir, docker_config, groups.line
-                )
-            started = phases.done("build", started)
-            if output.layout is not None:
-                with groups.group(f"push {image}"):
-                    record["digest"], record["bytes_uploaded"] = publisher.push_layout(
-                        output.layout, request.tags
-                    )
-            else:
-                record["digest"] = output.digest
-            phases.done("push", started)
-    record["timings"] = phases.total()
-    _write(record, options, out)
-    return ExitCode.OK
+
+def _run_builder(
+    record: BuildRecord, checkout: _Checkout, planned: _Planned, phases: _Phases, log: TextIO
+) -> BuildRecord:
+    from pipeline_kit.build.scratch import scratch_dir
+    from pipeline_kit.ci.logs import LogGroups
+
+    builder, publisher = planned.builder, planned.publisher
+    assert builder is not None
+    groups = LogGroups(checkout.ci.provider, log)
+    with scratch_dir("pipeline-kit-build-", *_keep_out(checkout)) as workdir:
+        docker_config = publisher.docker_config(workdir / "docker", planned.settings.cache_repo)
+        request = _own_storage(planned.request, workdir, checkout.trust)
+        with groups.group(f"{builder.name}: build {checkout.image}"):
+            output = builder.build(request, workdir, docker_config, groups.line)
+        phases.done("build")
+        if output.layout is None:
+            return record.published(output.digest, None)
+        with groups.group(f"push {checkout.image}"):
+            return record.published(*publisher.push_layout(output.layout, request.tags))
+
+
+def _keep_out(checkout: _Checkout) -> tuple[Path, Path]:
+    """Where a working directory holding credentials must not be (scratch.py)."""
+    return checkout.config.root, checkout.config.context_path
 
 
 def _try_append(
     publisher: Publisher,
-    detection: Detection,
-    config: Config,
-    paths: CheckoutPaths,
+    checkout: _Checkout,
     labels: Mapping[str, str],
     created: str,
-    options: BuildOptions,
+    environ: Mapping[str, str],
     manifests: Mapping[str, Manifest | None],
-    trust: Trust,
 ) -> tuple[AppendPlan | None, str | None]:
     """An append plan, or None and why the builder is needed."""
     from pipeline_kit.append import CannotAppend
@@ -279,15 +342,15 @@ def _try_append(
     try:
         plan = prepare_append(
             publisher.append_remote(),
-            detection,
-            context=paths.context,
-            dockerfile=paths.dockerfile,
-            build_args=config.build_args,
+            checkout.detection,
+            context=checkout.paths.context,
+            dockerfile=checkout.paths.dockerfile,
+            build_args=checkout.config.build_args,
             labels=labels,
             created=created,
-            environ=options.environ,
+            environ=environ,
             manifests=manifests,
-            trust=trust,
+            trust=checkout.trust,
         )
     except CannotAppend as refusal:
         return None, refusal.reason
@@ -318,12 +381,12 @@ def _check_builds_checkout(git: Git, head: str, worktree: bool) -> None:
         )
 
 
-def _write(record: dict[str, Any], options: BuildOptions, out: TextIO) -> None:
+def _write(record: BuildRecord, options: BuildOptions, out: TextIO) -> None:
     from pipeline_kit.report import build as report
     from pipeline_kit.report.outputs import export
 
     if options.format == "json":
-        out.write(json.dumps(record, indent=2) + "\n")
+        out.write(json.dumps(record.to_json(), indent=2) + "\n")
         return
     export(
         options.format,
