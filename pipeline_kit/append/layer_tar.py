@@ -9,12 +9,12 @@ format: extended headers only where a name or id needs them, which every extract
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import tarfile
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
+from pipeline_kit.adapters.registry.references import sha256_digest
 from pipeline_kit.append.copy_sources import Entry
 
 DEFAULT_MTIME = 1
@@ -63,6 +63,6 @@ def tar_bytes(entries: Iterable[Entry], mtime: int) -> bytes:
 
 def make_layer(entries: Iterable[Entry], mtime: int, media_type: str) -> LayerBlob:
     raw = tar_bytes(entries, mtime)
-    diff_id = "sha256:" + hashlib.sha256(raw).hexdigest()
+    diff_id = sha256_digest(raw)
     data = gzip.compress(raw, GZIP_LEVEL, mtime=0) if media_type.endswith("gzip") else raw
-    return LayerBlob(data, "sha256:" + hashlib.sha256(data).hexdigest(), diff_id, media_type)
+    return LayerBlob(data, sha256_digest(data), diff_id, media_type)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from pipeline_kit.adapters.registry.references import sha256_digest
 from pipeline_kit.append import CannotAppend
 from pipeline_kit.append.copy_sources import place, read_ignore, resolve_sources
 from pipeline_kit.append.image_config import evaluate, keep_untouched
@@ -351,7 +352,6 @@ def _layer_media_type(previous: PreviousImage, docker: bool) -> str:
 def _manifest(
     previous: PreviousImage, config_blob: bytes, layers: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    import hashlib
 
     old_config = previous.manifest.get("config") or {}
     manifest: dict[str, Any] = {"schemaVersion": 2}
@@ -359,7 +359,7 @@ def _manifest(
         manifest["mediaType"] = previous.manifest["mediaType"]
     manifest["config"] = {
         "mediaType": old_config.get("mediaType", "application/vnd.oci.image.config.v1+json"),
-        "digest": "sha256:" + hashlib.sha256(config_blob).hexdigest(),
+        "digest": sha256_digest(config_blob),
         "size": len(config_blob),
     }
     manifest["layers"] = layers

@@ -14,7 +14,7 @@ from functools import partial
 from typing import Any
 
 from pipeline_kit.adapters.registry.client import Manifest, RegistryClient, in_parallel
-from pipeline_kit.adapters.registry.references import ImageRef
+from pipeline_kit.adapters.registry.references import ImageRef, sha256_digest
 from pipeline_kit.append import CannotAppend
 from pipeline_kit.append.planner import AppendPlan, BaseImage, PreviousImage
 from pipeline_kit.ci.trust import vouched
@@ -139,7 +139,7 @@ class AppendRemote:
         sent = sum(in_parallel(uploads))
         raw = json.dumps(plan.manifest, separators=(",", ":")).encode()
         media_type = str(plan.manifest.get("mediaType") or OCI_MANIFEST)
-        digest = self.client.put_manifest(self.repository, _digest(raw), raw, media_type)
+        digest = self.client.put_manifest(self.repository, sha256_digest(raw), raw, media_type)
         in_parallel(
             [
                 partial(self.client.put_manifest, self.repository, tag, raw, media_type)
@@ -147,12 +147,6 @@ class AppendRemote:
             ]
         )
         return digest, sent + len(raw) * (1 + len(tags))
-
-
-def _digest(raw: bytes) -> str:
-    import hashlib
-
-    return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
 def _platform_digest(index: Mapping[str, Any], platform: Mapping[str, Any]) -> str:

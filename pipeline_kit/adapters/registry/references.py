@@ -77,3 +77,10 @@ class ImageRef:
         if self.digest:
             text += f"@{self.digest}"
         return text
+
+
+def sha256_digest(data: bytes) -> str:
+    """The OCI digest of ``data``: ``sha256:<64 hex digits>``."""
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(data).hexdigest()
