@@ -544,6 +544,8 @@ def test_builder_image_puts_the_kit_where_the_kaniko_job_runs_it() -> None:
 
 
 def test_every_kit_job_is_switched_off_first_and_pins_the_kits_version(tmp_path: Path) -> None:
+    """The opt-out is written once (.pipeline-kit:rules) and is every job's first rule."""
+    assert TEMPLATE.read_text().count('$PIPELINE_KIT_DISABLED == "true"') == 1
     pipeline = rendered(tmp_path, "include:\n  - local: .gitlab-ci-template.yml\n")
     for job in KIT_JOBS:
         definition = pipeline[f"pipeline-kit:{job}"]
