@@ -502,7 +502,7 @@ def test_a_vendored_copy_detects_code_and_deps_changes(
 ) -> None:
     """A repository that carries the action's files in tools/pipeline-kit and calls it there."""
     repo = make_service(tmp_path / "svc", registry, "team/vendored", tmp_path / "storage")
-    for part in ("action.yml", "scripts", "pipeline_kit", "pyproject.toml", "README.md"):
+    for part in ("action.yml", "action", "pipeline_kit", "pyproject.toml", "README.md"):
         source = kit_checkout / part
         target = repo.path / "tools" / "pipeline-kit" / part
         if source.is_dir():

@@ -218,7 +218,7 @@ def test_a_password_is_masked_and_leaves_the_action_variables(
     assert os.environ["PIPELINE_KIT_REGISTRY"] == "registry.example.com"
 
 
-ACTION_RUN = REPO / "scripts" / "action-run"
+ACTION_RUN = REPO / "action" / "run"
 
 
 @pytest.mark.parametrize(
@@ -234,7 +234,7 @@ ACTION_RUN = REPO / "scripts" / "action-run"
 def test_action_run_names_a_missing_or_old_python(
     tmp_path: Path, python: str, message: str
 ) -> None:
-    """scripts/action-run itself, before any install: a clear annotation and exit 3. The old
+    """action/run itself, before any install: a clear annotation and exit 3. The old
     interpreter is a stand-in script that answers as Python 3.8 does."""
     old = tmp_path / "old-python"
     old.write_text(
