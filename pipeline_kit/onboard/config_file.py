@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import re
 
+from pipeline_kit import __version__
 from pipeline_kit.detect.layers import LayerMap
 from pipeline_kit.dockerfile.stages import StageGraph
 
-SCHEMA_URL = "https://pipeline-kit.dev/schema/pipeline-kit.schema.json"
+# The schema as the release ships it: the repository serves the file at the release's tag.
+SCHEMA_URL = (
+    "https://raw.githubusercontent.com/pipeline-kit/pipeline-kit/"
+    f"v{__version__}/pipeline_kit/config/schema/pipeline-kit.schema.json"
+)
 _LAYER_NOTES = {
     "base": "OS, CUDA, system packages",
     "deps": "Python packages",

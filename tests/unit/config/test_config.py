@@ -210,3 +210,18 @@ def test_a_validated_config_is_read_back_from_its_marker_without_yaml(tmp_path: 
         [sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True, env=env
     )
     assert "unknown key" in proc.stderr
+
+
+def test_the_schema_names_a_file_the_repository_serves() -> None:
+    """The schema's $id and the modeline init writes are the release's own file: the raw path
+    of pipeline_kit/config/schema/ at the tag v<version> (no host of its own that nobody
+    serves); the bundled example points at the file beside it."""
+    from pipeline_kit.config.loader import SCHEMA_PATH
+    from pipeline_kit.onboard.config_file import SCHEMA_URL
+
+    prefix = f"https://raw.githubusercontent.com/pipeline-kit/pipeline-kit/v{__version__}/"
+    assert prefix + SCHEMA_PATH.relative_to(REPO).as_posix() == SCHEMA_URL
+    assert schema()["$id"] == SCHEMA_URL
+    example = (REPO / "examples" / "llm-service" / "pipeline-kit.yaml").read_text()
+    modeline = example.splitlines()[0].split("$schema=", 1)[1]
+    assert (REPO / "examples" / "llm-service" / modeline).resolve() == SCHEMA_PATH

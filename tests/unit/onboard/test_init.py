@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 import pipeline_kit
+from pipeline_kit.onboard.config_file import SCHEMA_URL
 from tests.support import FIXTURES, REPO
 from tests.support.example_image import EXAMPLE
 from tests.support.gitrepo import GitRepo, cli
@@ -80,9 +81,7 @@ def test_a_commented_gitlab_ci_file_gains_only_the_include_and_the_stages(tmp_pa
     assert (
         (repo.path / "pipeline-kit.yaml")
         .read_text()
-        .startswith(
-            "# yaml-language-server: $schema=https://pipeline-kit.dev/schema/pipeline-kit.schema.json\n"
-        )
+        .startswith(f"# yaml-language-server: $schema={SCHEMA_URL}\n")
     )
     shown = cli("config", "show", "--format", "json", cwd=repo.path)
     assert shown.returncode == 0, shown.stderr  # the schema accepts what init wrote
