@@ -51,7 +51,7 @@ import pytest
 import yaml
 
 import pipeline_kit
-from tests.support import REPO
+from tests.support import REPO, gitlab_yaml
 from tests.support.ci_outputs import parse_dotenv
 from tests.support.example_image import (
     CACHE,
@@ -495,7 +495,7 @@ def test_template_is_valid_gitlab_ci_as_gitlab_reads_it(tmp_path: Path) -> None:
     for builder in header["spec"]["inputs"]["builder"]["options"]:
         jobs = tmp_path / f"jobs-{builder}.yml"
         jobs.write_text(interpolate(body, {**defaults(header), "builder": builder}))
-        loaded = yaml.safe_load(jobs.read_text())
+        loaded = gitlab_yaml.load(jobs.read_text())
         assert not {"default", "variables", "stages"} & set(loaded), "a component sets no globals"
     scratch = tmp_path / "gitlab-ci.yml"
     scratch.write_text(GITLAB_CI)

@@ -16,7 +16,7 @@ import yaml
 
 import pipeline_kit
 from pipeline_kit.onboard.config_file import SCHEMA_URL
-from tests.support import FIXTURES, REPO
+from tests.support import FIXTURES, REPO, gitlab_yaml
 from tests.support.example_image import EXAMPLE
 from tests.support.gitrepo import GitRepo, cli
 from tests.support.tools import rendered, unpinned_uses
@@ -67,7 +67,7 @@ def test_a_commented_gitlab_ci_file_gains_only_the_include_and_the_stages(tmp_pa
         "    inputs:",
         "      config: pipeline-kit.yaml",
     ]
-    document = yaml.safe_load(edited.replace("!reference", "!!seq"))  # GitLab's own tag
+    document = gitlab_yaml.load(edited)
     assert document["stages"] == ["lint", "build", "test", "release", "deploy"]
     assert document["include"] == [
         {"remote": TEMPLATE_URL, "inputs": {"config": "pipeline-kit.yaml"}}
