@@ -13,21 +13,22 @@ all for the same commits (a new commit changing one file under app/ per run):
   (c) BuildKit: `buildctl build` with the kit's own argv (pipeline_kit/build/builders/buildkit.py:
       the tags (b) set, `--import-cache`/`--export-cache type=registry,...,mode=max`, an image
       output with push=true) against a FRESH buildkitd for every run (started and ready before
-      the clock starts; tests/services/buildkitd.py), warm registry cache, the same Dockerfile
-      (`COPY --link`: BuildKit does not pull the layers below the copy);
+      the clock starts; tests/support/services/buildkitd.py), warm registry cache, the same
+      Dockerfile (`COPY --link`: BuildKit does not pull the layers below the copy);
   (d) Kaniko: the kit's `build --strategy builder` with its Kaniko builder, run in process with
-      the executor started in tests/services/kaniko.py's sandbox (the only way it may start
+      the executor started in tests/support/services/kaniko.py's sandbox (the only way it may start
       here), `--cache=true` with the cache filled by a first build that is not counted; the
       time is the executor's run alone (what a Kaniko job spends once its container is up);
   (a) `pipeline-kit build --strategy builder` with buildah, `--layers` and the warm remote
       cache, from an empty local store as on a fresh CI runner; the whole CLI call. buildah
       1.28 rejects `COPY --link`, so (a) builds ci/Dockerfile.plain, the same image with a
       plain `COPY`, into a repository of its own whose cache a cold build fills first;
-  floor: a minimal script, the same interpreter and HTTP library (http.client, one kept-alive
-      connection) as the kit, that uploads a layer and a config of the sizes (b) uploaded
-      (random bytes, so the registry lacks them) and PUTs one manifest: the least any publisher
-      of that change has to do (it sets one tag; the kit sets the build's five, each one more
-      manifest PUT, and so do BuildKit, Kaniko and buildah here).
+  floor: a minimal script on the same interpreter with the lightest HTTP there is (the standard
+      library's http.client, one kept-alive connection; the kit uses requests), that uploads a
+      layer and a config of the sizes (b) uploaded (random bytes, so the registry lacks them)
+      and PUTs one manifest: the least any publisher of that change has to do (it sets one
+      tag; the kit sets the build's five, each one more manifest PUT, and so do BuildKit,
+      Kaniko and buildah here).
 
 The image (b) appends to first is the kit's own `build --strategy builder` of the same
 Dockerfile with BuildKit (its registry cache is the one (c) imports), else with Kaniko; one of
@@ -81,12 +82,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests.services
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests.support.services
 
 from _synthrepo import CliFailure, bench_env, describe_failure, resolve_cli, timed_run
 
 if TYPE_CHECKING:
-    from tests.services.buildkitd import BuildkitDaemon
+    from tests.support.services.buildkitd import BuildkitDaemon
 
 GOALS = {256: 10.0, 1024: 20.0}  # layer MiB -> append at least this many times faster than (a)
 BUILDKIT_GOAL_MIB = 1024  # append at least as fast as BuildKit COPY --link at this size
@@ -362,7 +363,7 @@ def output_of(
 @contextlib.contextmanager
 def fresh_buildkitd(bin_dir: Path, work: Path) -> Iterator[BuildkitDaemon]:
     """A buildkitd with an empty state, ready (``buildctl debug workers`` answers)."""
-    from tests.services.buildkitd import BuildkitDaemon
+    from tests.support.services.buildkitd import BuildkitDaemon
 
     root = Path(tempfile.mkdtemp(prefix="buildkitd-", dir=work))
     daemon = BuildkitDaemon(bin_dir, root / "state").start()
@@ -415,7 +416,7 @@ class KanikoColumn:
     """The kit's Kaniko builds, in process, with the executor started in the sandbox."""
 
     def __init__(self, executor: Path, work: Path) -> None:
-        from tests.services.kaniko import KanikoSandbox
+        from tests.support.services.kaniko import KanikoSandbox
 
         work.mkdir(parents=True, exist_ok=True)
         self.sandbox = KanikoSandbox(executor, work)
