@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipeline_kit.adapters.registry.transport import TimedOut, Transport, TransportError
+from pipeline_kit.adapters.http import TimedOut, TransportError, lines
+
+if TYPE_CHECKING:
+    from pipeline_kit.adapters.http import Transport
 
 CONNECT_TIMEOUT = 5.0
 JSON = {"Content-Type": "application/json"}
@@ -21,8 +23,10 @@ JSON = {"Content-Type": "application/json"}
 
 @functools.cache
 def _http() -> Transport:
-    """One transport for the gate's calls: readiness polls reuse their connection."""
-    return Transport(environ=os.environ, user_agent="pipeline-kit smoke")
+    """One session for the gate's calls: readiness polls reuse their connection."""
+    from pipeline_kit.adapters.http import Transport
+
+    return Transport(user_agent="pipeline-kit smoke", timeout=(CONNECT_TIMEOUT, 60.0))
 
 
 def _timeouts(timeout: float) -> tuple[float, float]:
@@ -80,9 +84,9 @@ def post_stream(url: str, payload: Any, timeout: float) -> Reply:
         with _http().stream(
             "POST", url, headers=JSON, body=body, timeout=_timeouts(timeout)
         ) as answer:
-            if answer.status != 200:
-                return Reply(answer.status, answer.read(), time.monotonic() - start)
-            for line in iter(answer.readline, b""):
+            if answer.status_code != 200:
+                return Reply(answer.status_code, answer.content, time.monotonic() - start)
+            for line in lines(answer):
                 if time.monotonic() - start > timeout:
                     return Reply(200, seconds=timeout, error=f"stream timed out after {timeout:g}s",
                                  first_event_seconds=first, events=events)  # fmt: skip

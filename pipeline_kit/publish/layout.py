@@ -11,7 +11,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline_kit.adapters.registry.client import RegistryClient, sha256_digest
+from pipeline_kit.adapters.registry.client import RegistryClient
+from pipeline_kit.adapters.registry.references import sha256_digest
 from pipeline_kit.errors import InputError
 
 

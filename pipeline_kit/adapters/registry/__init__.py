@@ -1,1 +1,1 @@
-"""The OCI distribution API: references, the client, its transport, host-bound credentials."""
+"""The OCI distribution API: references, the client, host-bound credentials."""

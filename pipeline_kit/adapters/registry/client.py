@@ -7,35 +7,31 @@ never along a redirect to another host (blob storage), nor to a host a redirect 
 for credentials itself, nor in clear text to the token service of an HTTPS registry.
 Retries with backoff and jitter on connection errors, 429 (``Retry-After``) and 5xx;
 401/403/404 are not retried and say what to check. Plain HTTP only for loopback and hosts the
-user marked insecure. HTTP is ``transport``'s: kept-alive connections, and the environment's
-proxies and CA bundle for every registry but a loopback one.
+user marked insecure. HTTP is ``adapters.http``'s (requests, imported on the first request): a
+session per registry with a connection for each request in flight, and the environment's proxies
+and CA bundle for every registry but a loopback one.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import ipaddress
-import os
 import random
 import re
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple, TextIO, TypeVar, cast
-from urllib.parse import urlencode, urljoin
+from typing import TYPE_CHECKING, NamedTuple, TextIO, TypeVar, cast
+from urllib.parse import urlencode, urljoin, urlsplit
 
 from pipeline_kit import __version__
 from pipeline_kit.adapters.registry.credentials import Credential, resolve_credential
-from pipeline_kit.adapters.registry.transport import (
-    Origin,
-    Response,
-    TLSFailed,
-    Transport,
-    TransportError,
-    UnsupportedProxy,
-)
+from pipeline_kit.adapters.registry.references import sha256_digest
 from pipeline_kit.errors import EnvironmentFault, InputError
+
+if TYPE_CHECKING:
+    from pipeline_kit.adapters.http import Response, Transport
 
 MANIFEST_TYPES = (
     "application/vnd.oci.image.manifest.v1+json",
@@ -60,8 +56,6 @@ def in_parallel(calls: Sequence[Callable[[], T]]) -> list[T]:
     """
     if len(calls) <= 1:
         return [call() for call in calls]
-    import threading
-
     results: list[T | None] = [None] * len(calls)
     errors: list[BaseException | None] = [None] * len(calls)
     pending = iter(range(len(calls)))
@@ -138,8 +132,27 @@ class _Retry(Exception):
         self.wait = wait
 
 
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+class Origin(NamedTuple):
+    """Where a credential may go: scheme, host and port (the default port filled in)."""
+
+    scheme: str
+    host: str
+    port: int
+
+    @classmethod
+    def of(cls, url: str) -> Origin:
+        """``ValueError`` when ``url`` is not an http(s) URL."""
+        parts = urlsplit(url)
+        default = {"http": 80, "https": 443}.get(parts.scheme)
+        if default is None or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {url[:200]}")
+        return cls(parts.scheme, parts.hostname, parts.port or default)
+
+    @property
+    def netloc(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        default = {"http": 80, "https": 443}[self.scheme]
+        return host if self.port == default else f"{host}:{self.port}"
 
 
 class RegistryClient:
@@ -151,7 +164,6 @@ class RegistryClient:
         insecure: bool = False,
         retry: RetryPolicy | None = None,
         progress: Callable[[str], None] | None = None,
-        environ: Mapping[str, str] | None = None,
     ) -> None:
         self.host = host
         api = "registry-1.docker.io" if host == "docker.io" else host
@@ -161,15 +173,10 @@ class RegistryClient:
         self.credential = credential
         self.retry = retry or RetryPolicy()
         self.progress = progress or (lambda message: None)
-        self.transport = Transport(
-            environ=os.environ if environ is None else environ,
-            trust_env=not is_plain_http(host),  # no proxy for loopback
-            user_agent=f"pipeline-kit/{__version__}",
-            connect_timeout=TIMEOUT[0],
-            read_timeout=TIMEOUT[1],
-        )
         self._tokens: dict[str, str] = {}
         self._basic = False
+        self._transport: Transport | None = None
+        self._transport_lock = threading.Lock()
 
     @classmethod
     def connect(
@@ -191,10 +198,25 @@ class RegistryClient:
             credential=resolve_credential(host, environ),
             insecure=is_plain_http(host, insecure_hosts),
             progress=say,
-            environ=environ,
         )
 
     # -- transport ---------------------------------------------------------------------
+
+    @property
+    def transport(self) -> Transport:
+        """The registry's HTTP session, made on the first request (requests is imported then;
+        ``in_parallel``'s first requests ask at once, and share one)."""
+        with self._transport_lock:
+            if self._transport is None:
+                from pipeline_kit.adapters.http import Transport
+
+                self._transport = Transport(
+                    trust_env=not is_plain_http(self.host),  # no proxy for loopback
+                    user_agent=f"pipeline-kit/{__version__}",
+                    timeout=TIMEOUT,
+                    pool=IN_FLIGHT,  # in_parallel's requests each keep their connection
+                )
+            return self._transport
 
     def _request(
         self,
@@ -270,27 +292,30 @@ class RegistryClient:
     def _send(
         self, method: str, url: str, headers: Mapping[str, str], data: bytes | None
     ) -> Response:
+        from pipeline_kit.adapters import http
+
         try:
             return self.transport.request(method, url, headers=headers, body=data)
-        except TLSFailed as exc:
+        except http.TLSFailed as exc:
             raise EnvironmentFault(
                 f"{self.host}: TLS failed ({exc}).",
                 hint="If this registry serves plain HTTP, name it with --insecure-registry "
                 "or registry.insecure in the config; if its certificate is signed by a private "
                 "CA, point REQUESTS_CA_BUNDLE (or SSL_CERT_FILE) at that CA's certificate.",
             ) from None
-        except UnsupportedProxy as exc:
+        except http.UnsupportedProxy as exc:
             raise EnvironmentFault(
-                f"{self.host}: {exc}.", hint="Name an http:// proxy, or the host in no_proxy."
+                f"{self.host}: {exc}.",
+                hint="Name an http:// or https:// proxy, or the host in no_proxy.",
             ) from None
-        except TransportError as exc:
+        except http.TransportError as exc:
             raise _Retry(f"connection error: {exc}") from None
 
     def _is_own(self, url: str) -> bool:
         """Whether ``url`` is on the registry's own origin, the one its credential is for."""
         try:
             return Origin.of(url) == Origin.of(self.base)
-        except (TransportError, ValueError):  # not a URL any request could reach
+        except ValueError:  # not a URL any request could reach
             return False
 
     def _foreign_challenge(self, what: str, url: str) -> EnvironmentFault:
@@ -333,7 +358,7 @@ class RegistryClient:
         url = f"{realm}{'&' if '?' in realm else '?'}{urlencode(query)}"
         try:
             realm_origin = Origin.of(url)
-        except (TransportError, ValueError):
+        except ValueError:
             raise EnvironmentFault(
                 f"{self.host}: the token realm '{realm[:200]}' is not an http(s) URL.",
                 hint="Check the registry's auth service.",
@@ -350,14 +375,16 @@ class RegistryClient:
         if self.credential:
             secret = f"{self.credential.username}:{self.credential.password}".encode()
             headers["Authorization"] = "Basic " + base64.b64encode(secret).decode()
+        from pipeline_kit.adapters import http
+
         try:
             answer = self.transport.request("GET", url, headers=headers)
-        except TLSFailed as exc:
+        except http.TLSFailed as exc:
             raise EnvironmentFault(
                 f"{self.host}: TLS to the token endpoint failed ({exc}).",
                 hint="Point REQUESTS_CA_BUNDLE (or SSL_CERT_FILE) at the CA that signed it.",
             ) from None
-        except TransportError as exc:
+        except http.TransportError as exc:
             raise _Retry(f"token endpoint: {exc}") from None
         if answer.status in (401, 403):
             raise self._error(401, "token request", scope, answer)

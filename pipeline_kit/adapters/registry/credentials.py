@@ -3,8 +3,10 @@
 Every credential is bound to the one registry it names, and is given for that host only:
 ``PIPELINE_KIT_REGISTRY_USER``/``PASSWORD`` for ``PIPELINE_KIT_REGISTRY``,
 ``CI_REGISTRY_USER``/``PASSWORD`` for ``CI_REGISTRY``, ``GITHUB_TOKEN`` for ghcr.io, a docker
-config's ``auths`` entry for its key. A host a change names (a ``FROM`` line, the image, a cache
-repository) gets none unless the environment bound one to it.
+config's ``auths`` entry for its key, a ``.netrc`` (``$NETRC``, else ``~/.netrc``) ``machine``
+entry for its host name (a netrc names no port; its ``default`` entry, meant for any host, is not
+used). A host a change names (a ``FROM`` line, the image, a cache repository) gets none unless
+the environment bound one to it.
 Secrets never go into argv or logs; builders get them only through ``write_docker_config``.
 """
 
@@ -51,7 +53,7 @@ def resolve_credential(host: str, environ: Mapping[str, str]) -> Credential | No
         return Credential(
             environ.get("GITHUB_ACTOR") or "x-access-token", environ["GITHUB_TOKEN"], "GITHUB_TOKEN"
         )
-    return _from_docker_config(wanted, environ)
+    return _from_docker_config(wanted, environ) or _from_netrc(wanted, environ)
 
 
 def registry_host(text: str) -> str:
@@ -124,6 +126,28 @@ def _from_docker_config(host: str, environ: Mapping[str, str]) -> Credential | N
                 ) from None
             return Credential(user, password, source)
     return None
+
+
+def _from_netrc(host: str, environ: Mapping[str, str]) -> Credential | None:
+    import netrc
+
+    named = environ.get("NETRC")
+    path = Path(named) if named else Path(environ.get("HOME", str(Path.home()))) / ".netrc"
+    if not path.is_file():
+        return None
+    try:
+        entries = netrc.netrc(str(path))
+    except (OSError, netrc.NetrcParseError) as exc:
+        raise ConfigError(
+            f"{path}: not a readable netrc file ({exc}).",
+            hint="Fix the file (machine NAME login USER password SECRET), or remove it.",
+        ) from None
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host  # no port in a netrc
+    found = entries.hosts.get(name.strip("[]"))  # not authenticators(): it falls to "default"
+    if not found or not found[0] or not found[2]:
+        return None
+    login, _, password = found
+    return Credential(login, password, f"{path} (machine {name})")
 
 
 def write_docker_config(directory: Path, entries: Mapping[str, Credential]) -> Path:

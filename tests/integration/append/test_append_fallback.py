@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from pipeline_kit.adapters.registry.client import RegistryClient, sha256_digest
+from pipeline_kit.adapters.registry.client import RegistryClient
+from pipeline_kit.adapters.registry.references import sha256_digest
 from tests.support.gitrepo import GitRepo, cli
 from tests.support.services.registry import RegistryServer
 

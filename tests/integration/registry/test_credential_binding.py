@@ -25,12 +25,13 @@ from typing import Any, NamedTuple
 import pytest
 
 from pipeline_kit import github_action
-from pipeline_kit.adapters.registry.client import RegistryClient, RetryPolicy, sha256_digest
+from pipeline_kit.adapters.registry.client import RegistryClient, RetryPolicy
 from pipeline_kit.adapters.registry.credentials import (
     Credential,
     resolve_credential,
     write_docker_config,
 )
+from pipeline_kit.adapters.registry.references import sha256_digest
 from pipeline_kit.errors import ConfigError, EnvironmentFault, InputError
 from pipeline_kit.github_action import ActionInputs, credentials_environ
 from tests.support.example_image import remove_storage

@@ -26,7 +26,7 @@ from pipeline_kit.adapters.registry.credentials import (
 from pipeline_kit.adapters.registry.references import ImageRef
 from pipeline_kit.commands.cache_gc import CacheGcOptions
 from pipeline_kit.commands.cache_gc import run as cache_gc
-from pipeline_kit.errors import EnvironmentFault, ExitCode, InputError
+from pipeline_kit.errors import ConfigError, EnvironmentFault, ExitCode, InputError
 from pipeline_kit.publish.layout import push_layout
 from pipeline_kit.publish.retag import point_tags
 from tests.support.ci_outputs import parse_dotenv
@@ -113,6 +113,27 @@ def test_credentials_come_from_the_right_place(tmp_path: Path) -> None:
     assert "s3cret" not in repr(found)
     assert (docker / "config.json").stat().st_mode & 0o777 == 0o600
     assert docker.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_netrc_machine_is_the_credential_of_its_host_alone(tmp_path: Path) -> None:
+    """The last source, as curl reads it: the ``machine`` entry of the host's name (a netrc has
+    no port). Its ``default`` entry is for any host, so a host a change names would get it: the
+    kit never uses it. A file that cannot be read is named, not skipped."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine reg.example login nu password ns3cret\n"
+                     "default login anyone password any-secret\n")  # fmt: skip
+    netrc.chmod(0o600)
+    environ = {"NETRC": str(netrc), "HOME": str(tmp_path)}
+    found = resolve_credential("reg.example:5000", environ)
+    assert found is not None and (found.username, found.password) == ("nu", "ns3cret")
+    assert "netrc" in found.source and "ns3cret" not in found.source
+    assert resolve_credential("evil.example", environ) is None
+    (tmp_path / ".netrc").write_text("machine other.example login u password p\n")
+    (tmp_path / ".netrc").chmod(0o600)
+    assert resolve_credential("other.example", {"HOME": str(tmp_path)}) is not None
+    netrc.write_text("machine reg.example login u password p junk\n")
+    with pytest.raises(ConfigError, match=r"netrc: not a readable netrc file"):
+        resolve_credential("reg.example", environ)
 
 
 def test_broken_docker_config_is_named(tmp_path: Path) -> None:

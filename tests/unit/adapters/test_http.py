@@ -1,9 +1,12 @@
-"""The HTTP transport the registry client and the smoke gate share, against real loopback servers.
+"""The HTTP transport the registry client and the smoke gate share (requests), against real
+loopback servers.
 
-Kept-alive connections (one for serial requests, a new one when the server closed the old),
-TLS trust (the system's store via SSL_CERT_FILE, or REQUESTS_CA_BUNDLE), forward proxies
-(CONNECT tunnels and absolute-URI requests, with credentials from the proxy URL, and
-``no_proxy``), and redirects that drop ``Authorization`` when they leave the origin.
+Kept-alive connections (one for serial requests, as many as run at once for parallel ones, a
+new one when the server closed the old), TLS trust (the system's store via SSL_CERT_FILE, or
+REQUESTS_CA_BUNDLE), forward proxies from the environment (CONNECT tunnels and absolute-URI
+requests, with credentials from the proxy URL, and ``no_proxy``), redirects that drop
+``Authorization`` when they leave the origin, and no credential the caller did not give
+(``.netrc`` is the registry client's credential source, never requests' own).
 """
 
 from __future__ import annotations
@@ -17,18 +20,27 @@ from urllib.parse import quote
 
 import pytest
 
-from pipeline_kit.adapters.registry.client import RegistryClient, RetryPolicy
-from pipeline_kit.adapters.registry.transport import (
-    Origin,
-    TLSFailed,
-    Transport,
-    UnsupportedProxy,
-    bypasses_proxy,
-    proxy_for,
+from pipeline_kit.adapters.http import TLSFailed, Transport, UnsupportedProxy
+from pipeline_kit.adapters.registry.client import (
+    IN_FLIGHT,
+    RegistryClient,
+    RetryPolicy,
+    in_parallel,
 )
 from pipeline_kit.errors import EnvironmentFault, ExitCode
 from tests.support.services.web import Origin as OriginServer
 from tests.support.services.web import Proxy
+
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "NETRC",
+                   "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """requests reads the process environment: each test sets what it needs."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
 
 
 @pytest.fixture(scope="module")
@@ -94,12 +106,14 @@ def test_tls_needs_a_trusted_certificate(
     monkeypatch.delenv("SSL_CERT_FILE", raising=False)
     monkeypatch.setenv("SSL_CERT_DIR", str(tls.workdir / "no-such-dir"))
     with pytest.raises(TLSFailed, match="CERTIFICATE_VERIFY_FAILED"):
-        Transport(environ={}).request("GET", f"{tls.url}/untrusted")
-    bundle = {"REQUESTS_CA_BUNDLE": str(tls.ca_file)}
-    assert Transport(environ=bundle).request("GET", f"{tls.url}/bundle").status == 200
-    # The system's store, as OpenSSL finds it: SSL_CERT_FILE counts.
+        Transport().request("GET", f"{tls.url}/untrusted")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls.ca_file))
+    assert Transport().request("GET", f"{tls.url}/bundle").status == 200
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    # The system's store, as OpenSSL finds it (where a private CA is installed): SSL_CERT_FILE
+    # counts, as it does for curl; certifi's bundle would not know this CA.
     monkeypatch.setenv("SSL_CERT_FILE", str(tls.ca_file))
-    assert Transport(environ={}).request("GET", f"{tls.url}/system").status == 200
+    assert Transport().request("GET", f"{tls.url}/system").status == 200
 
 
 def test_registry_over_tls_to_a_plain_http_server_says_what_to_do(plain: OriginServer) -> None:
@@ -109,31 +123,32 @@ def test_registry_over_tls_to_a_plain_http_server_says_what_to_do(plain: OriginS
         client.ping()
 
 
-def test_https_through_a_connect_proxy_with_credentials(tls: OriginServer, proxy: Proxy) -> None:
-    environ = {
-        "HTTPS_PROXY": proxy.url.replace("://", f"://u%40corp:{quote('p@ss:1')}@"),
-        "REQUESTS_CA_BUNDLE": str(tls.ca_file),
-    }
-    answer = Transport(environ=environ).request("GET", f"{tls.url}/via-proxy")
+def test_https_through_a_connect_proxy_with_credentials(
+    tls: OriginServer, proxy: Proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url.replace("://", f"://u%40corp:{quote('p@ss:1')}@"))
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls.ca_file))
+    answer = Transport().request("GET", f"{tls.url}/via-proxy")
     assert answer.status == 200 and seen(answer.body)["path"] == "/via-proxy"
     (entry,) = proxy.log
     assert entry["method"] == "CONNECT" and entry["target"] == tls.url.removeprefix("https://")
     assert entry["authorization"] == "Basic dUBjb3JwOnBAc3M6MQ=="  # u@corp:p@ss:1
-    direct = Transport(environ={**environ, "no_proxy": "127.0.0.0/8"})
-    assert direct.request("GET", f"{tls.url}/bypassed").status == 200
+    monkeypatch.setenv("no_proxy", "127.0.0.0/8")
+    assert Transport().request("GET", f"{tls.url}/bypassed").status == 200
     assert len(proxy.log) == 1
 
 
 def test_plain_http_through_a_proxy_sends_the_absolute_url(
-    plain: OriginServer, proxy: Proxy
+    plain: OriginServer, proxy: Proxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    transport = Transport(environ={"http_proxy": proxy.url, "HTTP_PROXY": "http://unused:1"})
-    answer = transport.request("GET", f"{plain.url}/absolute?q=1")
+    monkeypatch.setenv("http_proxy", proxy.url)
+    monkeypatch.setenv("HTTP_PROXY", "http://unused:1")  # the lower-case name wins
+    answer = Transport().request("GET", f"{plain.url}/absolute?q=1")
     assert seen(answer.body)["path"] == "/absolute?q=1"
     assert proxy.log == [
         {"method": "GET", "target": f"{plain.url}/absolute?q=1", "authorization": ""}
     ]
-    unproxied = Transport(environ={"http_proxy": proxy.url}, trust_env=False)
+    unproxied = Transport(trust_env=False)  # a loopback registry's: no proxy
     assert unproxied.request("GET", f"{plain.url}/not-proxied").status == 200
     assert len(proxy.log) == 1
 
@@ -163,35 +178,52 @@ def test_redirects_keep_credentials_only_within_the_origin(
         other.stop()
 
 
-@pytest.mark.parametrize(
-    ("url", "no_proxy", "bypass"),
-    [
-        ("https://registry.example.com", "", False),
-        ("https://registry.example.com", "*", True),
-        ("https://registry.example.com", "example.com", True),
-        ("https://registry.example.com", ".example.com", True),
-        ("https://badexample.com", "example.com", False),
-        ("https://registry.example.com:5000", "registry.example.com:5000", True),
-        ("https://registry.example.com:5000", "registry.example.com:443", False),
-        ("https://10.1.2.3", "10.0.0.0/8", True),
-        ("https://10.1.2.3", "10.1.2.3", True),
-        ("https://11.1.2.3", "10.0.0.0/8, other", False),
-        ("https://[::1]:5000", "::1", True),
-    ],
-)
-def test_no_proxy(url: str, no_proxy: str, bypass: bool) -> None:
-    assert bypasses_proxy(Origin.of(url), no_proxy) is bypass
+def test_a_socks_proxy_is_named_as_such(
+    plain: OriginServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("all_proxy", "socks5://127.0.0.1:1080")
+    with pytest.raises(UnsupportedProxy, match="SOCKS"):
+        Transport().request("GET", f"{plain.url}/socks")
 
 
-def test_proxy_variables_lower_case_first_and_only_http_proxies() -> None:
-    origin = Origin.of("https://ghcr.io")
-    chosen = proxy_for(origin, {"https_proxy": "http://a:3128", "HTTPS_PROXY": "http://b:3128"})
-    assert chosen is not None and (chosen.host, chosen.port) == ("a", 3128)
-    fallback = proxy_for(origin, {"ALL_PROXY": "proxy.corp"})
-    assert fallback is not None and (fallback.host, fallback.port) == ("proxy.corp", 80)
-    assert proxy_for(origin, {"http_proxy": "http://a:3128"}) is None
-    with pytest.raises(UnsupportedProxy, match="only http:// proxies"):
-        proxy_for(origin, {"https_proxy": "socks5://a:1080"})
+def test_no_netrc_credential_is_sent_that_the_caller_did_not_give(
+    plain: OriginServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """requests would add a .netrc entry (or its ``default``) to every request and to every
+    host a redirect leads to; the transport sends only what its caller gave."""
+    other = OriginServer(tmp_path).start()
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login netrc-user password netrc-secret\n"
+                     "default login any password any-secret\n")  # fmt: skip
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    try:
+        transport = Transport()
+        plain_answer = transport.request("GET", f"{plain.url}/no-netrc")
+        assert "authorization" not in seen(plain_answer.body)["headers"]
+        elsewhere = quote(other.url.replace("127.0.0.1", "localhost"), safe="")
+        away = transport.request(
+            "GET", f"{plain.url}/redirect?to={elsewhere}", headers={"Authorization": "Bearer s3"}
+        )
+        assert "authorization" not in seen(away.body)["headers"]
+    finally:
+        other.stop()
+
+
+def test_parallel_requests_keep_one_connection_each(plain: OriginServer) -> None:
+    """The registry client's pool holds a connection for each request ``in_parallel`` runs at
+    once: a second round of parallel requests opens none."""
+    client = RegistryClient(plain.url.removeprefix("http://"))
+
+    def round_of_requests() -> set[int]:
+        before = len(plain.seen)
+        in_parallel([lambda: client.transport.request("GET", f"{plain.url}/p")] * (IN_FLIGHT * 2))
+        return {entry["connection"] for entry in plain.seen[before:]}
+
+    first = round_of_requests()
+    second = round_of_requests()
+    assert len(first) <= IN_FLIGHT
+    assert second <= first, "the second round opened connections: the pool kept too few"
 
 
 def test_a_blob_that_does_not_match_its_digest_is_retried_then_refused(
