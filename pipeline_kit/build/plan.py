@@ -128,12 +128,21 @@ class CheckoutPaths(NamedTuple):
 
     @classmethod
     def of(cls, config: Config, root: Path) -> CheckoutPaths:
-        from pipeline_kit.adapters.checkout import inside
-
         return cls(
-            inside(root, config.dockerfile_path, f"{config.where('dockerfile')}: dockerfile"),
-            inside(root, config.context_path, f"{config.where('context')}: context"),
+            _inside(root, config.dockerfile_path, config, "dockerfile"),
+            _inside(root, config.context_path, config, "context"),
         )
+
+
+def _inside(root: Path, path: Path, config: Config, key: str) -> Path:
+    """``path`` inside ``root``; an error names the config line of ``key`` (found only then: a
+    position costs a second, line-keeping read of the config)."""
+    from pipeline_kit.adapters.checkout import inside
+
+    try:
+        return inside(root, path, key)
+    except InputError as exc:
+        raise type(exc)(f"{config.where(key)}: {exc.message}", hint=exc.hint) from None
 
 
 def trust_label(trust: Trust) -> str:
