@@ -32,7 +32,7 @@ def busybox_service(
     config: str = "",
     files: Mapping[str, str] | None = None,
 ) -> GitRepo:
-    """The base/deps/code busybox service of tests/test_build.py, committed, for ``builder``."""
+    """The base/deps/code busybox service of tests/support/builds.py, committed, for ``builder``."""
     repo = GitRepo.init(path)
     shutil.copy(BUSYBOX, repo.path / "busybox")
     repo.commit(

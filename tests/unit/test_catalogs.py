@@ -1,6 +1,6 @@
 """One table per family of implementations (builders, preview providers, smoke protocols,
-strategies): the CLI's choices and the schema's enums are that table's names, and each
-implementation answers to its name."""
+strategies): the CLI's choices and the schema's enums are that table's names, each
+implementation answers to its name, and the docs describe every name."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pipeline_kit.config.loader import schema
 from pipeline_kit.errors import InputError
 from pipeline_kit.preview import PROVIDERS
 from pipeline_kit.smoke import PROTOCOLS
+from tests.support.docs import doc
 
 
 def _choices(command: click.Command, name: str) -> tuple[str, ...]:
@@ -67,3 +68,54 @@ def test_an_unknown_name_names_the_input_and_the_choices() -> None:
     assert isinstance(catalog["a"], object) and "b" not in catalog
     with pytest.raises(KeyError):
         catalog["b"] = object()
+
+
+def _first_column(text: str, header: str) -> list[str]:
+    """The first cells (unquoted) of the Markdown table whose header row starts ``header``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append(line.split("|")[1].strip().strip("`"))
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("choices", "key"),
+    [(BUILDERS.choices, "build.builder"), (STRATEGIES, "build.strategy"),
+     (PROVIDERS.choices, "preview.provider"), (PROTOCOLS.choices, "smoke.protocol")],
+    ids=lambda v: str(v)[:20],
+)  # fmt: skip
+def test_the_config_docs_offer_the_catalog(choices: tuple[str, ...], key: str) -> None:
+    row = next(
+        line
+        for line in doc("docs/configuration.md").splitlines()
+        if line.startswith(f"| `{key}` |")
+    )
+    assert [name for name in choices if f"`{name}`" not in row] == []
+
+
+def test_the_command_docs_describe_each_provider_and_protocol() -> None:
+    commands = doc("docs/commands.md")
+    assert _first_column(commands, "| provider |") == list(PROVIDERS.names)
+    assert _first_column(commands, "| protocol |") == list(PROTOCOLS.names)
+
+
+CATALOGS = {
+    "BUILDERS": BUILDERS.choices,
+    "PROVIDERS": PROVIDERS.choices,
+    "PROTOCOLS": PROTOCOLS.choices,
+    "STRATEGIES": STRATEGIES,
+}
+
+
+@pytest.mark.parametrize("name", CATALOGS)
+def test_the_architecture_docs_list_each_catalog(name: str) -> None:
+    row = next(
+        line
+        for line in doc("docs/architecture.md").splitlines()
+        if line.startswith(f"| `{name}` |")
+    )
+    assert [choice for choice in CATALOGS[name] if f"`{choice}`" not in row] == []

@@ -4,7 +4,7 @@ Kaniko wipes the container's root filesystem between stages, except ``/kaniko``,
 ignored paths: a temporary directory under ``/tmp`` is gone by the time the executor pushes.
 The kit therefore lives under ``/kaniko`` in the builder image and, inside a Kaniko container,
 keeps the files the executor reads late (docker config) or writes last (digest file) in a
-private directory under ``/kaniko`` too; see the README's "Kaniko jobs" section.
+private directory under ``/kaniko`` too; see docs/kaniko.md, "Kaniko jobs".
 """
 
 from __future__ import annotations

@@ -216,7 +216,7 @@ def test_same_filesystem_apart_from_the_known_differences(images: dict[str, Any]
 
 
 def test_where_the_builders_differ(images: dict[str, Any]) -> None:
-    """Each known difference, exactly as each builder makes it (see the README)."""
+    """Each known difference, exactly as each builder makes it (see docs/build-strategies.md)."""
     for builder in BUILDERS:
         tree = images[builder]["tree"]
         seen = {

@@ -1,10 +1,11 @@
 """The kit's BuildKit builder against a real buildkitd (tests/support/services/buildkitd.py).
 
 ``pipeline-kit build`` runs as a CLI process with ``BUILDKIT_HOST`` and ``buildctl`` on PATH, as
-in a CI job. The images are the busybox service of tests/test_build.py: each RUN writes a random
-UUID, so a layer that keeps its digest was not rebuilt. Before the builds that must be
+in a CI job. The images are the busybox service of tests/support/builds.py: each RUN writes a
+random UUID, so a layer that keeps its digest was not rebuilt. Before the builds that must be
 served from the registry cache, the daemon's local cache is pruned: what is reused then came from
-``<cache>:buildkit``. One repository goes through the rows of the README's flag table in order.
+``<cache>:buildkit``. One repository goes through the rows of the flag table
+(docs/build-strategies.md) in order.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ def rows(
         steps[name] = record
 
     step("cold", None)
-    # A code change would be appended (tests/test_builder_equivalence.py): this row is the
-    # builder's, as when append cannot apply.
+    # A code change would be appended (tests/integration/build/test_builder_equivalence.py):
+    # this row is the builder's, as when append cannot apply.
     step("code", {"app/main.txt": "hello v2\n"}, "--strategy", "builder")
     step("deps", {"requirements.txt": "numpy==2.2.0\n"})
     dockerfile = (repo.path / "Dockerfile").read_text()

@@ -2,8 +2,8 @@
 provenance and history alignment, parent directories.
 
 The expected configs are what buildah 1.28 wrote for the same Dockerfiles (run by hand on this
-machine with ``buildah bud --layers``, then ``buildah inspect``); tests/test_append.py checks
-the whole path against buildah for real.
+machine with ``buildah bud --layers``, then ``buildah inspect``);
+tests/integration/append/test_append.py checks the whole path against buildah for real.
 """
 
 from __future__ import annotations

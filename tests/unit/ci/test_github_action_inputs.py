@@ -1,7 +1,7 @@
 """The GitHub action's inputs -> the CLI's arguments, as a table; its outputs and its errors.
 
-The action itself runs under act in tests/test_github_actions.py; here the pure parts, and the
-command table checked against the CLI's own commands and options.
+The action itself runs under act in tests/integration/ci/test_github_actions.py; here the pure
+parts, and the command table checked against the CLI's own commands and options.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from pipeline_kit import __version__
 from pipeline_kit.config.loader import load_config, schema
 from pipeline_kit.errors import ConfigError
 from tests.support import REPO
+from tests.support.docs import doc, fenced
 from tests.support.gitrepo import GitRepo, cli
 
 THREE_STAGES = (
@@ -170,10 +171,9 @@ def test_service_section_feeds_one_spec(tmp_path: Path) -> None:
     )
 
 
-def test_the_readme_config_example_is_valid(tmp_path: Path) -> None:
-    readme = (REPO / "README.md").read_text()
-    start = readme.index("```yaml\n# yaml-language-server") + len("```yaml\n")
-    (tmp_path / "pipeline-kit.yaml").write_text(readme[start : readme.index("```", start)])
+def test_the_documented_config_example_is_valid(tmp_path: Path) -> None:
+    example = fenced(doc("docs/configuration.md"), "# yaml-language-server")
+    (tmp_path / "pipeline-kit.yaml").write_text(example)
     (tmp_path / "Dockerfile").write_text(
         "FROM scratch AS base\nFROM base AS deps\nFROM deps AS code\n"
     )

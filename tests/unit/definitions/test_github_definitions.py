@@ -1,7 +1,7 @@
 """The GitHub definitions checked by the tools GitHub users check them with, offline: zizmor
 (template injection, permissions, unpinned references) and check-jsonschema's vendored schemas
-of workflows and actions; README's tables generated from them; references to the kit's own
-release kept at its version.
+of workflows and actions; the tables of docs/github-actions.md generated from them;
+references to the kit's own release kept at its version.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import yaml
 
 from pipeline_kit import __version__
 from tests.support import REPO
+from tests.support.docs import doc_files
 from tests.support.tools import tool
 
 ROOT = REPO
@@ -101,10 +102,10 @@ def test_the_action_schema_wants_descriptions(tmp_path: Path) -> None:
 
 
 def test_references_to_the_kit_name_this_release() -> None:
-    """Every `uses: pipeline-kit/pipeline-kit...@REF` (workflows, callers, README) names the
+    """Every `uses: pipeline-kit/pipeline-kit...@REF` (workflows, callers, the docs) names the
     release of this version, so the files a release ships call each other."""
     refs = {}
-    for path in [*WORKFLOWS, ROOT / "README.md"]:
+    for path in [*WORKFLOWS, *doc_files()]:
         for ref in re.findall(
             r"pipeline-kit/pipeline-kit(?:/[\w./-]+)?@([\w.-]+)", path.read_text()
         ):
@@ -112,7 +113,7 @@ def test_references_to_the_kit_name_this_release() -> None:
     assert set(refs) == {f"v{__version__}"}, refs
 
 
-def test_readme_tables_are_generated_from_the_definitions() -> None:
+def test_the_docs_tables_are_generated_from_the_definitions() -> None:
     result = subprocess.run(
         [sys.executable, str(ACTION_DOCS), "--check"], capture_output=True, text=True
     )
@@ -120,7 +121,8 @@ def test_readme_tables_are_generated_from_the_definitions() -> None:
 
 
 def test_action_docs_notices_a_drift(tmp_path: Path) -> None:
-    for name in ("README.md", "action.yml"):
+    (tmp_path / "docs").mkdir()
+    for name in ("docs/github-actions.md", "action.yml"):
         shutil.copy(ROOT / name, tmp_path / name)
     (tmp_path / ".github" / "workflows").mkdir(parents=True)
     for name in ("pipeline.yml", "cleanup.yml"):
@@ -134,7 +136,8 @@ def test_action_docs_notices_a_drift(tmp_path: Path) -> None:
     assert drifted.returncode == 1 and "out of date" in drifted.stderr
     written = subprocess.run([*check[:2], "--root", str(tmp_path)], capture_output=True, text=True)
     assert written.returncode == 0, written.stderr
-    assert "| `python` | `python3` | The interpreter (3.10" in (tmp_path / "README.md").read_text()
+    docs = (tmp_path / "docs" / "github-actions.md").read_text()
+    assert "| `python` | `python3` | The interpreter (3.10" in docs
     assert subprocess.run(check, capture_output=True).returncode == 0
 
 

@@ -22,7 +22,8 @@ from pipeline_kit.lint.model import Finding, Severity
 from pipeline_kit.lint.rules import RULES
 from pipeline_kit.lint.shell import commands, simple
 from pipeline_kit.report.lint import as_text, github_annotations, gitlab_code_quality
-from tests.support import FIXTURES, REPO
+from tests.support import FIXTURES
+from tests.support.docs import doc
 
 LINT_FIXTURES = FIXTURES / "lint"
 DIGEST = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -710,10 +711,10 @@ def test_lint_cli_takes_the_builder(tmp_path: Path) -> None:
     assert [f["line"] for f in findings if f["rule"] == "PK009"] == [7, 8]
 
 
-def test_readme_rule_table_lists_every_rule() -> None:
-    readme = (REPO / "README.md").read_text()
+def test_the_lint_docs_rule_table_lists_every_rule() -> None:
+    text = doc("docs/lint.md")
     rows = {
-        line.split("|")[1].strip(): line for line in readme.splitlines() if line.startswith("| PK")
+        line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| PK")
     }
     assert set(rows) == set(RULES)
     for rule in RULES.values():

@@ -1,6 +1,6 @@
-"""The README's guide from a naive Dockerfile to the layered one, run as written.
+"""The guide from a naive Dockerfile to the layered one (docs/lint.md), run as written.
 
-The naive Dockerfile and the table of findings are read from README.md between their markers;
+The naive Dockerfile and the table of findings are read from docs/lint.md between their markers;
 `pipeline-kit lint` runs on the example's files with that Dockerfile (and the weights and
 unpinned requirements the guide describes), then on the layered example itself, and `detect`
 on a code and a dependency change of the layered one.
@@ -13,18 +13,11 @@ import re
 import shutil
 from pathlib import Path
 
-from tests.support import REPO
+from tests.support.docs import between, doc
 from tests.support.example_image import EXAMPLE
 from tests.support.gitrepo import GitRepo, cli
 
-README = REPO / "README.md"
-
-
-def between(marker: str) -> str:
-    text = README.read_text()
-    match = re.search(f"<!-- {marker} -->\n(.*?)<!-- /{marker} -->", text, re.S)
-    assert match, f"README.md has no <!-- {marker} --> block"
-    return match.group(1)
+GUIDE = "docs/lint.md"
 
 
 def lint(path: Path) -> tuple[int, list[str]]:
@@ -35,9 +28,10 @@ def lint(path: Path) -> tuple[int, list[str]]:
 
 
 def test_the_naive_dockerfile_gives_the_findings_the_guide_lists(tmp_path: Path) -> None:
-    naive = re.search(r"```dockerfile\n(.*?)```", between("migration:naive"), re.S)
+    guide = doc(GUIDE)
+    naive = re.search(r"```dockerfile\n(.*?)```", between(guide, "migration:naive"), re.S)
     assert naive
-    rows = re.findall(r"^\| `(PK\d{3})` ([a-z-]+) \|", between("migration:findings"), re.M)
+    rows = re.findall(r"^\| `(PK\d{3})` ([a-z-]+) \|", between(guide, "migration:findings"), re.M)
     listed = [f"{rule} {name}" for rule, name in rows]
     assert len(listed) == 6
     service = tmp_path / "service"

@@ -1,7 +1,7 @@
 """Preview names, labels and command lines: pure functions, checked as tables.
 
 The names come from CI contexts read from environment dumps shaped like real runners'; the
-podman command lines are the ones tests/test_preview.py runs for real.
+podman command lines are the ones tests/integration/preview/test_preview.py runs for real.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from pipeline_kit.preview.model import (
     preview_name,
     ref_slug,
 )
-from tests.support import REPO
 from tests.support.ci_contexts import load_environ
+from tests.support.docs import doc, fenced
 
 DIGEST = "sha256:" + "d" * 64
 LABEL = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")  # Kubernetes' own rule
@@ -174,12 +174,11 @@ def test_command_placeholders() -> None:
         expand(["{name"], values, "up", UP_FIELDS)
 
 
-def test_the_readme_preview_example_is_valid(tmp_path: Path) -> None:
+def test_the_documented_preview_example_is_valid(tmp_path: Path) -> None:
     from pipeline_kit.config.loader import load_config
 
-    readme = (REPO / "README.md").read_text()
-    start = readme.index("```yaml\npreview:\n") + len("```yaml\n")
-    (tmp_path / "pipeline-kit.yaml").write_text(readme[start : readme.index("```", start)])
+    example = fenced(doc("docs/commands.md"), "preview:\n")
+    (tmp_path / "pipeline-kit.yaml").write_text(example)
     section = load_config(None, tmp_path).section("preview")
     assert set(section) == {"provider", "scope", "local", "kubernetes", "command"}
     assert section["command"]["down"][:2] == ["helm", "uninstall"]
