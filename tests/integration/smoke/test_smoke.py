@@ -19,14 +19,21 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from xml.etree import ElementTree as ET
 
 import pytest
 
 from tests.support import REPO
 from tests.support.ci_outputs import parse_github_outputs
 from tests.support.gitrepo import cli
-from tests.support.services.fake_model_server import ModelServerStub, json_answer
+from tests.support.services.fake_model_server import (
+    Answer,
+    Route,
+    chat_route,
+    json_answer,
+    ready_route,
+    run_smoke,
+    running,
+)
 from tests.support.services.registry import free_port
 
 EXAMPLE = REPO / "examples" / "llm-service"
@@ -63,24 +70,12 @@ def example(weights: Path) -> Iterator[str]:
     proc.wait(timeout=10)
 
 
-def smoke(tmp_path: Path, *args: str) -> tuple[int, dict[str, Any], ET.Element]:
-    junit = tmp_path / "junit.xml"
-    result = cli("smoke", "--format", "json", "--junit", str(junit), *args, cwd=tmp_path)
-    assert result.returncode in (0, 1), result.stderr
-    assert "Traceback" not in result.stderr
-    return result.returncode, json.loads(result.stdout), ET.parse(junit).getroot()
-
-
-def failure_messages(suite: ET.Element) -> list[str]:
-    return [f.get("message", "") for f in suite.iter("failure")]
-
-
 # -- the real server ------------------------------------------------------------------------
 
 
 def test_healthy_server_passes(tmp_path: Path, example: str) -> None:
     digest = "sha256:" + "a" * 64
-    code, verdict, suite = smoke(
+    code, verdict, suite = run_smoke(
         tmp_path, "--url", example, "--prompt", "Shall I compare thee",
         "--expect-contains", "summer's day", "--expect-regex", r"\?$", "--digest", digest,
     )  # fmt: skip
@@ -92,15 +87,20 @@ def test_healthy_server_passes(tmp_path: Path, example: str) -> None:
 
 
 @pytest.mark.parametrize("protocol", ["openai-chat", "openai-completions"])
-def test_streaming_with_time_to_first_token(tmp_path: Path, example: str, protocol: str) -> None:
-    code, verdict, _ = smoke(
-        tmp_path, "--url", example, "--protocol", protocol, "--stream",
-        "--prompt", "Shall I compare thee", "--expect-contains", "summer",
-        "--repeat", "3", "--p95", "5",
-    )  # fmt: skip
+def test_streaming_within_its_budgets(tmp_path: Path, example: str, protocol: str) -> None:
+    """Streamed, with budgets for the first token, each request and the p95 (generous: this is
+    the passing side; tests/integration/smoke/test_budgets.py has the failing side). The
+    streamed pieces join into the same text the whole answer has."""
+    (tmp_path / "pipeline-kit.yaml").write_text(
+        "smoke:\n  stream: true\n  repeat: 3\n  p95: 5\n  requests:\n"
+        "    - prompt: Shall I compare thee\n      contains: summer\n"
+        "      max_ttft: 5\n      max_latency: 10\n"
+    )
+    code, verdict, _ = run_smoke(tmp_path, "--url", example, "--protocol", protocol)
     assert code == 0, verdict
     names = [case["name"] for case in verdict["cases"]]
     assert names == ["readiness", "request 1 #1", "request 1 #2", "request 1 #3", "latency p95"]
+    assert [case["output"] for case in verdict["cases"][1:4]] == ["to a summer's day?"] * 3
 
 
 def test_models_endpoint_and_config_driven_gate(tmp_path: Path, example: str) -> None:
@@ -109,7 +109,7 @@ def test_models_endpoint_and_config_driven_gate(tmp_path: Path, example: str) ->
     # The example's own config (service and smoke sections), pointed at this server by flag.
     (tmp_path / "pipeline-kit.yaml").write_text((EXAMPLE / "pipeline-kit.yaml").read_text())
     (tmp_path / "Dockerfile").write_text((EXAMPLE / "Dockerfile").read_text())
-    code, verdict, _ = smoke(tmp_path, "--url", example)
+    code, verdict, _ = run_smoke(tmp_path, "--url", example)
     assert code == 0, verdict
     assert [c["name"] for c in verdict["cases"]][1:] == [
         "completes a famous line",
@@ -123,15 +123,13 @@ def test_never_ready_fails_within_its_budget(tmp_path: Path) -> None:
     proc, url = start_example(empty)
     try:
         start = time.monotonic()
-        code, verdict, suite = smoke(
-            tmp_path, "--url", url, "--prompt", "hi", "--ready-timeout", "2"
-        )
+        run = run_smoke(tmp_path, "--url", url, "--prompt", "hi", "--ready-timeout", "2")
         took = time.monotonic() - start
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    assert code == 1 and not verdict["passed"]
-    (message,) = failure_messages(suite)
+    assert run.code == 1 and not run.verdict["passed"]
+    (message,) = run.failures
     assert "not ready within 2s" in message and "model.safetensors is missing" in message
     assert took < 12  # the 2 s budget plus start-up, not the 15-minute default
 
@@ -156,17 +154,22 @@ def test_a_server_that_stopped_fails_at_once_not_at_the_budget(tmp_path: Path) -
 
 
 def test_wrong_protocol_fails_with_the_reason(tmp_path: Path, example: str) -> None:
-    code, _, suite = smoke(tmp_path, "--url", example, "--protocol", "tgi", "--prompt", "hi")
-    assert code == 1
-    assert "expected HTTP 200, got HTTP 404" in failure_messages(suite)[0]
-    code, _, suite = smoke(tmp_path, "--url", example, "--protocol", "kserve-v2", "--prompt", "hi")
-    assert code == 1 and "/v2/models/model/infer" in failure_messages(suite)[0]
+    run = run_smoke(tmp_path, "--url", example, "--protocol", "tgi", "--prompt", "hi")
+    assert run.code == 1
+    assert run.failures[0].startswith(f"tgi {example}/generate: expected HTTP 200, got HTTP 404"), (
+        run.failures
+    )
+    run = run_smoke(tmp_path, "--url", example, "--protocol", "kserve-v2", "--prompt", "hi")
+    assert run.code == 1
+    assert run.failures[0].startswith(
+        f"kserve-v2 {example}/v2/models/model/infer: expected HTTP 200, got HTTP 404"
+    ), run.failures
 
 
 def test_bad_weights_are_a_load_error(tmp_path: Path, weights: Path) -> None:
     sys.path.insert(0, str(EXAMPLE))
     try:
-        from server.model import ModelError, TrigramModel
+        from server.model import ModelError, TrigramModel  # type: ignore[import-not-found]
     finally:
         sys.path.remove(str(EXAMPLE))
     broken = tmp_path / "broken"
@@ -181,56 +184,52 @@ def test_bad_weights_are_a_load_error(tmp_path: Path, weights: Path) -> None:
 
 # -- servers that misbehave -----------------------------------------------------------------
 
-
-def ready(_: Any) -> tuple[int, bytes, str]:
-    return json_answer(200, {"status": "ready"})
-
-
-def chat_reply(text: str) -> Any:
-    return lambda _: json_answer(
-        200, {"choices": [{"message": {"role": "assistant", "content": text}}]}
-    )
+CHAT = "/v1/chat/completions"
 
 
 @pytest.mark.parametrize(
     ("route", "expected"),
     [
-        (lambda _: json_answer(500, {"error": "CUDA error: device-side assert"}), "got HTTP 500"),
-        (chat_reply(""), "empty output"),
-        (lambda _: (200, b"<html>502 Bad Gateway</html>", "text/html"), "the body is not JSON"),
-        (lambda _: json_answer(200, {"result": "fine"}), "malformed reply: no ['choices']"),
-        (chat_reply("a " * 40), "40 tokens, expected at most 32"),
+        (lambda _: json_answer(500, {"error": "CUDA error: device-side assert"}),
+         'openai-chat {url}/v1/chat/completions: expected HTTP 200, got HTTP 500: '
+         '{{"error": "CUDA error: device-side assert"}}'),
+        (chat_route(""), "empty output"),
+        (chat_route("  \n "), "empty output"),
+        (lambda _: (200, b"<html>502 Bad Gateway</html>", "text/html"),
+         "openai-chat: malformed reply: the body is not JSON: '<html>502 Bad Gateway</html>'"),
+        (lambda _: json_answer(200, {"result": "fine"}),
+         "openai-chat: malformed reply: no ['choices'] in the reply"),
+        (lambda _: json_answer(200, {"choices": [{"message": {"content": 7}}]}),
+         "openai-chat: malformed reply: choices[0].message.content is int, not text"),
+        (chat_route("a " * 40), "40 tokens, expected at most 32"),
     ],
-    ids=["http-500", "empty-output", "not-json", "wrong-shape", "too-long"],
-)
-def test_misbehaving_server_fails_the_gate(tmp_path: Path, route: Any, expected: str) -> None:
-    stub = ModelServerStub({"/health/ready": ready, "/v1/chat/completions": route})
-    try:
-        code, verdict, suite = smoke(tmp_path, "--url", stub.url, "--prompt", "hi")
-    finally:
-        stub.stop()
-    assert code == 1 and not verdict["passed"]
-    assert any(expected in m for m in failure_messages(suite)), failure_messages(suite)
+    ids=["http-500", "empty-output", "blank-output", "not-json", "wrong-shape", "not-text",
+         "too-long"],
+)  # fmt: skip
+def test_misbehaving_server_fails_the_gate(tmp_path: Path, route: Route, expected: str) -> None:
+    with running({"/health/ready": ready_route, CHAT: route}) as stub:
+        run = run_smoke(tmp_path, "--url", stub.url, "--prompt", "hi")
+    assert run.code == 1 and not run.verdict["passed"]
+    assert run.failures == [expected.format(url=stub.url)]
 
 
 def test_hanging_request_times_out(tmp_path: Path) -> None:
+    """The server holds the answer until the command has ended: the client gives up first."""
     release = threading.Event()
 
-    def hang(_: Any) -> tuple[int, bytes, str]:
+    def hang(body: Any) -> Answer:
         release.wait(30)
-        return chat_reply("late")(None)  # type: ignore[no-any-return]
+        return json_answer(200, {"choices": [{"message": {"content": "late"}}]})
 
-    stub = ModelServerStub({"/health/ready": ready, "/v1/chat/completions": hang})
-    try:
-        start = time.monotonic()
-        code, _, suite = smoke(
-            tmp_path, "--url", stub.url, "--prompt", "hi", "--request-timeout", "1"
-        )
-        took = time.monotonic() - start
-    finally:
-        release.set()
-        stub.stop()
-    assert code == 1 and "timed out after 1s" in failure_messages(suite)[0]
+    with running({"/health/ready": ready_route, CHAT: hang}) as stub:
+        try:
+            start = time.monotonic()
+            run = run_smoke(tmp_path, "--url", stub.url, "--prompt", "hi", "--request-timeout", "1")
+            took = time.monotonic() - start
+        finally:
+            release.set()
+    assert run.code == 1
+    assert run.failures == [f"openai-chat {stub.url}{CHAT}: timed out after 1s"]
     assert took < 10
 
 
@@ -238,92 +237,85 @@ def test_slow_loading_server_is_waited_for(tmp_path: Path) -> None:
     """Ready only from the fourth readiness probe on: the gate keeps polling, then passes."""
     probes = {"n": 0}
 
-    def loading(_: Any) -> tuple[int, bytes, str]:
+    def loading(_: Any) -> Answer:
         probes["n"] += 1
         return json_answer(200 if probes["n"] >= 4 else 503, {"status": "loading"})
 
-    stub = ModelServerStub(
-        {"/health/ready": loading, "/v1/chat/completions": chat_reply("hello there")}
-    )
-    try:
-        code, verdict, _ = smoke(
+    routes = {"/health/ready": loading, CHAT: chat_route("hello there")}
+    with running(routes) as stub:
+        code, verdict, _ = run_smoke(
             tmp_path, "--url", stub.url, "--prompt", "hi", "--ready-timeout", "30"
         )
-    finally:
-        stub.stop()
     assert code == 0, verdict
     assert probes["n"] == 4
 
 
 def test_connection_refused_is_still_loading_until_the_budget(tmp_path: Path) -> None:
-    code, _, suite = smoke(
-        tmp_path,
-        "--url",
-        f"http://127.0.0.1:{free_port()}",
-        "--prompt",
-        "hi",
-        "--ready-timeout",
-        "1",
-    )
-    assert code == 1 and "last answered: connection refused" in failure_messages(suite)[0]
+    url = f"http://127.0.0.1:{free_port()}"
+    run = run_smoke(tmp_path, "--url", url, "--prompt", "hi", "--ready-timeout", "1")
+    assert run.code == 1
+    assert run.failures == ["not ready within 1s: /health/ready last answered: connection refused"]
 
 
+# Each protocol's request as the server received it, whole: the prompt, the model, the token
+# limit (--max-tokens 7) in the protocol's own field, and greedy decoding (temperature 0, or
+# do_sample false). Compared as JSON text, so 0 is not 0.0 and false is not 0.
 @pytest.mark.parametrize(
-    ("protocol", "path", "reply", "extra"),
+    ("protocol", "path", "reply", "sent"),
     [
-        ("truss", "/v1/models/m:predict", {"output": "truss says hi"}, []),
+        ("openai-chat", "/v1/chat/completions",
+         {"choices": [{"message": {"role": "assistant", "content": "chat says hi"}}]},
+         {"model": "m", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 7,
+          "temperature": 0, "stream": False}),
+        ("openai-completions", "/v1/completions",
+         {"choices": [{"text": "completion says hi"}]},
+         {"model": "m", "prompt": "hello", "max_tokens": 7, "temperature": 0, "stream": False}),
+        ("truss", "/v1/models/m:predict", {"output": "truss says hi"},
+         {"prompt": "hello", "max_tokens": 7, "temperature": 0}),
         ("kserve-v2", "/v2/models/m/infer",
          {"outputs": [{"name": "o", "datatype": "BYTES", "shape": [1],
-                       "data": ["kserve says hi"]}]}, []),
+                       "data": ["kserve says hi"]}]},
+         {"inputs": [{"name": "text_input", "shape": [1], "datatype": "BYTES",
+                      "data": ["hello"]}],
+          "parameters": {"max_tokens": 7, "temperature": 0}}),
         ("tgi", "/generate",
-         {"generated_text": "tgi says hi", "details": {"generated_tokens": 3}}, []),
-        ("cog", "/predictions", {"status": "succeeded", "output": ["cog ", "says ", "hi"]}, []),
-        ("openai-completions", "/v1/completions",
-         {"choices": [{"text": "completion says hi"}]}, []),
+         {"generated_text": "tgi says hi", "details": {"generated_tokens": 3}},
+         {"inputs": "hello", "parameters": {"max_new_tokens": 7, "do_sample": False}}),
+        ("cog", "/predictions", {"status": "succeeded", "output": ["cog ", "says ", "hi"]},
+         {"input": {"prompt": "hello", "max_new_tokens": 7, "temperature": 0}}),
     ],
 )  # fmt: skip
 def test_each_protocol_speaks_its_shape(
-    tmp_path: Path, protocol: str, path: str, reply: Any, extra: list[str]
+    tmp_path: Path, protocol: str, path: str, reply: Any, sent: Any
 ) -> None:
-    seen: list[Any] = []
-
-    def answer(body: Any) -> tuple[int, bytes, str]:
-        seen.append(body)
-        return json_answer(200, reply)
-
-    stub = ModelServerStub({"/health/ready": ready, path: answer})
-    try:
-        code, verdict, _ = smoke(
+    with running({"/health/ready": ready_route, path: lambda _: json_answer(200, reply)}) as stub:
+        code, verdict, _ = run_smoke(
             tmp_path, "--url", stub.url, "--protocol", protocol, "--model", "m",
-            "--prompt", "hello", "--expect-regex", "says hi$", *extra,
+            "--prompt", "hello", "--max-tokens", "7", "--expect-regex", "says hi$",
         )  # fmt: skip
-    finally:
-        stub.stop()
     assert code == 0, verdict
-    assert "hello" in json.dumps(seen[0])
-    assert ("0" in json.dumps(seen[0])) or protocol == "tgi"  # temperature 0 / do_sample false
+    assert verdict["cases"][1]["output"].endswith("says hi")
+    (body,) = stub.received[path]
+    assert json.dumps(body, sort_keys=True) == json.dumps(sent, sort_keys=True)
 
 
 def test_http_protocol_with_jsonpath(tmp_path: Path) -> None:
     (tmp_path / "pipeline-kit.yaml").write_text(
-        "smoke:\n  protocol: http\n  http:\n    path: /api/run\n"
-        '    body: \'{"q": {prompt}, "n": {max_tokens}}\'\n    output: "$.result.choices[1].text"\n'
+        "smoke:\n  protocol: http\n  http:\n    path: /api/{model}/run\n"
+        '    body: \'{"q": {prompt}, "n": {max_tokens}, "m": {model}, "greedy": true}\'\n'
+        '    output: "$.result.choices[1].text"\n'
     )
-    seen: list[Any] = []
-
-    def answer(body: Any) -> tuple[int, bytes, str]:
-        seen.append(body)
-        return json_answer(200, {"result": {"choices": [{"text": "no"}, {"text": "yes it works"}]}})
-
-    stub = ModelServerStub({"/health/ready": ready, "/api/run": answer})
-    try:
-        code, verdict, _ = smoke(
-            tmp_path, "--url", stub.url, "--prompt", "ping", "--expect-contains", "works"
-        )
-    finally:
-        stub.stop()
+    answer = {"result": {"choices": [{"text": "no"}, {"text": "yes it works"}]}}
+    routes = {"/health/ready": ready_route, "/api/m/run": lambda _: json_answer(200, answer)}
+    with running(routes) as stub:
+        code, verdict, _ = run_smoke(
+            tmp_path, "--url", stub.url, "--model", "m", "--prompt", 'say "ping"',
+            "--expect-contains", "works",
+        )  # fmt: skip
     assert code == 0, verdict
-    assert seen == [{"q": "ping", "n": 32}]
+    assert verdict["cases"][1]["output"] == "yes it works"
+    (body,) = stub.received["/api/m/run"]
+    assert json.dumps(body) == json.dumps({"q": 'say "ping"', "n": 32, "m": "m", "greedy": True})
 
 
 def test_github_step_summary_and_flag_errors(tmp_path: Path, example: str) -> None:
