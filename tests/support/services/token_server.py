@@ -3,12 +3,17 @@
 It checks basic credentials, grants the scopes it is asked for (to the right user only), and
 signs RS256 JWTs with an openssl-made key whose certificate is both in the token header's `x5c`
 and in the registry's `rootcertbundle`.
+
+A broken token service on demand: ``status`` other than 200 answers every request with that
+status, ``give_token=False`` answers 200 with JSON that holds no token, and ``tls=True`` serves
+HTTPS with a self-signed certificate for 127.0.0.1 that no client trusts (``tls_cert`` is it).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import ssl
 import subprocess
 import threading
 import time
@@ -18,6 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
+
+from tests.support.services.web import self_signed
 
 SERVICE = "pipeline-kit-test-registry"
 ISSUER = "pipeline-kit-test-issuer"
@@ -33,6 +40,9 @@ class TokenServer:
     user: str
     password: str
     requests: list[dict[str, Any]] = field(default_factory=list)
+    status: int = 200
+    give_token: bool = True
+    tls: bool = False
 
     def start(self) -> TokenServer:
         self.key = self.workdir / "token.key"
@@ -64,21 +74,37 @@ class TokenServer:
                     self.send_response(401)
                     self.end_headers()
                     return
-                body = json.dumps({"token": server._token(user, scopes)}).encode()
-                self.send_response(200)
+                if server.status != 200:
+                    self._json(server.status, {"errors": [{"code": "UNAVAILABLE"}]})
+                elif not server.give_token:
+                    self._json(200, {"expires_in": 300, "issued_at": "2026-01-01T00:00:00Z"})
+                else:
+                    self._json(200, {"token": server._token(user, scopes)})
+
+            def _json(self, status: int, answer: dict[str, Any]) -> None:
+                body = json.dumps(answer).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        if self.tls:
+            self.tls_cert, tls_key = self_signed(self.workdir)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(self.tls_cert, tls_key)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )  # stop() waits one poll at most
         self.thread.start()
         return self
 
     @property
     def realm(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/token"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}/token"
 
     def registry_auth(self) -> dict[str, Any]:
         return {
