@@ -25,6 +25,50 @@ from tests.support.services.registry import RegistryServer, running_registry
 # Fixtures that start a real part: a test using one is an integration test wherever it lives.
 REAL_PARTS = frozenset({"registry", "auth_registry", "kaniko", "buildkitd", "example_image"})
 
+# Set by .ci/run: a test that skips (or xfails) fails the run, listed with its reason.
+NO_SKIPS = "PIPELINE_KIT_NO_SKIPS"
+
+
+class SkipsFailTheRun:
+    """Collects every skipped test (and collector) and turns a passing exit status into a
+    failing one when there is any, under ``PIPELINE_KIT_NO_SKIPS=1``."""
+
+    def __init__(self) -> None:
+        self.skipped: list[tuple[str, str]] = []
+
+    def _record(self, report: pytest.CollectReport | pytest.TestReport) -> None:
+        if not report.skipped:
+            return
+        if isinstance(report, pytest.TestReport) and hasattr(report, "wasxfail"):
+            reason = f"xfail: {report.wasxfail}"
+        elif isinstance(report.longrepr, tuple):  # (path, line, "Skipped: reason")
+            reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+        else:
+            reason = str(report.longrepr)
+        self.skipped.append((report.nodeid, reason))
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        self._record(report)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self._record(report)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.skipped and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.skipped:
+            return
+        terminalreporter.section(f"skipped tests fail this run ({NO_SKIPS}=1)", red=True)
+        for nodeid, reason in self.skipped:
+            terminalreporter.line(f"SKIPPED {nodeid}: {reason}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get(NO_SKIPS) == "1":
+        config.pluginmanager.register(SkipsFailTheRun(), "pipeline-kit-no-skips")
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """``integration``: everything under tests/integration/, and any test a real part serves;
