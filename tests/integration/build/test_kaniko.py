@@ -2,18 +2,25 @@
 
 Every build goes through ``commands.build.run`` with the kit's own ``KanikoBuilder`` whose
 executor process starts in a throwaway root (``SandboxedKaniko``): detection, plan, argv, docker
-config and digest are the kit's. The images are the busybox service of tests/test_build.py:
+config and digest are the kit's. The images are the busybox service of tests/support/builds.py:
 each RUN writes a random UUID, so a layer that keeps its digest was not rebuilt.
-One repository goes through the rows of the README's flag table in order.
+One repository goes through the rows of the flag table (docs/build-strategies.md) in order.
+Every flag the kit's ``executor_argv`` can put on the command line is checked against the flags
+the executor's own ``--help`` lists, run in a throwaway root like a build.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pipeline_kit.build.builders import kaniko as kit_kaniko
+from pipeline_kit.build.builders.base import BuildRequest
 from pipeline_kit.errors import KitError
 from tests.support.builds import MULTI_STAGE, layer_digests, manifest
 from tests.support.gitrepo import GitRepo
@@ -59,8 +66,8 @@ def rows(
         steps[name] = record
 
     step("cold", None)
-    # A code change would be appended (tests/test_builder_equivalence.py): this row is the
-    # builder's, as when append cannot apply.
+    # A code change would be appended (tests/integration/build/test_builder_equivalence.py):
+    # this row is the builder's, as when append cannot apply.
     step("code", {"app/main.txt": "hello v2\n"}, "--strategy", "builder")
     # The previous image has a 1.1 MB layer: above 1 MiB it counts as large.
     step("deps", {"requirements.txt": "numpy==2.2.0\n", "pipeline-kit.yaml": _large_1mb(repo)})
@@ -276,3 +283,133 @@ def test_cached_copy_from_another_stage_is_not_stale(
     assert "COPY busybox /bin/busybox" in cached_commands(run.text)
     tree = ImageReader(tmp_path / "reader").filesystem(f"{registry.host}/kaniko/stale:two")
     assert tree["/out"].sha256 == hashlib.sha256(b"hello v2\n").hexdigest()
+
+
+# ------------------------------------------------------- the kit's flags, as the executor lists
+
+# A flag line of ``executor --help`` (cobra): ``  -d, --destination multi-arg type   Registry...``.
+# The words between the name and the description name the value's type; a boolean has none.
+HELP_FLAG = re.compile(
+    r"^ {2,}(?:-[A-Za-z], )?--(?P<name>[A-Za-z][\w-]*)(?: (?P<kind>\S.*?))? {2,}"
+)
+GO_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h))+")
+
+REQUEST = BuildRequest(
+    image="registry.example.com/ml/llm",
+    dockerfile=Path("/workspace/Dockerfile"),
+    context=Path("/workspace"),
+    target="code",
+    build_args={"BASE_IMAGE": "busybox:1.36", "A": "1"},
+    labels={"org.opencontainers.image.revision": "abc123", "dev.pipeline-kit.image-key": "k"},
+    tags=("sha-abc1234", "pk-k"),
+    cache_repo="registry.example.com/ml/llm/cache",
+    cache_ttl="336h",
+)
+# The kinds of build the kit asks Kaniko for: together they reach every branch of executor_argv.
+REQUESTS = {
+    "trusted": REQUEST,
+    "untrusted": dataclasses.replace(
+        REQUEST, push_cache=False, target=None, build_args={}, labels={}, tags=("pr-7",)
+    ),
+    "large-layers": dataclasses.replace(
+        REQUEST, compressed_caching=False, cache_copy_layers=False, cache_ttl="1h30m"
+    ),
+    "plain-http": dataclasses.replace(
+        REQUEST, insecure_hosts=frozenset({"registry.example.com", "mirror.lan:5000"})
+    ),
+    "plain-http-mirror-only": dataclasses.replace(
+        REQUEST, insecure_hosts=frozenset({"mirror.lan:5000"}), push_retry=0, download_retry=5
+    ),
+}
+
+
+def listed_flags(help_text: str) -> dict[str, str | None]:
+    """The flags ``executor --help`` lists: name -> value type, None for a boolean."""
+    flags: dict[str, str | None] = {}
+    section = False
+    for line in help_text.splitlines():
+        if line.endswith("Flags:"):  # "Flags:", "Global Flags:"
+            section = True
+        elif not line.strip():
+            section = False
+        elif section and (match := HELP_FLAG.match(line)):
+            flags[match["name"]] = match["kind"]
+    return flags
+
+
+def flag_problems(argv: list[str], flags: dict[str, str | None]) -> list[str]:
+    """Each argument of ``argv`` (the executor's path first) the executor would not take as it
+    stands: a flag it does not list, a value given to a flag that takes none or the reverse,
+    and a value that is not of the listed type (bool, int, duration)."""
+    problems = []
+    for arg in argv[1:]:
+        name, has_value, value = arg.removeprefix("--").partition("=")
+        if not arg.startswith("--") or name not in flags:
+            problems.append(f"{arg}: not a flag the executor lists")
+            continue
+        kind = flags[name]
+        if kind is None:
+            if has_value and value not in ("true", "false"):
+                problems.append(f"{arg}: --{name} is a boolean")
+        elif not has_value:
+            problems.append(f"{arg}: --{name} takes a value ({kind})")
+        elif kind == "int" and not re.fullmatch(r"-?\d+", value):
+            problems.append(f"{arg}: --{name} takes an int")
+        elif kind == "duration" and not GO_DURATION.fullmatch(value):
+            problems.append(f"{arg}: --{name} takes a Go duration")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def executor_flags(kaniko: KanikoSandbox) -> dict[str, str | None]:
+    """What the real executor's ``--help`` lists, run in a throwaway root like a build."""
+    run = kaniko.run(["--help"])
+    assert run.returncode == 0, run.text
+    flags = listed_flags(run.text)
+    assert {"destination", "cache-repo", "force", "help"} <= flags.keys(), run.text
+    return flags
+
+
+@pytest.mark.parametrize("kind", REQUESTS)
+def test_every_flag_the_kit_passes_is_one_the_executor_lists(
+    kind: str, executor_flags: dict[str, str | None]
+) -> None:
+    argv = kit_kaniko.executor_argv(REQUESTS[kind], Path("/kaniko/work/digest"), "/k/executor")
+    assert flag_problems(argv, executor_flags) == []
+
+
+def test_the_requests_reach_every_flag_in_the_kits_kaniko_module() -> None:
+    """A flag the module can emit that no request above produces would go unchecked."""
+    in_source = set(re.findall(r"[\"']--([a-z][a-z0-9-]*)", inspect.getsource(kit_kaniko)))
+    emitted = {
+        arg.removeprefix("--").split("=", 1)[0]
+        for request in REQUESTS.values()
+        for arg in kit_kaniko.executor_argv(request, Path("/d"))[1:]
+    }
+    assert len(in_source) >= 18
+    assert in_source - emitted == set()
+
+
+@pytest.mark.parametrize(
+    ("arg", "problem"),
+    [
+        ("--destinations=registry.example.com/ml/llm:x", "not a flag the executor lists"),
+        ("--snapshot=redo", "not a flag the executor lists"),
+        ("--labels=a=b", "not a flag the executor lists"),
+        ("--no-push-cache=maybe", "--no-push-cache is a boolean"),
+        ("--cache-repo", "--cache-repo takes a value (string)"),
+        ("--push-retry=three", "--push-retry takes an int"),
+        ("--cache-ttl=2 weeks", "--cache-ttl takes a Go duration"),
+    ],
+)
+def test_an_argument_the_executor_refuses_fails_the_check(
+    arg: str, problem: str, executor_flags: dict[str, str | None], kaniko: KanikoSandbox
+) -> None:
+    """The check finds what the executor itself refuses (run in a throwaway root: it stops at
+    parsing its flags, before any build)."""
+    assert flag_problems(["/k/executor", "--cache=true", arg], executor_flags) == [
+        f"{arg}: {problem}"
+    ]
+    run = kaniko.run([arg])
+    assert run.returncode != 0
+    assert run.log[0].startswith("Error: ") and arg.split("=")[0] in run.log[0], run.text

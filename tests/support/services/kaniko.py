@@ -20,6 +20,9 @@ only thing in the tests that starts it, itself or through the kit in the builder
 - the sandbox refuses to exist while the host has ``/kaniko/executor`` or an ``executor`` on
   PATH, because the kit's own Kaniko builder would then run it outside any root.
 
+``KanikoSandbox.run`` starts the executor with a test's own arguments (``--help``, a made-up
+flag) in such a root, through the same ``ThrowawayRoot.run`` as a build's executor.
+
 ``ImageRoot`` is that root for the builder image (images/kaniko): it holds only the image's
 ``/kaniko`` (what Kaniko never deletes; the executor in it), plus what a container runtime
 provides (``/.dockerenv``, ``/etc/hosts``, ``/etc/resolv.conf``, ``/proc``, ``/dev``) and the
@@ -196,6 +199,17 @@ class KanikoSandbox:
         finally:
             self.live_roots.discard(base / "root")
             _remove_root(base)
+
+    def run(self, args: list[str]) -> ExecutorRun:
+        """The executor started with ``args`` alone (``["--help"]``, say) in a throwaway root
+        with an empty workspace: the same root, namespace, mounts, chroot, environment and
+        refusals (``--force``) as a build's run. Its output, stdout and stderr, is the log."""
+        empty = Path(tempfile.mkdtemp(prefix="empty-workspace-", dir=self.workdir))
+        try:
+            with self.root(empty) as root:
+                return root.run([str(root.executor), *args], {}, lambda line: None)
+        finally:
+            empty.rmdir()
 
     @contextlib.contextmanager
     def image_root(self, kaniko_dir: Path, workspace: Path) -> Iterator[ImageRoot]:
