@@ -216,12 +216,20 @@ def test_excluded_cleans_the_path_like_go(path: str, expected: bool) -> None:
     assert DockerIgnore.parse("docs").excluded(path) is expected
 
 
-@pytest.mark.parametrize(("lines", "path", "expected"), EXCLUDED_CASES)
+# The context root is no path of a listing (``git ls-files``), which is what matching_paths scans.
+LISTED_CASES = [case for case in EXCLUDED_CASES if case[1] not in ("", ".")]
+
+
+@pytest.mark.parametrize(("lines", "path", "expected"), LISTED_CASES)
 def test_matching_paths_agrees_with_excluded(lines: list[str], path: str, expected: bool) -> None:
+    """A path is listed exactly when some line, taken alone as an exclusion, excludes it: every
+    excluded path is, a kept one only where an exception line re-included it, and no other."""
     ignore = DockerIgnore.parse("\n".join(lines))
     found = ignore.matching_paths("\n".join(["zz-unrelated", path, "zz-other"]))
-    if expected:
-        assert path in found
+    hit = any(DockerIgnore.parse(line.removeprefix("!")).excluded(path) for line in lines)
+    assert hit or not expected
+    assert (path in found) is hit
+    assert (path in found) is expected or any(line.startswith("!") for line in lines)
 
 
 # ------------------------------------------------------------------------ may_touch
@@ -327,7 +335,9 @@ def _in_class(body: str, negate: bool, ch: str) -> bool:
 
 @cache
 def _ref_full_match(pattern: str, text: str) -> bool:
-    """Slow, independent model of one pattern matching one whole path."""
+    """Slow model of one pattern matching one whole path. Its ``**`` rules, the suffix fast path
+    included, are Docker's as tests/integration/build/test_dockerignore_buildkit.py finds them
+    in a real BuildKit build, not copied from the kit's code."""
     rest = pattern[2:]
     if pattern.startswith("**") and not any(c in rest for c in "*?[]\\"):
         # patternmatcher turns a leading '**' plus plain text into a suffix test.
