@@ -17,7 +17,7 @@ _PIP = re.compile(r"^pip(?:\d+(?:\.\d+)*)?$")
 _PYTHON = re.compile(r"^python(?:\d+(?:\.\d+)*)?$")
 _PIP_VALUE_OPTIONS = frozenset(
     (
-        "-c --constraint -i --index-url --extra-index-url -f --find-links -t --target --prefix "
+        "-i --index-url --extra-index-url -f --find-links -t --target --prefix "
         "--root --platform --python-version --implementation --abi --upgrade-strategy "
         "--progress-bar --cache-dir --src --no-binary --only-binary --config-settings -C "
         "--global-option --log --proxy --retries --timeout --exists-action --cert "
@@ -26,6 +26,7 @@ _PIP_VALUE_OPTIONS = frozenset(
     ).split()
 )
 _PROJECT_ONLY_FLAGS = frozenset(("--no-deps", "--only-root"))
+_EXTRAS = re.compile(r"\[[^\]]*\]$")
 _ARCHIVES = (".whl", ".tar.gz", ".zip", ".tgz")
 _MANAGERS: dict[tuple[str, ...], str] = {
     ("poetry", "install"): "poetry",
@@ -54,7 +55,8 @@ class Install:
     project_only: bool  # installs the project without its dependencies
     requirement_files: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()  # requirement specifiers named on the command line
-    local: tuple[str, ...] = ()  # local paths and editables (".", "./pkg", "-e .")
+    local: tuple[str, ...] = ()  # local paths and editables (".", "./pkg", "-e .", ".[gpu]")
+    constraints: tuple[str, ...] = ()  # -c files: versions they pin hold for the whole install
 
 
 def installs(ins: Instruction) -> Iterator[Install]:
@@ -80,6 +82,7 @@ def install_of(words: list[str]) -> Install | None:
 
 
 def is_local(spec: str) -> bool:
+    spec = _EXTRAS.sub("", spec.strip())  # ".[gpu,server]" is the project in "." with extras
     return spec in (".", "..") or spec.startswith(("./", "../", "/", "~")) or spec.endswith("/")
 
 
@@ -107,6 +110,7 @@ def _pip_install(args: list[str], text: str) -> Install | None:
     files: list[str] = []
     packages: list[str] = []
     local: list[str] = []
+    constraints: list[str] = []
     i = 0
     while i < len(args):
         word = args[i]
@@ -118,6 +122,13 @@ def _pip_install(args: list[str], text: str) -> Install | None:
             files.append(word.partition("=")[2])
         elif word.startswith("-r") and not word.startswith("--"):
             files.append(word[2:])
+        elif word in ("-c", "--constraint"):
+            constraints.append(value)
+            i += 1
+        elif word.startswith("--constraint="):
+            constraints.append(word.partition("=")[2])
+        elif word.startswith("-c") and not word.startswith("--"):
+            constraints.append(word[2:])
         elif word in ("-e", "--editable"):
             local.append(value)
             i += 1
@@ -138,4 +149,5 @@ def _pip_install(args: list[str], text: str) -> Install | None:
         requirement_files=tuple(files),
         packages=tuple(packages),
         local=tuple(local),
+        constraints=tuple(constraints),
     )
