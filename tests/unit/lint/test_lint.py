@@ -31,6 +31,10 @@ PINNED = f"python:3.11-slim@{DIGEST}"
 IGNORE = ".git\n**/__pycache__\nweights/\n"
 FAKE_WEIGHTS = b"\0" * 2048
 PINNED_REQUIREMENTS = "torch==2.3.1\ntransformers==4.44.2 --hash=sha256:abc\n"
+POETRY_PROJECT = (
+    "[tool.poetry]\nname = 'svc'\n[tool.poetry.dependencies]\npython = '^3.11'\n"
+    "fastapi = '{version}'\nlocal = {{path = './libs/local'}}\n"
+)
 UNPINNED_PROJECT = "[project]\nname = 'svc'\ndependencies = ['fastapi>=0.110']\n"
 
 
@@ -254,7 +258,7 @@ CASES = [
     ),
     Case(
         "pk002-llm-class-elsewhere",
-        _stage('RUN python3 -c "from app.llm import LLM; LLM.check()"\n'),
+        _stage('RUN python3 -c "from app.llm import LLM; LLM(debug=True).check()"\n'),
         [],
     ),
     Case(
@@ -354,6 +358,14 @@ CASES = [
         {"pyproject.toml": "[project]\nname = 'svc'\ndependencies = ['fastapi>=0.110']\n"},
     ),
     Case(
+        "pk004-the-file-the-install-names",
+        _stage(
+            "COPY server/ server/\nCOPY docs/ docs/\nRUN pip install -r server/requirements.txt\n"
+        ),
+        [],
+        {"server/requirements.txt": PINNED_REQUIREMENTS, "docs/requirements.txt": "sphinx\n"},
+    ),
+    Case(
         "pk004-pip-tooling",
         _stage("RUN pip install --no-cache-dir --upgrade pip setuptools wheel\n"),
         [],
@@ -393,6 +405,18 @@ CASES = [
             "pyproject.toml": "[project]\nname = 'svc'\ndependencies = ['fastapi==0.115.0']\n"
             "[project.optional-dependencies]\ngpu = ['vllm==0.6.3']\ncpu = ['onnx']\n"
         },
+    ),
+    Case(
+        "pk004-local-poetry-exact",
+        _stage("COPY pyproject.toml .\nRUN pip install .\n"),
+        [],
+        {"pyproject.toml": POETRY_PROJECT.format(version="0.115.0")},
+    ),
+    Case(
+        "pk004-local-poetry-caret",
+        _stage("COPY pyproject.toml .\nRUN pip install .\n"),
+        [("PK004", 4)],
+        {"pyproject.toml": POETRY_PROJECT.format(version="^0.115.0")},
     ),
     Case(
         "pk004-local-after-requirements",
