@@ -81,6 +81,8 @@ def code_before_deps(lint: LintInput) -> Iterator[Hit]:
                 if ins.cmd != "RUN":
                     continue
                 for install in installs(ins):
+                    if install.tooling_only:
+                        continue  # `pip install -U pip` installs no dependency of the code
                     if code_copy is None:
                         installed_before.add(install.tool)
                         if install.requirement_files:

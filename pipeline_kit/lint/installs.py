@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pipeline_kit.dockerfile.stages import Instruction
 from pipeline_kit.lint.shell import commands, operands, program, run_script, simple
@@ -48,6 +48,10 @@ _MANAGERS: dict[tuple[str, ...], str] = {
 }
 
 
+# Installer tooling, not the service's dependencies: `pip install -U pip uv` is routine.
+TOOLING = frozenset(("pip", "setuptools", "wheel", "uv"))
+
+
 @dataclass(frozen=True)
 class Install:
     tool: str  # "pip", "poetry", "uv", "conda", "npm" ...
@@ -57,14 +61,40 @@ class Install:
     packages: tuple[str, ...] = ()  # requirement specifiers named on the command line
     local: tuple[str, ...] = ()  # local paths and editables (".", "./pkg", "-e .", ".[gpu]")
     constraints: tuple[str, ...] = ()  # -c files: versions they pin hold for the whole install
+    cwd: str | None = None  # where a `cd` earlier in the RUN moved; None: the WORKDIR
+
+    @property
+    def projects(self) -> tuple[str, ...]:
+        """The local project directories it installs (not wheels, archives or URLs)."""
+        return tuple(p for p in self.local if is_local(p) and not p.endswith(_ARCHIVES))
+
+    @property
+    def tooling_only(self) -> bool:
+        """Whether it only installs or upgrades the installers themselves."""
+        return (
+            self.tool == "pip"
+            and bool(self.packages)
+            and not (self.requirement_files or self.local)
+            and all(_requirement_name(p) in TOOLING for p in self.packages)
+        )
+
+
+def _requirement_name(spec: str) -> str:
+    return re.split(r"[\s\[<>=!~;@]", spec, maxsplit=1)[0].lower()
 
 
 def installs(ins: Instruction) -> Iterator[Install]:
-    """The dependency installs a RUN performs, in order."""
+    """The dependency installs a RUN performs, in order, each with the directory an earlier
+    ``cd`` of the same RUN moved to."""
+    cwd: str | None = None
     for words in commands(run_script(ins)):
-        found = install_of(simple(words))
+        words = simple(words)
+        if program(words) == "cd":
+            cwd = (operands(words) or ["~"])[0]
+            continue
+        found = install_of(words)
         if found is not None:
-            yield found
+            yield found if cwd is None else replace(found, cwd=cwd)
 
 
 def install_of(words: list[str]) -> Install | None:
@@ -135,7 +165,8 @@ def _pip_install(args: list[str], text: str) -> Install | None:
         elif word in _PIP_VALUE_OPTIONS:
             i += 1
         elif not word.startswith("-"):
-            if is_local(word) or word.endswith(_ARCHIVES):
+            # pip reads a word with a slash as a path (a wheel glob, a directory), not a name
+            if is_local(word) or word.endswith(_ARCHIVES) or ("/" in word and "://" not in word):
                 local.append(word)
             else:
                 packages.append(word)
@@ -145,7 +176,9 @@ def _pip_install(args: list[str], text: str) -> Install | None:
     return Install(
         "pip",
         text,
-        project_only="--no-deps" in args,
+        # --no-deps with requirement files or names still installs those: only a local
+        # project installed alone is "the project without its dependencies"
+        project_only="--no-deps" in args and not files and not packages,
         requirement_files=tuple(files),
         packages=tuple(packages),
         local=tuple(local),

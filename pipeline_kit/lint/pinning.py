@@ -18,7 +18,7 @@ from pathlib import Path
 from pipeline_kit.dockerfile.expand import expand
 from pipeline_kit.dockerfile.stages import ContextSource, Instruction, Stage
 from pipeline_kit.lint.dependencies import is_pinned
-from pipeline_kit.lint.installs import LOCKED_MANAGERS, Install, installs
+from pipeline_kit.lint.installs import LOCKED_MANAGERS, TOOLING, Install, installs
 from pipeline_kit.lint.model import Hit, LintInput
 from pipeline_kit.lint.requirements import (
     Requirement,
@@ -42,8 +42,6 @@ MANAGER_MANIFESTS = {
 }
 # Flags that make the manager refuse to run without its lock, or install from it only.
 _LOCK_REQUIRED = frozenset(("--locked", "--frozen", "--deploy", "--frozen-lockfile"))
-# Installer tooling, not the service's dependencies: `pip install --upgrade pip` is routine.
-_TOOLING = frozenset(("pip", "setuptools", "wheel"))
 _EXTRAS = re.compile(r"\[([^\]]*)\]$")
 
 
@@ -76,10 +74,10 @@ class _Context:
 
 
 def unpinned_dependencies(lint: LintInput) -> Iterator[Hit]:
-    reported: set[tuple[str, int]] = set()
+    reported: set[tuple[str, int, str]] = set()
     for stage in lint.stages:
         for hit in _stage_hits(lint, stage):
-            key = (str(hit.path), hit.line)
+            key = (str(hit.path), hit.line, hit.message)
             if key not in reported:
                 reported.add(key)
                 yield hit
@@ -124,13 +122,13 @@ def _judge(
     scope: dict[str, str | None],
 ) -> Iterator[Hit]:
     if install.tool == "pip":
-        constraints = _files(context, install.constraints, scope)
-        files = _files(context, install.requirement_files, scope)
+        constraints = _files(context, install.constraints, scope, install.cwd)
+        files = _files(context, install.requirement_files, scope, install.cwd)
         read = read_requirements(lint.context_file, files, constraints, is_pinned)
         pinned_names = read.pinned_names
         yield from _requirement_hits(lint, stage, ins, context, read.requirements, pinned_names)
         yield from _loose_packages(lint, stage, ins, install, pinned_names)
-        if install.local and not install.project_only:
+        if install.projects and not install.project_only:
             locked = bool(files or constraints) or any(
                 e.requirement_files or e.tool in LOCKED_MANAGERS for e in earlier
             )
@@ -140,10 +138,15 @@ def _judge(
         yield from _manager_without_lock(lint, stage, ins, install, context)
 
 
-def _files(context: _Context, paths: tuple[str, ...], scope: dict[str, str | None]) -> list[str]:
+def _files(
+    context: _Context, paths: tuple[str, ...], scope: dict[str, str | None], cwd: str | None
+) -> list[str]:
     found: list[str] = []
     for path in paths:
-        for candidate in context.find(expand(path, scope)):
+        path = expand(path, scope)
+        if cwd is not None and not path.startswith("/"):
+            path = posixpath.join(cwd, path)
+        for candidate in context.find(path):
             if candidate not in found:
                 found.append(candidate)
     return found
@@ -193,7 +196,7 @@ def _loose_packages(
         for p in install.packages
         if not is_pinned(p)
         and requirement_name(p) not in pinned_names
-        and requirement_name(p) not in _TOOLING
+        and requirement_name(p) not in TOOLING
     ]
     if loose:
         yield Hit(
@@ -211,7 +214,7 @@ def _unpinned_project(
     lint: LintInput, stage: Stage, ins: Instruction, install: Install, context: _Context
 ) -> Iterator[Hit]:
     """``pip install .`` resolves the project's own dependencies; unpinned ones float."""
-    manifests = context.named("pyproject.toml")
+    manifests = _project_manifests(install, context)
     if not manifests:
         return  # the install reads no pyproject.toml the image has taken so far
     extras = {
@@ -244,6 +247,24 @@ def _unpinned_project(
             "project with --no-deps.",
             stage=stage.index,
         )
+
+
+def _project_manifests(install: Install, context: _Context) -> list[str]:
+    """The pyproject.toml files of the projects the install names, among those taken."""
+    manifests = context.named("pyproject.toml")
+    if install.cwd is None:
+        return manifests
+    if install.cwd.startswith(("/", "~", "$")) or ".." in install.cwd.split("/"):
+        return []  # somewhere in the image this rule cannot map to the context
+    found: list[str] = []
+    for project in install.projects:
+        directory = posixpath.normpath(posixpath.join(install.cwd, _EXTRAS.sub("", project)))
+        found += [
+            m
+            for m in manifests
+            if m == f"{directory}/pyproject.toml" or m.endswith(f"/{directory}/pyproject.toml")
+        ]
+    return found
 
 
 def _closest(manifests: list[str]) -> list[str]:

@@ -200,4 +200,6 @@ def _poetry_spec(name: str, value: object) -> str:
             return f"{name} @ file:{value.get('path', '')}"  # one artifact
         value = value.get("version", "*")
     version = str(value).strip()
-    return f"{name}=={version.lstrip('=')}" if _POETRY_EXACT.match(version) else f"{name}{version}"
+    if _POETRY_EXACT.match(version):
+        return f"{name}=={version.lstrip('=')}"
+    return f"{name} {version}"  # ^1.2, ~1.2, >=1,<2, *: a range

@@ -44,7 +44,8 @@ _RULES = (
         "The build downloads weights: ADD of a weights file or hub URL, or a RUN with "
         "from_pretrained, snapshot_download, hf_hub_download, SentenceTransformer(...), "
         "vLLM's LLM(...), huggingface-cli/hf download, ollama pull, text-generation-server "
-        "download-weights, git lfs pull, or curl/wget of weights or huggingface.co.",
+        "download-weights, infinity_emb --preload-only, git lfs pull, or curl/wget of weights "
+        "or huggingface.co.",
     ),
     Rule(
         "PK003",

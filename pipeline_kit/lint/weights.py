@@ -218,6 +218,8 @@ def _fetching_command(words: list[str]) -> str | None:
         return "ollama pull"
     if name == "text-generation-server" and args[:1] == ["download-weights"]:
         return "text-generation-server download-weights"
+    if name == "infinity_emb" and "--preload-only" in words:
+        return "infinity_emb --preload-only"
     if name == "git" and args[:2] == ["lfs", "pull"]:
         return "git lfs pull"
     if name == "git" and args[:1] == ["clone"]:

@@ -35,6 +35,7 @@ POETRY_PROJECT = (
     "[tool.poetry]\nname = 'svc'\n[tool.poetry.dependencies]\npython = '^3.11'\n"
     "fastapi = '{version}'\nlocal = {{path = './libs/local'}}\n"
 )
+PINNED_PROJECT = "[project]\nname = 'svc'\ndependencies = ['fastapi==0.115.0']\n"
 UNPINNED_PROJECT = "[project]\nname = 'svc'\ndependencies = ['fastapi>=0.110']\n"
 
 
@@ -288,6 +289,12 @@ CASES = [
         _stage("RUN text-generation-server download-weights bigscience/bloom-560m\n"),
         [("PK002", 3)],
     ),
+    Case(
+        "pk002-infinity-preload",
+        _stage("RUN infinity_emb v2 --preload-only --no-model-warmup || [ $? -eq 3 ]\n"),
+        [("PK002", 3)],
+    ),
+    Case("pk002-infinity-serve", _stage("RUN infinity_emb v2 --help\n"), []),
     # PK003 code-before-deps
     Case(
         "pk003-whole-context",
@@ -344,6 +351,18 @@ CASES = [
         _stage("RUN pip install --upgrade pip\nCOPY . .\nRUN pip install .\n"),
         [("PK003", 4)],
         {"pyproject.toml": "[project]\nname = 'svc'\n", "app.py": ""},
+    ),
+    Case(
+        "pk003-requirements-without-their-deps",
+        _stage("COPY server server\nRUN cd server && pip install --no-deps -r requirements.txt\n"),
+        [("PK003", 3)],
+        {"server/requirements.txt": PINNED_REQUIREMENTS, "server/main.py": ""},
+    ),
+    Case(
+        "pk003-installer-upgrade-after-code",
+        _stage("COPY app/ app/\nRUN pip install -U pip uv\n"),
+        [],
+        {"app/main.py": ""},
     ),
     # PK004 unpinned-dependencies (requirement lines are checked in the file's own case)
     Case(
@@ -417,6 +436,38 @@ CASES = [
         _stage("COPY pyproject.toml .\nRUN pip install .\n"),
         [("PK004", 4)],
         {"pyproject.toml": POETRY_PROJECT.format(version="^0.115.0")},
+    ),
+    Case(
+        "pk004-local-in-a-cloned-directory",
+        _stage(
+            "COPY pyproject.toml .\nRUN pip install --no-deps . && git clone https://x.test/o.git"
+            " && cd o && pip install -e .\n"
+        ),
+        [],
+        {"pyproject.toml": UNPINNED_PROJECT},
+    ),
+    Case(
+        "pk004-local-in-a-subdirectory",
+        _stage("COPY server server\nRUN cd server && pip install '.[bnb]'\n"),
+        [("PK004", 4)],
+        {"server/pyproject.toml": UNPINNED_PROJECT, "pyproject.toml": PINNED_PROJECT},
+    ),
+    Case(
+        "pk004-local-at-the-root-not-in-a-subdirectory",
+        _stage("COPY . .\nRUN cd server && pip install '.[bnb]'\n"),
+        [("PK003", 3)],
+        {"server/pyproject.toml": PINNED_PROJECT, "pyproject.toml": UNPINNED_PROJECT},
+    ),
+    Case(
+        "pk004-path-with-a-slash",
+        _stage("RUN pip install build/Linux/Release/dist/* /install/*.whl\n"),
+        [],
+    ),
+    Case(
+        "pk004-two-in-one-run",
+        _stage("COPY pyproject.toml .\nRUN pip install fastapi && pip install .\n"),
+        [("PK004", 4), ("PK004", 4)],
+        {"pyproject.toml": UNPINNED_PROJECT},
     ),
     Case(
         "pk004-local-after-requirements",
