@@ -219,8 +219,8 @@ def _unpinned_project(
         return  # the install reads no pyproject.toml the image has taken so far
     extras = {
         e.strip()
-        for local in install.local
-        for m in [_EXTRAS.search(local)]
+        for project in install.projects
+        for m in [_EXTRAS.search(project)]
         if m
         for e in m.group(1).split(",")
     }

@@ -110,7 +110,7 @@ def _copied_out(ins: Instruction, stage: Stage, mounted: str) -> list[str]:
             )
         except InputError:
             continue
-        target = mount.get("target") or mount.get("dst") or mount.get("destination")
+        target = mount.get("target")
         if source == mounted and target:
             targets.append(posixpath.normpath(target))
     paths: list[str] = []
