@@ -25,6 +25,7 @@ _PIP_VALUE_OPTIONS = frozenset(
         "--default-index --index-strategy"
     ).split()
 )
+_NAMES_PACKAGES = frozenset(("npm", "pnpm"))
 _PROJECT_ONLY_FLAGS = frozenset(("--no-deps", "--only-root"))
 _EXTRAS = re.compile(r"\[[^\]]*\]$")
 _ARCHIVES = (".whl", ".tar.gz", ".zip", ".tgz")
@@ -107,7 +108,11 @@ def install_of(words: list[str]) -> Install | None:
     flags = set(words)
     for key, tool in _MANAGERS.items():
         if key[0] == name and tuple(args[: len(key) - 1]) == key[1:]:
-            return Install(tool, text, project_only=bool(flags & _PROJECT_ONLY_FLAGS))
+            # `npm install express` adds a package; a bare `npm install` installs the project
+            named = tuple(args[len(key) - 1 :]) if tool in _NAMES_PACKAGES else ()
+            return Install(
+                tool, text, project_only=bool(flags & _PROJECT_ONLY_FLAGS), packages=named
+            )
     return None
 
 

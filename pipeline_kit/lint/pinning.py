@@ -26,6 +26,7 @@ from pipeline_kit.lint.requirements import (
     read_requirements,
     requirement_name,
 )
+from pipeline_kit.lint.shell import commands, operands, program, run_script, simple
 
 # The lock file each manager installs from; without it, the manager resolves versions anew.
 MANAGER_LOCKS = {
@@ -40,8 +41,14 @@ MANAGER_MANIFESTS = {
     "pdm": "pyproject.toml",
     "pipenv": "Pipfile",
 }
+JS_LOCKS = ("package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml")
+_JS_MANAGERS = frozenset(("npm", "yarn", "pnpm"))
 # Flags that make the manager refuse to run without its lock, or install from it only.
-_LOCK_REQUIRED = frozenset(("--locked", "--frozen", "--deploy", "--frozen-lockfile"))
+_LOCK_REQUIRED = frozenset(("--locked", "--frozen", "--deploy", "--frozen-lockfile", "--immutable"))
+# Cargo commands that resolve the dependency graph: without Cargo.lock, to the newest versions.
+_CARGO_RESOLVES = frozenset(
+    ("build", "b", "run", "r", "test", "t", "check", "c", "bench", "fetch", "install")
+)
 _EXTRAS = re.compile(r"\[([^\]]*)\]$")
 
 
@@ -87,6 +94,7 @@ def _stage_hits(lint: LintInput, stage: Stage) -> Iterator[Hit]:
     """The hits of ``stage``'s own installs, with what its chain took before each."""
     taken: dict[str, ContextSource] = {}
     earlier: list[Install] = []
+    cooked = False  # cargo chef cook writes the Cargo.lock its recipe carries
     for ancestor in lint.chain(stage):
         by_line: dict[int, list[ContextSource]] = {}
         for source in ancestor.sources:
@@ -110,6 +118,9 @@ def _stage_hits(lint: LintInput, stage: Stage) -> Iterator[Hit]:
                     context = _Context(mounted)
                     yield from _judge(lint, stage, ins, install, context, earlier, scope)
                 earlier.append(install)
+            if ancestor is stage:
+                yield from _cargo_without_lock(lint, stage, ins, _Context(mounted), cooked)
+            cooked = cooked or _cooks_recipe(ins)
 
 
 def _judge(
@@ -136,6 +147,8 @@ def _judge(
                 yield from _unpinned_project(lint, stage, ins, install, context)
     elif install.tool in MANAGER_LOCKS:
         yield from _manager_without_lock(lint, stage, ins, install, context)
+    elif install.tool in _JS_MANAGERS:
+        yield from _js_without_lock(lint, stage, ins, install, context)
 
 
 def _files(
@@ -296,6 +309,70 @@ def _manager_without_lock(
         "with RUN --mount=type=bind).",
         stage=stage.index,
     )
+
+
+def _js_without_lock(
+    lint: LintInput, stage: Stage, ins: Instruction, install: Install, context: _Context
+) -> Iterator[Hit]:
+    words = install.text.split()
+    if install.packages or words[1:2] == ["ci"] or _LOCK_REQUIRED.intersection(words):
+        return  # adds named packages; or npm ci and frozen installs, which need the lock
+    if any(context.named(lock) for lock in JS_LOCKS):
+        return
+    manifests = context.named("package.json")
+    if not manifests:
+        return
+    source = context.files[_closest(manifests)[0]]
+    yield Hit(
+        lint.dockerfile,
+        ins.line,
+        f"`{_short(install.text)}` installs package.json ({source.via} at line {source.line}) "
+        "without a lock file (package-lock.json, yarn.lock, pnpm-lock.yaml): each build "
+        "resolves versions anew.",
+        fix="Commit the lock file, copy it with package.json and install with `npm ci` (or "
+        "`yarn install --frozen-lockfile`, `pnpm install --frozen-lockfile`).",
+        stage=stage.index,
+    )
+
+
+def _cooks_recipe(ins: Instruction) -> bool:
+    return any(
+        program(words) == "cargo" and operands(words)[:2] == ["chef", "cook"]
+        for words in map(simple, commands(run_script(ins)))
+    )
+
+
+def _cargo_without_lock(
+    lint: LintInput, stage: Stage, ins: Instruction, context: _Context, cooked: bool
+) -> Iterator[Hit]:
+    manifests = context.named("Cargo.toml")
+    if not manifests:
+        return  # what cargo reads comes from elsewhere (a cargo-chef recipe, another stage)
+    source = context.files[_closest(manifests)[0]]
+    for words in commands(run_script(ins)):
+        words = simple(words)
+        if program(words) != "cargo" or _LOCK_REQUIRED.intersection(words):
+            continue
+        args = [a for a in operands(words) if not a.startswith("+")]  # +nightly: a toolchain
+        if not args or args[0] not in _CARGO_RESOLVES:
+            continue
+        if args[0] == "install":
+            if not any(w == "--path" or w.startswith("--path=") for w in words):
+                continue  # a crate from a registry, not the project
+            why = "cargo install ignores Cargo.lock unless --locked"
+        elif cooked or context.named("Cargo.lock"):
+            continue
+        else:
+            why = "no Cargo.lock is in the image before this RUN"
+        yield Hit(
+            lint.dockerfile,
+            ins.line,
+            f"`{_short(' '.join(words))}` resolves the crates of Cargo.toml ({source.via} at "
+            f"line {source.line}) anew on each build: {why}.",
+            fix="Commit Cargo.lock, copy it with Cargo.toml, and build with --locked.",
+            stage=stage.index,
+        )
+        return
 
 
 def _name(requirement: str) -> str:

@@ -66,7 +66,7 @@ _RULES = (
         "An install reads an unpinned dependency: a line without ==/===/@ URL/--hash in a "
         "requirements file it installs (-r/-c includes followed), a bare package name, the "
         "local project's unpinned pyproject.toml dependencies with nothing pinned installed "
-        "before, or poetry/uv/pdm/pipenv without its lock file.",
+        "before, or poetry/uv/pdm/pipenv, npm/yarn/pnpm or cargo without its lock file.",
     ),
     Rule(
         "PK005",

@@ -536,6 +536,81 @@ CASES = [
         [],
         {"Pipfile": "", "Pipfile.lock": ""},
     ),
+    Case(
+        "pk004-cargo-without-lock",
+        _stage("COPY Cargo.toml ./\nCOPY src src\nRUN cargo +stable build --release\n"),
+        [("PK004", 5)],
+        {"Cargo.toml": "[package]\n", "src/main.rs": "", "Cargo.lock": ""},
+    ),
+    Case(
+        "pk004-cargo-with-lock",
+        _stage("COPY Cargo.toml Cargo.lock ./\nCOPY src src\nRUN cargo build --release\n"),
+        [],
+        {"Cargo.toml": "[package]\n", "src/main.rs": "", "Cargo.lock": ""},
+    ),
+    Case(
+        "pk004-cargo-chef-cooked-the-lock",
+        f"FROM {PINNED} AS planner\nCOPY Cargo.toml Cargo.lock ./\nRUN cargo chef prepare\n"
+        f"FROM {PINNED} AS builder\nCOPY --from=planner /recipe.json recipe.json\n"
+        "RUN cargo chef cook --release --recipe-path recipe.json\nCOPY Cargo.toml ./\n"
+        "COPY src src\nRUN cargo build --release\nUSER 10001\n",
+        [],
+        {"Cargo.toml": "[package]\n", "src/main.rs": "", "Cargo.lock": ""},
+    ),
+    Case(
+        "pk004-cargo-frozen",
+        _stage("COPY Cargo.toml ./\nRUN cargo build --frozen\n"),
+        [],
+        {"Cargo.toml": "[package]\n"},
+    ),
+    Case(
+        "pk004-cargo-install-path",
+        _stage("COPY Cargo.toml Cargo.lock ./\nRUN cargo install --path .\n"),
+        [("PK004", 4)],
+        {"Cargo.toml": "[package]\n", "Cargo.lock": ""},
+    ),
+    Case(
+        "pk004-cargo-install-path-locked",
+        _stage("COPY Cargo.toml Cargo.lock ./\nRUN cargo install --locked --path .\n"),
+        [],
+        {"Cargo.toml": "[package]\n", "Cargo.lock": ""},
+    ),
+    Case(
+        "pk004-cargo-install-a-crate",
+        _stage("COPY Cargo.toml ./\nRUN cargo install sccache --version 0.8.1\n"),
+        [],
+        {"Cargo.toml": "[package]\n"},
+    ),
+    Case(
+        "pk004-npm-without-lock",
+        _stage("COPY package.json ./\nRUN npm install\n"),
+        [("PK004", 4)],
+        {"package.json": "{}", "package-lock.json": "{}"},
+    ),
+    Case(
+        "pk004-npm-with-lock",
+        _stage("COPY package.json package-lock.json ./\nRUN npm install\n"),
+        [],
+        {"package.json": "{}", "package-lock.json": "{}"},
+    ),
+    Case(
+        "pk004-npm-ci",
+        _stage("COPY package.json ./\nRUN npm ci\n"),
+        [],
+        {"package.json": "{}"},
+    ),
+    Case(
+        "pk004-yarn-frozen",
+        _stage("COPY package.json ./\nRUN yarn install --frozen-lockfile\n"),
+        [],
+        {"package.json": "{}"},
+    ),
+    Case(
+        "pk004-npm-global-tool",
+        _stage("COPY package.json ./\nRUN npm install -g pnpm@9\n"),
+        [],
+        {"package.json": "{}"},
+    ),
     # PK005 base-image-not-pinned
     Case("pk005-from", "FROM python:3.11-slim\nUSER 10001\n", [("PK005", 1)]),
     Case(
