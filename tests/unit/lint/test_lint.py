@@ -347,6 +347,12 @@ CASES = [
         },
     ),
     Case(
+        "pk003-local-after-named-packages",
+        _stage("RUN pip install fastapi==0.115.0\nCOPY . .\nRUN pip install .\n"),
+        [("PK003", 4)],
+        {"pyproject.toml": "[project]\nname = 'svc'\n", "app.py": ""},
+    ),
+    Case(
         "pk003-local-after-tooling-only",
         _stage("RUN pip install --upgrade pip\nCOPY . .\nRUN pip install .\n"),
         [("PK003", 4)],
