@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shlex
 import shutil
@@ -289,6 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def trial(
     args: argparse.Namespace, cli: Path, source: Path, clone: Path, env: dict[str, str]
 ) -> int:
+    load_start = os.getloadavg()[0]
     head = scratch_clone(source, args.ref, clone)
     crashes: list[str] = []
     print(f"trial of {source} at {head[:12]}, Dockerfile {args.dockerfile}, CLI {cli}")
@@ -347,6 +349,8 @@ def trial(
         print("  per rule: " + ", ".join(f"{k} x{v}" for k, v in sorted(by_rule.items())))
 
     summary = summarize(rows, len(crashes))
+    # Times on a shared machine say little without its load: both ends are reported.
+    summary["load_average"] = [round(load_start, 2), round(os.getloadavg()[0], 2)]
     print(f"\n== crashes: {len(crashes)}")
     for text in crashes:
         print(text)
@@ -355,7 +359,8 @@ def trial(
         print(
             f"pairs {summary['pairs']}, crashes {summary['crashes']}, input errors "
             f"{summary['errors']}, detect median {summary['median_s']:.3f}s, "
-            f"p90 {summary['p90_s']:.3f}s"
+            f"p90 {summary['p90_s']:.3f}s (load average {load_start:.2f} at the start, "
+            f"{summary['load_average'][1]:.2f} at the end)"
         )
     print("answers: " + ", ".join(f"{k} {v}" for k, v in summary["answers"].items()))
 

@@ -130,6 +130,7 @@ def test_table_has_one_row_per_first_parent_pair_that_changes_files(
     assert by_head[shas["docs"]]["image_changed"] is False
     assert all(r["exit"] == 0 and r["seconds"] > 0 for r in doc["pairs"])
     assert doc["summary"]["crashes"] == 0
+    assert len(doc["summary"]["load_average"]) == 2
     assert doc["summary"]["answers"] == {"code-only": 2, "base": 1, "unchanged": 1, "deps": 1}
     assert "deps: deps" in doc["init"]["config"]
     assert doc["lint"]["exit"] in (0, 1) and isinstance(doc["lint"]["findings"], list)
