@@ -48,7 +48,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -59,6 +59,16 @@ TRACEBACK = "Traceback (most recent call last)"
 REASONS_SHOWN = 3
 # Answer fields a newer kit may add; shown when present.
 EXTRA_ANSWER_FIELDS = ("rebuild_point", "strategy")
+FILES_KEPT = 50  # changed paths kept per pair in --json, for checking by hand
+
+
+class Pair(NamedTuple):
+    """A first-parent commit and its parent, and the paths that differ between them."""
+
+    base: str
+    head: str
+    subject: str
+    files: list[str]
 
 
 @dataclass
@@ -87,6 +97,7 @@ class PairRow:
     exit: int
     seconds: float
     answer: str  # unchanged, code-only, deps, base, fail-safe, error, crash, or a layer name
+    files: list[str] = field(default_factory=list)
     image_changed: bool | None = None
     changed_layers: list[str] = field(default_factory=list)
     rebuild_from: str | None = None
@@ -134,10 +145,9 @@ def scratch_clone(source: Path, ref: str, dest: Path) -> str:
     return sha
 
 
-def first_parent_pairs(repo: Path, head: str, count: int) -> list[tuple[str, str, str, int]]:
-    """The last `count` (parent, commit, subject, files changed) first-parent pairs that
-    change at least one file, newest first."""
-    pairs: list[tuple[str, str, str, int]] = []
+def first_parent_pairs(repo: Path, head: str, count: int) -> list[Pair]:
+    """The last `count` first-parent pairs that change at least one file, newest first."""
+    pairs: list[Pair] = []
     log = git(repo, "log", "--first-parent", "--format=%H %P%x09%s", head)
     for line in log.splitlines():
         shas, _, subject = line.partition("\t")
@@ -145,9 +155,9 @@ def first_parent_pairs(repo: Path, head: str, count: int) -> list[tuple[str, str
         if not parents:
             continue
         names = git(repo, "diff", "--name-only", "--no-renames", parents[0], commit).split("\n")
-        changed = sum(1 for n in names if n)
+        changed = [n for n in names if n]
         if changed:
-            pairs.append((parents[0], commit, subject, changed))
+            pairs.append(Pair(parents[0], commit, subject, changed))
             if len(pairs) == count:
                 break
     return pairs
@@ -174,13 +184,21 @@ def classify(doc: dict[str, Any]) -> tuple[str, list[str], list[str]]:
 
 
 def detect_pair(
-    cli: Path, clone: Path, env: dict[str, str], pair: tuple[str, str, str, int], extra: list[str]
+    cli: Path, clone: Path, env: dict[str, str], pair: Pair, extra: list[str]
 ) -> tuple[PairRow, Call]:
-    base, head, subject, files = pair
-    argv = [str(cli), "detect", "--base", base, "--head", head, "--no-worktree"]
+    argv = [str(cli), "detect", "--base", pair.base, "--head", pair.head, "--no-worktree"]
     argv += [*extra, "--format", "json"]
     call = run_cli(argv, clone, env)
-    row = PairRow(base, head, subject, files, call.exit, call.seconds, "crash")
+    row = PairRow(
+        pair.base,
+        pair.head,
+        pair.subject,
+        len(pair.files),
+        call.exit,
+        call.seconds,
+        "crash",
+        files=pair.files[:FILES_KEPT],
+    )
     if call.crashed:
         return row, call
     if call.exit == 2:

@@ -128,6 +128,7 @@ def test_table_has_one_row_per_first_parent_pair_that_changes_files(
     assert by_head[shas["code"]]["rebuild_from"] == "code"
     assert any("app/main.py" in reason for reason in by_head[shas["code"]]["reasons"])
     assert by_head[shas["docs"]]["image_changed"] is False
+    assert by_head[shas["merge"]]["files"] == ["README.md", "app/helper.py"]
     assert all(r["exit"] == 0 and r["seconds"] > 0 for r in doc["pairs"])
     assert doc["summary"]["crashes"] == 0
     assert len(doc["summary"]["load_average"]) == 2
