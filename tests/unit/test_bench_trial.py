@@ -37,6 +37,9 @@ STUB = """\
 import os, signal, sys
 args = sys.argv[1:]
 head = args[args.index("--head") + 1] if "--head" in args else None
+if args[:1] == ["init"] and os.environ.get("STUB_INIT_TRACEBACK"):
+    sys.stderr.write("Traceback (most recent call last):\\nRuntimeError: init broke\\n")
+    sys.exit(1)
 if head and head == os.environ.get("STUB_TRACEBACK_HEAD"):
     sys.stderr.write(
         'Traceback (most recent call last):\\n  File "detect.py", line 9, in run\\n'
@@ -152,14 +155,19 @@ def test_n_takes_the_newest_pairs(history: tuple[GitRepo, dict[str, str]], tmp_p
     assert [r["head"] for r in doc["pairs"]] == [shas["merge"], shas["base"]]
 
 
-def test_every_crash_is_counted_and_printed_whole(
-    history: tuple[GitRepo, dict[str, str]], tmp_path: Path
-) -> None:
-    repo, shas = history
+def make_stub(tmp_path: Path) -> Path:
     stub = tmp_path / "bin" / "pipeline-kit"
     stub.parent.mkdir()
     stub.write_text(f"#!{sys.executable}\n{STUB}")
     stub.chmod(0o755)
+    return stub
+
+
+def test_every_crash_is_counted_and_printed_whole(
+    history: tuple[GitRepo, dict[str, str]], tmp_path: Path
+) -> None:
+    repo, shas = history
+    stub = make_stub(tmp_path)
     env = {
         "STUB_REAL_CLI": str(REAL_CLI),
         "STUB_TRACEBACK_HEAD": shas["code"],
@@ -190,3 +198,19 @@ def test_every_crash_is_counted_and_printed_whole(
     assert 'File "detect.py", line 9, in run' in crash
     assert "COPY takes a source and a destination" in proc.stdout
     assert "crashes 3" in proc.stdout
+
+
+def test_a_crashing_init_is_a_crash_and_lint_still_runs(
+    history: tuple[GitRepo, dict[str, str]], tmp_path: Path
+) -> None:
+    repo, _ = history
+    stub = make_stub(tmp_path)
+    env = {"STUB_REAL_CLI": str(REAL_CLI), "STUB_INIT_TRACEBACK": "1"}
+    proc, doc = run_trial(repo, tmp_path, "--cli", str(stub), env=env)
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert doc["pairs"] == []
+    assert doc["summary"]["crashes"] == 1
+    assert "RuntimeError: init broke" in doc["crashes"][0]
+    assert doc["lint"]["exit"] in (0, 1)
+    assert "Traceback" not in proc.stderr  # the trial itself did not fail
