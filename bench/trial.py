@@ -184,18 +184,21 @@ def classify(doc: dict[str, Any]) -> tuple[str, list[str], list[str]]:
 
 
 def detect_pair(
-    cli: Path, clone: Path, env: dict[str, str], pair: Pair, extra: list[str]
+    cli: Path, clone: Path, env: dict[str, str], pair: Pair, extra: list[str], repeat: int = 1
 ) -> tuple[PairRow, Call]:
+    """detect on one pair, `repeat` times: the answer of the first call (of the first that
+    crashed, if any did) and the least time, the one least disturbed by other load."""
     argv = [str(cli), "detect", "--base", pair.base, "--head", pair.head, "--no-worktree"]
     argv += [*extra, "--format", "json"]
-    call = run_cli(argv, clone, env)
+    calls = [run_cli(argv, clone, env) for _ in range(repeat)]
+    call = next((c for c in calls if c.crashed), calls[0])
     row = PairRow(
         pair.base,
         pair.head,
         pair.subject,
         len(pair.files),
         call.exit,
-        call.seconds,
+        min(c.seconds for c in calls),
         "crash",
         files=pair.files[:FILES_KEPT],
     )
@@ -285,12 +288,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-n", "--pairs", type=int, default=50, help="first-parent pairs")
     parser.add_argument("--ref", default="HEAD", help="newest commit of the trial")
     parser.add_argument("--build-arg", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="detect calls per pair; the least time is kept"
+    )
     parser.add_argument("--cli", help="the pipeline-kit to run (default: the venv's)")
     parser.add_argument("--json", type=Path, help="write the whole table here")
     parser.add_argument("--keep", action="store_true", help="keep the scratch clone")
     args = parser.parse_args(argv)
-    if args.pairs < 1:
-        parser.error("-n must be at least 1")
+    if args.pairs < 1 or args.repeat < 1:
+        parser.error("-n and --repeat must be at least 1")
     cli = resolve_cli(args.cli)
     source = args.repo.resolve()
     env = bench_env()
@@ -340,7 +346,7 @@ def trial(
             f"{'rebuild':<8} {'time':>7}  subject"
         )
         for i, pair in enumerate(pairs, 1):
-            row, call = detect_pair(cli, clone, env, pair, extra)
+            row, call = detect_pair(cli, clone, env, pair, extra, args.repeat)
             rows.append(row)
             print(format_row(i, row), flush=True)
             if call.crashed:

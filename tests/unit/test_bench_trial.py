@@ -37,6 +37,14 @@ STUB = """\
 import os, signal, sys
 args = sys.argv[1:]
 head = args[args.index("--head") + 1] if "--head" in args else None
+if os.environ.get("STUB_LOG"):
+    with open(os.environ["STUB_LOG"], "a") as log:
+        log.write(" ".join(args[:1] + ([head] if head else [])) + "\\n")
+if head and head == os.environ.get("STUB_FLAKY_HEAD"):
+    with open(os.environ["STUB_LOG"]) as log:
+        if log.read().count(head) == 2:  # the second call on this pair fails
+            sys.stderr.write("Traceback (most recent call last):\\nOSError: flaky\\n")
+            sys.exit(1)
 if args[:1] == ["init"] and os.environ.get("STUB_INIT_TRACEBACK"):
     sys.stderr.write("Traceback (most recent call last):\\nRuntimeError: init broke\\n")
     sys.exit(1)
@@ -214,3 +222,22 @@ def test_a_crashing_init_is_a_crash_and_lint_still_runs(
     assert "RuntimeError: init broke" in doc["crashes"][0]
     assert doc["lint"]["exit"] in (0, 1)
     assert "Traceback" not in proc.stderr  # the trial itself did not fail
+
+
+def test_repeat_calls_detect_that_many_times_and_any_crash_counts(
+    history: tuple[GitRepo, dict[str, str]], tmp_path: Path
+) -> None:
+    repo, shas = history
+    stub = make_stub(tmp_path)
+    log = tmp_path / "calls.log"
+    env = {"STUB_REAL_CLI": str(REAL_CLI), "STUB_LOG": str(log), "STUB_FLAKY_HEAD": shas["base"]}
+    proc, doc = run_trial(repo, tmp_path, "-n", "2", "--repeat", "3", "--cli", str(stub), env=env)
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    calls = log.read_text().splitlines()
+    assert calls.count(f"detect {shas['merge']}") == 3
+    assert calls.count(f"detect {shas['base']}") == 3
+    assert [c.split()[0] for c in calls] == ["init"] + ["detect"] * 6 + ["lint"]
+    # A crash on any of the calls is the pair's answer: the first and third were fine.
+    assert [r["answer"] for r in doc["pairs"]] == ["code-only", "crash"]
+    assert doc["summary"]["crashes"] == 1 and "OSError: flaky" in doc["crashes"][0]
