@@ -22,7 +22,8 @@ refuses at one revision) is not a crash; it is counted and its message shown.
 The kit is driven only through its CLI (by default the `pipeline-kit` next to this
 interpreter, i.e. the venv's), never imported. The trial reports, it does not judge the
 answers: checking them by hand against `git diff --stat P C` and the Dockerfile is the
-point. Exit 0 when nothing crashed, 1 when something did, 2 for bad arguments.
+point. Exit 0 when nothing crashed, 1 when something did, 2 for bad input (arguments, a
+source git cannot clone, an unknown --ref, no CLI).
 
 Run:
 
@@ -48,7 +49,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -107,13 +108,19 @@ class PairRow:
     message: str = ""
 
 
+def fail(message: str) -> NoReturn:
+    """Stop on bad input: the message on stderr, exit 2 (1 means a crash of the kit)."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def git(repo: Path, *args: str) -> str:
     """Run git in repo and return stdout; a failure stops the trial with git's message."""
     proc = subprocess.run(
         ["git", "-C", str(repo), *args], capture_output=True, text=True, check=False
     )
     if proc.returncode != 0:
-        raise SystemExit(f"error: `git {shlex.join(args)}` in {repo}: {proc.stderr.strip()}")
+        fail(f"`git {shlex.join(args)}` in {repo}: {proc.stderr.strip()}")
     return proc.stdout
 
 
@@ -139,7 +146,7 @@ def scratch_clone(source: Path, ref: str, dest: Path) -> str:
         check=False,
     )
     if proc.returncode != 0:
-        raise SystemExit(f"error: {source} is not a git repository git can clone: {proc.stderr}")
+        fail(f"{source} is not a git repository git can clone: {proc.stderr.strip()}")
     sha = git(dest, "rev-parse", "--verify", f"{ref}^{{commit}}").strip()
     git(dest, "checkout", "--quiet", "--detach", sha)
     return sha
@@ -297,7 +304,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.pairs < 1 or args.repeat < 1:
         parser.error("-n and --repeat must be at least 1")
-    cli = resolve_cli(args.cli)
+    try:
+        cli = resolve_cli(args.cli)
+    except SystemExit as exc:  # its message, with the exit status of bad input
+        fail(str(exc).removeprefix("error: "))
     source = args.repo.resolve()
     env = bench_env()
     scratch = Path(tempfile.mkdtemp(prefix="pk-trial-"))

@@ -241,3 +241,29 @@ def test_repeat_calls_detect_that_many_times_and_any_crash_counts(
     # A crash on any of the calls is the pair's answer: the first and third were fine.
     assert [r["answer"] for r in doc["pairs"]] == ["code-only", "crash"]
     assert doc["summary"]["crashes"] == 1 and "OSError: flaky" in doc["crashes"][0]
+
+
+@pytest.mark.parametrize("what", ["not a repository", "unknown ref", "no such CLI"])
+def test_bad_input_exits_2_naming_it(
+    what: str, history: tuple[GitRepo, dict[str, str]], tmp_path: Path
+) -> None:
+    repo, _ = history
+    source, extra = {
+        "not a repository": (tmp_path / "empty", []),
+        "unknown ref": (repo.path, ["--ref", "nosuch"]),
+        "no such CLI": (repo.path, ["--cli", str(tmp_path / "nosuch")]),
+    }[what]
+    source.mkdir(exist_ok=True)
+    proc = subprocess.run(
+        [sys.executable, str(TRIAL), str(source), *extra],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **GIT_ENV},
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("error: ") and (
+        "nosuch" in proc.stderr or str(source) in proc.stderr
+    )
+    assert "Traceback" not in proc.stderr
