@@ -39,8 +39,8 @@ class Reply:
     body: bytes = b""
     seconds: float = 0.0
     error: str | None = None
-    first_event_seconds: float | None = None  # streaming: time to the first data event
     events: list[str] = field(default_factory=list)  # streaming: the data payloads
+    event_seconds: list[float] = field(default_factory=list)  # streaming: when each arrived
 
     def excerpt(self, limit: int = 300) -> str:
         if self.error:
@@ -78,7 +78,7 @@ def post_stream(url: str, payload: Any, timeout: float) -> Reply:
     """POST and read an SSE stream until ``[DONE]``, the end, or ``timeout`` in total."""
     start = time.monotonic()
     events: list[str] = []
-    first: float | None = None
+    times: list[float] = []
     body = json.dumps(payload).encode()
     try:
         with _http().stream(
@@ -89,18 +89,17 @@ def post_stream(url: str, payload: Any, timeout: float) -> Reply:
             for line in lines(answer):
                 if time.monotonic() - start > timeout:
                     return Reply(200, seconds=timeout, error=f"stream timed out after {timeout:g}s",
-                                 first_event_seconds=first, events=events)  # fmt: skip
+                                 events=events, event_seconds=times)  # fmt: skip
                 text = line.decode("utf-8", "replace").rstrip("\r\n")
                 if not text.startswith("data:"):
                     continue
                 data = text[5:].strip()
-                if first is None:
-                    first = time.monotonic() - start
                 if data == "[DONE]":
                     break
                 events.append(data)
+                times.append(time.monotonic() - start)
     except TimedOut:
         return Reply(None, seconds=timeout, error=f"timed out after {timeout:g}s", events=events)
     except TransportError:
         return Reply(None, seconds=time.monotonic() - start, error="connection failed")
-    return Reply(200, seconds=time.monotonic() - start, first_event_seconds=first, events=events)
+    return Reply(200, seconds=time.monotonic() - start, events=events, event_seconds=times)

@@ -29,6 +29,8 @@ from tests.support.services.fake_model_server import (
     event_stream,
     json_answer,
     ready_route,
+    reasoning_chunk,
+    role_chunk,
     run_smoke,
     running,
     sse,
@@ -125,6 +127,49 @@ def test_time_to_first_token_budget(tmp_path: Path) -> None:
         {**sent, "messages": [{"role": "user", "content": "first"}]},
         {**sent, "messages": [{"role": "user", "content": "second"}]},
     ]
+
+
+@pytest.mark.parametrize(
+    ("protocol", "path", "events", "passed"),
+    [
+        ("openai-chat", CHAT, [role_chunk(), chat_chunk("to a"), chat_chunk(" summer")], False),
+        ("openai-chat", CHAT,
+         [role_chunk(), chat_chunk(""), chat_chunk("to a"), chat_chunk(" summer")], False),
+        ("openai-completions", "/v1/completions",
+         [completion_chunk(""), completion_chunk("to a"), completion_chunk(" summer")], False),
+        ("openai-chat", CHAT,
+         [role_chunk(), reasoning_chunk("hmm"), chat_chunk("to a"), chat_chunk(" summer")], True),
+    ],
+    ids=["role-first", "role-then-empty", "empty-text-first", "reasoning-counts"],
+)  # fmt: skip
+def test_time_to_first_token_is_the_first_generated_text(
+    tmp_path: Path, protocol: str, path: str, events: list[Any], passed: bool
+) -> None:
+    """OpenAI-compatible servers send a chunk without generated text first (the role alone, or
+    empty text) as soon as the request is taken. The server sends those at once and holds the
+    first event that carries text (content, text or reasoning) for 1 s: time to first token is
+    measured at that event, so a 0.3 s budget fails; the same stream with reasoning sent at
+    once (it is generated text too) passes."""
+    (tmp_path / "pipeline-kit.yaml").write_text(
+        f"smoke:\n  protocol: {protocol}\n  stream: true\n  model: m\n  requests:\n"
+        "    - name: first token late\n      prompt: hi\n      max_ttft: 0.3\n"
+    )
+    late = len(events) - 2  # the event before the last
+    with running({"/health/ready": ready_route}) as stub:
+        stub.routes[path] = lambda _: event_stream(
+            [*map(sse, events), DONE], lambda n: stub.hold(1.0) if n == late else None
+        )
+        run = run_smoke(tmp_path, "--url", stub.url)
+    case = run.cases["first token late"]
+    assert case["output"] == "to a summer"
+    if passed:
+        assert run.code == 0 and case["passed"], run.verdict
+        assert case["seconds"] >= 1.0
+    else:
+        assert run.code == 1 and not case["passed"]
+        assert run.failures == [case["message"]]
+        ttft = r"time to first token (\d+\.\d\d)s, budget 0\.3s"
+        assert seconds_in(ttft, case["message"]) >= 1.0
 
 
 @pytest.mark.parametrize("done", [True, False], ids=["with-done", "without-done"])

@@ -75,6 +75,17 @@ def chat_chunk(text: str) -> Any:
     return {"choices": [{"index": 0, "delta": {"content": text}}]}
 
 
+def role_chunk() -> Any:
+    """The chunk OpenAI-compatible servers (vLLM, SGLang, TGI's /v1) send before the first
+    token: the role alone, no content."""
+    return {"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]}
+
+
+def reasoning_chunk(text: str) -> Any:
+    """A streamed chat chunk carrying reasoning (vLLM's ``reasoning_content``), no content."""
+    return {"choices": [{"index": 0, "delta": {"reasoning_content": text}}]}
+
+
 def completion_chunk(text: str) -> Any:
     """A streamed OpenAI completions chunk carrying ``text``."""
     return {"choices": [{"index": 0, "text": text}]}
