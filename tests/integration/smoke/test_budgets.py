@@ -326,3 +326,26 @@ def test_token_bounds(
     else:
         assert run.code == 1 and not case["passed"]
         assert run.failures == [expected]
+
+
+@pytest.mark.parametrize(("flag", "asked"), [((), [16, 32]), (("--max-tokens", "7"), [7, 7])])
+def test_the_max_tokens_flag_wins_over_the_config(
+    tmp_path: Path, flag: tuple[str, ...], asked: list[int]
+) -> None:
+    """A flag overrides the config: ``--max-tokens`` is what every request asks for and the
+    bound it is checked against, over a request's own ``max_tokens`` and over the section's
+    default. Without it, each request keeps its own."""
+    (tmp_path / "pipeline-kit.yaml").write_text(
+        "smoke:\n  requests:\n"
+        "    - name: own bound\n      prompt: one\n      max_tokens: 16\n"
+        "    - name: default bound\n      prompt: two\n"
+    )
+    words = " ".join(["word"] * 10)  # within 16 and 32, over 7
+    with running({"/health/ready": ready_route, CHAT: chat_route(words)}) as stub:
+        run = run_smoke(tmp_path, "--url", stub.url, *flag)
+    assert [body["max_tokens"] for body in stub.received[CHAT]] == asked
+    if flag:
+        assert run.code == 1
+        assert run.failures == ["10 tokens, expected at most 7"] * 2
+    else:
+        assert run.code == 0, run.verdict
