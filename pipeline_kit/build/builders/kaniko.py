@@ -72,7 +72,8 @@ def read_digest(digest_file: Path) -> str:
     """The digest the executor wrote with ``--digest-file``."""
     digest = digest_file.read_text().strip() if digest_file.is_file() else ""
     if not digest.startswith("sha256:"):
-        raise BuildFailed(
+        # The executor said it succeeded: the change is not at fault, the builder is (exit 3).
+        raise EnvironmentFault(
             f"Kaniko reported success but wrote no digest to {digest_file}.",
             hint="Check the executor version (it needs --digest-file).",
         )
