@@ -2,11 +2,12 @@
 
 Each ``Transport`` is one ``requests.Session``: kept-alive connections per origin (a pool as
 large as the requests its caller runs at once), redirects followed (at most 30), and, with
-``trust_env`` (every peer but a loopback registry), the environment as requests reads it:
-``https_proxy``/``http_proxy``/``all_proxy`` and ``no_proxy``, ``REQUESTS_CA_BUNDLE`` or
-``CURL_CA_BUNDLE``. Without a bundle named, TLS trusts the system's store as OpenSSL finds it
-(``SSL_CERT_FILE``/``SSL_CERT_DIR`` count), where a private CA is usually installed; certifi's
-bundle only where the system has none.
+``trust_env`` (every peer but a loopback registry), the proxies as requests reads them:
+``https_proxy``/``http_proxy``/``all_proxy`` and ``no_proxy``. TLS trusts, for every peer (a
+loopback registry's token service on HTTPS too), the bundle ``REQUESTS_CA_BUNDLE`` or
+``CURL_CA_BUNDLE`` names, else the system's store as OpenSSL finds it (``SSL_CERT_FILE``/
+``SSL_CERT_DIR`` count), where a private CA is usually installed; certifi's bundle only where
+the system has none.
 
 Credentials are the caller's alone: requests never adds ``~/.netrc`` entries by itself (the
 registry client reads ``.netrc`` as one of its credential sources, bound to the host it names),
@@ -94,6 +95,12 @@ def system_ca() -> str | bool:
     return True
 
 
+def ca_bundle() -> str | bool:
+    """What TLS trusts: the bundle ``REQUESTS_CA_BUNDLE`` or ``CURL_CA_BUNDLE`` names (as
+    requests reads them), else the system's store."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or system_ca()
+
+
 class Transport:
     def __init__(
         self,
@@ -108,7 +115,8 @@ class Transport:
         self.session.trust_env = trust_env
         self.session.max_redirects = MAX_REDIRECTS
         self.session.headers["User-Agent"] = user_agent
-        self.session.verify = system_ca() if trust_env else True
+        # Chosen here, not left to requests: without trust_env it would read no bundle at all.
+        self.session.verify = ca_bundle()
         retry = Retry(total=CONNECT_RETRIES, connect=CONNECT_RETRIES, read=0, status=0, other=0,
                       redirect=False, raise_on_status=False)  # fmt: skip
         for scheme in ("http://", "https://"):

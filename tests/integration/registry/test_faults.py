@@ -230,6 +230,26 @@ def test_a_token_endpoint_with_an_untrusted_certificate_gets_no_credentials(
     assert tokens.requests == []  # no HTTP request got through the handshake
 
 
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"])
+def test_a_token_endpoint_signed_by_a_ca_the_environment_names_is_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """The error above tells the user to point REQUESTS_CA_BUNDLE (or SSL_CERT_FILE) at the CA:
+    doing so works for the token endpoint of a loopback registry too, whose own requests go
+    without the environment's proxies. The bundle is the system's with the CA added."""
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    with token_service(tmp_path, tls=True) as (server, tokens):
+        bundle = tmp_path / "ca-bundle.pem"
+        system = Path("/etc/ssl/certs/ca-certificates.crt")
+        bundle.write_bytes(
+            (system.read_bytes() if system.is_file() else b"") + tokens.tls_cert.read_bytes()
+        )
+        monkeypatch.setenv(variable, str(bundle))
+        assert client(server.host, ROBOT).head_manifest("faults/token", "v1") is None
+    assert [request["user"] for request in tokens.requests] == [USER]
+
+
 # -- pushes -------------------------------------------------------------------------------
 
 DENIED = Answer(
