@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from pipeline_kit.adapters import inference
 from tests.support.services.fake_model_server import (
     DONE,
     Route,
@@ -262,6 +263,47 @@ def test_a_stream_that_never_ends_times_out_in_total(tmp_path: Path) -> None:
     assert run.code == 1
     assert run.failures == [f"openai-chat {stub.url}{CHAT}: stream timed out after 1s"]
     assert took < 10
+
+
+def test_a_stream_trickling_bytes_times_out_at_its_deadline(tmp_path: Path) -> None:
+    """A byte every 0.2 s and never a whole line: no read waits long and no event ever
+    completes, yet the request ends at its 1 s budget and the client hangs up. The bound on
+    the command (30 s) only keeps a broken client from hanging the test."""
+    with running({"/health/ready": ready_route}) as stub:
+        stub.routes[CHAT] = lambda _: stub.trickle(b":", every=0.2)
+        run = run_smoke(
+            tmp_path, "--url", stub.url, "--stream", "--prompt", "hi", "--request-timeout", "1",
+            timeout=30,
+        )  # fmt: skip
+        assert stub.hung_up.wait(10)
+    assert run.code == 1
+    assert run.failures == [f"openai-chat {stub.url}{CHAT}: timed out after 1s"]
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole-body"])
+def test_the_request_ends_at_its_total_deadline(stream: bool) -> None:
+    """The adapter itself, timed: a body trickled a byte every 0.1 s, streamed or read whole,
+    ends at the 1 s deadline and not much later (the margin is for a loaded machine). The call
+    runs in a thread the test waits for on an Event, with a generous bound."""
+    budget, margin = 1.0, 1.5
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+    with running({"/health/ready": ready_route}) as stub:
+        stub.routes[CHAT] = lambda _: stub.trickle(b":", every=0.1)
+
+        def call() -> None:
+            start = time.monotonic()
+            send = inference.post_stream if stream else inference.post
+            outcome["reply"] = send(stub.url + CHAT, {"stream": stream}, budget)
+            outcome["took"] = time.monotonic() - start
+            done.set()
+
+        threading.Thread(target=call, daemon=True).start()
+        ended = done.wait(30)
+    assert ended, "the request did not end within 30 s"
+    reply = outcome["reply"]
+    assert reply.status is None and reply.error == "timed out after 1s"
+    assert budget <= outcome["took"] < budget + margin, outcome["took"]
 
 
 # -- token bounds ----------------------------------------------------------------------------

@@ -222,11 +222,13 @@ class SmokeRun(NamedTuple):
         return {case["name"]: case for case in self.verdict["cases"]}
 
 
-def run_smoke(cwd: Path, *args: str) -> SmokeRun:
+def run_smoke(cwd: Path, *args: str, timeout: float = 120) -> SmokeRun:
     """``pipeline-kit smoke --format json --junit FILE ARGS`` in ``cwd``; it must end with a
-    verdict (exit code 0 or 1), not an error."""
+    verdict (exit code 0 or 1), not an error, within ``timeout`` seconds."""
     junit = cwd / "junit.xml"
-    result = cli("smoke", "--format", "json", "--junit", str(junit), *args, cwd=cwd)
+    result = cli(
+        "smoke", "--format", "json", "--junit", str(junit), *args, cwd=cwd, timeout=timeout
+    )
     assert result.returncode in (0, 1), result.stderr
     assert "Traceback" not in result.stderr
     return SmokeRun(result.returncode, json.loads(result.stdout), ET.parse(junit).getroot())
