@@ -325,7 +325,12 @@ _GATE_FLAGS = [
         "--stream/--no-stream", default=None, help="Stream, and check time to first token."
     ),
     click.option("--repeat", type=click.IntRange(min=1), help="Send each request N times."),
-    click.option("--max-latency", type=float, metavar="S", help="Latency budget per request."),
+    click.option(
+        "--max-latency",
+        type=float,
+        metavar="S",
+        help="Latency budget per request, over each request's max_latency.",
+    ),
     click.option("--p95", type=float, metavar="S", help="Budget for the p95 latency."),
     click.option(
         "--max-tokens",

@@ -391,3 +391,23 @@ def test_the_max_tokens_flag_wins_over_the_config(
         assert run.failures == ["10 tokens, expected at most 7"] * 2
     else:
         assert run.code == 0, run.verdict
+
+
+@pytest.mark.parametrize(("flag", "passed"), [((), True), (("--max-latency", "0.2"), False)])
+def test_the_max_latency_flag_wins_over_the_config(
+    tmp_path: Path, flag: tuple[str, ...], passed: bool
+) -> None:
+    """The server answers after 0.6 s: within the request's own 5 s budget from the config,
+    over the 0.2 s the flag gives, which wins."""
+    (tmp_path / "pipeline-kit.yaml").write_text(
+        "smoke:\n  requests:\n    - name: own budget\n      prompt: hi\n      max_latency: 5\n"
+    )
+    with running({"/health/ready": ready_route}) as stub:
+        stub.routes[CHAT] = stub.late(chat_route("late but right"), 0.6)
+        run = run_smoke(tmp_path, "--url", stub.url, *flag)
+    case = run.cases["own budget"]
+    if passed:
+        assert run.code == 0 and case["passed"], run.verdict
+    else:
+        assert run.code == 1 and not case["passed"]
+        assert seconds_in(r"took (\d+\.\d\d)s, budget 0\.2s", case["message"]) >= 0.6
