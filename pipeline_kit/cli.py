@@ -325,10 +325,18 @@ _GATE_FLAGS = [
         "--stream/--no-stream", default=None, help="Stream, and check time to first token."
     ),
     click.option("--repeat", type=click.IntRange(min=1), help="Send each request N times."),
-    click.option("--max-latency", type=float, metavar="S", help="Latency budget per request."),
+    click.option(
+        "--max-latency",
+        type=float,
+        metavar="S",
+        help="Latency budget per request, over each request's max_latency.",
+    ),
     click.option("--p95", type=float, metavar="S", help="Budget for the p95 latency."),
     click.option(
-        "--max-tokens", type=click.IntRange(min=1), help="Tokens to ask for (default: 32)."
+        "--max-tokens",
+        type=click.IntRange(min=1),
+        help="Tokens every request asks for, and the most it may return; over smoke.max_tokens "
+        "and each request's max_tokens (default: 32).",
     ),
 ]
 _REPORT_FLAGS = [

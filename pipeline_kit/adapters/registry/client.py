@@ -5,16 +5,20 @@ cached per scope. A client's credential (``credentials``, bound to its host) goe
 only to the registry's own origin and to the token service that registry's own challenge names:
 never along a redirect to another host (blob storage), nor to a host a redirect led to that asks
 for credentials itself, nor in clear text to the token service of an HTTPS registry.
-Retries with backoff and jitter on connection errors, 429 (``Retry-After``) and 5xx;
-401/403/404 are not retried and say what to check. Plain HTTP only for loopback and hosts the
-user marked insecure. HTTP is ``adapters.http``'s (requests, imported on the first request): a
-session per registry with a connection for each request in flight, and the environment's proxies
-and CA bundle for every registry but a loopback one.
+Retries with backoff and jitter on connection errors, 429 and 5xx, waiting as long as
+``Retry-After`` asks (seconds or an HTTP-date) up to ``RetryPolicy.max_retry_after``, and
+stopping with an ``EnvironmentFault`` when it asks for longer; 401/403/404 are not retried and
+say what to check. Plain HTTP only for loopback and hosts the user marked insecure. HTTP is
+``adapters.http``'s (requests, imported on the first request): a session per registry with a
+connection for each request in flight, the environment's proxies for every registry but a
+loopback one, and its CA bundle for all.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime
+import email.utils
 import ipaddress
 import random
 import re
@@ -102,7 +106,10 @@ def is_plain_http(host: str, insecure_hosts: Collection[str] = ()) -> bool:
 class RetryPolicy(NamedTuple):
     attempts: int = 6
     base_delay: float = 0.2
-    max_delay: float = 10.0
+    max_delay: float = 10.0  # the longest backoff of the kit's own
+    # The longest wait a registry's Retry-After gets: asked for more, the kit stops (exit 3)
+    # rather than stall a job for as long, or ask again sooner than the registry said.
+    max_retry_after: float = 30.0
 
     def delays(self) -> Iterator[float]:
         for attempt in range(self.attempts - 1):
@@ -164,6 +171,8 @@ class RegistryClient:
         insecure: bool = False,
         retry: RetryPolicy | None = None,
         progress: Callable[[str], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], float] = time.time,
     ) -> None:
         self.host = host
         api = "registry-1.docker.io" if host == "docker.io" else host
@@ -173,6 +182,8 @@ class RegistryClient:
         self.credential = credential
         self.retry = retry or RetryPolicy()
         self.progress = progress or (lambda message: None)
+        self.sleep = sleep  # between tries; tests record the waits instead
+        self.now = now  # the wall clock, for Retry-After given as a date
         self._tokens: dict[str, str] = {}
         self._basic = False
         self._transport: Transport | None = None
@@ -256,9 +267,16 @@ class RegistryClient:
                         f"({retry}).",
                         hint="Check that the registry is up and reachable; then run again.",
                     ) from None
+                if retry.wait is not None and retry.wait > self.retry.max_retry_after:
+                    raise EnvironmentFault(
+                        f"{self.host}: {what}: the registry asked to wait {retry.wait:.0f}s "
+                        f"before trying again ({retry}); the kit waits at most "
+                        f"{self.retry.max_retry_after:g}s.",
+                        hint="It is rate-limiting or under maintenance: run again later.",
+                    ) from None
                 wait = max(delay, retry.wait or 0.0)
                 self.progress(f"{what}: {retry}; trying again in {wait:.1f}s")
-                time.sleep(wait)
+                self.sleep(wait)
 
     def _attempt(
         self,
@@ -285,7 +303,7 @@ class RegistryClient:
             if status in ok:
                 return response
             if status == 429 or status >= 500:
-                raise _Retry(f"HTTP {status}", _retry_after(response))
+                raise _Retry(f"HTTP {status}", _retry_after(response, self.now()))
             raise self._error(status, what, scope, response)
         raise self._error(401, what, scope, response)
 
@@ -389,7 +407,7 @@ class RegistryClient:
         if answer.status in (401, 403):
             raise self._error(401, "token request", scope, answer)
         if answer.status == 429 or answer.status >= 500:
-            raise _Retry(f"token endpoint HTTP {answer.status}", _retry_after(answer))
+            raise _Retry(f"token endpoint HTTP {answer.status}", _retry_after(answer, self.now()))
         try:
             body = answer.json()
         except ValueError:
@@ -670,9 +688,19 @@ def _push(repo: str, extra: str = "") -> str:
     return f"repository:{repo}:pull,push{',' + extra if extra else ''}"
 
 
-def _retry_after(response: Response) -> float | None:
-    value = response.header("Retry-After")
-    return float(value) if value.isdigit() else None
+def _retry_after(response: Response, now: float) -> float | None:
+    """The seconds ``Retry-After`` asks for, given as seconds or as an HTTP-date (RFC 9110),
+    from ``now``; None when there is none or it is neither."""
+    value = response.header("Retry-After").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": an HTTP-date is in GMT
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, when.timestamp() - now)
 
 
 def _error_detail(response: Response) -> str:

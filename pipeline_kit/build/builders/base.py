@@ -11,7 +11,8 @@ from pipeline_kit.errors import ExitCode, KitError
 
 
 class BuildFailed(KitError):
-    """The builder ran and rejected the change (a verdict, exit 1)."""
+    """The builder ran and rejected the change (a verdict, exit 1). A builder that succeeded
+    but reported no digest is a fault of the builder, an ``EnvironmentFault`` (exit 3)."""
 
     exit_code = ExitCode.VERDICT
 

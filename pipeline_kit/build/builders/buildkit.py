@@ -136,7 +136,8 @@ def read_metadata_digest(metadata_file: Path) -> str:
     except (OSError, ValueError, AttributeError):
         digest = ""
     if not digest.startswith("sha256:"):
-        raise BuildFailed(
+        # The build succeeded: the change is not at fault, the builder is (exit 3).
+        raise EnvironmentFault(
             f"BuildKit reported success but wrote no image digest to {metadata_file}.",
             hint="Check that the build pushes an image (--output type=image,push=true).",
         )

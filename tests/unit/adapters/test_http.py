@@ -82,6 +82,19 @@ def test_serial_requests_share_one_connection(plain: OriginServer) -> None:
     assert answers[6].body == b"" and answers[6].header("content-type") == "application/json"
 
 
+def test_requests_with_a_deadline_share_one_connection(plain: OriginServer) -> None:
+    """A body read whole by its deadline leaves its connection for the next request, as the
+    smoke gate's readiness polls need."""
+    transport = Transport(trust_env=False)
+    answers = [
+        transport.request("GET", f"{plain.url}/n/{i}", deadline=time.monotonic() + 10)
+        for i in range(3)
+    ]
+    assert [a.status for a in answers] == [200] * 3
+    assert [seen(a.body)["path"] for a in answers] == ["/n/0", "/n/1", "/n/2"]
+    assert len({seen(a.body)["connection"] for a in answers}) == 1
+
+
 def test_a_connection_the_server_closed_is_not_reused(plain: OriginServer) -> None:
     transport = Transport(trust_env=False)
     first = seen(transport.request("GET", f"{plain.url}/close").body)["connection"]
