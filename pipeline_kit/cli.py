@@ -50,6 +50,15 @@ def _ci_outputs(command: F) -> F:
     return _ci_format(_dotenv(command))
 
 
+_platform = click.option(
+    "--platform",
+    default=None,
+    metavar="OS/ARCH[/VARIANT]",
+    help="Target platform for BuildKit's automatic TARGET* ARGs, e.g. linux/arm64 "
+    "(default: `platform` in the config, else this machine's).",
+)
+
+
 def _build_args(values: tuple[str, ...]) -> dict[str, str]:
     args: dict[str, str] = {}
     for value in values:
@@ -87,6 +96,7 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
     help="Include uncommitted changes (default: yes when run locally on a dirty tree).",
 )
 @click.option("--build-arg", "build_args", multiple=True, metavar="NAME=VALUE")
+@_platform
 @_ci_outputs
 @click.pass_obj
 def detect(
@@ -96,6 +106,7 @@ def detect(
     merge_base: bool,
     worktree: bool | None,
     build_args: tuple[str, ...],
+    platform: str | None,
     fmt: str,
     dotenv: Path,
 ) -> int:
@@ -110,6 +121,7 @@ def detect(
         merge_base=merge_base,
         worktree=worktree,
         build_args=_build_args(build_args),
+        platform=platform,
         format=fmt,
         dotenv=dotenv,
         environ=dict(os.environ),
@@ -133,6 +145,7 @@ def detect(
     default=None,
     help="The builder that will build it (default: build.builder in the config).",
 )
+@_platform
 @click.pass_obj
 def lint(
     config_path: Path | None,
@@ -140,6 +153,7 @@ def lint(
     fmt: str,
     output: Path | None,
     builder: str | None,
+    platform: str | None,
 ) -> int:
     """The Dockerfile doctor: anti-patterns of model-serving images."""
     from pipeline_kit.commands.lint import LintOptions, run
@@ -151,6 +165,7 @@ def lint(
         format=fmt,
         output=output,
         builder=builder,
+        platform=platform,
     )
     return int(run(options, sys.stdout))
 
@@ -160,6 +175,7 @@ def lint(
 @click.option("--head", help="Head revision; must be the checked-out commit (default: HEAD).")
 @click.option("--merge-base", is_flag=True, help="Compare against the merge base.")
 @click.option("--build-arg", "build_args", multiple=True, metavar="NAME=VALUE")
+@_platform
 @click.option(
     "--builder",
     type=click.Choice(BUILDERS.choices),
@@ -192,6 +208,7 @@ def build(
     head: str | None,
     merge_base: bool,
     build_args: tuple[str, ...],
+    platform: str | None,
     builder: str | None,
     strategy: str | None,
     extra_tags: tuple[str, ...],
@@ -211,6 +228,7 @@ def build(
         head=head,
         merge_base=merge_base,
         build_args=_build_args(build_args),
+        platform=platform,
         builder=builder,
         strategy=strategy,
         extra_tags=extra_tags,

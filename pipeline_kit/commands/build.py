@@ -37,6 +37,7 @@ class BuildOptions:
     head: str | None = None
     merge_base: bool = False
     build_args: Mapping[str, str] = field(default_factory=dict)
+    platform: str | None = None  # overrides the config's platform
     builder: str | None = None
     strategy: str | None = None
     extra_tags: tuple[str, ...] = ()
@@ -126,7 +127,7 @@ def _read_checkout(options: BuildOptions, log: TextIO) -> _Checkout:
     from pipeline_kit.publish.tags import compute_tags, rules_from_section
 
     config = for_run(load_config(options.config_path, options.cwd), options.environ, log)
-    config = config.with_build_args(options.build_args)
+    config = config.with_build_args(options.build_args).with_platform(options.platform)
     if not config.image:
         raise InputError(
             f"{config.display}: no `image` to build.",

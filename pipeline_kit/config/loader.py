@@ -52,6 +52,7 @@ class Config:
     dockerfile: str = "Dockerfile"
     context: str = "."
     target: str | None = None
+    platform: str | None = None  # None: the runner's platform
     build_args: Mapping[str, str] = field(default_factory=dict)
     layers: Mapping[str, str] | None = None
     lint_disable: tuple[str, ...] = ()
@@ -107,6 +108,13 @@ class Config:
         origins.update({f"build_args.{k}": "--build-arg" for k in overrides})
         merged = {**self.build_args, **overrides}
         return dataclasses.replace(self, build_args=merged, origins=origins)
+
+    def with_platform(self, platform: str | None) -> Config:
+        """``--platform`` over the config's ``platform`` (dockerfile.platform reads it)."""
+        if platform is None:
+            return self
+        origins = {**self.origins, "platform": "--platform"}
+        return dataclasses.replace(self, platform=platform, origins=origins)
 
 
 def schema() -> dict[str, Any]:
@@ -476,6 +484,7 @@ def _build(path: Path | None, display: str, root: Path, data: dict[str, Any], te
         dockerfile=take("dockerfile", DEFAULTS["dockerfile"]),
         context=take("context", DEFAULTS["context"]),
         target=take("target", None),
+        platform=take("platform", None),
         build_args=build_args,
         layers=dict(data["layers"]) if "layers" in data else None,
         lint_disable=tuple(lint.get("disable", ())),
