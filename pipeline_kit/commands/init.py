@@ -72,6 +72,7 @@ def _config_change(root: Path, options: InitOptions, remote: str | None) -> File
     from pipeline_kit.detect.layers import infer_layers
     from pipeline_kit.dockerfile.stages import parse_dockerfile
     from pipeline_kit.onboard.config_file import config_text, image_from_remote
+    from pipeline_kit.onboard.service import service_facts
 
     if not _present(root, options.dockerfile):
         raise InputError(
@@ -88,7 +89,8 @@ def _config_change(root: Path, options: InitOptions, remote: str | None) -> File
         )
     graph = parse_dockerfile(source, source=options.dockerfile)
     layers = infer_layers(graph, len(graph.stages) - 1)
-    text = config_text(graph, layers, image=image, dockerfile=options.dockerfile)
+    service = service_facts(graph, len(graph.stages) - 1)
+    text = config_text(graph, layers, image=image, dockerfile=options.dockerfile, service=service)
     note = ""
     if len(layers.layers) < 2:
         note = "one layer only: `pipeline-kit lint` shows how to split the Dockerfile into stages"
