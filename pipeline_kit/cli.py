@@ -564,8 +564,21 @@ def _commit_sha(ctx: click.Context, param: click.Parameter, value: str | None) -
     callback=_commit_sha,
     help="The kit's commit the GitHub callers call (default: the installed release's).",
 )
+@click.option(
+    "--platform",
+    default=None,
+    metavar="OS/ARCH[/VARIANT]",
+    help="The platform the image is built for: written as `platform` in the config, and the "
+    "Dockerfile's TARGET* ARGs read for it (default: this machine's, not written).",
+)
 def init(
-    ci: str, dockerfile: str, image: str | None, dry_run: bool, fmt: str, kit_ref: str | None
+    ci: str,
+    dockerfile: str,
+    image: str | None,
+    dry_run: bool,
+    fmt: str,
+    kit_ref: str | None,
+    platform: str | None,
 ) -> int:
     """Onboard this repository: pipeline-kit.yaml from the Dockerfile, the kit in its CI.
 
@@ -575,7 +588,7 @@ def init(
     """
     from pipeline_kit.commands.init import InitOptions, run
 
-    options = InitOptions(Path.cwd(), ci, dockerfile, image, dry_run, fmt, kit_ref)
+    options = InitOptions(Path.cwd(), ci, dockerfile, image, dry_run, fmt, kit_ref, platform)
     return run(options, sys.stdout)
 
 

@@ -45,6 +45,7 @@ def config_text(
     image: str,
     dockerfile: str,
     service: Sequence[ServiceFact] = (),
+    platform: str | None = None,
 ) -> str:
     """The config, commented: each layer's stage and what it holds, where it came from, and
     what the Dockerfile says about the server (``service``)."""
@@ -55,6 +56,8 @@ def config_text(
     ]
     if dockerfile != "Dockerfile":
         lines.append(f"dockerfile: {dockerfile}")
+    if platform is not None:
+        lines.append(f"platform: {platform}  # sets TARGETPLATFORM, TARGETARCH, ... for builds")
     if layers.layers:
         lines.append(f"layers:  # layer -> stage of {graph.source}, in build order")
         width = max(len(f"{layer.name}: {_stage(graph, layer.stage)}") for layer in layers.layers)

@@ -91,3 +91,28 @@ def test_init_writes_no_service_where_the_dockerfile_says_nothing(tmp_path: Path
     result = cli("init", "--ci", "none", "--image", "r.io/a/b", cwd=repo.path)
     assert result.returncode == 0, result.stderr
     assert "service" not in yaml.safe_load((repo.path / "pipeline-kit.yaml").read_text())
+
+
+def test_init_reads_the_dockerfile_for_the_platform_it_is_given(tmp_path: Path) -> None:
+    repo = GitRepo.init(tmp_path / "svc")
+    repo.commit(
+        {
+            "Dockerfile": (
+                "ARG FLAVOR=${TARGETARCH}\n"
+                "FROM python:3.11-slim AS base-amd64\nEXPOSE 8001\n"
+                "FROM python:3.11-slim AS base-arm64\nEXPOSE 8002\n"
+                "FROM base-${FLAVOR} AS app\nCOPY app /app\n"
+            ),
+            "app/main.py": "print(1)\n",
+        }
+    )
+    args = ("init", "--ci", "none", "--image", "r.io/a/b", "--platform", "aarch64")
+    result = cli(*args, cwd=repo.path)
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load((repo.path / "pipeline-kit.yaml").read_text())
+    assert config["platform"] == "linux/arm64"
+    assert config["service"] == {"port": 8002}
+    assert config["layers"] == {"base": "base-arm64", "code": "app"}
+    (repo.path / "pipeline-kit.yaml").unlink()
+    bad = cli("init", "--ci", "none", "--image", "r.io/a/b", "--platform", "x/y/z/w", cwd=repo.path)
+    assert bad.returncode == 2 and "--platform: 'x/y/z/w' is not a platform" in bad.stderr
