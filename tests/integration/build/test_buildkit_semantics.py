@@ -4,6 +4,8 @@
   is ``${TARGETARCH}`` and copies a file to a path made of every TARGET* value; it is built for
   each platform and exported: the stage BuildKit took and the path it wrote must be what the
   kit expands for that platform.
+- A build for a platform (config, then --platform over it): the image BuildKit pushes is for
+  that platform and holds the stage the kit chose for it.
 - What BuildKit refuses: each line of the table, after a busybox stage (so RUN steps run), is
   built; BuildKit must fail exactly where the kit refuses, and succeed everywhere else.
 """
@@ -20,8 +22,11 @@ from pipeline_kit.dockerfile.expand import expand
 from pipeline_kit.dockerfile.platform import parse_platform, runner_platform
 from pipeline_kit.dockerfile.stages import parse_dockerfile
 from pipeline_kit.errors import InputError
-from tests.support.builds import BUSYBOX
+from tests.support.builds import BUSYBOX, manifest
+from tests.support.gitrepo import GitRepo, cli
+from tests.support.kitbuild import build_cli
 from tests.support.services.buildkitd import BuildkitDaemon
+from tests.support.services.registry import RegistryServer
 from tests.unit.dockerfile.test_buildkit_semantics import FLAVOURED, INSTRUCTIONS, PLATFORMS
 
 SHELL_STAGE = (
@@ -112,3 +117,75 @@ def test_buildkit_refuses_where_the_kit_does(
     assert kit_refuses == INSTRUCTIONS[line]
     if "dockerfile parse error on line" in proc.stderr:
         assert f"dockerfile parse error on line {JUDGED_LINE}:" in proc.stderr
+
+
+PLATFORM_SERVICE = (
+    "ARG FLAVOR=${TARGETARCH}\n"
+    "FROM scratch AS base-amd64\nCOPY amd.txt /which\n"
+    "FROM scratch AS base-arm64\nCOPY arm.txt /which\n"
+    "FROM base-${FLAVOR} AS app\nCOPY app.txt /app.txt\n"
+)
+
+
+def _blob(registry: RegistryServer, repo: str, digest: str) -> bytes:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{registry.url}/v2/{repo}/blobs/{digest}", timeout=30) as answer:
+        data: bytes = answer.read()
+        return data
+
+
+def _which(registry: RegistryServer, repo: str, tag: str) -> tuple[str, str]:
+    """The image's architecture (its config) and the text of its /which file (its first layer)."""
+    import gzip
+    import io
+    import json
+    import tarfile
+
+    image = manifest(registry, repo, tag)
+    config = json.loads(_blob(registry, repo, image["config"]["digest"]))
+    layer = _blob(registry, repo, image["layers"][0]["digest"])
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(layer))) as tar:
+        member = tar.extractfile("which")
+        assert member is not None
+        return config["architecture"], member.read().decode().strip()
+
+
+@pytest.mark.parametrize(
+    ("config_platform", "flag", "arch"),
+    [("linux/arm64", None, "arm64"), ("linux/arm64", "linux/amd64", "amd64")],
+    ids=["config", "flag-over-config"],
+)
+def test_the_platform_the_kit_reads_for_is_the_one_buildkit_builds(
+    tmp_path: Path,
+    registry: RegistryServer,
+    buildkitd: BuildkitDaemon,
+    config_platform: str,
+    flag: str | None,
+    arch: str,
+) -> None:
+    """`build` with a platform: BuildKit builds that platform's image from the stage the kit
+    chose for it, and the record's key is the one `detect` gives for that platform."""
+    import json
+
+    repo_name = f"semantics/platform-{arch}"
+    repo = GitRepo.init(tmp_path / "repo")
+    repo.commit(
+        {
+            "Dockerfile": PLATFORM_SERVICE,
+            "amd.txt": "amd64\n",
+            "arm.txt": "arm64\n",
+            "app.txt": "app\n",
+            "pipeline-kit.yaml": (
+                f"image: {registry.host}/{repo_name}\nplatform: {config_platform}\n"
+                "build:\n  builder: buildkit\n"
+            ),
+        }
+    )
+    extra = ("--platform", flag) if flag else ()
+    record = build_cli(repo, "--tag", "built", *extra, env=buildkitd.env)
+    assert record["builder"] == "buildkit"
+    assert _which(registry, repo_name, "built") == (arch, arch)
+    detect = cli("detect", "--format", "json", "--platform", f"linux/{arch}", cwd=repo.path)
+    assert detect.returncode == 0, detect.stderr
+    assert json.loads(detect.stdout)["image_key"] == record["image_key"]
