@@ -8,7 +8,7 @@ BuildKit normalises it (``aarch64`` is ``linux/arm64``, ``linux/arm`` is ``linux
 
 from __future__ import annotations
 
-import platform as _host
+import os
 import re
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -76,7 +76,7 @@ def parse_platform(text: str, *, what: str = "--platform") -> Platform:
 
 def runner_platform() -> Platform:
     """The platform of the machine the kit runs on (what a builder here targets by default)."""
-    machine = _host.machine().lower() or "amd64"
+    machine = os.uname().machine.lower() or "amd64"  # platform.machine(), without its import
     if machine.startswith("armv"):
         return Platform("linux", "arm", machine[3:5])
     return parse_platform(f"linux/{machine}", what="this machine's platform")
