@@ -599,12 +599,13 @@ def config() -> None:
 
 @config.command("show")
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text")
+@_platform
 @click.pass_obj
-def config_show(config_path: Path | None, fmt: str) -> int:
+def config_show(config_path: Path | None, fmt: str, platform: str | None) -> int:
     """The effective config: defaults and inferred layers filled in, with their origin."""
     from pipeline_kit.commands.config_show import ConfigShowOptions, run
 
-    return run(ConfigShowOptions(config_path, Path.cwd(), fmt), sys.stdout)
+    return run(ConfigShowOptions(config_path, Path.cwd(), fmt, platform), sys.stdout)
 
 
 @config.command("schema")

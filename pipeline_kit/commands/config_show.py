@@ -19,6 +19,7 @@ class ConfigShowOptions:
     config_path: Path | None
     cwd: Path
     format: str = "text"
+    platform: str | None = None  # overrides the config's platform
 
 
 def run(options: ConfigShowOptions, out: TextIO) -> int:
@@ -28,7 +29,7 @@ def run(options: ConfigShowOptions, out: TextIO) -> int:
     from pipeline_kit.dockerfile.platform import platform_of
     from pipeline_kit.dockerfile.stages import parse_dockerfile
 
-    config = load_config(options.config_path, options.cwd)
+    config = load_config(options.config_path, options.cwd).with_platform(options.platform)
     path = config.dockerfile_path
     try:
         root = repository_root(path) or config.root

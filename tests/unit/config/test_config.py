@@ -370,3 +370,15 @@ def test_config_show_names_the_runners_platform_by_default(tmp_path: Path) -> No
     assert "pipeline-kit.yaml:1:1: platform: 'linux' names an OS but no architecture" in (
         proc.stderr
     )
+
+
+def test_config_show_reads_the_dockerfile_for_the_platform_given(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        "ARG FLAVOR=${TARGETARCH}\nFROM python:3.11 AS base-amd64\nFROM python:3.11 AS base-arm64\n"
+        "FROM base-${FLAVOR} AS app\n"
+    )
+    (tmp_path / "pipeline-kit.yaml").write_text("platform: linux/amd64\n")
+    assert _show(tmp_path)["layers.base"]["value"] == "base-amd64"
+    values = _show(tmp_path, "--platform", "linux/arm64")
+    assert values["platform"] == {"value": "linux/arm64", "from": "--platform"}
+    assert values["layers.base"]["value"] == "base-arm64"
