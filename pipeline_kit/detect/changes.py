@@ -109,8 +109,10 @@ def detect_changes(
 ) -> Detection:
     dockerfile = repo_path(git, config.dockerfile_path, "Dockerfile")
     context = repo_path(git, config.context_path, "context")
-    inputs = config.build_inputs()
     platform = platform_of(config)
+    # FROM takes the target platform's image, and RUN runs its binaries: the same Dockerfile
+    # and context make another image on another platform, so another key.
+    inputs = (*config.build_inputs(), f"platform {platform}")
     head = _read_side(
         git, rng.head_tree, dockerfile, context, config.build_args, inputs, None, platform
     )

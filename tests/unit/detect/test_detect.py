@@ -538,3 +538,21 @@ def test_a_platform_arg_in_from_follows_the_platform(tmp_path: Path) -> None:
     assert keys["linux/amd64"] != keys["linux/arm64"] == keys["aarch64"]
     proc = cli("detect", "--platform", "linux/amd 64", cwd=repo.path)
     assert proc.returncode == 2 and "--platform: 'linux/amd 64' is not a platform" in proc.stderr
+
+
+def test_the_platform_is_part_of_every_key(tmp_path: Path) -> None:
+    """The same Dockerfile and context build another image on another platform: a record of
+    the amd64 image must not be reused for arm64 (retag), nor appended to."""
+    repo = GitRepo.init(tmp_path / "svc")
+    repo.commit({"Dockerfile": "FROM python:3.11-slim\nCOPY app.py /app.py\n", "app.py": "1\n"})
+    head = repo.commit({"app.py": "2\n"})
+    keys = {}
+    for platform in ("linux/amd64", "linux/arm64", "aarch64", None):
+        args = ("--head", head, "--format", "json", *(("--platform", platform) if platform else ()))
+        proc = cli("detect", *args, cwd=repo.path)
+        assert proc.returncode == 0, proc.stderr
+        keys[platform] = json.loads(proc.stdout)["image_key"]
+    assert keys["linux/amd64"] != keys["linux/arm64"] == keys["aarch64"]
+    from pipeline_kit.dockerfile.platform import runner_platform
+
+    assert keys[None] == keys[str(runner_platform())]
