@@ -23,8 +23,10 @@ being read, so a server that trickles a byte at a time cannot hold it open (``Ti
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import socket
 import ssl
 import threading
@@ -58,6 +60,22 @@ class TLSFailed(TransportError):
 
 class UnsupportedProxy(TransportError):
     pass
+
+
+class CannotResolve(TransportError):
+    """DNS has no address for the host (or the proxy): asking again will not help."""
+
+    def __init__(self, message: str, host: str) -> None:
+        super().__init__(message)
+        self.host = host
+
+
+class Refused(TransportError):
+    """Nothing listens at the host and port (or the proxy's)."""
+
+    def __init__(self, message: str, address: str) -> None:
+        super().__init__(message)
+        self.address = address
 
 
 class Response(NamedTuple):
@@ -218,7 +236,7 @@ class Transport:
         except requests.exceptions.TooManyRedirects:
             raise TransportError(f"{peer}: more than {MAX_REDIRECTS} redirects") from None
         except (requests.exceptions.RequestException, OSError) as exc:
-            raise TransportError(f"{peer}: {exc.__class__.__name__}: {_reason(exc)}") from None
+            raise _connection_error(exc, url, peer) from None
 
 
 class Streamed:
@@ -308,6 +326,50 @@ def _cut_at(
     timer.daemon = True
     timer.start()
     return timer
+
+
+_UNRESOLVED = re.compile(r"Failed to resolve '([^']+)'")
+
+
+def _connection_error(exc: BaseException, url: str, peer: str) -> TransportError:
+    """A failed connection said as a person would: which host did not resolve, or which
+    address refused, rather than the name of a socket exception."""
+    parts = urlsplit(url)
+    host = parts.hostname or peer
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    chain = list(_chain(exc))
+    if any(isinstance(e, socket.gaierror) for e in chain) or any(
+        type(e).__name__ == "NameResolutionError" for e in chain
+    ):
+        named = next((m.group(1) for e in chain if (m := _UNRESOLVED.search(str(e)))), host)
+        return CannotResolve(f"{peer}: cannot resolve host {named}", named)
+    if any(
+        isinstance(e, ConnectionRefusedError)
+        or (isinstance(e, OSError) and e.errno == errno.ECONNREFUSED)
+        for e in chain
+    ) or any("Connection refused" in str(e) for e in chain):
+        address = f"{host}:{port}"
+        return Refused(f"{peer}: connection refused at {address}", address)
+    return TransportError(f"{peer}: {exc.__class__.__name__}: {_reason(exc)}")
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and every exception it wraps (arguments, ``reason``, causes), each once."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        inner = [a for a in current.args if isinstance(a, BaseException)]
+        inner += [
+            e
+            for e in (getattr(current, "reason", None), current.__cause__, current.__context__)
+            if isinstance(e, BaseException)
+        ]
+        todo.extend(inner)
 
 
 def _reason(exc: BaseException) -> str:

@@ -29,6 +29,7 @@ class InitOptions:
     dry_run: bool = False
     format: str = "text"
     kit_ref: str | None = None  # the kit's commit the GitHub callers pin; default: its release
+    platform: str | None = None  # written as `platform`; default: the runner's, not written
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,10 @@ def _config_change(root: Path, options: InitOptions, remote: str | None) -> File
         text = _read(root, CONFIG_NAME)
         return FileChange(CONFIG_NAME, "unchanged", text, text, "kept as it is")
     from pipeline_kit.detect.layers import infer_layers
+    from pipeline_kit.dockerfile.platform import parse_platform
     from pipeline_kit.dockerfile.stages import parse_dockerfile
     from pipeline_kit.onboard.config_file import config_text, image_from_remote
+    from pipeline_kit.onboard.service import service_facts
 
     if not _present(root, options.dockerfile):
         raise InputError(
@@ -86,9 +89,18 @@ def _config_change(root: Path, options: InitOptions, remote: str | None) -> File
             f"gitlab.com ({remote or 'no origin remote'}).",
             hint="Give it: pipeline-kit init --image registry.example.com/team/service",
         )
-    graph = parse_dockerfile(source, source=options.dockerfile)
+    platform = None if options.platform is None else parse_platform(options.platform)
+    graph = parse_dockerfile(source, source=options.dockerfile, platform=platform)
     layers = infer_layers(graph, len(graph.stages) - 1)
-    text = config_text(graph, layers, image=image, dockerfile=options.dockerfile)
+    service = service_facts(graph, len(graph.stages) - 1)
+    text = config_text(
+        graph,
+        layers,
+        image=image,
+        dockerfile=options.dockerfile,
+        service=service,
+        platform=None if platform is None else str(platform),
+    )
     note = ""
     if len(layers.layers) < 2:
         note = "one layer only: `pipeline-kit lint` shows how to split the Dockerfile into stages"

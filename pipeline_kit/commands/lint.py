@@ -24,11 +24,13 @@ class LintOptions:
     format: str = "text"  # "text" | "json" | "github" | "gitlab"
     output: Path | None = None  # write the report there instead of to ``out``
     builder: str | None = None  # overrides build.builder (rules that depend on the builder)
+    platform: str | None = None  # overrides the config's platform
 
 
 def run(options: LintOptions, out: TextIO) -> int:
     from pipeline_kit.adapters.checkout import repository_root
     from pipeline_kit.config.loader import load_config
+    from pipeline_kit.dockerfile.platform import platform_of
     from pipeline_kit.dockerfile.stages import parse_dockerfile
     from pipeline_kit.lint.doctor import diagnose, enabled_rules
     from pipeline_kit.lint.model import LintInput, Severity
@@ -40,7 +42,7 @@ def run(options: LintOptions, out: TextIO) -> int:
             f"--format {options.format}: unknown report format.",
             hint=f"Choose one of {', '.join(RENDERERS)}.",
         )
-    config = load_config(options.config_path, options.cwd)
+    config = load_config(options.config_path, options.cwd).with_platform(options.platform)
     rules = enabled_rules(config)
     if options.dockerfile is not None:
         dockerfile = options.cwd / options.dockerfile
@@ -49,7 +51,9 @@ def run(options: LintOptions, out: TextIO) -> int:
     root = repository_root(dockerfile) or options.cwd
     name = display_path(dockerfile, root)
     text = _read_dockerfile(dockerfile, root, name, config.where("dockerfile"), options)
-    graph = parse_dockerfile(text, source=name, build_args=config.build_args)
+    graph = parse_dockerfile(
+        text, source=name, build_args=config.build_args, platform=platform_of(config)
+    )
     context = _confine(root, config.context_path, f"{config.where('context')}: context")
     if not context.is_dir():
         raise InputError(

@@ -19,6 +19,7 @@ from pipeline_kit.detect.layers import LayerMap, layers_for
 from pipeline_kit.detect.revisions import RevisionRange
 from pipeline_kit.dockerfile.context_tree import ContextSnapshot, SourceLeavesContext, source_takes
 from pipeline_kit.dockerfile.dockerignore import DockerIgnore, ignore_file_candidates
+from pipeline_kit.dockerfile.platform import Platform, platform_of
 from pipeline_kit.dockerfile.stages import Stage, StageGraph, parse_dockerfile
 from pipeline_kit.errors import InputError
 
@@ -108,8 +109,13 @@ def detect_changes(
 ) -> Detection:
     dockerfile = repo_path(git, config.dockerfile_path, "Dockerfile")
     context = repo_path(git, config.context_path, "context")
-    inputs = config.build_inputs()
-    head = _read_side(git, rng.head_tree, dockerfile, context, config.build_args, inputs, None)
+    platform = platform_of(config)
+    # FROM takes the target platform's image, and RUN runs its binaries: the same Dockerfile
+    # and context make another image on another platform, so another key.
+    inputs = (*config.build_inputs(), f"platform {platform}")
+    head = _read_side(
+        git, rng.head_tree, dockerfile, context, config.build_args, inputs, None, platform
+    )
     if isinstance(head, str):
         raise InputError(
             f"{head} at {'the working tree' if rng.worktree else rng.head[:12]}.",
@@ -120,7 +126,9 @@ def detect_changes(
     base: _Side | str | None = None
     reason = rng.fail_safe
     if reason is None and rng.base is not None:
-        base = _read_side(git, rng.base, dockerfile, context, config.build_args, inputs, head)
+        base = _read_side(
+            git, rng.base, dockerfile, context, config.build_args, inputs, head, platform
+        )
         if isinstance(base, str):
             reason = f"{base} at base {rng.base[:12]}: nothing to compare with"
     if reason is not None or not isinstance(base, _Side):
@@ -167,6 +175,7 @@ def _read_side(
     build_args: Mapping[str, str],
     inputs: tuple[str, ...],
     other: _Side | None,
+    platform: Platform | None = None,
 ) -> _Side | str:
     """The Dockerfile, .dockerignore and context at ``treeish``, or what is missing there."""
     text = git.read_blob(treeish, dockerfile)
@@ -175,9 +184,19 @@ def _read_side(
     context_tree = git.tree_of(treeish, context)
     if context_tree is None:
         return f"no context directory at {context or '.'}"
-    graph = parse_dockerfile(
-        text.decode("utf-8", "replace"), source=dockerfile, build_args=build_args
-    )
+    try:
+        graph = parse_dockerfile(
+            text.decode("utf-8", "replace"),
+            source=dockerfile,
+            build_args=build_args,
+            platform=platform,
+        )
+    except InputError as exc:
+        if other is None:
+            raise
+        # The base side: a Dockerfile that does not parse there is nothing to compare with,
+        # as a missing one; the commit that fixes it must be able to pass.
+        return f"{str(exc.message).rstrip('.')} (it does not parse)"
     ignore_path, raw = "", None
     for candidate in ignore_file_candidates(PurePosixPath(dockerfile), PurePosixPath(context)):
         ignore_path = candidate.as_posix()

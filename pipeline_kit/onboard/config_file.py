@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Sequence
 
 from pipeline_kit import __version__
 from pipeline_kit.detect.layers import LayerMap
 from pipeline_kit.dockerfile.stages import StageGraph
+from pipeline_kit.onboard.service import ServiceFact
 
 # The schema as the release ships it: the repository serves the file at the release's tag.
 SCHEMA_URL = (
@@ -35,8 +38,17 @@ def image_from_remote(url: str | None) -> str | None:
     return f"{registry}/{match.group('path').lower()}"
 
 
-def config_text(graph: StageGraph, layers: LayerMap, *, image: str, dockerfile: str) -> str:
-    """The config, commented: each layer's stage and what it holds, where it came from."""
+def config_text(
+    graph: StageGraph,
+    layers: LayerMap,
+    *,
+    image: str,
+    dockerfile: str,
+    service: Sequence[ServiceFact] = (),
+    platform: str | None = None,
+) -> str:
+    """The config, commented: each layer's stage and what it holds, where it came from, and
+    what the Dockerfile says about the server (``service``)."""
     lines = [
         f"# yaml-language-server: $schema={SCHEMA_URL}",
         "# `pipeline-kit config show` explains each value; `pipeline-kit config schema` lists all.",
@@ -44,6 +56,8 @@ def config_text(graph: StageGraph, layers: LayerMap, *, image: str, dockerfile: 
     ]
     if dockerfile != "Dockerfile":
         lines.append(f"dockerfile: {dockerfile}")
+    if platform is not None:
+        lines.append(f"platform: {platform}  # sets TARGETPLATFORM, TARGETARCH, ... for builds")
     if layers.layers:
         lines.append(f"layers:  # layer -> stage of {graph.source}, in build order")
         width = max(len(f"{layer.name}: {_stage(graph, layer.stage)}") for layer in layers.layers)
@@ -51,6 +65,12 @@ def config_text(graph: StageGraph, layers: LayerMap, *, image: str, dockerfile: 
             entry = f"{layer.name}: {_stage(graph, layer.stage)}"
             note = _LAYER_NOTES.get(layer.name, "")
             lines.append(f"  {entry:<{width}}  # {note}" if note else f"  {entry}")
+    if service:
+        lines.append("service:  # as the Dockerfile says")
+        entries = [f"{fact.key}: {json.dumps(fact.value)}" for fact in service]
+        width = max(map(len, entries))
+        for entry, fact in zip(entries, service, strict=True):
+            lines.append(f"  {entry:<{width}}  # {fact.source}")
     return "\n".join(lines) + "\n"
 
 

@@ -133,10 +133,29 @@ class Manifest(NamedTuple):
         return self.media_type in INDEX_TYPES
 
 
+class RegistryUnreachable(EnvironmentFault):
+    """No answer from the registry at all: its host does not resolve, nothing listens there,
+    or every connection failed. A plan can still be made without it (``build --dry-run``)."""
+
+
+def _cannot_resolve(registry: str, host: str, whose: str = "") -> RegistryUnreachable:
+    where = (
+        "the realm in the registry's challenge"
+        if whose
+        else "the registry in `image`, `cache.repository` or --cache-repo"
+    )
+    return RegistryUnreachable(
+        f"{registry}: cannot resolve {whose}host {host}.",
+        hint=f"Check the host name ({where}), and this machine's DNS and network (and "
+        "https_proxy/no_proxy if a proxy is used).",
+    )
+
+
 class _Retry(Exception):
-    def __init__(self, why: str, wait: float | None = None) -> None:
+    def __init__(self, why: str, wait: float | None = None, *, unreachable: bool = False) -> None:
         super().__init__(why)
         self.wait = wait
+        self.unreachable = unreachable  # no connection at all, rather than an error answer
 
 
 class Origin(NamedTuple):
@@ -261,6 +280,14 @@ class RegistryClient:
                 return step()
             except _Retry as retry:
                 delay = next(delays, None)
+                if delay is None and retry.unreachable:
+                    raise RegistryUnreachable(
+                        f"{self.host}: {what} failed after {self.retry.attempts} attempts: "
+                        f"{retry}.",
+                        hint="Check that the registry is running and reachable from here at "
+                        "that address (the host and port in `image`, or the proxy in "
+                        "https_proxy/no_proxy); then run again.",
+                    ) from None
                 if delay is None:
                     raise EnvironmentFault(
                         f"{self.host}: {what} failed after {self.retry.attempts} attempts "
@@ -326,6 +353,14 @@ class RegistryClient:
                 f"{self.host}: {exc}.",
                 hint="Name an http:// or https:// proxy, or the host in no_proxy.",
             ) from None
+        except http.CannotResolve as exc:
+            raise _cannot_resolve(self.host, exc.host) from None
+        except http.Refused as exc:
+            raise _Retry(
+                f"connection refused at {exc.address}: nothing listens there", unreachable=True
+            ) from None
+        except http.TimedOut as exc:
+            raise _Retry(f"no answer in time ({exc})", unreachable=True) from None
         except http.TransportError as exc:
             raise _Retry(f"connection error: {exc}") from None
 
@@ -402,6 +437,8 @@ class RegistryClient:
                 f"{self.host}: TLS to the token endpoint failed ({exc}).",
                 hint="Point REQUESTS_CA_BUNDLE (or SSL_CERT_FILE) at the CA that signed it.",
             ) from None
+        except http.CannotResolve as exc:
+            raise _cannot_resolve(self.host, exc.host, "its token endpoint's host ") from None
         except http.TransportError as exc:
             raise _Retry(f"token endpoint: {exc}") from None
         if answer.status in (401, 403):

@@ -39,6 +39,7 @@ class BuildRequest:
     volumes: tuple[str, ...] = ()  # host:container[:ro] mounts for RUN steps (buildah)
     storage: Mapping[str, str] = field(default_factory=dict)  # buildah storage-driver/root/runroot
     isolation: str = "chroot"
+    platform: str | None = None  # OS/ARCH[/VARIANT] when the config chose one; else the runner's
 
     @property
     def registry(self) -> str:

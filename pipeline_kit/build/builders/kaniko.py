@@ -53,6 +53,8 @@ def executor_argv(
         argv.append("--compressed-caching=false")
     if request.target:
         argv.append(f"--target={request.target}")
+    if request.platform:
+        argv.append(f"--custom-platform={request.platform}")
     argv += [f"--build-arg={name}={value}" for name, value in sorted(request.build_args.items())]
     argv += [f"--label={name}={value}" for name, value in sorted(request.labels.items())]
     argv += [
