@@ -17,6 +17,7 @@ from pipeline_kit.config.loader import Config
 from pipeline_kit.detect.keys import ChainKeys, chain_keys, from_chain, stage_keys
 from pipeline_kit.detect.layers import LayerMap, layers_for
 from pipeline_kit.detect.revisions import RevisionRange
+from pipeline_kit.detect.sources import check_sources
 from pipeline_kit.dockerfile.context_tree import ContextSnapshot, SourceLeavesContext, source_takes
 from pipeline_kit.dockerfile.dockerignore import DockerIgnore, ignore_file_candidates
 from pipeline_kit.dockerfile.stages import Stage, StageGraph, parse_dockerfile
@@ -116,6 +117,14 @@ def detect_changes(
             hint="Check `dockerfile` and `context` in the config.",
         )
     layer_map, target = layers_for(head.graph, config)
+    check_sources(
+        head.graph,
+        target,
+        head.snapshot,
+        dockerfile=dockerfile,
+        context=context,
+        revision="the working tree" if rng.worktree else rng.head[:12],
+    )
 
     base: _Side | str | None = None
     reason = rng.fail_safe

@@ -15,6 +15,7 @@ from __future__ import annotations
 import fnmatch
 import posixpath
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from pipeline_kit.adapters.checkout import LeavesRoot, Node, resolve
 from pipeline_kit.adapters.git import Git, TreeEntry, tree_object_id
@@ -23,6 +24,15 @@ from pipeline_kit.dockerfile.stages import ContextSource
 
 EMPTY = ""
 SYMLINK_MODE = "120000"
+
+
+class UnmatchedSource(NamedTuple):
+    """A source without wildcards that takes nothing: BuildKit stops the build on it
+    (``"/<path>": not found``), whether the path is missing or .dockerignore excludes it.
+    A wildcard that matches nothing is not one: BuildKit copies nothing and goes on."""
+
+    source: ContextSource
+    excluded_by: int | None  # the .dockerignore line that excludes it; None: no such path
 
 
 class SourceLeavesContext(LeavesRoot):
@@ -53,6 +63,8 @@ class ContextSnapshot:
     ignore: DockerIgnore
     filtered_cache: dict[tuple[str, str], str] = field(default_factory=dict)  # (path, oid)
     _trees: dict[str, dict[str, TreeEntry] | None] = field(default_factory=dict)  # by path
+    # Sources that take nothing, in the order met (``material`` records them).
+    unmatched: dict[ContextSource, UnmatchedSource] = field(default_factory=dict)
 
     def material(self, source: ContextSource) -> list[str]:
         """Sorted ``"<mode> <oid> <path>"`` lines naming everything ``source`` takes.
@@ -68,16 +80,23 @@ class ContextSnapshot:
         except LeavesRoot as exc:
             raise SourceLeavesContext(source, exc) from None
         lines = []
+        excluded_by: int | None = None
         for written, path, entry in matches:
             via = f" -> {path}" if path != written else ""
             if via and self.ignore.excluded(written):
+                excluded_by = self.ignore.excluding_line(written)
                 continue
             if entry.is_tree:
                 if self.ignore.excluded(path) and not self._has_reincluded(path, entry.oid):
+                    excluded_by = self.ignore.excluding_line(path)
                     continue
                 lines.append(f"{entry.mode} {self.filtered_tree(path, entry.oid)} {written}{via}")
             elif not self.ignore.excluded(path):
                 lines.append(f"{entry.mode} {entry.oid} {written}{via}")
+            else:
+                excluded_by = self.ignore.excluding_line(path)
+        if not lines and not source.has_glob:
+            self.unmatched.setdefault(source, UnmatchedSource(source, excluded_by))
         return sorted(lines) or [f"nothing matches {source.path}"]
 
     def _matches(self, pattern: str) -> list[tuple[str, str, TreeEntry]]:
