@@ -86,13 +86,18 @@ def _config_change(root: Path, options: InitOptions, remote: str | None) -> File
             f"gitlab.com ({remote or 'no origin remote'}).",
             hint="Give it: pipeline-kit init --image registry.example.com/team/service",
         )
+    from pipeline_kit.onboard.build_context import find_context
+
     graph = parse_dockerfile(source, source=options.dockerfile)
     layers = infer_layers(graph, len(graph.stages) - 1)
-    text = config_text(graph, layers, image=image, dockerfile=options.dockerfile)
-    note = ""
+    context = find_context(root, Path(options.dockerfile).as_posix(), graph)
+    text = config_text(graph, layers, image=image, dockerfile=options.dockerfile, context=context)
+    notes = [f"context {context.path}: {context.origin}"]
     if len(layers.layers) < 2:
-        note = "one layer only: `pipeline-kit lint` shows how to split the Dockerfile into stages"
-    return FileChange(CONFIG_NAME, "created", "", text, note)
+        notes.append(
+            "one layer only: `pipeline-kit lint` shows how to split the Dockerfile into stages"
+        )
+    return FileChange(CONFIG_NAME, "created", "", text, "; ".join(notes))
 
 
 def _chosen_ci(root: Path, ci: str, remote: str | None) -> list[str]:

@@ -7,6 +7,7 @@ import re
 from pipeline_kit import __version__
 from pipeline_kit.detect.layers import LayerMap
 from pipeline_kit.dockerfile.stages import StageGraph
+from pipeline_kit.onboard.build_context import FoundContext
 
 # The schema as the release ships it: the repository serves the file at the release's tag.
 SCHEMA_URL = (
@@ -35,7 +36,14 @@ def image_from_remote(url: str | None) -> str | None:
     return f"{registry}/{match.group('path').lower()}"
 
 
-def config_text(graph: StageGraph, layers: LayerMap, *, image: str, dockerfile: str) -> str:
+def config_text(
+    graph: StageGraph,
+    layers: LayerMap,
+    *,
+    image: str,
+    dockerfile: str,
+    context: FoundContext | None = None,
+) -> str:
     """The config, commented: each layer's stage and what it holds, where it came from."""
     lines = [
         f"# yaml-language-server: $schema={SCHEMA_URL}",
@@ -44,6 +52,9 @@ def config_text(graph: StageGraph, layers: LayerMap, *, image: str, dockerfile: 
     ]
     if dockerfile != "Dockerfile":
         lines.append(f"dockerfile: {dockerfile}")
+    if context is not None and context.path != ".":
+        origin = " ".join(context.origin.split())
+        lines.append(f"context: {_scalar(context.path)}  # {origin}")
     if layers.layers:
         lines.append(f"layers:  # layer -> stage of {graph.source}, in build order")
         width = max(len(f"{layer.name}: {_stage(graph, layer.stage)}") for layer in layers.layers)
@@ -57,3 +68,11 @@ def config_text(graph: StageGraph, layers: LayerMap, *, image: str, dockerfile: 
 def _stage(graph: StageGraph, index: int) -> str:
     label = graph.stages[index].label
     return f'"{label}"' if label.isdigit() else label  # an unnamed stage's number, as a name
+
+
+def _scalar(text: str) -> str:
+    """``text`` as a YAML plain scalar where it can be one, else quoted."""
+    import json
+
+    plain = re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_./-]*", text) is not None
+    return text if plain else json.dumps(text)
