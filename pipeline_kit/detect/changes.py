@@ -126,6 +126,7 @@ def detect_changes(
         dockerfile=dockerfile,
         context=context,
         revision="the working tree" if rng.worktree else rng.head[:12],
+        treeish=rng.head_tree,
     )
 
     base: _Side | str | None = None

@@ -9,6 +9,9 @@ without a word. Only the stages the target builds on count, as BuildKit builds o
 
 from __future__ import annotations
 
+import posixpath
+
+from pipeline_kit.adapters.git import Git
 from pipeline_kit.dockerfile.context_tree import ContextSnapshot
 from pipeline_kit.dockerfile.stages import ContextSource, StageGraph
 from pipeline_kit.errors import InputError
@@ -22,6 +25,7 @@ def check_sources(
     dockerfile: str,
     context: str,
     revision: str,
+    treeish: str,
 ) -> None:
     """Raise when a stage ``target`` builds on takes a source that matches nothing."""
     needed = graph.upstream(target)
@@ -29,17 +33,43 @@ def check_sources(
         source = found.source
         if not any(source in graph.stages[i].sources for i in needed):
             continue
+        elsewhere = None
+        if found.excluded_by is None:
+            elsewhere = _context_holding(snapshot.git, treeish, dockerfile, context, source.path)
         raise unmatched_error(
             source,
             found.excluded_by,
             dockerfile=dockerfile,
             where=f"the build context {context or '.'} at {revision}",
             ignore_file=snapshot.ignore.source,
+            elsewhere=elsewhere,
         )
 
 
+def _context_holding(
+    git: Git, treeish: str, dockerfile: str, context: str, path: str
+) -> str | None:
+    """The folder, of the Dockerfile's and those above it, whose tree holds ``path``."""
+    parent, _, name = path.rpartition("/")
+    folder = posixpath.dirname(dockerfile)
+    while True:
+        # Trees only: the path may name a large file, never read for this.
+        tree = git.tree_of(treeish, posixpath.join(folder, parent).strip("/"))
+        if folder != context and tree and any(e.name == name for e in git.read_tree(tree)):
+            return folder or "."
+        if not folder:
+            return None
+        folder = posixpath.dirname(folder)
+
+
 def unmatched_error(
-    source: ContextSource, excluded_by: int | None, *, dockerfile: str, where: str, ignore_file: str
+    source: ContextSource,
+    excluded_by: int | None,
+    *,
+    dockerfile: str,
+    where: str,
+    ignore_file: str,
+    elsewhere: str | None = None,
 ) -> InputError:
     """The error for a source that takes nothing: what, where, and what to do."""
     if excluded_by is not None:
@@ -53,7 +83,10 @@ def unmatched_error(
         f"{dockerfile}:{source.line}: {source.via} {source.path}: matches nothing in "
         f'{where} (BuildKit fails with "not found").',
         hint=(
-            "Set `context:` in pipeline-kit.yaml to the directory the image is built from "
-            "(`pipeline-kit init` finds it from the Dockerfile's sources), or fix the path."
+            f"It is in {elsewhere}: set `context: {elsewhere}` in pipeline-kit.yaml if the "
+            "image is built from there, or fix the path."
+            if elsewhere is not None
+            else "Set `context:` in pipeline-kit.yaml to the directory the image is built "
+            "from, or fix the path."
         ),
     )

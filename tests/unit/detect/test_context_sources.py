@@ -81,7 +81,7 @@ def test_root_context_for_a_subdirectory_dockerfile_is_an_input_error(mono: GitR
     head = mono.head()[:12]
     where = f"matches nothing in the build context . at {head}"
     assert f"libs/pkg/Dockerfile:6: COPY poetry.lock: {where}" in err
-    assert "Set `context:`" in err
+    assert "It is in libs/pkg: set `context: libs/pkg` in pipeline-kit.yaml" in err
     assert "Traceback" not in err
 
 
@@ -107,6 +107,7 @@ def test_source_missing_at_both_revisions_is_an_input_error(mono: GitRepo) -> No
     assert code == 2
     assert "libs/pkg/Dockerfile:11: ADD missing.tar.gz: matches nothing in the build context" in err
     assert "libs/pkg at " in err
+    assert "Set `context:` in pipeline-kit.yaml to the directory" in err  # nowhere else either
 
 
 def test_source_excluded_by_dockerignore_names_the_ignore_line(mono: GitRepo) -> None:
