@@ -89,10 +89,13 @@ def _config_change(root: Path, options: InitOptions, remote: str | None) -> File
             f"gitlab.com ({remote or 'no origin remote'}).",
             hint="Give it: pipeline-kit init --image registry.example.com/team/service",
         )
+    from pipeline_kit.onboard.build_context import find_context
+
     platform = None if options.platform is None else parse_platform(options.platform)
     graph = parse_dockerfile(source, source=options.dockerfile, platform=platform)
     layers = infer_layers(graph, len(graph.stages) - 1)
     service = service_facts(graph, len(graph.stages) - 1)
+    context = find_context(root, Path(options.dockerfile).as_posix(), graph)
     text = config_text(
         graph,
         layers,
@@ -100,11 +103,14 @@ def _config_change(root: Path, options: InitOptions, remote: str | None) -> File
         dockerfile=options.dockerfile,
         service=service,
         platform=None if platform is None else str(platform),
+        context=context,
     )
-    note = ""
+    notes = [f"context {context.path}: {context.origin}"]
     if len(layers.layers) < 2:
-        note = "one layer only: `pipeline-kit lint` shows how to split the Dockerfile into stages"
-    return FileChange(CONFIG_NAME, "created", "", text, note)
+        notes.append(
+            "one layer only: `pipeline-kit lint` shows how to split the Dockerfile into stages"
+        )
+    return FileChange(CONFIG_NAME, "created", "", text, "; ".join(notes))
 
 
 def _chosen_ci(root: Path, ci: str, remote: str | None) -> list[str]:

@@ -62,6 +62,7 @@ def run(options: LintOptions, out: TextIO) -> int:
             hint="Set `context` to the build context directory, relative to the config file.",
         )
     ignore, ignore_file = read_dockerignore(dockerfile, context, root)
+    _check_sources(graph, graph.target(config.target).index, context, ignore, name, root)
     builder = options.builder or str(config.section("build").get("builder", "auto"))
     lint = LintInput(
         graph=graph,
@@ -85,6 +86,22 @@ def run(options: LintOptions, out: TextIO) -> int:
         out.write(report)
     failed = any(f.severity is Severity.ERROR for f in findings)
     return ExitCode.VERDICT if failed else ExitCode.OK
+
+
+def _check_sources(
+    graph: StageGraph, target: int, context: Path, ignore: DockerIgnore, name: str, root: Path
+) -> None:
+    """Stop on a COPY/ADD source that takes nothing, as BuildKit would."""
+    from pipeline_kit.detect.sources import unmatched_error
+    from pipeline_kit.lint.context_files import ContextFiles
+    from pipeline_kit.lint.unmatched import unmatched_source
+
+    found = unmatched_source(graph, target, ContextFiles(context, ignore))
+    if found is not None:
+        where = f"the build context {display_path(context, root)} in the working tree"
+        raise unmatched_error(
+            found[0], found[1], dockerfile=name, where=where, ignore_file=ignore.source
+        )
 
 
 def _code_stage(graph: StageGraph, config: Config) -> int:

@@ -7,6 +7,7 @@ not trustworthy every layer counts as changed, with the reason.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -17,10 +18,12 @@ from pipeline_kit.config.loader import Config
 from pipeline_kit.detect.keys import ChainKeys, chain_keys, from_chain, stage_keys
 from pipeline_kit.detect.layers import LayerMap, layers_for
 from pipeline_kit.detect.revisions import RevisionRange
+from pipeline_kit.detect.sources import check_sources
 from pipeline_kit.dockerfile.context_tree import ContextSnapshot, SourceLeavesContext, source_takes
 from pipeline_kit.dockerfile.dockerignore import DockerIgnore, ignore_file_candidates
 from pipeline_kit.dockerfile.platform import Platform, platform_of
 from pipeline_kit.dockerfile.stages import Stage, StageGraph, parse_dockerfile
+from pipeline_kit.dockerfile.tree_cache import store_for
 from pipeline_kit.errors import InputError
 
 MAX_FILE_REASONS = 10
@@ -122,6 +125,15 @@ def detect_changes(
             hint="Check `dockerfile` and `context` in the config.",
         )
     layer_map, target = layers_for(head.graph, config)
+    check_sources(
+        head.graph,
+        target,
+        head.snapshot,
+        dockerfile=dockerfile,
+        context=context,
+        revision="the working tree" if rng.worktree else rng.head[:12],
+        treeish=rng.head_tree,
+    )
 
     base: _Side | str | None = None
     reason = rng.fail_safe
@@ -208,7 +220,7 @@ def _read_side(
     # Filtered trees depend on the ignore rules: share them only when the rules are the same.
     shared = other is not None and other.ignore_text == ignore_text
     cache = other.snapshot.filtered_cache if other is not None and shared else {}
-    snapshot = ContextSnapshot(git, context_tree, ignore, cache)
+    snapshot = ContextSnapshot(git, context_tree, ignore, cache, store_for(ignore, os.environ))
     try:
         keys = stage_keys(graph, snapshot, inputs)
     except SourceLeavesContext as exc:
