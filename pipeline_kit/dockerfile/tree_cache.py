@@ -8,6 +8,12 @@ however many files lie below it. The entries of one set of rules are lines of on
 call, appended to once per source that filtered something new, started afresh past
 ``MAX_BYTES``. A line that is not whole is skipped; a cache that cannot be read or written
 only costs time.
+
+The file is believed as written, so a CI job does not read it unless
+``PIPELINE_KIT_TREE_CACHE=1`` says the runner's cache is the user's own: on a runner that
+jobs of untrusted pull requests share, one that wrote a false id could change the content
+key of a protected branch's build, and make it retag an image of other content. Each call
+still filters an unchanged subtree once for both revisions.
 """
 
 from __future__ import annotations
@@ -94,9 +100,18 @@ class FilteredTreeStore:
             pass  # an unwritable cache only costs time
 
 
+# Set by GitHub Actions, GitLab CI and most other CI systems in every job.
+CI_VARIABLES = ("CI", "GITHUB_ACTIONS", "GITLAB_CI")
+OPT_IN = "PIPELINE_KIT_TREE_CACHE"
+
+
 def store_for(ignore: DockerIgnore, environ: Mapping[str, str]) -> FilteredTreeStore | None:
-    """The store for these rules (None without rules to filter by, or without a home)."""
+    """The store for these rules (None without rules to filter by, without a home, or in a CI
+    job that did not opt in with ``PIPELINE_KIT_TREE_CACHE=1``)."""
     root = cache_root(environ)
     if root is None or not ignore:
+        return None
+    in_ci = any(environ.get(name, "").lower() in ("true", "1") for name in CI_VARIABLES)
+    if in_ci and environ.get(OPT_IN) != "1":
         return None
     return FilteredTreeStore(root, ignore)

@@ -205,3 +205,33 @@ def test_detect_answers_the_same_with_the_cache_warm_and_empty(
     keys = [{n: v["key"] for n, v in a["layers"].items()} for a in answers]
     assert keys[0] == keys[1] == keys[2] == keys[3]
     assert [a["image_changed"] for a in answers] == [image_changed] * 4
+
+
+@pytest.mark.parametrize(
+    ("ci", "used"),
+    [
+        ({}, True),
+        ({"GITHUB_ACTIONS": "true"}, False),
+        ({"GITLAB_CI": "true"}, False),
+        ({"CI": "1"}, False),
+        ({"CI": "true", "PIPELINE_KIT_TREE_CACHE": "1"}, True),
+        ({"CI": "true", "PIPELINE_KIT_TREE_CACHE": "0"}, False),
+    ],
+    ids=["outside CI", "github", "gitlab", "CI=1", "opted in", "not opted in"],
+)
+def test_a_ci_job_neither_reads_nor_writes_the_cache_unless_it_opts_in(
+    tmp_path: Path, ci: dict[str, str], used: bool
+) -> None:
+    """A runner shared with untrusted jobs may hold ids one of them wrote: a protected build
+    must not take its keys from them. The detect call itself still answers the same."""
+    repo = GitRepo.init(tmp_path / "svc")
+    repo.commit({**SERVICE, **_tree(5)})
+    repo.commit({"app/a0/m0.py": "changed\n"})
+    cache = tmp_path / "cache"
+    proc = cli(
+        "detect", "--format", "json", "--base", "HEAD~1", cwd=repo.path,
+        env={"XDG_CACHE_HOME": str(cache), **ci},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["image_changed"] is True
+    assert any((cache / "pipeline-kit" / "filtered-trees").rglob("*.ids")) is used
