@@ -44,8 +44,9 @@ NAME_HINTS: dict[str, tuple[str, ...]] = {
 
 class Layer(NamedTuple):
     name: str
-    stage: int
+    stage: int  # the layer's stage, or the stage its range starts in
     origin: str  # "config" or how it was inferred
+    steps: range | None = None  # the target chain's steps of a range; None: the whole stage
 
 
 class LayerMap(NamedTuple):
@@ -56,9 +57,13 @@ class LayerMap(NamedTuple):
 
     def for_stage(self, index: int) -> Layer | None:
         for layer in self.layers:
-            if layer.stage == index:
+            if layer.stage == index and layer.steps is None:
                 return layer
         return None
+
+    @property
+    def ranged(self) -> bool:
+        return any(layer.steps is not None for layer in self.layers)
 
 
 def configured_layers(graph: StageGraph, mapping: Mapping[str, str]) -> LayerMap:

@@ -35,6 +35,9 @@ def as_text(detection: Detection) -> str:
     lines.append(
         f"rebuild from: {rebuild}; image changed: {'yes' if detection.image_changed else 'no'}"
     )
+    point = detection.rebuild_point
+    if point is not None:
+        lines.append(f"rebuild point: {point.file}:{point.line} {point.text}")
     return "\n".join(lines) + "\n"
 
 
@@ -70,6 +73,9 @@ def github_summary(detection: Detection) -> str:
         f"**{'yes' if detection.image_changed else 'no'}**",
         "",
     ]
+    point = detection.rebuild_point
+    if point is not None:
+        lines += [f"Rebuild point: `{point.file}:{point.line}` `{_md(point.text)}`", ""]
     return "\n".join(lines)
 
 

@@ -126,7 +126,7 @@ def test_detect_works_without_a_config_file(tmp_path: Path) -> None:
     repo.commit({"app/x.py": "2"})
     result = repo.detect()
     assert list(result["layers"]) == ["base", "deps", "code"]
-    assert result["layers"]["code"]["reasons"] == ["app/x.py"]
+    assert result["layers"]["code"]["reasons"] == ["Dockerfile:6 COPY app/ /app/: app/x.py"]
 
 
 def test_config_is_found_from_a_subdirectory(tmp_path: Path) -> None:
