@@ -23,7 +23,7 @@ class ConfigShowOptions:
 def run(options: ConfigShowOptions, out: TextIO) -> int:
     from pipeline_kit.adapters.checkout import inside, repository_root
     from pipeline_kit.config.loader import load_config
-    from pipeline_kit.detect.layers import layers_for
+    from pipeline_kit.detect.layers import describe_layer, layers_for
     from pipeline_kit.dockerfile.stages import parse_dockerfile
 
     config = load_config(options.config_path, options.cwd)
@@ -58,7 +58,7 @@ def run(options: ConfigShowOptions, out: TextIO) -> int:
             if layer.origin == "config"
             else f"inferred: {layer.origin}"
         )
-        entries.append((f"layers.{layer.name}", graph.stages[layer.stage].label, origin))
+        entries.append((f"layers.{layer.name}", describe_layer(graph, target, layer), origin))
     entries.append(("lint.disable", list(config.lint_disable), _origin(config, "lint.disable")))
     entries.append(
         ("lint.max_file_mb", config.lint_max_file_mb, _origin(config, "lint.max_file_mb"))

@@ -87,8 +87,9 @@ def _config_change(root: Path, options: InitOptions, remote: str | None) -> File
             hint="Give it: pipeline-kit init --image registry.example.com/team/service",
         )
     graph = parse_dockerfile(source, source=options.dockerfile)
-    layers = infer_layers(graph, len(graph.stages) - 1)
-    text = config_text(graph, layers, image=image, dockerfile=options.dockerfile)
+    target = len(graph.stages) - 1
+    layers = infer_layers(graph, target)
+    text = config_text(graph, layers, image=image, dockerfile=options.dockerfile, target=target)
     note = ""
     if len(layers.layers) < 2:
         note = "one layer only: `pipeline-kit lint` shows how to split the Dockerfile into stages"

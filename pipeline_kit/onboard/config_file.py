@@ -1,11 +1,16 @@
-"""A first ``pipeline-kit.yaml`` from the Dockerfile's stages (what ``init`` writes)."""
+"""A first ``pipeline-kit.yaml`` from the Dockerfile's stages (what ``init`` writes).
+
+Layers are written as a mapping to stages only where each inferred layer is a whole named
+stage; otherwise (a layer inside a stage, or an unnamed stage, whose number would change when
+a stage is added) they are left to inference at every run, and a comment says what it finds.
+"""
 
 from __future__ import annotations
 
 import re
 
 from pipeline_kit import __version__
-from pipeline_kit.detect.layers import LayerMap
+from pipeline_kit.detect.layers import LayerMap, describe_layer, whole_stage
 from pipeline_kit.dockerfile.stages import StageGraph
 
 # The schema as the release ships it: the repository serves the file at the release's tag.
@@ -15,7 +20,7 @@ SCHEMA_URL = (
 )
 _LAYER_NOTES = {
     "base": "OS, CUDA, system packages",
-    "deps": "Python packages",
+    "deps": "packages of a language, and their lock files",
     "code": "the application",
 }
 
@@ -35,8 +40,10 @@ def image_from_remote(url: str | None) -> str | None:
     return f"{registry}/{match.group('path').lower()}"
 
 
-def config_text(graph: StageGraph, layers: LayerMap, *, image: str, dockerfile: str) -> str:
-    """The config, commented: each layer's stage and what it holds, where it came from."""
+def config_text(
+    graph: StageGraph, layers: LayerMap, *, image: str, dockerfile: str, target: int
+) -> str:
+    """The config, commented: each layer's stage (or lines) and what it holds."""
     lines = [
         f"# yaml-language-server: $schema={SCHEMA_URL}",
         "# `pipeline-kit config show` explains each value; `pipeline-kit config schema` lists all.",
@@ -44,16 +51,22 @@ def config_text(graph: StageGraph, layers: LayerMap, *, image: str, dockerfile: 
     ]
     if dockerfile != "Dockerfile":
         lines.append(f"dockerfile: {dockerfile}")
-    if layers.layers:
+    if not layers.layers:
+        return "\n".join(lines) + "\n"
+    stages = [whole_stage(graph, target, layer) for layer in layers.layers]
+    named = all(index is not None and graph.stages[index].name for index in stages)
+    entries = [f"{layer.name}: {describe_layer(graph, target, layer)}" for layer in layers.layers]
+    width = max(map(len, entries))
+    if named:
         lines.append(f"layers:  # layer -> stage of {graph.source}, in build order")
-        width = max(len(f"{layer.name}: {_stage(graph, layer.stage)}") for layer in layers.layers)
-        for layer in layers.layers:
-            entry = f"{layer.name}: {_stage(graph, layer.stage)}"
-            note = _LAYER_NOTES.get(layer.name, "")
-            lines.append(f"  {entry:<{width}}  # {note}" if note else f"  {entry}")
+        prefix = "  "
+    else:
+        lines.append(
+            "# layers: inferred at every run from what the instructions do (lines of "
+            f"{graph.source}):"
+        )
+        prefix = "#   "
+    for layer, entry in zip(layers.layers, entries, strict=True):
+        note = _LAYER_NOTES.get(layer.name, "")
+        lines.append(f"{prefix}{entry:<{width}}  # {note}" if note else f"{prefix}{entry}")
     return "\n".join(lines) + "\n"
-
-
-def _stage(graph: StageGraph, index: int) -> str:
-    label = graph.stages[index].label
-    return f'"{label}"' if label.isdigit() else label  # an unnamed stage's number, as a name

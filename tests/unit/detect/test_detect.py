@@ -296,7 +296,8 @@ def test_copy_from_chain(
     )
     repo.commit(edit)
     result = repo.detect()
-    # Without a layers mapping the kit infers base (first of the FROM chain) and code (target).
+    # Without a layers mapping the kit infers base (the image and its system packages) and code
+    # (what takes the application's files: the stage that copies assets built from them, too).
     assert {n: v["stage"] for n, v in result["layers"].items()} == {"base": "base", "code": "code"}
     assert changed(result) == expected
     assert result["layers"]["code"]["reasons"] == code_reasons
@@ -321,7 +322,7 @@ def test_run_mount_from_stage_and_context(tmp_path: Path) -> None:
     )
     repo.commit({"requirements.txt": "a==2\n"})
     result = repo.detect()
-    assert changed(result) == {"deps": True, "code": True}
+    assert changed(result) == {"base": False, "deps": True, "code": True}
     run = "Dockerfile:4 RUN --mount=type=bind,source=requirements.txt,target=/r.txt…"
     assert result["layers"]["deps"]["reasons"] == [f"{run}: requirements.txt"]
     repo.commit({"wheels/a.whl": "2"})
@@ -482,10 +483,10 @@ def test_dockerignore_exception_inside_excluded_directory(tmp_path: Path) -> Non
         }
     )
     repo.commit({"docs/drop.md": "2\n"})
-    assert changed(repo.detect()) == {"code": False}
+    assert changed(repo.detect()) == {"base": False, "code": False}
     repo.commit({"docs/keep.md": "2\n"})
     result = repo.detect()
-    assert changed(result) == {"code": True}
+    assert changed(result) == {"base": False, "code": True}
     assert result["layers"]["code"]["reasons"] == ["Dockerfile:2 COPY . /app/: docs/keep.md"]
 
 
@@ -601,6 +602,7 @@ ARG UNUSED=1
             [
                 "Dockerfile:3 ARG MODE: build arg MODE: 'fast' -> 'slow'",
                 "Dockerfile:4 RUN echo \"$MODE\" > /mode: $MODE 'fast' -> 'slow'",
+                "after base",
             ],
         ),
         (
