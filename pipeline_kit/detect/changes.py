@@ -58,6 +58,7 @@ class RebuildPoint:
     layer: str | None  # the layer it is in
     reasons: tuple[str, ...]
     trailing: bool  # in the layer that ends the chain (the only one append replays)
+    certain: bool = True  # False when history was unknown and everything counts as changed
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -191,7 +192,9 @@ def detect_changes(
         chain_stages=tuple(
             (stage.label, head.keys[stage.index]) for stage in from_chain(head.graph, target)
         ),
-        rebuild_point=_rebuild_point(head.graph, layer_map, diff, target, dockerfile),
+        rebuild_point=_rebuild_point(
+            head.graph, layer_map, diff, target, dockerfile, certain=isinstance(base, Side)
+        ),
     )
 
 
@@ -203,7 +206,13 @@ def _base_target(base: StageGraph, head: StageGraph, target: int) -> int:
 
 
 def _rebuild_point(
-    graph: StageGraph, layer_map: LayerMap, diff: ChainDiff, target: int, dockerfile: str
+    graph: StageGraph,
+    layer_map: LayerMap,
+    diff: ChainDiff,
+    target: int,
+    dockerfile: str,
+    *,
+    certain: bool,
 ) -> RebuildPoint | None:
     if diff.first is None:
         return None
@@ -223,6 +232,7 @@ def _rebuild_point(
         layer=layer.name if layer is not None else None,
         reasons=tuple(reason for at, reason in diff.reasons if at == diff.first),
         trailing=trailing,
+        certain=certain,
     )
 
 
