@@ -84,6 +84,9 @@ class Detection:
     chain: ChainKeys | None = None  # per-instruction keys of the target's FROM chain (build)
     chain_stages: tuple[tuple[str, str], ...] = ()  # (stage label, key) along that chain
     rebuild_point: RebuildPoint | None = None
+    # The key of the chain up to where an inferred last layer starts inside a stage: every
+    # image built on that prefix is one a change to the last layer can be appended to.
+    append_base_key: str | None = None
 
     @property
     def rebuild_from(self) -> str | None:
@@ -195,7 +198,19 @@ def detect_changes(
         rebuild_point=_rebuild_point(
             head.graph, layer_map, diff, target, dockerfile, certain=isinstance(base, Side)
         ),
+        append_base_key=_append_base_key(layer_map, steps),
     )
+
+
+def _append_base_key(layer_map: LayerMap, steps: Sequence[Step]) -> str | None:
+    """The step key before the last layer, where that layer starts inside a stage (at a
+    stage's FROM, the stage keys already name the images below it)."""
+    last = layer_map.layers[-1] if layer_map.layers else None
+    if last is None or last.steps is None or last.steps.start == 0:
+        return None
+    if steps[last.steps.start].instruction.cmd == "FROM":
+        return None
+    return steps[last.steps.start - 1].key
 
 
 def _base_target(base: StageGraph, head: StageGraph, target: int) -> int:

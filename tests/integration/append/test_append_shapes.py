@@ -124,3 +124,21 @@ def test_a_requirements_change_is_refused_with_detects_rebuild_point(
     assert plan["reason"] == (
         "rebuild from deps at Dockerfile:7 COPY requirements.txt /deps/requirements.txt"
     )
+
+
+def test_an_image_below_the_code_range_is_found_by_content_not_by_commit(
+    service: dict[str, Any],
+) -> None:
+    """The base commit's image was never built (a server change made it): an image of another
+    commit with the same base and packages is found by the key of what lies below the code
+    range, and the change is appended to it."""
+    repo: GitRepo = service["repo"]
+    repo.git("checkout", "-q", "-B", "unbuilt-base", service["base"])
+    repo.commit({"server/app.py": "print('never built')\n"}, message="not built")
+    repo.commit({"server/app.py": "print('v3')\n"}, message="server again")
+    record = _build(repo, "--strategy", "append")
+    # No commit of this branch was built: only the record of what lies below the code range
+    # (written by every build on it, the newest wins) leads to an image to append to.
+    assert record["strategy"] == "append"
+    assert record["previous"].startswith("shapes/one-stage@sha256:")
+    assert record["append"]["kept_layers"] == 5

@@ -65,3 +65,31 @@ def test_unknown_history_is_left_to_the_previous_images_provenance(repo: GitRepo
     assert detection.range.fail_safe is not None
     assert detection.rebuild_point is not None and not detection.rebuild_point.certain
     refuse_before_the_last_layer(detection)  # no refusal: the provenance decides
+
+
+def test_the_images_below_the_code_range_are_recorded_by_content(repo: GitRepo) -> None:
+    """One stage, so no stage key names what lies below the server: the instructions up to
+    the code range do, the same for every server change, another for a requirements change."""
+    from pipeline_kit.detect.records import on_tags
+
+    first = repo.head()
+    tags = on_tags(_detection(repo, first))
+    assert len(tags) == 1 and tags[0].startswith("pk-on-")
+    repo.commit({"server/x.py": "2\n", "server/y.py": "new\n"})
+    assert on_tags(_detection(repo, first)) == tags
+    repo.commit({"requirements.txt": "a==2\n"})
+    assert on_tags(_detection(repo, first)) not in ([], tags)
+
+
+def test_no_record_below_a_code_range_that_is_a_stage(tmp_path: Path) -> None:
+    repo = GitRepo.init(tmp_path / "staged")
+    repo.commit(
+        {
+            "Dockerfile": "FROM alpine:3.20 AS base\nRUN apk add python3\n"
+            "FROM base AS code\nCOPY server server\n",
+            "server/x.py": "1\n",
+        }
+    )
+    detection = _detection(repo, repo.head())
+    assert detection.append_base_key is None
+    assert len(detection.chain_stages) == 2  # the base stage's key names what is below
