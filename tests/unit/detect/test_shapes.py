@@ -412,3 +412,18 @@ def test_a_stage_named_after_a_role_starts_it(
 ) -> None:
     repo = _repo(tmp_path, {"Dockerfile": dockerfile, "busybox": "bin\n", "app/x.py": "1\n"})
     assert _layout(repo.detect(base="HEAD", head="HEAD")) == layout
+
+
+def test_the_text_report_shows_each_range_and_the_rebuild_point(tmp_path: Path) -> None:
+    from tests.support.gitrepo import cli
+
+    repo = _repo(tmp_path, VLLM_FILES)
+    repo.commit({"vllm/engine.py": "ENGINE = 2\n"})
+    proc = cli("detect", "--format", "text", cwd=repo.path)
+    assert proc.returncode == 0, proc.stderr
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines()[3:6]}
+    assert "base (lines 8-11)" in rows["code"] and "yes" in rows["code"]
+    assert "base (lines 1-4)" in rows["base"] and " no " in rows["base"]
+    assert proc.stdout.endswith(
+        "rebuild from: code; image changed: yes\nrebuild point: Dockerfile:8 COPY vllm vllm\n"
+    )
