@@ -334,8 +334,14 @@ def _all_changed(
 
 
 def _layer_key(head: Side, layer: Layer, steps: Sequence[Step]) -> str:
-    """A range's key names the image up to its last instruction; a stage's is the stage's."""
-    return head.keys[layer.stage] if layer.steps is None else steps[layer.steps.stop - 1].key
+    """A stage's key for a configured layer; for a range, the key of the image up to its last
+    instruction (the target stage's own key for the range that ends the chain, so that a
+    range left last by instructions removed after it still changes key)."""
+    if layer.steps is None:
+        return head.keys[layer.stage]
+    if layer.steps.stop == len(steps):
+        return head.keys[steps[-1].stage]
+    return steps[layer.steps.stop - 1].key
 
 
 def _lines(graph: StageGraph, layer: Layer, steps: Sequence[Step]) -> tuple[int, int]:

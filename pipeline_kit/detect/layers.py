@@ -123,7 +123,7 @@ def infer_layers(graph: StageGraph, target: int) -> LayerMap:
             at -= 1
         return at
 
-    if "code" not in declared:
+    if "code" not in declared and code_at < len(steps):  # an empty code range stays empty
         if deps_at == code_at:
             deps_at = code_at = back(code_at, 1)
         else:

@@ -427,3 +427,22 @@ def test_the_text_report_shows_each_range_and_the_rebuild_point(tmp_path: Path) 
     assert proc.stdout.endswith(
         "rebuild from: code; image changed: yes\nrebuild point: Dockerfile:8 COPY vllm vllm\n"
     )
+
+
+def test_metadata_alone_makes_no_code_range(tmp_path: Path) -> None:
+    repo = _repo(tmp_path, {"Dockerfile": 'FROM scratch\nCMD ["a"]\nENV A=1\n'})
+    assert _layout(repo.detect(base="HEAD", head="HEAD")) == {"base": ("0", [1, 3])}
+
+
+def test_instructions_removed_after_the_last_range_change_its_key(tmp_path: Path) -> None:
+    """What is left is the image: the range that now ends the chain changed, and says why."""
+    repo = _repo(tmp_path, {"Dockerfile": "FROM scratch\nCOPY app /app\n", "app/x": "1\n"})
+    before = repo.detect(base="HEAD", head="HEAD")
+    repo.commit({"Dockerfile": "FROM scratch\n"})
+    result = repo.detect()
+    assert changed(result) == {"base": True}
+    assert result["layers"]["base"]["key"] != before["layers"]["base"]["key"]
+    assert result["layers"]["base"]["reasons"] == [
+        "Dockerfile: COPY app /app: removed (was line 2)"
+    ]
+    assert result["image_changed"] is True and result["rebuild_point"]["line"] == 1
