@@ -122,9 +122,6 @@ class ChainComparison:
         self.dockerfile = dockerfile
         self._diffs: dict[int, ChainDiff] = {}
 
-    def steps(self, side: Side, target: int) -> list[Step]:
-        return chain_steps(side.graph, target, keys_of(side, target, self.build_args, self.inputs))
-
     def diff(self, target: int, base_target: int | None) -> ChainDiff:
         """How the head's chain of ``target`` differs from the base's of ``base_target``."""
         if target not in self._diffs:
