@@ -239,6 +239,9 @@ def plan_build(
         reason = f"no image recorded under {key_tag(detection.image_key)[:15]}…: building it"
     else:
         reason = f"rebuild from {detection.rebuild_from}"
+        point = detection.rebuild_point
+        if point is not None:
+            reason += f" at {point.file}:{point.line} {point.text}"
     if strategy == "builder":
         reason += " (--strategy builder)"
     return BuildPlan("builder", reason, request, fallback=append_refused)

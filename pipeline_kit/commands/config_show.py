@@ -25,7 +25,7 @@ class ConfigShowOptions:
 def run(options: ConfigShowOptions, out: TextIO) -> int:
     from pipeline_kit.adapters.checkout import inside, repository_root
     from pipeline_kit.config.loader import load_config, schema
-    from pipeline_kit.detect.layers import layers_for
+    from pipeline_kit.detect.layers import describe_layer, layers_for
     from pipeline_kit.dockerfile.platform import platform_of
     from pipeline_kit.dockerfile.stages import parse_dockerfile
 
@@ -69,7 +69,7 @@ def run(options: ConfigShowOptions, out: TextIO) -> int:
             if layer.origin == "config"
             else f"inferred: {layer.origin}"
         )
-        entries.append((f"layers.{layer.name}", graph.stages[layer.stage].label, origin))
+        entries.append((f"layers.{layer.name}", describe_layer(graph, target, layer), origin))
     entries.append(("lint.disable", list(config.lint_disable), _origin(config, "lint.disable")))
     entries.append(
         ("lint.max_file_mb", config.lint_max_file_mb, _origin(config, "lint.max_file_mb"))

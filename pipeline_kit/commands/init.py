@@ -93,14 +93,16 @@ def _config_change(root: Path, options: InitOptions, remote: str | None) -> File
 
     platform = None if options.platform is None else parse_platform(options.platform)
     graph = parse_dockerfile(source, source=options.dockerfile, platform=platform)
-    layers = infer_layers(graph, len(graph.stages) - 1)
-    service = service_facts(graph, len(graph.stages) - 1)
+    target = len(graph.stages) - 1
+    layers = infer_layers(graph, target)
+    service = service_facts(graph, target)
     context = find_context(root, Path(options.dockerfile).as_posix(), graph)
     text = config_text(
         graph,
         layers,
         image=image,
         dockerfile=options.dockerfile,
+        target=target,
         service=service,
         platform=None if platform is None else str(platform),
         context=context,

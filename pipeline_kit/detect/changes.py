@@ -1,32 +1,43 @@
 """Which layers changed between two revisions, why, and the content key of each.
 
-A layer changed when its key differs between base and head; the reasons say what a person
-would look for (a file, an instruction, a build arg, an upstream layer). When the range is
-not trustworthy every layer counts as changed, with the reason.
+The unit of change is the instruction of the target's chain (``chain``): the first one that
+differs is the rebuild point, and each reason names the instruction that takes the change
+(``Dockerfile:223 COPY server server: server/app.py``). A layer inferred as a range of that
+chain changed when the rebuild point is in it or before it; a layer the config maps to a stage
+changed when the stage's key differs. When the range is not trustworthy every layer counts as
+changed, with the reason.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pipeline_kit.adapters.git import Git
 from pipeline_kit.config.loader import Config
-from pipeline_kit.detect.keys import ChainKeys, chain_keys, from_chain, stage_keys
-from pipeline_kit.detect.layers import LayerMap, layers_for
+from pipeline_kit.detect.chain import (
+    ChainComparison,
+    ChainDiff,
+    Side,
+    Step,
+    chain_steps,
+    describe,
+    keys_of,
+    match_stage,
+)
+from pipeline_kit.detect.keys import ChainKeys, from_chain, stage_keys
+from pipeline_kit.detect.layers import Layer, LayerMap, layers_for
 from pipeline_kit.detect.revisions import RevisionRange
 from pipeline_kit.detect.sources import check_sources
-from pipeline_kit.dockerfile.context_tree import ContextSnapshot, SourceLeavesContext, source_takes
+from pipeline_kit.dockerfile.context_tree import ContextSnapshot, SourceLeavesContext
 from pipeline_kit.dockerfile.dockerignore import DockerIgnore, ignore_file_candidates
 from pipeline_kit.dockerfile.platform import Platform, platform_of
-from pipeline_kit.dockerfile.stages import Stage, StageGraph, parse_dockerfile
+from pipeline_kit.dockerfile.stages import StageGraph, parse_dockerfile
 from pipeline_kit.dockerfile.tree_cache import store_for
 from pipeline_kit.errors import InputError
-
-MAX_FILE_REASONS = 10
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,31 @@ class LayerChange:
     key: str
     reasons: tuple[str, ...]
     origin: str  # "config" or how the layer was inferred
+    lines: tuple[int, int] = (0, 0)  # the first and last Dockerfile line of what it covers
+
+
+@dataclass(frozen=True)
+class RebuildPoint:
+    """The first instruction of the target's chain that differs: a build starts there."""
+
+    file: str
+    line: int
+    text: str  # the instruction on one line
+    stage: str
+    layer: str | None  # the layer it is in
+    reasons: tuple[str, ...]
+    trailing: bool  # in the layer that ends the chain (the only one append replays)
+    certain: bool = True  # False when history was unknown and everything counts as changed
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "text": self.text,
+            "stage": self.stage,
+            "layer": self.layer,
+            "reasons": list(self.reasons),
+        }
 
 
 @dataclass(frozen=True)
@@ -51,6 +87,10 @@ class Detection:
     base_image_key: str | None = None  # the same at base, when base could be read
     chain: ChainKeys | None = None  # per-instruction keys of the target's FROM chain (build)
     chain_stages: tuple[tuple[str, str], ...] = ()  # (stage label, key) along that chain
+    rebuild_point: RebuildPoint | None = None
+    # The key of the chain up to where an inferred last layer starts inside a stage: every
+    # image built on that prefix is one a change to the last layer can be appended to.
+    append_base_key: str | None = None
 
     @property
     def rebuild_from(self) -> str | None:
@@ -75,24 +115,16 @@ class Detection:
                     "changed": layer.changed,
                     "key": layer.key,
                     "reasons": list(layer.reasons),
+                    "lines": list(layer.lines),
+                    "origin": layer.origin,
                 }
                 for layer in self.layers
             },
             "rebuild_from": self.rebuild_from,
+            "rebuild_point": self.rebuild_point.to_json() if self.rebuild_point else None,
             "image_changed": self.image_changed,
             "image_key": self.image_key,
         }
-
-
-@dataclass
-class _Side:
-    """Everything read at one revision."""
-
-    graph: StageGraph
-    ignore: DockerIgnore
-    ignore_text: str
-    snapshot: ContextSnapshot
-    keys: dict[int, str]
 
 
 def repo_path(git: Git, path: Path, what: str) -> str:
@@ -134,8 +166,10 @@ def detect_changes(
         revision="the working tree" if rng.worktree else rng.head[:12],
         treeish=rng.head_tree,
     )
+    head_chain = keys_of(head, target, config.build_args, inputs)
+    steps = chain_steps(head.graph, target, head_chain)
 
-    base: _Side | str | None = None
+    base: Side | str | None = None
     reason = rng.fail_safe
     if reason is None and rng.base is not None:
         base = _read_side(
@@ -143,17 +177,31 @@ def detect_changes(
         )
         if isinstance(base, str):
             reason = f"{base} at base {rng.base[:12]}: nothing to compare with"
-    if reason is not None or not isinstance(base, _Side):
-        layers = _all_changed(head, layer_map, reason or "base unknown")
+    if reason is not None or not isinstance(base, Side):
+        why = reason or "base unknown"
+        layers = _all_changed(head, layer_map, steps, why)
+        diff = ChainDiff(tuple(steps), 0, ((0, why),))
         image_changed = True
     else:
         changed_paths = _context_paths(
             git.changed_paths(rng.base or "", rng.head_tree, context), context
         )
-        layers, image_changed = _compare(head, base, layer_map, target, changed_paths, dockerfile)
-    chain = None
-    if with_chain:
-        chain = chain_keys(head.graph, target, head.snapshot, head.keys, config.build_args, inputs)
+        comparison = ChainComparison(
+            head,
+            base,
+            build_args=config.build_args,
+            inputs=inputs,
+            changed_paths=changed_paths,
+            dockerfile=dockerfile,
+        )
+        diff = comparison.diff(target, _base_target(base.graph, head.graph, target))
+        if layer_map.ranged:
+            layers = _ranged(head, layer_map, diff)
+        else:
+            layers = _staged(head, base, layer_map, comparison)
+        image_changed = (
+            diff.first is not None or _base_target_key(base, target, head) != (head.keys[target])
+        )
     return Detection(
         range=rng,
         dockerfile=dockerfile,
@@ -162,15 +210,75 @@ def detect_changes(
         layers=layers,
         image_changed=image_changed,
         image_key=head.keys[target],
-        base_image_key=_base_target_key(base, target, head) if isinstance(base, _Side) else None,
-        chain=chain,
+        base_image_key=_base_target_key(base, target, head) if isinstance(base, Side) else None,
+        chain=head_chain if with_chain else None,
         chain_stages=tuple(
             (stage.label, head.keys[stage.index]) for stage in from_chain(head.graph, target)
         ),
+        rebuild_point=_rebuild_point(
+            head.graph, layer_map, diff, target, dockerfile, certain=isinstance(base, Side)
+        ),
+        append_base_key=_append_base_key(layer_map, steps),
     )
 
 
-def _base_target_key(base: _Side, target: int, head: _Side) -> str | None:
+def _append_base_key(layer_map: LayerMap, steps: Sequence[Step]) -> str | None:
+    """The step key before the last layer, where that layer starts inside a stage (at a
+    stage's FROM, the stage keys already name the images below it)."""
+    last = layer_map.layers[-1] if layer_map.layers else None
+    if last is None or last.steps is None or last.steps.start == 0:
+        return None
+    if steps[last.steps.start].instruction.cmd == "FROM":
+        return None
+    return steps[last.steps.start - 1].key
+
+
+def _base_target(base: StageGraph, head: StageGraph, target: int) -> int:
+    """The base's stage that is the head's target: by name, else the last one."""
+    name = head.stages[target].name
+    found = base.find(name) if name is not None else None
+    return found.index if found is not None else len(base.stages) - 1
+
+
+def _rebuild_point(
+    graph: StageGraph,
+    layer_map: LayerMap,
+    diff: ChainDiff,
+    target: int,
+    dockerfile: str,
+    *,
+    certain: bool,
+) -> RebuildPoint | None:
+    if diff.first is None:
+        return None
+    step = diff.steps[diff.first]
+    layer = _layer_of(layer_map, diff.first, step)
+    if layer_map.ranged:
+        last = layer_map.layers[-1] if layer_map.layers else None
+        trailing = last is not None and last.steps is not None and diff.first in last.steps
+    else:
+        trailing = step.stage == target
+    text = describe(dockerfile, step.instruction).split(" ", 1)[1]
+    return RebuildPoint(
+        file=dockerfile,
+        line=step.instruction.line,
+        text=text,
+        stage=graph.stages[step.stage].label,
+        layer=layer.name if layer is not None else None,
+        reasons=tuple(reason for at, reason in diff.reasons if at == diff.first),
+        trailing=trailing,
+        certain=certain,
+    )
+
+
+def _layer_of(layer_map: LayerMap, position: int, step: Step) -> Layer | None:
+    for layer in layer_map.layers:
+        if layer.steps is not None and position in layer.steps:
+            return layer
+    return layer_map.for_stage(step.stage)
+
+
+def _base_target_key(base: Side, target: int, head: Side) -> str | None:
     """The key the target stage had at base (matched by name, else by position)."""
     label = head.graph.stages[target].label
     for stage in base.graph.stages:
@@ -186,9 +294,9 @@ def _read_side(
     context: str,
     build_args: Mapping[str, str],
     inputs: tuple[str, ...],
-    other: _Side | None,
+    other: Side | None,
     platform: Platform | None = None,
-) -> _Side | str:
+) -> Side | str:
     """The Dockerfile, .dockerignore and context at ``treeish``, or what is missing there."""
     text = git.read_blob(treeish, dockerfile)
     if text is None:
@@ -229,7 +337,7 @@ def _read_side(
         raise InputError(
             f"{dockerfile}:{exc.message.removeprefix('line ')}", hint=exc.hint
         ) from None
-    return _Side(graph, ignore, ignore_text, snapshot, keys)
+    return Side(graph, ignore, ignore_text, snapshot, keys)
 
 
 def _context_paths(paths: list[str], context: str) -> list[str]:
@@ -239,32 +347,80 @@ def _context_paths(paths: list[str], context: str) -> list[str]:
     return [p[len(prefix) :] for p in paths if p.startswith(prefix)]
 
 
-def _all_changed(head: _Side, layer_map: LayerMap, reason: str) -> tuple[LayerChange, ...]:
+def _all_changed(
+    head: Side, layer_map: LayerMap, steps: Sequence[Step], reason: str
+) -> tuple[LayerChange, ...]:
     return tuple(
         LayerChange(
             name=layer.name,
             stage=head.graph.stages[layer.stage].label,
             changed=True,
-            key=head.keys[layer.stage],
+            key=_layer_key(head, layer, steps),
             reasons=(reason,),
             origin=layer.origin,
+            lines=_lines(head.graph, layer, steps),
         )
         for layer in layer_map.layers
     )
 
 
-def _compare(
-    head: _Side,
-    base: _Side,
-    layer_map: LayerMap,
-    target: int,
-    changed_paths: list[str],
-    dockerfile: str,
-) -> tuple[tuple[LayerChange, ...], bool]:
-    matches = {s.index: _match(s, base.graph) for s in head.graph.stages}
+def _layer_key(head: Side, layer: Layer, steps: Sequence[Step]) -> str:
+    """A stage's key for a configured layer; for a range, the key of the image up to its last
+    instruction (the target stage's own key for the range that ends the chain, so that a
+    range left last by instructions removed after it still changes key)."""
+    if layer.steps is None:
+        return head.keys[layer.stage]
+    if layer.steps.stop == len(steps):
+        return head.keys[steps[-1].stage]
+    return steps[layer.steps.stop - 1].key
+
+
+def _lines(graph: StageGraph, layer: Layer, steps: Sequence[Step]) -> tuple[int, int]:
+    if layer.steps is None:
+        instructions = graph.stages[layer.stage].instructions
+        return instructions[0].line, instructions[-1].end_line
+    return steps[layer.steps.start].instruction.line, steps[
+        layer.steps.stop - 1
+    ].instruction.end_line
+
+
+def _ranged(head: Side, layer_map: LayerMap, diff: ChainDiff) -> tuple[LayerChange, ...]:
+    """Inferred layers: a range changed when the rebuild point is in it or before it."""
+    out = []
+    before: str | None = None
+    for layer in layer_map.layers:
+        assert layer.steps is not None
+        changed = diff.first is not None and diff.first < layer.steps.stop
+        reasons = [reason for at, reason in diff.reasons if at in layer.steps] if changed else []
+        if (
+            changed
+            and before is not None
+            and diff.first is not None
+            and diff.first < layer.steps.start
+        ):
+            reasons.append(f"after {before}")
+        out.append(
+            LayerChange(
+                layer.name,
+                head.graph.stages[layer.stage].label,
+                changed,
+                _layer_key(head, layer, diff.steps),
+                tuple(reasons),
+                layer.origin,
+                _lines(head.graph, layer, diff.steps),
+            )
+        )
+        before = layer.name
+    return tuple(out)
+
+
+def _staged(
+    head: Side, base: Side, layer_map: LayerMap, comparison: ChainComparison
+) -> tuple[LayerChange, ...]:
+    """Layers the config maps to stages: a stage changed when its key differs."""
 
     def stage_changed(index: int) -> bool:
-        other = matches[index]
+        other = match_stage(head.graph.stages[index], base.graph)
         return other is None or base.keys[other.index] != head.keys[index]
 
     def label(index: int) -> str:
@@ -277,8 +433,14 @@ def _compare(
         changed = stage_changed(layer.stage)
         reasons: list[str] = []
         if changed:
-            reasons = _reasons(stage, matches[layer.stage], head, base, changed_paths, dockerfile)
-            reasons += [f"after {label(dep)}" for dep in stage.depends_on() if stage_changed(dep)]
+            other = match_stage(stage, base.graph)
+            diff = comparison.diff(layer.stage, None if other is None else other.index)
+            if other is None:
+                reasons = [reason for _, reason in diff.reasons]
+            else:
+                reasons = [r for at, r in diff.reasons if diff.steps[at].stage == layer.stage]
+            if stage.parent is not None and stage_changed(stage.parent):
+                reasons.append(f"after {label(stage.parent)}")
             if not reasons:
                 reasons = ["content key changed"]
         layers.append(
@@ -289,72 +451,7 @@ def _compare(
                 head.keys[layer.stage],
                 tuple(reasons),
                 layer.origin,
+                _lines(head.graph, layer, ()),
             )
         )
-    return tuple(layers), stage_changed(target)
-
-
-def _match(stage: Stage, graph: StageGraph) -> Stage | None:
-    if stage.name is not None:
-        return graph.find(stage.name)
-    if stage.index < len(graph.stages) and graph.stages[stage.index].name is None:
-        return graph.stages[stage.index]
-    return None
-
-
-def _reasons(
-    stage: Stage,
-    before: Stage | None,
-    head: _Side,
-    base: _Side,
-    changed_paths: list[str],
-    dockerfile: str,
-) -> list[str]:
-    """A stage's own reasons for changing (upstream changes are added by the caller)."""
-    if before is None:
-        return [f"new stage '{stage.label}' in {dockerfile}"]
-    reasons = []
-    if stage.parent is None and before.parent is None and stage.from_ref != before.from_ref:
-        reasons.append(f"base image {before.from_ref} -> {stage.from_ref}")
-    old_args = dict(before.from_args + before.args)
-    for name, value in stage.from_args + stage.args:
-        if name in old_args and old_args[name] != value:
-            reasons.append(f"build arg {name}: {old_args[name]!r} -> {value!r}")
-    reasons += _instruction_reasons(stage, before, dockerfile)
-
-    sources = stage.sources + before.sources
-    taken = [
-        path
-        for path in changed_paths
-        if any(source_takes(source, path) for source in sources)
-        and not (head.ignore.excluded(path) and base.ignore.excluded(path))
-    ]
-    reasons += taken[:MAX_FILE_REASONS]
-    if len(taken) > MAX_FILE_REASONS:
-        reasons.append(f"... and {len(taken) - MAX_FILE_REASONS} more files")
-    if not reasons and sources and head.ignore_text != base.ignore_text:
-        reasons.append(".dockerignore changed what the stage takes")
-    return reasons
-
-
-def _instruction_reasons(stage: Stage, before: Stage, dockerfile: str) -> list[str]:
-    new = [i.normalized() for i in stage.instructions[1:]]
-    old = [i.normalized() for i in before.instructions[1:]]
-    if new == old:
-        return []
-    out = []
-    import difflib  # only when instructions changed
-
-    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
-    for op, a1, a2, b1, b2 in matcher.get_opcodes():
-        if op == "equal":
-            continue
-        if b2 > b1:
-            for ins in stage.instructions[1 + b1 : 1 + b2]:
-                out.append(
-                    f"{dockerfile}:{ins.line} {ins.cmd} {'added' if op == 'insert' else 'changed'}"
-                )
-        else:
-            for ins in before.instructions[1 + a1 : 1 + a2]:
-                out.append(f"{dockerfile}: {ins.cmd} removed (was line {ins.line})")
-    return out
+    return tuple(layers)

@@ -97,6 +97,8 @@ class InstructionKey(NamedTuple):
     own: str
     effect: str
     cumulative: str
+    # What ``effect`` takes besides the text, by name ($VAR, WORKDIR, USER), for reasons.
+    seen: tuple[tuple[str, str], ...] = ()
 
 
 class ChainKeys(NamedTuple):
@@ -145,11 +147,14 @@ def chain_keys(
                 used |= uses_variables(text)
             parts = [ins.cmd, ins.normalized()]
             parts += [f"var {name}={scope.get(name)!r}" for name in sorted(used)]
+            seen = {f"${name}": repr(scope.get(name)) for name in used}
             if ins.cmd in ("RUN", "COPY", "ADD"):
                 # RUN sees every variable; COPY and ADD create the working directory.
                 parts += [f"workdir {workdir}", f"user {user}"]
+                seen.update(WORKDIR=workdir or "/", USER=user or "root")
             if ins.cmd == "RUN":
                 parts += [f"scope {name}={value!r}" for name, value in sorted(scope.items())]
+                seen.update((f"${name}", repr(value)) for name, value in scope.items())
             parts += [
                 f"stage-ref {ref.via} {keys[ref.stage]}"
                 for ref in stage.stage_refs
@@ -163,7 +168,11 @@ def chain_keys(
             ]
             own = _digest(effect, *material) if material else effect
             cumulative = _digest(cumulative, own)
-            out.append(InstructionKey(len(out), stage.index, ins, own, effect, cumulative))
+            out.append(
+                InstructionKey(
+                    len(out), stage.index, ins, own, effect, cumulative, tuple(sorted(seen.items()))
+                )
+            )
             # The scope the next instruction sees (the same rules as stages.py).
             if ins.cmd == "ARG":
                 for name, default in _arg_assignments(ins.args):

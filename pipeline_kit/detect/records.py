@@ -22,8 +22,10 @@ def on_tag(stage_key: str, prefix: str = TRUSTED_KEY_PREFIX) -> str:
 
 
 def on_tags(detection: Detection, prefix: str = TRUSTED_KEY_PREFIX) -> list[str]:
-    """``pk-on-<key>`` for each stage the target is built FROM (nearest first)."""
-    return [on_tag(key, prefix) for _, key in reversed(detection.chain_stages[:-1])]
+    """``pk-on-<key>`` for the instructions below an inferred last layer that starts inside a
+    stage, then for each stage the target is built FROM (nearest first)."""
+    tags = [on_tag(detection.append_base_key, prefix)] if detection.append_base_key else []
+    return tags + [on_tag(key, prefix) for _, key in reversed(detection.chain_stages[:-1])]
 
 
 def read_prefixes(trust: Trust) -> tuple[str, ...]:

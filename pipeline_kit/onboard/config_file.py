@@ -1,4 +1,9 @@
-"""A first ``pipeline-kit.yaml`` from the Dockerfile's stages (what ``init`` writes)."""
+"""A first ``pipeline-kit.yaml`` from the Dockerfile's stages (what ``init`` writes).
+
+Layers are written as a mapping to stages only where each inferred layer is a whole named
+stage; otherwise (a layer inside a stage, or an unnamed stage, whose number would change when
+a stage is added) they are left to inference at every run, and a comment says what it finds.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import re
 from collections.abc import Sequence
 
 from pipeline_kit import __version__
-from pipeline_kit.detect.layers import LayerMap
+from pipeline_kit.detect.layers import LayerMap, describe_layer, whole_stage
 from pipeline_kit.dockerfile.stages import StageGraph
 from pipeline_kit.onboard.build_context import FoundContext
 from pipeline_kit.onboard.service import ServiceFact
@@ -19,7 +24,7 @@ SCHEMA_URL = (
 )
 _LAYER_NOTES = {
     "base": "OS, CUDA, system packages",
-    "deps": "Python packages",
+    "deps": "packages of a language, and their lock files",
     "code": "the application",
 }
 
@@ -45,12 +50,13 @@ def config_text(
     *,
     image: str,
     dockerfile: str,
+    target: int,
     service: Sequence[ServiceFact] = (),
     platform: str | None = None,
     context: FoundContext | None = None,
 ) -> str:
-    """The config, commented: each layer's stage and what it holds, where it came from, the
-    build context and where it was found, and what the Dockerfile says about the server
+    """The config, commented: each layer's stage (or lines) and what it holds, the build
+    context and where it was found, and what the Dockerfile says about the server
     (``service``)."""
     lines = [
         f"# yaml-language-server: $schema={SCHEMA_URL}",
@@ -65,12 +71,7 @@ def config_text(
         origin = " ".join(context.origin.split())
         lines.append(f"context: {_scalar(context.path)}  # {origin}")
     if layers.layers:
-        lines.append(f"layers:  # layer -> stage of {graph.source}, in build order")
-        width = max(len(f"{layer.name}: {_stage(graph, layer.stage)}") for layer in layers.layers)
-        for layer in layers.layers:
-            entry = f"{layer.name}: {_stage(graph, layer.stage)}"
-            note = _LAYER_NOTES.get(layer.name, "")
-            lines.append(f"  {entry:<{width}}  # {note}" if note else f"  {entry}")
+        lines += _layer_lines(graph, layers, target)
     if service:
         lines.append("service:  # as the Dockerfile says")
         entries = [f"{fact.key}: {json.dumps(fact.value)}" for fact in service]
@@ -80,14 +81,29 @@ def config_text(
     return "\n".join(lines) + "\n"
 
 
-def _stage(graph: StageGraph, index: int) -> str:
-    label = graph.stages[index].label
-    return f'"{label}"' if label.isdigit() else label  # an unnamed stage's number, as a name
+def _layer_lines(graph: StageGraph, layers: LayerMap, target: int) -> list[str]:
+    """A ``layers:`` mapping where every layer is a whole named stage; otherwise a comment
+    with each layer's lines (inferred again at every run, never a stage number)."""
+    stages = [whole_stage(graph, target, layer) for layer in layers.layers]
+    named = all(index is not None and graph.stages[index].name for index in stages)
+    entries = [f"{layer.name}: {describe_layer(graph, target, layer)}" for layer in layers.layers]
+    width = max(map(len, entries))
+    if named:
+        lines = [f"layers:  # layer -> stage of {graph.source}, in build order"]
+        prefix = "  "
+    else:
+        lines = [
+            "# layers: inferred at every run from what the instructions do (lines of "
+            f"{graph.source}):"
+        ]
+        prefix = "#   "
+    for layer, entry in zip(layers.layers, entries, strict=True):
+        note = _LAYER_NOTES.get(layer.name, "")
+        lines.append(f"{prefix}{entry:<{width}}  # {note}" if note else f"{prefix}{entry}")
+    return lines
 
 
 def _scalar(text: str) -> str:
     """``text`` as a YAML plain scalar where it can be one, else quoted."""
-    import json
-
     plain = re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_./-]*", text) is not None
     return text if plain else json.dumps(text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pipeline_kit.detect.changes import Detection
+from pipeline_kit.detect.changes import Detection, LayerChange
 from pipeline_kit.report.outputs import flag, output_name, record_json
 from pipeline_kit.report.table import render_table
 
@@ -23,7 +23,7 @@ def as_text(detection: Detection) -> str:
     rows = [
         [
             layer.name,
-            layer.stage,
+            _where(layer),
             "yes" if layer.changed else "no",
             layer.key[:12],
             "fail safe" if rng.fail_safe else "; ".join(layer.reasons) or "-",
@@ -35,6 +35,9 @@ def as_text(detection: Detection) -> str:
     lines.append(
         f"rebuild from: {rebuild}; image changed: {'yes' if detection.image_changed else 'no'}"
     )
+    point = detection.rebuild_point
+    if point is not None:
+        lines.append(f"rebuild point: {point.file}:{point.line} {point.text}")
     return "\n".join(lines) + "\n"
 
 
@@ -62,7 +65,7 @@ def github_summary(detection: Detection) -> str:
         reasons = "<br>".join(_md(r) for r in layer.reasons) or "-"
         changed = "**yes**" if layer.changed else "no"
         lines.append(
-            f"| {layer.name} | {layer.stage} | {changed} | `{layer.key[:12]}` | {reasons} |"
+            f"| {layer.name} | {_where(layer)} | {changed} | `{layer.key[:12]}` | {reasons} |"
         )
     lines += [
         "",
@@ -70,7 +73,18 @@ def github_summary(detection: Detection) -> str:
         f"**{'yes' if detection.image_changed else 'no'}**",
         "",
     ]
+    point = detection.rebuild_point
+    if point is not None:
+        lines += [f"Rebuild point: `{point.file}:{point.line}` `{_md(point.text)}`", ""]
     return "\n".join(lines)
+
+
+def _where(layer: LayerChange) -> str:
+    """The stage a configured layer is; for an inferred range, its stage and lines too."""
+    if layer.origin == "config":
+        return layer.stage
+    first, last = layer.lines
+    return f"{layer.stage} (lines {first}-{last})"
 
 
 def _md(text: str) -> str:

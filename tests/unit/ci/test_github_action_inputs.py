@@ -212,7 +212,7 @@ def test_a_password_is_masked_and_leaves_the_action_variables(
     )
     assert code == 0, log
     assert log.startswith("::add-mask::first-line\n::add-mask::second-line\n")
-    assert outputs["base-changed"] == "true" and outputs["exit-code"] == "0"
+    assert outputs["code-changed"] == "true" and outputs["exit-code"] == "0"
     assert "PK_REGISTRY_PASSWORD" not in os.environ
     assert os.environ["PIPELINE_KIT_REGISTRY_PASSWORD"] == "first-line\nsecond-line"
     assert os.environ["PIPELINE_KIT_REGISTRY"] == "registry.example.com"

@@ -31,28 +31,25 @@ def _show(path: Path, *args: str) -> dict[str, dict[str, object]]:
 def test_inferred_layers_say_how(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text(THREE_STAGES)
     values = _show(tmp_path)
-    assert values["layers.base"] == {"value": "base", "from": "inferred: stage named 'base'"}
-    assert values["layers.deps"] == {"value": "builder", "from": "inferred: stage named 'builder'"}
-    assert values["layers.code"] == {"value": "final", "from": "inferred: stage named 'final'"}
+    how = "inferred: lines {} of the target's chain, from what they do"
+    assert values["layers.base"] == {"value": "base", "from": how.format("1-1")}
+    assert values["layers.deps"] == {"value": "Dockerfile:4-5", "from": how.format("4-5")}
+    assert values["layers.code"] == {"value": "Dockerfile:6", "from": how.format("6-6")}
     assert values["dockerfile"] == {"value": "Dockerfile", "from": "default"}
     assert values["target"]["value"] == "final"
 
 
-def test_positional_inference_without_telling_names(tmp_path: Path) -> None:
+def test_layers_come_from_what_stages_do_not_from_their_names(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text(
-        "FROM python:3.11 AS os\nFROM os AS py\nFROM py AS srv\n".replace("AS os", "AS one")
-        .replace("FROM os", "FROM one")
-        .replace("AS py", "AS two")
-        .replace("FROM py", "FROM two")
-        .replace("AS srv", "AS three")
+        "FROM python:3.11 AS one\nRUN apt-get update && apt-get install -y curl\n"
+        "FROM one AS two\nRUN pip install x==1\nFROM two AS three\nCOPY app /app\n"
     )
     values = _show(tmp_path)
-    assert values["layers.base"]["value"] == "one"
-    assert values["layers.deps"] == {
-        "value": "two",
-        "from": "inferred: the stage the target is built FROM",
+    assert {name: values[f"layers.{name}"]["value"] for name in ("base", "deps", "code")} == {
+        "base": "one",
+        "deps": "two",
+        "code": "three",
     }
-    assert values["layers.code"] == {"value": "three", "from": "inferred: the target stage"}
 
 
 def test_configured_values_point_at_their_lines(tmp_path: Path) -> None:
@@ -126,7 +123,7 @@ def test_detect_works_without_a_config_file(tmp_path: Path) -> None:
     repo.commit({"app/x.py": "2"})
     result = repo.detect()
     assert list(result["layers"]) == ["base", "deps", "code"]
-    assert result["layers"]["code"]["reasons"] == ["app/x.py"]
+    assert result["layers"]["code"]["reasons"] == ["Dockerfile:6 COPY app/ /app/: app/x.py"]
 
 
 def test_config_is_found_from_a_subdirectory(tmp_path: Path) -> None:
@@ -378,7 +375,8 @@ def test_config_show_reads_the_dockerfile_for_the_platform_given(tmp_path: Path)
         "FROM base-${FLAVOR} AS app\n"
     )
     (tmp_path / "pipeline-kit.yaml").write_text("platform: linux/amd64\n")
-    assert _show(tmp_path)["layers.base"]["value"] == "base-amd64"
+    # The inferred layer runs from the stage FLAVOR chose (line 2 or 3) to the last FROM.
+    assert _show(tmp_path)["layers.base"]["value"] == "Dockerfile:2-4"
     values = _show(tmp_path, "--platform", "linux/arm64")
     assert values["platform"] == {"value": "linux/arm64", "from": "--platform"}
-    assert values["layers.base"]["value"] == "base-arm64"
+    assert values["layers.base"]["value"] == "Dockerfile:3-4"

@@ -63,13 +63,16 @@ CASES: list[tuple[str, dict[str, str | None], dict[str, bool], dict[str, list[st
         "code only",
         {"app/main.py": "print('hello, world')\n"},
         {"base": False, "deps": False, "code": True},
-        {"code": ["app/main.py"]},
+        {"code": ["Dockerfile:14 COPY app/ /app/: app/main.py"]},
     ),
     (
         "deps change",
         {"requirements.txt": "numpy==2.2.0\n"},
         {"base": False, "deps": True, "code": True},
-        {"deps": ["requirements.txt"], "code": ["after deps"]},
+        {
+            "deps": ["Dockerfile:8 COPY requirements.txt /tmp/requirements.txt: requirements.txt"],
+            "code": ["after deps"],
+        },
     ),
     (
         "edit inside the base stage",
@@ -77,7 +80,13 @@ CASES: list[tuple[str, dict[str, str | None], dict[str, bool], dict[str, list[st
             "install -y --no-install-recommends curl", "install -y --no-install-recommends curl git"
         ),
         {"base": True, "deps": True, "code": True},
-        {"base": ["Dockerfile:4 RUN changed"], "deps": ["after base"], "code": ["after deps"]},
+        {
+            "base": [
+                "Dockerfile:4 RUN apt-get update && apt-get install -y --no-install-recom…: changed"
+            ],
+            "deps": ["after base"],
+            "code": ["after deps"],
+        },
     ),
     (
         "ARG before FROM",
@@ -85,8 +94,10 @@ CASES: list[tuple[str, dict[str, str | None], dict[str, bool], dict[str, list[st
         {"base": True, "deps": True, "code": True},
         {
             "base": [
-                "base image python:3.11-slim -> python:3.12-slim",
-                "build arg PYTHON_IMAGE: 'python:3.11-slim' -> 'python:3.12-slim'",
+                "Dockerfile:3 FROM ${PYTHON_IMAGE} AS base: base image python:3.11-slim -> "
+                "python:3.12-slim",
+                "Dockerfile:3 FROM ${PYTHON_IMAGE} AS base: build arg PYTHON_IMAGE: "
+                "'python:3.11-slim' -> 'python:3.12-slim'",
             ],
             "deps": ["after base"],
         },
@@ -95,7 +106,7 @@ CASES: list[tuple[str, dict[str, str | None], dict[str, bool], dict[str, list[st
         "final stage only (CMD)",
         _edit_dockerfile('CMD ["python", "-m", "app"]', 'CMD ["python", "-m", "app", "--fast"]'),
         {"base": False, "deps": False, "code": True},
-        {"code": ["Dockerfile:16 CMD changed"]},
+        {"code": ['Dockerfile:16 CMD ["python", "-m", "app", "--fast"]: changed']},
     ),
     (
         "comment and blank lines in the Dockerfile",
@@ -119,27 +130,44 @@ CASES: list[tuple[str, dict[str, str | None], dict[str, bool], dict[str, list[st
         "a .md inside a copied directory is taken: *.md matches at the context root only",
         {"app/CHANGES.md": "x\n"},
         {"base": False, "deps": False, "code": True},
-        {"code": ["app/CHANGES.md"]},
+        {"code": ["Dockerfile:14 COPY app/ /app/: app/CHANGES.md"]},
     ),
     (
         "a file taken by two stages",
         {"shared/util.py": "def util(): return 1\n"},
         {"base": False, "deps": True, "code": True},
-        {"deps": ["shared/util.py"], "code": ["shared/util.py", "after deps"]},
+        {
+            "deps": ["Dockerfile:10 COPY shared/ /opt/shared/: shared/util.py"],
+            "code": ["Dockerfile:15 COPY shared/ /app/shared/: shared/util.py", "after deps"],
+        },
     ),
     (
         "new file in a copied directory",
         {"app/sub/deep/mod.py": "Y = 2\n"},
         {"base": False, "deps": False, "code": True},
-        {"code": ["app/sub/deep/mod.py"]},
+        {"code": ["Dockerfile:14 COPY app/ /app/: app/sub/deep/mod.py"]},
     ),
     (
         "deleted file",
         {"app/helper.py": None},
         {"base": False, "deps": False, "code": True},
-        {"code": ["app/helper.py"]},
+        {"code": ["Dockerfile:14 COPY app/ /app/: app/helper.py"]},
     ),
 ]
+
+
+# The line of the first changed instruction (the rebuild point) of each changing case.
+REBUILD_LINES = {
+    "code only": 14,
+    "deps change": 8,
+    "edit inside the base stage": 4,
+    "ARG before FROM": 3,
+    "final stage only (CMD)": 16,
+    "a .md inside a copied directory is taken: *.md matches at the context root only": 14,
+    "a file taken by two stages": 10,
+    "new file in a copied directory": 14,
+    "deleted file": 14,
+}
 
 
 @pytest.mark.parametrize(("name", "edit", "expected", "reasons"), CASES, ids=[c[0] for c in CASES])
@@ -165,6 +193,18 @@ def test_change_kinds(
         assert same_key is not is_changed, f"{layer}: key and changed disagree"
     first = next((layer for layer, c in expected.items() if c), None)
     assert result["rebuild_from"] == first
+    point = result["rebuild_point"]
+    if first is None:
+        assert point is None
+    else:
+        assert (point["file"], point["line"], point["layer"]) == (
+            "Dockerfile",
+            REBUILD_LINES[name],
+            first,
+        )
+        written = (repo.path / "Dockerfile").read_text().splitlines()[REBUILD_LINES[name] - 1]
+        assert written.strip().startswith(point["text"].removesuffix("…"))
+        assert point["reasons"] and set(point["reasons"]) <= set(result["layers"][first]["reasons"])
     assert result["image_changed"] is any(expected.values())
 
 
@@ -181,10 +221,12 @@ def test_rename_across_layers_counts_both_paths(repo: GitRepo) -> None:
     repo.commit(message="move helper to shared")
     result = repo.detect()
     assert changed(result) == {"base": False, "deps": True, "code": True}
-    assert result["layers"]["deps"]["reasons"] == ["shared/helper.py"]
+    assert result["layers"]["deps"]["reasons"] == [
+        "Dockerfile:10 COPY shared/ /opt/shared/: shared/helper.py"
+    ]
     assert result["layers"]["code"]["reasons"] == [
-        "app/helper.py",
-        "shared/helper.py",
+        "Dockerfile:14 COPY app/ /app/: app/helper.py",
+        "Dockerfile:15 COPY shared/ /app/shared/: shared/helper.py",
         "after deps",
     ]
 
@@ -210,9 +252,28 @@ COPY app/ /app/
 @pytest.mark.parametrize(
     ("edit", "expected", "code_reasons"),
     [
-        ({"tools/build.py": "print(2)\n"}, {"base": False, "code": True}, ["after stage 'assets'"]),
-        ({"static/site.css": "b{}\n"}, {"base": False, "code": True}, ["after stage 'assets'"]),
-        ({"app/main.py": "2\n"}, {"base": False, "code": True}, ["app/main.py"]),
+        (
+            {"tools/build.py": "print(2)\n"},
+            {"base": False, "code": True},
+            [
+                "Dockerfile:13 COPY --from=assets /assets /app/assets: stage 'assets' changed: "
+                "Dockerfile:9 COPY --from=tools /out.txt /assets/out.txt: stage 'tools' changed: "
+                "Dockerfile:5 COPY tools/ /src/tools/: tools/build.py"
+            ],
+        ),
+        (
+            {"static/site.css": "b{}\n"},
+            {"base": False, "code": True},
+            [
+                "Dockerfile:13 COPY --from=assets /assets /app/assets: stage 'assets' changed: "
+                "Dockerfile:10 COPY static/ /assets/static/: static/site.css"
+            ],
+        ),
+        (
+            {"app/main.py": "2\n"},
+            {"base": False, "code": True},
+            ["Dockerfile:14 COPY app/ /app/: app/main.py"],
+        ),
         ({"unused/x.txt": "2\n"}, {"base": False, "code": False}, []),
     ],
     ids=["tools", "static", "app", "untaken"],
@@ -235,7 +296,8 @@ def test_copy_from_chain(
     )
     repo.commit(edit)
     result = repo.detect()
-    # Without a layers mapping the kit infers base (first of the FROM chain) and code (target).
+    # Without a layers mapping the kit infers base (the image and its system packages) and code
+    # (what takes the application's files: the stage that copies assets built from them, too).
     assert {n: v["stage"] for n, v in result["layers"].items()} == {"base": "base", "code": "code"}
     assert changed(result) == expected
     assert result["layers"]["code"]["reasons"] == code_reasons
@@ -260,11 +322,14 @@ def test_run_mount_from_stage_and_context(tmp_path: Path) -> None:
     )
     repo.commit({"requirements.txt": "a==2\n"})
     result = repo.detect()
-    assert changed(result) == {"deps": True, "code": True}
-    assert result["layers"]["deps"]["reasons"] == ["requirements.txt"]
+    assert changed(result) == {"base": False, "deps": True, "code": True}
+    run = "Dockerfile:4 RUN --mount=type=bind,source=requirements.txt,target=/r.txt…"
+    assert result["layers"]["deps"]["reasons"] == [f"{run}: requirements.txt"]
     repo.commit({"wheels/a.whl": "2"})
     result = repo.detect()
-    assert result["layers"]["deps"]["reasons"] == ["after stage 'wheels'"]
+    assert result["layers"]["deps"]["reasons"] == [
+        f"{run}: stage 'wheels' changed: Dockerfile:2 COPY wheels/ /wheels/: wheels/a.whl"
+    ]
 
 
 def test_merge_commit_compares_with_first_parent(repo: GitRepo) -> None:
@@ -275,7 +340,7 @@ def test_merge_commit_compares_with_first_parent(repo: GitRepo) -> None:
     repo.git("merge", "-q", "--no-ff", "-m", "merge feature", "feature")
     result = repo.detect()
     assert changed(result) == {"base": False, "deps": False, "code": True}
-    assert result["layers"]["code"]["reasons"] == ["app/main.py"]
+    assert result["layers"]["code"]["reasons"] == ["Dockerfile:14 COPY app/ /app/: app/main.py"]
 
 
 def _github_event(tmp_path: Path, payload: dict[str, Any], name: str, sha: str) -> dict[str, str]:
@@ -387,7 +452,10 @@ def test_dirty_working_tree_is_compared_locally(repo: GitRepo) -> None:
     assert result["worktree"] is True
     assert result["base"] == repo.head()
     assert changed(result) == {"base": False, "deps": False, "code": True}
-    assert result["layers"]["code"]["reasons"] == ["app/main.py", "app/new_module.py"]
+    assert result["layers"]["code"]["reasons"] == [
+        "Dockerfile:14 COPY app/ /app/: app/main.py",
+        "Dockerfile:14 COPY app/ /app/: app/new_module.py",
+    ]
     committed = repo.detect(worktree=False)
     assert committed["worktree"] is False
     # The staging area is left as the user had it.
@@ -398,7 +466,9 @@ def test_dockerignore_change_that_excludes_a_taken_file(repo: GitRepo) -> None:
     repo.commit({".dockerignore": SERVICE[".dockerignore"] + "app/helper.py\n"})
     result = repo.detect()
     assert changed(result) == {"base": False, "deps": False, "code": True}
-    assert result["layers"]["code"]["reasons"] == [".dockerignore changed what the stage takes"]
+    assert result["layers"]["code"]["reasons"] == [
+        "Dockerfile:14 COPY app/ /app/: .dockerignore changed what it takes"
+    ]
 
 
 def test_dockerignore_exception_inside_excluded_directory(tmp_path: Path) -> None:
@@ -413,11 +483,11 @@ def test_dockerignore_exception_inside_excluded_directory(tmp_path: Path) -> Non
         }
     )
     repo.commit({"docs/drop.md": "2\n"})
-    assert changed(repo.detect()) == {"code": False}
+    assert changed(repo.detect()) == {"base": False, "code": False}
     repo.commit({"docs/keep.md": "2\n"})
     result = repo.detect()
-    assert changed(result) == {"code": True}
-    assert result["layers"]["code"]["reasons"] == ["docs/keep.md"]
+    assert changed(result) == {"base": False, "code": True}
+    assert result["layers"]["code"]["reasons"] == ["Dockerfile:2 COPY . /app/: docs/keep.md"]
 
 
 def test_output_formats_github_and_gitlab(repo: GitRepo, tmp_path: Path) -> None:
@@ -453,6 +523,9 @@ def test_output_formats_github_and_gitlab(repo: GitRepo, tmp_path: Path) -> None
     proc = cli("detect", "--format", "text", "--base", "HEAD~1", cwd=repo.path)
     assert proc.returncode == 0
     assert "rebuild from: code; image changed: yes" in proc.stdout
+    assert "rebuild point: Dockerfile:14 COPY app/ /app/\n" in proc.stdout
+    assert "Dockerfile:14 COPY app/ /app/: app/main.py" in proc.stdout  # the reason
+    assert "Rebuild point: `Dockerfile:14` `COPY app/ /app/`" in summary.read_text()
 
 
 def test_build_arg_override_changes_the_key(repo: GitRepo) -> None:
@@ -475,7 +548,9 @@ def test_service_in_a_subdirectory_with_its_own_config(tmp_path: Path) -> None:
     assert result["dockerfile"] == "services/llm/Dockerfile"
     assert result["context"] == "services/llm"
     assert changed(result) == {"base": False, "deps": False, "code": True}
-    assert result["layers"]["code"]["reasons"] == ["app/main.py"]
+    assert result["layers"]["code"]["reasons"] == [
+        "services/llm/Dockerfile:14 COPY app/ /app/: app/main.py"
+    ]
     # The same service content at another place in another repository keys the same.
     alone = GitRepo.init(tmp_path / "alone")
     alone.commit(SERVICE)
@@ -556,3 +631,73 @@ def test_the_platform_is_part_of_every_key(tmp_path: Path) -> None:
     from pipeline_kit.dockerfile.platform import runner_platform
 
     assert keys[None] == keys[str(runner_platform())]
+
+
+def test_an_added_shell_and_a_removed_cmd_are_named_at_their_lines(repo: GitRepo) -> None:
+    """Each changed instruction is named by its line, not only by the stage it is in."""
+    shell = 'SHELL ["/bin/bash", "-c"]\n'
+    repo.commit({"Dockerfile": DOCKERFILE.replace("WORKDIR /app\n", shell + "WORKDIR /app\n")})
+    result = repo.detect()
+    assert changed(result) == {"base": False, "deps": False, "code": True}
+    added = 'Dockerfile:13 SHELL ["/bin/bash", "-c"]: added'
+    assert result["layers"]["code"]["reasons"] == [added]
+    point = result["rebuild_point"]
+    assert (point["line"], point["text"], point["stage"], point["reasons"]) == (
+        13,
+        'SHELL ["/bin/bash", "-c"]',
+        "code",
+        [added],
+    )
+
+    repo.commit({"Dockerfile": DOCKERFILE.replace('CMD ["python", "-m", "app"]\n', "")})
+    result = repo.detect(base="HEAD~2")
+    removed = 'Dockerfile: CMD ["python", "-m", "app"]: removed (was line 16)'
+    assert result["layers"]["code"]["reasons"] == [removed]
+    assert result["rebuild_point"]["line"] == 15  # the last instruction left: COPY shared/
+
+
+VARIABLES = """\
+ARG MODE=fast
+FROM alpine:3.20 AS base
+ARG MODE
+RUN echo "$MODE" > /mode
+COPY app/ /app/
+ARG UNUSED=1
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "reasons"),
+    [
+        (
+            "ARG MODE=fast",
+            "ARG MODE=slow",
+            3,
+            [
+                "Dockerfile:3 ARG MODE: build arg MODE: 'fast' -> 'slow'",
+                "Dockerfile:4 RUN echo \"$MODE\" > /mode: $MODE 'fast' -> 'slow'",
+                "after base",
+            ],
+        ),
+        (
+            "ARG UNUSED=1",
+            "ARG UNUSED=2",
+            6,
+            [
+                "Dockerfile:6 ARG UNUSED=2: changed",
+                "Dockerfile:6 ARG UNUSED=2: build arg UNUSED: '1' -> '2'",
+            ],
+        ),
+    ],
+    ids=["global default seen by a RUN", "an ARG nothing uses"],
+)
+def test_values_an_instruction_sees_are_reasons(
+    tmp_path: Path, old: str, new: str, line: int, reasons: list[str]
+) -> None:
+    repo = GitRepo.init(tmp_path / "vars")
+    repo.commit({"Dockerfile": VARIABLES, "app/x.py": "1\n"})
+    repo.commit({"Dockerfile": VARIABLES.replace(old, new)})
+    result = repo.detect()
+    assert result["rebuild_point"]["line"] == line
+    assert [r for layer in result["layers"].values() for r in layer["reasons"]] == reasons
+    assert result["image_changed"] is True

@@ -121,28 +121,53 @@ def test_an_include_that_is_a_string_becomes_a_list(tmp_path: Path) -> None:
     assert "stages" not in document  # GitLab's default stages hold the kit's jobs
 
 
-def test_stages_inferred_from_other_names_and_a_single_stage(tmp_path: Path) -> None:
+def test_layers_by_role_a_mapping_only_where_each_is_a_whole_named_stage(tmp_path: Path) -> None:
     repo = GitRepo.init(tmp_path / "named")
     repo.commit({"Dockerfile": "FROM python:3.11 AS builder\nRUN true\n"
                  "FROM builder AS final\nCOPY app /app\n"})  # fmt: skip
     result = cli("init", "--ci", "none", "--image", "ghcr.io/acme/x", cwd=repo.path)
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load((repo.path / "pipeline-kit.yaml").read_text())
-    assert config["layers"] == {"deps": "builder", "code": "final"}
+    # A stage's name does not make it a layer: `RUN true` installs nothing, so it is the base.
+    assert config["layers"] == {"base": "builder", "code": "final"}
 
     single = GitRepo.init(tmp_path / "single")
     single.commit({"docker/Dockerfile": "FROM python:3.11\nCOPY . .\n"})
     args = ("init", "--ci", "none", "--dockerfile", "docker/Dockerfile", "--image", "r.io/a/b")
     result = cli(*args, cwd=single.path)
     assert result.returncode == 0, result.stderr
-    assert "one layer only: `pipeline-kit lint` shows how to split" in result.stdout
-    config = yaml.safe_load((single.path / "pipeline-kit.yaml").read_text())
-    assert config == {
-        "image": "r.io/a/b",
-        "dockerfile": "docker/Dockerfile",
-        "layers": {"code": "0"},
-    }
+    text = (single.path / "pipeline-kit.yaml").read_text()
+    config = yaml.safe_load(text)
+    assert config == {"image": "r.io/a/b", "dockerfile": "docker/Dockerfile"}  # no stage number
+    assert text.endswith(
+        "# layers: inferred at every run from what the instructions do (lines of "
+        "docker/Dockerfile):\n"
+        "#   base: docker/Dockerfile:1  # OS, CUDA, system packages\n"
+        "#   code: docker/Dockerfile:2  # the application\n"
+    )
     assert cli("detect", "--format", "json", cwd=single.path).returncode == 0
+
+
+def test_a_server_installed_late_in_its_cuda_stage_gets_ranges_named_by_role(
+    tmp_path: Path,
+) -> None:
+    """Base, deps and code inside one unnamed stage: init names no stage; detect infers the
+    same ranges at every run, so a stage added later changes nothing in the config."""
+    dockerfile = (
+        "FROM nvidia/cuda:12.4.1-devel-ubuntu22.04\n"
+        "RUN apt-get update && apt-get install -y python3-pip\n"
+        "COPY requirements.txt .\nRUN pip install -r requirements.txt\n"
+        "COPY server server\nRUN pip install -e server\n"
+    )
+    repo = GitRepo.init(tmp_path / "cuda")
+    repo.commit({"Dockerfile": dockerfile})
+    assert cli("init", "--ci", "none", "--image", "r.io/a/b", cwd=repo.path).returncode == 0
+    text = (repo.path / "pipeline-kit.yaml").read_text()
+    assert "layers:" not in yaml.safe_load(text)
+    assert "#   base: Dockerfile:1-2  # OS, CUDA, system packages\n" in text
+    assert "#   deps: Dockerfile:3-4  # packages of a language, and their lock files\n" in text
+    assert "#   code: Dockerfile:5-6  # the application\n" in text
+    assert '"0"' not in text
 
 
 def test_dry_run_shows_the_diff_and_writes_nothing(tmp_path: Path) -> None:
