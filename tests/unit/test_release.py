@@ -5,18 +5,24 @@ and what cannot be released is refused with nothing changed."""
 from __future__ import annotations
 
 import datetime
+import hashlib
 import importlib.machinery
 import importlib.util
+import json
 import os
 import re
 import subprocess
+import tarfile
+import zipfile
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 
 from pipeline_kit import __version__
 from tests.support import REPO
+from tests.support.example_image import CACHE
 from tests.support.gitrepo import GIT_ENV, GitRepo
 
 SCRIPT = REPO / "scripts" / "release"
@@ -186,3 +192,201 @@ def test_refused_with_exit_2_and_nothing_changed(
     assert result.stderr.startswith("release: ")
     assert clone.head() == head
     assert clone.git("status", "--porcelain") == status
+
+
+BUILD_DIST = REPO / "scripts" / "build-dist"
+
+
+def build_dist(repo: GitRepo, out: Path) -> subprocess.CompletedProcess[str]:
+    wheelhouse = CACHE / "kit-wheelhouse"
+    if not any(wheelhouse.glob("setuptools-*.whl")):
+        pytest.fail(f"no build system in {wheelhouse}: run scripts/test-images (scripts/test does)")
+    # pip's own settings stay out: the build system comes from the wheelhouse alone.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PIP_")}
+    env.update(
+        GIT_ENV, PIP_NO_INDEX="1", PIP_FIND_LINKS=str(wheelhouse), PIP_CONFIG_FILE=os.devnull
+    )
+    env.pop("SOURCE_DATE_EPOCH", None)
+    return subprocess.run(
+        [str(BUILD_DIST), "--out", str(out)], cwd=repo.path, env=env,
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+@pytest.mark.integration  # builds from the test cache's build system
+def test_the_sdist_and_wheel_are_the_same_bytes_wherever_they_are_built(
+    clone: GitRepo, tmp_path: Path
+) -> None:
+    """Two clones of one commit, at other paths, with other file times and a release stamp,
+    built one after the other: byte for byte the same sdist and wheel."""
+    other = GitRepo(tmp_path / "elsewhere" / "second-clone")
+    subprocess.run(["git", "clone", "-q", str(clone.path), str(other.path)], check=True)
+    os.utime(other.path / "README.md", (1, 1))  # a checkout's times are not the commit's
+    stamp = json.dumps({"version": __version__, "commit": clone.head()}) + "\n"
+    for repo in (clone, other):
+        (repo.path / "pipeline_kit" / "onboard" / "release.json").write_text(stamp)
+    first, second = build_dist(clone, tmp_path / "one"), build_dist(other, tmp_path / "two")
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert first.stdout.replace(str(tmp_path / "one"), "") == second.stdout.replace(
+        str(tmp_path / "two"), ""
+    )
+    hashes = {}
+    for out in (tmp_path / "one", tmp_path / "two"):
+        for path in sorted(out.iterdir()):
+            hashes.setdefault(path.name, set()).add(hashlib.sha256(path.read_bytes()).hexdigest())
+    assert sorted(hashes) == [
+        f"llm_pipeline_kit-{__version__}-py3-none-any.whl",
+        f"llm_pipeline_kit-{__version__}.tar.gz",
+    ]
+    assert all(len(found) == 1 for found in hashes.values()), hashes
+    assert all(f"{next(iter(found))}  " in first.stdout for found in hashes.values())
+
+    commit_time = int(clone.git("log", "-1", "--format=%ct"))
+    with tarfile.open(tmp_path / "one" / f"llm_pipeline_kit-{__version__}.tar.gz") as sdist:
+        members = sdist.getmembers()
+    names = [member.name for member in members]
+    assert names == sorted(names)
+    assert {(m.mtime, m.uid, m.gid, m.uname, m.gname) for m in members} == {
+        (commit_time, 0, 0, "", "")
+    }
+    root = f"llm_pipeline_kit-{__version__}"
+    assert {f"{root}/PKG-INFO", f"{root}/pipeline_kit/__init__.py"} <= set(names)
+    with zipfile.ZipFile(tmp_path / "one" / f"{root}-py3-none-any.whl") as wheel:
+        metadata = wheel.read(f"{root}.dist-info/METADATA").decode()
+        assert json.loads(wheel.read("pipeline_kit/onboard/release.json")) == json.loads(stamp)
+    assert f"Name: llm-pipeline-kit\nVersion: {__version__}\n" in metadata
+
+
+def test_build_dist_refuses_a_tree_that_is_not_its_commit(clone: GitRepo, tmp_path: Path) -> None:
+    (clone.path / "pipeline_kit" / "__init__.py").write_text("changed = True\n")
+    result = build_dist(clone, tmp_path / "out")
+    assert result.returncode == 2
+    assert "tracked files have uncommitted changes" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+NOTES = REPO / "scripts" / "release-notes"
+CHANGELOG_OF_TWO = """# Changelog
+
+## [Unreleased]
+
+### Added
+
+- Not released yet.
+
+## [1.1.0] - 2026-12-01
+
+### Fixed
+
+- The second release.
+
+## [1.0.0] - 2026-11-01
+
+### Added
+
+- The first release.
+
+[Unreleased]: https://github.com/pipeline-kit/pipeline-kit/compare/v1.1.0...HEAD
+[1.1.0]: https://github.com/pipeline-kit/pipeline-kit/compare/v1.0.0...v1.1.0
+"""
+
+
+def release_notes(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(NOTES), *args], capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("version", "body"),
+    [
+        ("1.1.0", "### Fixed\n\n- The second release.\n"),
+        ("v1.0.0", "### Added\n\n- The first release.\n"),
+    ],
+)
+def test_release_notes_are_the_versions_section(tmp_path: Path, version: str, body: str) -> None:
+    changelog = tmp_path / "CHANGELOG.md"
+    changelog.write_text(CHANGELOG_OF_TWO)
+    result = release_notes(version, "--changelog", str(changelog))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == body
+
+
+@pytest.mark.parametrize(
+    ("version", "says"),
+    [("1.2.0", "no `## [1.2.0] - YYYY-MM-DD` section"), ("1.0.0", "section of 1.0.0 is empty")],
+)
+def test_release_notes_refuse_a_missing_or_empty_section(
+    tmp_path: Path, version: str, says: str
+) -> None:
+    changelog = tmp_path / "CHANGELOG.md"
+    changelog.write_text(CHANGELOG_OF_TWO.replace("- The first release.\n", ""))
+    result = release_notes(version, "--changelog", str(changelog))
+    assert result.returncode == 2
+    assert says in result.stderr and str(changelog) in result.stderr
+    assert result.stdout == ""
+
+
+def test_release_notes_of_a_release_the_script_made(clone: GitRepo) -> None:
+    unreleased = RELEASE.UNRELEASED.search((clone.path / "CHANGELOG.md").read_text())["body"]
+    assert release(clone, NEXT).returncode == 0
+    result = release_notes(NEXT, "--changelog", str(clone.path / "CHANGELOG.md"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == unreleased.strip("\n") + "\n"
+    assert release_notes(NEXT).returncode == 2  # this checkout has not released it
+
+
+PIN_IMAGE = REPO / "scripts" / "pin-builder-image"
+DIGEST_REF = "ghcr.io/pipeline-kit/kaniko:" + __version__ + "@sha256:" + "0123456789abcdef" * 4
+PINNED_FILES = (".gitlab-ci-template.yml", ".github/workflows/pipeline.yml")
+
+
+def definitions_copy(root: Path) -> Path:
+    for name in PINNED_FILES:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes((REPO / name).read_bytes())
+    return root
+
+
+def kaniko_image_defaults(root: Path) -> list[str]:
+    header = (root / ".gitlab-ci-template.yml").read_text().split("\n---\n", 1)[0]
+    template = yaml.safe_load(header)["spec"]["inputs"]["kaniko-image"]["default"]
+    workflow = yaml.safe_load((root / ".github" / "workflows" / "pipeline.yml").read_text())
+    called = workflow[True]["workflow_call"]["inputs"]["kaniko-image"]["default"]
+    return [template, called]
+
+
+def test_the_builder_image_is_named_by_digest_in_both_defaults(tmp_path: Path) -> None:
+    root = definitions_copy(tmp_path)
+    assert DIGEST_REF not in kaniko_image_defaults(root)
+    result = subprocess.run(
+        [str(PIN_IMAGE), "--root", str(root), DIGEST_REF], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert kaniko_image_defaults(root) == [DIGEST_REF, DIGEST_REF]
+    for name in PINNED_FILES:  # that line and no other
+        before, after = (
+            (REPO / name).read_text().splitlines(),
+            (root / name).read_text().splitlines(),
+        )
+        changed = [(old, new) for old, new in zip(before, after, strict=True) if old != new]
+        assert len(changed) == 1 and changed[0][1].endswith(f"default: {DIGEST_REF}"), changed
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        "ghcr.io/pipeline-kit/kaniko:0.1.0",  # a tag can be moved
+        "ghcr.io/pipeline-kit/kaniko@sha256:" + "0123456789ABCDEF" * 4,
+        "ghcr.io/pipeline-kit/kaniko@sha256:" + "0" * 63,
+        "ghcr.io/pipeline-kit/kaniko:0.1.0@sha256:" + "0" * 64 + "\ndefault: x",
+    ],
+)
+def test_pin_builder_image_refuses_what_is_not_a_digest(tmp_path: Path, reference: str) -> None:
+    root = definitions_copy(tmp_path)
+    result = subprocess.run(
+        [str(PIN_IMAGE), "--root", str(root), reference], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "is not an image by digest" in result.stderr
+    for name in PINNED_FILES:
+        assert (root / name).read_bytes() == (REPO / name).read_bytes()
