@@ -5,10 +5,12 @@ the runner runs them. zizmor and the workflow schema check it with the others
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import subprocess
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import yaml
 
 from pipeline_kit import DISTRIBUTION, __version__
 from tests.support import REPO
+from tests.support.example_image import CACHE
 from tests.support.gitrepo import GIT_ENV, GitRepo
 from tests.support.tools import unpinned_uses
 
@@ -118,6 +121,18 @@ def released(tmp_path: Path) -> GitRepo:
     return clone
 
 
+def checkout(released: GitRepo, job: str, into: Path) -> Path:
+    """The tag's commit as the job's actions/checkout step fetches it: as shallow as it asks."""
+    (step,) = [s for s in JOBS[job]["steps"] if s.get("uses", "").startswith("actions/checkout@")]
+    depth = str((step.get("with") or {}).get("fetch-depth", 1))
+    cloned = subprocess.run(
+        ["git", "clone", "-q", "--depth", depth, f"file://{released.path}", str(into)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert cloned.returncode == 0, cloned.stderr
+    return into
+
+
 def bash(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["bash", "-e", "-o", "pipefail", "-c", script], cwd=cwd,
@@ -132,13 +147,12 @@ def test_the_check_job_wants_the_tag_of_the_version_a_release_commit_ships(
     output = tmp_path / "output"
     output.touch()
     name = f"v{NEXT}" if tag == "match" else tag
-    result = bash(step_script("check"), released.path, {"TAG": name, "GITHUB_OUTPUT": str(output)})
+    workspace = checkout(released, "check", tmp_path / "workspace")
+    result = bash(step_script("check"), workspace, {"TAG": name, "GITHUB_OUTPUT": str(output)})
     if tag == "match":
         assert result.returncode == 0, result.stderr
         assert output.read_text() == f"version={NEXT}\n"
-        stamp = json.loads(
-            (released.path / "pipeline_kit" / "onboard" / "release.json").read_text()
-        )
+        stamp = json.loads((workspace / "pipeline_kit" / "onboard" / "release.json").read_text())
         assert stamp == {"version": NEXT, "commit": released.head()}
     else:
         assert result.returncode == 2
@@ -154,12 +168,35 @@ def test_the_check_job_refuses_a_commit_scripts_release_pins_did_not_make(
     released.git("reset", "-q", "--hard", "HEAD~1")  # the version commit, before the pins
     output = tmp_path / "output"
     output.touch()
+    workspace = checkout(released, "check", tmp_path / "workspace")
     result = bash(
-        step_script("check"), released.path, {"TAG": f"v{NEXT}", "GITHUB_OUTPUT": str(output)}
+        step_script("check"), workspace, {"TAG": f"v{NEXT}", "GITHUB_OUTPUT": str(output)}
     )
     assert result.returncode != 0
     assert "not a release commit" in result.stderr
     assert output.read_text() == ""
+
+
+@pytest.mark.integration  # builds from the test cache's build system
+def test_the_dist_job_builds_the_stamped_release_from_its_checkout(
+    released: GitRepo, tmp_path: Path
+) -> None:
+    wheelhouse = CACHE / "kit-wheelhouse"
+    if not any(wheelhouse.glob("setuptools-*.whl")):
+        pytest.fail(f"no build system in {wheelhouse}: run scripts/test-images (scripts/test does)")
+    workspace = checkout(released, "dist", tmp_path / "workspace")
+    env = {"VERSION": NEXT, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheelhouse)}
+    result = bash(step_script("dist"), workspace, {**env, "PIP_CONFIG_FILE": os.devnull})
+    assert result.returncode == 0, result.stderr[-3000:]
+    wheel = workspace / "dist" / f"llm_pipeline_kit-{NEXT}-py3-none-any.whl"
+    assert sorted(p.name for p in (workspace / "dist").iterdir()) == [
+        wheel.name, f"llm_pipeline_kit-{NEXT}.tar.gz",
+    ]  # fmt: skip
+    listed = (workspace / "dist.sha256").read_text()
+    assert f"{hashlib.sha256(wheel.read_bytes()).hexdigest()}  {wheel}" in listed
+    with zipfile.ZipFile(wheel) as built:  # init in this wheel pins the tag's commit
+        stamp = json.loads(built.read("pipeline_kit/onboard/release.json"))
+    assert stamp == {"version": NEXT, "commit": released.head()}
 
 
 def test_the_release_job_publishes_the_notes_and_the_image_by_digest(
