@@ -138,6 +138,24 @@ def test_a_release_moves_every_pin_and_the_changelog(clone: GitRepo) -> None:
     assert f"[{NEXT}]: https://github.com/pipeline-kit/pipeline-kit/" in released
 
 
+def test_the_first_release_of_the_current_version_moves_the_changelog_alone(
+    clone: GitRepo,
+) -> None:
+    """No release recorded yet: the version the tree ships can be released as it is."""
+    assert not RELEASE.RELEASED.search((clone.path / "CHANGELOG.md").read_text())
+    result = release(clone, __version__)
+    assert result.returncode == 0, result.stderr
+    assert clone.git("diff", "--name-only", "HEAD~1", "HEAD") == "CHANGELOG.md"
+    released = (clone.path / "CHANGELOG.md").read_text()
+    assert f"## [Unreleased]\n\n## [{__version__}] - {today()}\n" in released
+    assert (
+        f"[{__version__}]: https://github.com/pipeline-kit/pipeline-kit/releases/tag/v{__version__}"
+        in released
+    )
+    again = release(clone, __version__)
+    assert again.returncode == 2 and "is not newer than" in again.stderr
+
+
 def test_a_second_release_links_the_comparison_and_needs_a_newer_version(clone: GitRepo) -> None:
     assert release(clone, NEXT).returncode == 0
     after_first = clone.head()
