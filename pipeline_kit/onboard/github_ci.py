@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from pipeline_kit import __version__
+from pipeline_kit import DISTRIBUTION, __version__
 from pipeline_kit.errors import EnvironmentFault, InputError
 
 CALLERS = ("pull-request", "main", "cleanup")
@@ -70,9 +70,9 @@ def kit_pin(kit_ref: str | None = None, package_dir: Path | None = None) -> KitP
             "no commit of the kit to pin the GitHub callers to: this pipeline-kit "
             f"({package}) has no release stamp (onboard/{RELEASE_STAMP}) and is not a git "
             "checkout of the kit, and a tag can be moved.",
-            hint="Install a released pipeline-kit, or pass --kit-ref SHA: the 40-hex commit "
-            f"of the release (git ls-remote https://github.com/pipeline-kit/pipeline-kit "
-            f"v{__version__}).",
+            hint=f"Install a release (pip install {DISTRIBUTION}=={__version__}), or pass "
+            "--kit-ref SHA: the 40-hex commit of the release (git ls-remote "
+            f"https://github.com/pipeline-kit/pipeline-kit v{__version__}).",
         )
     return found
 
@@ -85,14 +85,14 @@ def _stamped(stamp: Path) -> KitPin | None:
     except (OSError, ValueError) as exc:
         raise EnvironmentFault(
             f"{stamp}: not a readable release stamp ({exc}).",
-            hint="Reinstall pipeline-kit from a release.",
+            hint=f"Reinstall the kit from a release: pip install {DISTRIBUTION}=={__version__}.",
         ) from None
     commit = document.get("commit") if isinstance(document, dict) else None
     version = document.get("version") if isinstance(document, dict) else None
     if not isinstance(commit, str) or not SHA.fullmatch(commit) or not isinstance(version, str):
         raise EnvironmentFault(
             f'{stamp}: a release stamp is {{"version": "X.Y.Z", "commit": "<40 hex>"}}.',
-            hint="Reinstall pipeline-kit from a release.",
+            hint=f"Reinstall the kit from a release: pip install {DISTRIBUTION}=={__version__}.",
         )
     return KitPin(commit, version)
 

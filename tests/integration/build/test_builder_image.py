@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pipeline_kit import __version__
+from pipeline_kit import DISTRIBUTION, __version__
 from tests.support import REPO
 from tests.support.builds import BUSYBOX, MULTI_STAGE
 from tests.support.example_image import (
@@ -356,7 +356,7 @@ def test_the_lock_pins_exactly_the_kits_runtime_dependencies() -> None:
             name, version = line.split("==")
             pins[canonicalize_name(name)] = version.strip()
     marker_env = {**default_environment(), "python_version": "3.11", "extra": ""}
-    todo = [Requirement(text) for text in importlib.metadata.requires("pipeline-kit") or []]
+    todo = [Requirement(text) for text in importlib.metadata.requires(DISTRIBUTION) or []]
     seen: set[str] = set()
     while todo:
         requirement = todo.pop()

@@ -19,7 +19,7 @@ the session, under its content key. gitlab-ci-local then runs, with GitLab's var
 
 The project's own jobs ``saw-<job>`` each need one kit job and keep the values its dotenv report
 gave them. The kit's jobs install it with pip from the ``install`` input's default
-(``pipeline-kit==$PIPELINE_KIT_VERSION``), offline: the only wheel of that name they can find
+(``llm-pipeline-kit==$PIPELINE_KIT_VERSION``), offline: the only wheel of that name they can find
 is this checkout's, the dependencies come from the wheelhouse scripts/test-images caches.
 
 gitlab-ci-local runs every job's script on this machine (--force-shell-executor): no job image
@@ -165,7 +165,7 @@ class Project:
         witness_dir = Path(tempfile.mkdtemp(dir=self.workdir, prefix="witness-"))
         every = {
             "PIP_NO_INDEX": "1",
-            # The install input's default, pipeline-kit==$PIPELINE_KIT_VERSION, finds this
+            # The install input's default, llm-pipeline-kit==$PIPELINE_KIT_VERSION, finds this
             # checkout's wheel; its dependencies come from the kit's wheelhouse.
             "PIP_FIND_LINKS": f"{self.wheels} {KIT_WHEELHOUSE}",
             "WITNESS_DIR": str(witness_dir),
@@ -248,8 +248,8 @@ def kit_wheel(directory: Path) -> Path:
          "--find-links", str(KIT_WHEELHOUSE), "--wheel-dir", str(directory), str(ROOT)],
         check=True, capture_output=True,
     )  # fmt: skip
-    (wheel,) = directory.glob("pipeline_kit-*.whl")
-    assert wheel.name.startswith(f"pipeline_kit-{pipeline_kit.__version__}-")
+    (wheel,) = directory.glob("llm_pipeline_kit-*.whl")
+    assert wheel.name.startswith(f"llm_pipeline_kit-{pipeline_kit.__version__}-")
     return directory
 
 
@@ -558,7 +558,7 @@ def test_every_kit_job_is_switched_off_first_and_pins_the_kits_version(tmp_path:
             continue
         assert definition["image"] == {"name": "python:3.12-bookworm"}
         install = definition["variables"]["PIPELINE_KIT_INSTALL"]
-        assert install == "pipeline-kit==$PIPELINE_KIT_VERSION"
+        assert install == f"{pipeline_kit.DISTRIBUTION}==$PIPELINE_KIT_VERSION"
         assert any('pip" install' in line for line in definition["before_script"])
 
 

@@ -34,6 +34,7 @@ def test_there_is_something_to_check() -> None:
     assert {
         ".github/workflows/pipeline.yml", ".github/workflows/cleanup.yml",
         ".github/workflows/ci.yml", ".github/workflows/test-action.yml",
+        ".github/workflows/release.yml",
         "workflows/pull-request.yml", "workflows/main.yml", "workflows/cleanup.yml",
     } <= names  # fmt: skip
 

