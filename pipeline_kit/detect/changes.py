@@ -149,8 +149,9 @@ def detect_changes(
     # and context make another image on another platform, so another key.
     inputs = (*config.build_inputs(), f"platform {platform}")
     head = _read_side(
-        git, rng.head_tree, dockerfile, context, config.build_args, inputs, None, platform
-    )
+        git, rng.head_tree, dockerfile, context, config.build_args, inputs, None, platform,
+        revision=f"{rng.head} and its working tree" if rng.worktree else rng.head,
+    )  # fmt: skip
     if isinstance(head, str):
         raise InputError(
             f"{head} at {'the working tree' if rng.worktree else rng.head[:12]}.",
@@ -173,8 +174,9 @@ def detect_changes(
     reason = rng.fail_safe
     if reason is None and rng.base is not None:
         base = _read_side(
-            git, rng.base, dockerfile, context, config.build_args, inputs, head, platform
-        )
+            git, rng.base, dockerfile, context, config.build_args, inputs, head, platform,
+            revision=rng.base,
+        )  # fmt: skip
         if isinstance(base, str):
             reason = f"{base} at base {rng.base[:12]}: nothing to compare with"
     if reason is not None or not isinstance(base, Side):
@@ -296,8 +298,11 @@ def _read_side(
     inputs: tuple[str, ...],
     other: Side | None,
     platform: Platform | None = None,
+    *,
+    revision: str | None = None,
 ) -> Side | str:
-    """The Dockerfile, .dockerignore and context at ``treeish``, or what is missing there."""
+    """The Dockerfile, .dockerignore and context at ``treeish``, or what is missing there.
+    ``revision`` names the commit a context at the repository's root holds as ``.git``."""
     text = git.read_blob(treeish, dockerfile)
     if text is None:
         return f"no Dockerfile at {dockerfile}"
@@ -328,7 +333,14 @@ def _read_side(
     # Filtered trees depend on the ignore rules: share them only when the rules are the same.
     shared = other is not None and other.ignore_text == ignore_text
     cache = other.snapshot.filtered_cache if other is not None and shared else {}
-    snapshot = ContextSnapshot(git, context_tree, ignore, cache, store_for(ignore, os.environ))
+    snapshot = ContextSnapshot(
+        git,
+        context_tree,
+        ignore,
+        cache,
+        store_for(ignore, os.environ),
+        repository_at=revision if not context else None,
+    )
     try:
         keys = stage_keys(graph, snapshot, inputs)
     except SourceLeavesContext as exc:

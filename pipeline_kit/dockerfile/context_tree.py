@@ -71,6 +71,9 @@ class ContextSnapshot:
     _trees: dict[str, dict[str, TreeEntry] | None] = field(default_factory=dict)  # by path
     # Sources that take nothing, in the order met (``material`` records them).
     unmatched: dict[ContextSource, UnmatchedSource] = field(default_factory=dict)
+    # The revision the context is read at, where the context is the repository's root: a
+    # build context sent from a checkout holds ``.git``, which no git tree lists.
+    repository_at: str | None = None
 
     def material(self, source: ContextSource) -> list[str]:
         """Sorted ``"<mode> <oid> <path>"`` lines naming everything ``source`` takes.
@@ -81,6 +84,8 @@ class ContextSnapshot:
         """
         if self.tree is None:
             return ["missing context"]
+        if self.repository_at is not None and _in_git_dir(source.path):
+            return self._repository(source)
         try:
             matches = self._matches(source.path)
         except LeavesRoot as exc:
@@ -104,6 +109,15 @@ class ContextSnapshot:
         if not lines and not source.has_glob:
             self.unmatched.setdefault(source, UnmatchedSource(source, excluded_by))
         return sorted(lines) or [f"nothing matches {source.path}"]
+
+    def _repository(self, source: ContextSource) -> list[str]:
+        """What ``COPY .git`` takes: the repository itself, which changes with every commit
+        (a version stamped from ``git describe``, say), unless .dockerignore leaves it out."""
+        if self.ignore.excluded(".git"):
+            excluded_by = self.ignore.excluding_line(".git")
+            self.unmatched.setdefault(source, UnmatchedSource(source, excluded_by))
+            return [f"nothing matches {source.path}"]
+        return [f"repository {source.path} at {self.repository_at}"]
 
     def _matches(self, pattern: str) -> list[tuple[str, str, TreeEntry]]:
         """``(path as written, path resolved, entry)`` for what the source names: literal
@@ -261,6 +275,10 @@ _EMPTY_TREE = {
     40: "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
     64: "6ef19b41225c5369f1c104d45d8d85efa9b057b53b14b4b9b939dd74decc5321",
 }
+
+
+def _in_git_dir(path: str) -> bool:
+    return path == ".git" or path.startswith(".git/")
 
 
 def source_takes(source: ContextSource, path: str) -> bool:
