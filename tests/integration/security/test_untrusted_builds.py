@@ -20,11 +20,10 @@ from typing import Any
 import pytest
 
 from pipeline_kit.adapters.registry.client import RegistryClient
+from tests.support.builds import BUSYBOX
 from tests.support.ci_contexts import SECRET, github_env
 from tests.support.gitrepo import GitRepo, cli, traced_cli
 from tests.support.services.registry import RegistryServer
-
-BUSYBOX = Path("/usr/bin/busybox")
 
 # The RUN bakes whatever a host mount puts at /mnt/inject into the image.
 DOCKERFILE = """\

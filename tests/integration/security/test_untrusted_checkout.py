@@ -19,11 +19,10 @@ import pytest
 from pipeline_kit.adapters.checkout import LeavesRoot, Node, resolve, write_file
 from pipeline_kit.config.loader import HOST_KEYS, for_run, load_config
 from pipeline_kit.errors import ConfigError, InputError
+from tests.support.builds import BUSYBOX
 from tests.support.ci_contexts import SECRET, github_env
 from tests.support.gitrepo import GitRepo, cli, traced_cli
 from tests.support.services.registry import RegistryServer
-
-BUSYBOX = Path("/usr/bin/busybox")
 
 
 def outside(tmp_path: Path) -> Path:
