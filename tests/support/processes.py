@@ -150,8 +150,10 @@ def traced(
     return Traced(result, execs)
 
 
-# Sampling /proc misses a process that lives less than ``every``: kept only for commands that
-# run where strace cannot follow (act's and the preview's runners); prefer ``traced``.
+# Sampling /proc misses a process that lives less than ``every``. Still used where ``traced``
+# cannot wait for the end: ``preview up`` leaves the container's monitor (conmon) running, and
+# strace -f returns only when every process it traces has ended; act runs the kit in its own
+# runner process tree. Prefer ``traced``.
 @contextlib.contextmanager
 def argv_seen(every: float = 0.02) -> Iterator[list[str]]:
     """The command lines of all processes, sampled every ``every`` seconds until the block ends."""
