@@ -50,6 +50,15 @@ def _ci_outputs(command: F) -> F:
     return _ci_format(_dotenv(command))
 
 
+_platform = click.option(
+    "--platform",
+    default=None,
+    metavar="OS/ARCH[/VARIANT]",
+    help="Target platform for BuildKit's automatic TARGET* ARGs, e.g. linux/arm64 "
+    "(default: `platform` in the config, else this machine's).",
+)
+
+
 def _build_args(values: tuple[str, ...]) -> dict[str, str]:
     args: dict[str, str] = {}
     for value in values:
@@ -87,6 +96,7 @@ def cli(ctx: click.Context, config_path: Path | None) -> None:
     help="Include uncommitted changes (default: yes when run locally on a dirty tree).",
 )
 @click.option("--build-arg", "build_args", multiple=True, metavar="NAME=VALUE")
+@_platform
 @_ci_outputs
 @click.pass_obj
 def detect(
@@ -96,6 +106,7 @@ def detect(
     merge_base: bool,
     worktree: bool | None,
     build_args: tuple[str, ...],
+    platform: str | None,
     fmt: str,
     dotenv: Path,
 ) -> int:
@@ -110,6 +121,7 @@ def detect(
         merge_base=merge_base,
         worktree=worktree,
         build_args=_build_args(build_args),
+        platform=platform,
         format=fmt,
         dotenv=dotenv,
         environ=dict(os.environ),
@@ -133,6 +145,7 @@ def detect(
     default=None,
     help="The builder that will build it (default: build.builder in the config).",
 )
+@_platform
 @click.pass_obj
 def lint(
     config_path: Path | None,
@@ -140,6 +153,7 @@ def lint(
     fmt: str,
     output: Path | None,
     builder: str | None,
+    platform: str | None,
 ) -> int:
     """The Dockerfile doctor: anti-patterns of model-serving images."""
     from pipeline_kit.commands.lint import LintOptions, run
@@ -151,6 +165,7 @@ def lint(
         format=fmt,
         output=output,
         builder=builder,
+        platform=platform,
     )
     return int(run(options, sys.stdout))
 
@@ -160,6 +175,7 @@ def lint(
 @click.option("--head", help="Head revision; must be the checked-out commit (default: HEAD).")
 @click.option("--merge-base", is_flag=True, help="Compare against the merge base.")
 @click.option("--build-arg", "build_args", multiple=True, metavar="NAME=VALUE")
+@_platform
 @click.option(
     "--builder",
     type=click.Choice(BUILDERS.choices),
@@ -192,6 +208,7 @@ def build(
     head: str | None,
     merge_base: bool,
     build_args: tuple[str, ...],
+    platform: str | None,
     builder: str | None,
     strategy: str | None,
     extra_tags: tuple[str, ...],
@@ -211,6 +228,7 @@ def build(
         head=head,
         merge_base=merge_base,
         build_args=_build_args(build_args),
+        platform=platform,
         builder=builder,
         strategy=strategy,
         extra_tags=extra_tags,
@@ -325,10 +343,18 @@ _GATE_FLAGS = [
         "--stream/--no-stream", default=None, help="Stream, and check time to first token."
     ),
     click.option("--repeat", type=click.IntRange(min=1), help="Send each request N times."),
-    click.option("--max-latency", type=float, metavar="S", help="Latency budget per request."),
+    click.option(
+        "--max-latency",
+        type=float,
+        metavar="S",
+        help="Latency budget per request, over each request's max_latency.",
+    ),
     click.option("--p95", type=float, metavar="S", help="Budget for the p95 latency."),
     click.option(
-        "--max-tokens", type=click.IntRange(min=1), help="Tokens to ask for (default: 32)."
+        "--max-tokens",
+        type=click.IntRange(min=1),
+        help="Tokens every request asks for, and the most it may return; over smoke.max_tokens "
+        "and each request's max_tokens (default: 32).",
     ),
 ]
 _REPORT_FLAGS = [
@@ -546,8 +572,21 @@ def _commit_sha(ctx: click.Context, param: click.Parameter, value: str | None) -
     callback=_commit_sha,
     help="The kit's commit the GitHub callers call (default: the installed release's).",
 )
+@click.option(
+    "--platform",
+    default=None,
+    metavar="OS/ARCH[/VARIANT]",
+    help="The platform the image is built for: written as `platform` in the config, and the "
+    "Dockerfile's TARGET* ARGs read for it (default: this machine's, not written).",
+)
 def init(
-    ci: str, dockerfile: str, image: str | None, dry_run: bool, fmt: str, kit_ref: str | None
+    ci: str,
+    dockerfile: str,
+    image: str | None,
+    dry_run: bool,
+    fmt: str,
+    kit_ref: str | None,
+    platform: str | None,
 ) -> int:
     """Onboard this repository: pipeline-kit.yaml from the Dockerfile, the kit in its CI.
 
@@ -557,7 +596,7 @@ def init(
     """
     from pipeline_kit.commands.init import InitOptions, run
 
-    options = InitOptions(Path.cwd(), ci, dockerfile, image, dry_run, fmt, kit_ref)
+    options = InitOptions(Path.cwd(), ci, dockerfile, image, dry_run, fmt, kit_ref, platform)
     return run(options, sys.stdout)
 
 
@@ -568,12 +607,13 @@ def config() -> None:
 
 @config.command("show")
 @click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text")
+@_platform
 @click.pass_obj
-def config_show(config_path: Path | None, fmt: str) -> int:
+def config_show(config_path: Path | None, fmt: str, platform: str | None) -> int:
     """The effective config: defaults and inferred layers filled in, with their origin."""
     from pipeline_kit.commands.config_show import ConfigShowOptions, run
 
-    return run(ConfigShowOptions(config_path, Path.cwd(), fmt), sys.stdout)
+    return run(ConfigShowOptions(config_path, Path.cwd(), fmt, platform), sys.stdout)
 
 
 @config.command("schema")

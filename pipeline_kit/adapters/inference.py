@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pipeline_kit.adapters.http import TimedOut, TransportError, lines
+from pipeline_kit.adapters.http import TimedOut, TransportError
 
 if TYPE_CHECKING:
     from pipeline_kit.adapters.http import Transport
@@ -39,8 +39,8 @@ class Reply:
     body: bytes = b""
     seconds: float = 0.0
     error: str | None = None
-    first_event_seconds: float | None = None  # streaming: time to the first data event
     events: list[str] = field(default_factory=list)  # streaming: the data payloads
+    event_seconds: list[float] = field(default_factory=list)  # streaming: when each arrived
 
     def excerpt(self, limit: int = 300) -> str:
         if self.error:
@@ -52,7 +52,7 @@ class Reply:
 def get(url: str, timeout: float) -> Reply:
     start = time.monotonic()
     try:
-        answer = _http().request("GET", url, timeout=_timeouts(timeout))
+        answer = _http().request("GET", url, timeout=_timeouts(timeout), deadline=start + timeout)
     except TimedOut:
         return Reply(None, seconds=timeout, error=f"timed out after {timeout:g}s")
     except TransportError:
@@ -64,8 +64,9 @@ def post(url: str, payload: Any, timeout: float, method: str = "POST") -> Reply:
     start = time.monotonic()
     try:
         answer = _http().request(
-            method, url, headers=JSON, body=json.dumps(payload).encode(), timeout=_timeouts(timeout)
-        )
+            method, url, headers=JSON, body=json.dumps(payload).encode(),
+            timeout=_timeouts(timeout), deadline=start + timeout,
+        )  # fmt: skip
     except TimedOut:
         return Reply(None, seconds=timeout, error=f"timed out after {timeout:g}s")
     except TransportError as exc:
@@ -75,32 +76,41 @@ def post(url: str, payload: Any, timeout: float, method: str = "POST") -> Reply:
 
 
 def post_stream(url: str, payload: Any, timeout: float) -> Reply:
-    """POST and read an SSE stream until ``[DONE]``, the end, or ``timeout`` in total."""
+    """POST and read an SSE stream until ``[DONE]``, the end, or ``timeout`` in total: the
+    request ends by then however slowly the server sends."""
     start = time.monotonic()
     events: list[str] = []
-    first: float | None = None
+    times: list[float] = []
     body = json.dumps(payload).encode()
     try:
         with _http().stream(
-            "POST", url, headers=JSON, body=body, timeout=_timeouts(timeout)
-        ) as answer:
-            if answer.status_code != 200:
-                return Reply(answer.status_code, answer.content, time.monotonic() - start)
-            for line in lines(answer):
+            "POST", url, headers=JSON, body=body, timeout=_timeouts(timeout),
+            deadline=start + timeout,
+        ) as answer:  # fmt: skip
+            if answer.status != 200:
+                return Reply(answer.status, answer.read(), time.monotonic() - start)
+            for line in answer.lines():
                 if time.monotonic() - start > timeout:
-                    return Reply(200, seconds=timeout, error=f"stream timed out after {timeout:g}s",
-                                 first_event_seconds=first, events=events)  # fmt: skip
+                    return _timed_out(timeout, events, times)
                 text = line.decode("utf-8", "replace").rstrip("\r\n")
                 if not text.startswith("data:"):
                     continue
                 data = text[5:].strip()
-                if first is None:
-                    first = time.monotonic() - start
                 if data == "[DONE]":
                     break
                 events.append(data)
+                times.append(time.monotonic() - start)
     except TimedOut:
-        return Reply(None, seconds=timeout, error=f"timed out after {timeout:g}s", events=events)
+        return _timed_out(timeout, events, times)
     except TransportError:
         return Reply(None, seconds=time.monotonic() - start, error="connection failed")
-    return Reply(200, seconds=time.monotonic() - start, first_event_seconds=first, events=events)
+    return Reply(200, seconds=time.monotonic() - start, events=events, event_seconds=times)
+
+
+def _timed_out(timeout: float, events: list[str], times: list[float]) -> Reply:
+    """The stream did not end in time: "stream timed out" once events had come, else the
+    request as a whole "timed out"."""
+    if events:
+        return Reply(200, seconds=timeout, error=f"stream timed out after {timeout:g}s",
+                     events=events, event_seconds=times)  # fmt: skip
+    return Reply(None, seconds=timeout, error=f"timed out after {timeout:g}s")

@@ -24,6 +24,7 @@ from pipeline_kit.config.durations import go_duration, parse_duration
 from pipeline_kit.config.loader import Config
 from pipeline_kit.detect.changes import Detection
 from pipeline_kit.detect.records import key_tag, on_tags
+from pipeline_kit.dockerfile.platform import platform_of
 from pipeline_kit.errors import InputError
 
 LABEL_PREFIX = "dev.pipeline-kit"
@@ -193,6 +194,7 @@ def build_request(
         volumes=settings.volumes,
         storage=settings.storage,
         isolation=settings.isolation,
+        platform=None if config.platform is None else str(platform_of(config)),
     )
 
 

@@ -41,6 +41,8 @@ class BuildRecord:
     append: Mapping[str, Any] | None = None  # the append plan's summary
     commands: Sequence[Sequence[str]] | None = None  # dry run: the builder's argv lists
     publish: Sequence[str] | None = None  # dry run: the registry operations
+    # dry run without the registry: why, and each lookup not done with what it would decide
+    offline: Mapping[str, Any] | None = None
     timings: Mapping[str, float] = field(default_factory=dict)  # seconds per phase, and total
 
     def published(self, digest: str | None, bytes_uploaded: int | None) -> BuildRecord:
@@ -78,5 +80,7 @@ class BuildRecord:
             document["commands"] = [list(argv) for argv in self.commands]
         if self.publish is not None:
             document["publish"] = list(self.publish)
+        if self.offline is not None:
+            document["offline"] = dict(self.offline)
         document["timings"] = dict(self.timings)
         return document

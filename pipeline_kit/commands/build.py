@@ -6,11 +6,11 @@ import dataclasses
 import json
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pipeline_kit.ci.context import DEFAULT_DOTENV
 from pipeline_kit.errors import ExitCode, InputError, KitError
@@ -37,6 +37,7 @@ class BuildOptions:
     head: str | None = None
     merge_base: bool = False
     build_args: Mapping[str, str] = field(default_factory=dict)
+    platform: str | None = None  # overrides the config's platform
     builder: str | None = None
     strategy: str | None = None
     extra_tags: tuple[str, ...] = ()
@@ -94,6 +95,7 @@ class _Planned:
     plan: BuildPlan
     append: AppendPlan | None
     builder: Builder | None
+    offline: Mapping[str, Any] | None = None  # dry run: the lookups the registry did not answer
 
 
 def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
@@ -126,7 +128,7 @@ def _read_checkout(options: BuildOptions, log: TextIO) -> _Checkout:
     from pipeline_kit.publish.tags import compute_tags, rules_from_section
 
     config = for_run(load_config(options.config_path, options.cwd), options.environ, log)
-    config = config.with_build_args(options.build_args)
+    config = config.with_build_args(options.build_args).with_platform(options.platform)
     if not config.image:
         raise InputError(
             f"{config.display}: no `image` to build.",
@@ -155,6 +157,7 @@ def _read_checkout(options: BuildOptions, log: TextIO) -> _Checkout:
 
 def _plan(checkout: _Checkout, options: BuildOptions, log: TextIO) -> _Planned:
     """retag > append > builder, from one round of registry lookups."""
+    from pipeline_kit.adapters.registry.client import RegistryUnreachable, RetryPolicy
     from pipeline_kit.build.plan import build_request, image_labels, plan_build
     from pipeline_kit.detect.records import previous_candidates
     from pipeline_kit.publish.publisher import Publisher
@@ -162,14 +165,31 @@ def _plan(checkout: _Checkout, options: BuildOptions, log: TextIO) -> _Planned:
     detection, trust = checkout.detection, checkout.trust
     settings = _settings(checkout, options)
     publisher = Publisher(checkout.image, settings.insecure_hosts, options.environ, progress=log)
+    if options.dry_run:
+        # A plan is made without the registry if need be: ask once more, not for seconds.
+        publisher.client.retry = RetryPolicy(attempts=2)
     # One round trip for the content key and every place a previous image may be.
     wants_append = settings.strategy != "builder"
     candidates = previous_candidates(detection, trust) if wants_append else []
-    recorded, manifests = publisher.lookup(detection.image_key, candidates, trust)
+    offline = None
+    try:
+        recorded, manifests = publisher.lookup(detection.image_key, candidates, trust)
+    except RegistryUnreachable as unreachable:
+        if not options.dry_run:
+            raise
+        # A plan needs no registry: say what was not looked up and what each answer would do.
+        offline = _offline(unreachable, checkout, candidates)
+        recorded, manifests = None, {}
+        log.write(
+            f"pipeline-kit: dry run without the registry: {unreachable.message} Planned as "
+            "if nothing was found there.\n"
+        )
     created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     labels = image_labels(detection, checkout.ci, created)
     append_plan, refused = None, None
-    if wants_append and recorded is None:
+    if offline is not None and wants_append:
+        refused = "the registry could not be reached to read a previous image (dry run)"
+    elif wants_append and recorded is None:
         append_plan, refused = _try_append(
             publisher, checkout, labels, created, options.environ, manifests
         )
@@ -179,7 +199,7 @@ def _plan(checkout: _Checkout, options: BuildOptions, log: TextIO) -> _Planned:
                 hint="Build it with --strategy auto (or builder).",
             )
     largest = None
-    if recorded is None and append_plan is None:
+    if recorded is None and append_plan is None and offline is None:
         largest = publisher.largest_layer(detection.base_image_key)
     request = build_request(
         detection,
@@ -207,7 +227,33 @@ def _plan(checkout: _Checkout, options: BuildOptions, log: TextIO) -> _Planned:
 
         builder = choose_builder(settings.builder)
         builder.preflight(request)
-    return _Planned(settings, publisher, request, plan, append_plan, builder)
+    return _Planned(settings, publisher, request, plan, append_plan, builder, offline)
+
+
+def _offline(
+    unreachable: KitError, checkout: _Checkout, candidates: Sequence[str]
+) -> dict[str, Any]:
+    """What a dry run could not look up with the registry out of reach, and what each answer
+    would have decided; the plan is made as if none was found."""
+    from pipeline_kit.detect.records import key_tag, read_prefixes
+
+    detection, image = checkout.detection, checkout.image
+    lookups = [
+        f"{image}:{key_tag(detection.image_key, prefix)}: if it is there, the same content was "
+        "built before and is retagged, with no build"
+        for prefix in read_prefixes(checkout.trust)
+    ]
+    if candidates:
+        lookups.append(
+            f"{', '.join(f'{image}:{tag}' for tag in candidates)}: if one is there and only "
+            "COPY/ADD and metadata changed, the change is appended to it by registry operations"
+        )
+    if detection.base_image_key is not None:
+        lookups.append(
+            f"{image}:{key_tag(detection.base_image_key)}: its largest layer decides Kaniko's "
+            "--compressed-caching (planned as if there is no previous image: false)"
+        )
+    return {"reason": f"{unreachable.message} {unreachable.hint or ''}".strip(), "lookups": lookups}
 
 
 def _settings(checkout: _Checkout, options: BuildOptions) -> BuildSettings:
@@ -281,7 +327,7 @@ def _dry_run(record: BuildRecord, checkout: _Checkout, planned: _Planned) -> Bui
             request = _own_storage(planned.request, tmp, checkout.trust)
             commands = planned.builder.commands(request, tmp)
     publish = planned.publisher.describe(planned.plan)
-    return dataclasses.replace(record, commands=commands, publish=publish)
+    return dataclasses.replace(record, commands=commands, publish=publish, offline=planned.offline)
 
 
 def _publish(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -18,15 +19,17 @@ class ConfigShowOptions:
     config_path: Path | None
     cwd: Path
     format: str = "text"
+    platform: str | None = None  # overrides the config's platform
 
 
 def run(options: ConfigShowOptions, out: TextIO) -> int:
     from pipeline_kit.adapters.checkout import inside, repository_root
-    from pipeline_kit.config.loader import load_config
+    from pipeline_kit.config.loader import load_config, schema
     from pipeline_kit.detect.layers import layers_for
+    from pipeline_kit.dockerfile.platform import platform_of
     from pipeline_kit.dockerfile.stages import parse_dockerfile
 
-    config = load_config(options.config_path, options.cwd)
+    config = load_config(options.config_path, options.cwd).with_platform(options.platform)
     path = config.dockerfile_path
     try:
         root = repository_root(path) or config.root
@@ -37,7 +40,10 @@ def run(options: ConfigShowOptions, out: TextIO) -> int:
             f"{config.where('dockerfile')}: dockerfile: {path} does not exist.",
             hint="Set `dockerfile` to the path of your Dockerfile, relative to the config file.",
         ) from None
-    graph = parse_dockerfile(text, source=config.dockerfile, build_args=config.build_args)
+    platform = platform_of(config)
+    graph = parse_dockerfile(
+        text, source=config.dockerfile, build_args=config.build_args, platform=platform
+    )
     layer_map, target = layers_for(graph, config)
 
     entries: list[tuple[str, Any, str]] = [
@@ -48,6 +54,11 @@ def run(options: ConfigShowOptions, out: TextIO) -> int:
             "target",
             graph.stages[target].label,
             _origin(config, "target") if config.target else "default: the last stage",
+        ),
+        (
+            "platform",
+            str(platform),
+            _origin(config, "platform") if config.platform else "default: this machine's",
         ),
     ]
     for name, value in config.build_args.items():
@@ -63,6 +74,10 @@ def run(options: ConfigShowOptions, out: TextIO) -> int:
     entries.append(
         ("lint.max_file_mb", config.lint_max_file_mb, _origin(config, "lint.max_file_mb"))
     )
+    spec = schema()
+    for section, node in spec["properties"].items():
+        if section not in _SHOWN_ABOVE:
+            entries += _section_entries(config, node, config.data.get(section, _UNSET), [section])
 
     if options.format == "json":
         document = {
@@ -79,6 +94,35 @@ def run(options: ConfigShowOptions, out: TextIO) -> int:
         for (key, _, origin), text in zip(entries, shown, strict=True):
             out.write(f"{key.ljust(width)}  {text.ljust(value_width)}  # {origin}\n")
     return ExitCode.OK
+
+
+# Keys the entries above show with what the kit made of them (inferred layers, the target).
+_SHOWN_ABOVE = frozenset("image dockerfile context target platform build_args layers lint".split())
+_UNSET = object()
+
+
+def _section_entries(
+    config: Config, node: Mapping[str, Any], value: Any, path: list[str]
+) -> list[tuple[str, Any, str]]:
+    """Every key of a section, as the schema lays it out: the value the file gives (with its
+    file:line:col) or the default the schema states; keys with neither are left out."""
+    properties = node.get("properties")
+    if isinstance(properties, Mapping):
+        given = value if isinstance(value, Mapping) else {}
+        out: list[tuple[str, Any, str]] = []
+        for name, child in properties.items():
+            out += _section_entries(config, child, given.get(name, _UNSET), [*path, name])
+        return out
+    if value is not _UNSET:
+        if isinstance(node.get("additionalProperties"), Mapping) and isinstance(value, Mapping):
+            return [
+                (".".join([*path, str(key)]), item, config.where(*path, str(key)))
+                for key, item in value.items()
+            ]
+        return [(".".join(path), value, config.where(*path))]
+    if "default" in node:
+        return [(".".join(path), node["default"], "default")]
+    return []
 
 
 def _origin(config: Config, *key_path: str) -> str:

@@ -21,6 +21,7 @@ class DetectOptions:
     merge_base: bool = False
     worktree: bool | None = None  # None: the working tree when local, dirty and no --head
     build_args: Mapping[str, str] = field(default_factory=dict)
+    platform: str | None = None  # overrides the config's platform
     format: str = "text"
     dotenv: Path = DEFAULT_DOTENV
     environ: Mapping[str, str] = field(default_factory=dict)
@@ -36,6 +37,7 @@ def run(options: DetectOptions, out: TextIO) -> int:
 
     check_destination(options.format, options.environ)
     config = load_config(options.config_path, options.cwd).with_build_args(options.build_args)
+    config = config.with_platform(options.platform)
     ci = from_environ(options.environ)
     with Git(config.root) as git:
         rng = choose_range(

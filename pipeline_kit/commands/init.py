@@ -29,6 +29,7 @@ class InitOptions:
     dry_run: bool = False
     format: str = "text"
     kit_ref: str | None = None  # the kit's commit the GitHub callers pin; default: its release
+    platform: str | None = None  # written as `platform`; default: the runner's, not written
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,10 @@ def _config_change(root: Path, options: InitOptions, remote: str | None) -> File
         text = _read(root, CONFIG_NAME)
         return FileChange(CONFIG_NAME, "unchanged", text, text, "kept as it is")
     from pipeline_kit.detect.layers import infer_layers
+    from pipeline_kit.dockerfile.platform import parse_platform
     from pipeline_kit.dockerfile.stages import parse_dockerfile
     from pipeline_kit.onboard.config_file import config_text, image_from_remote
+    from pipeline_kit.onboard.service import service_facts
 
     if not _present(root, options.dockerfile):
         raise InputError(
@@ -86,13 +89,28 @@ def _config_change(root: Path, options: InitOptions, remote: str | None) -> File
             f"gitlab.com ({remote or 'no origin remote'}).",
             hint="Give it: pipeline-kit init --image registry.example.com/team/service",
         )
-    graph = parse_dockerfile(source, source=options.dockerfile)
+    from pipeline_kit.onboard.build_context import find_context
+
+    platform = None if options.platform is None else parse_platform(options.platform)
+    graph = parse_dockerfile(source, source=options.dockerfile, platform=platform)
     layers = infer_layers(graph, len(graph.stages) - 1)
-    text = config_text(graph, layers, image=image, dockerfile=options.dockerfile)
-    note = ""
+    service = service_facts(graph, len(graph.stages) - 1)
+    context = find_context(root, Path(options.dockerfile).as_posix(), graph)
+    text = config_text(
+        graph,
+        layers,
+        image=image,
+        dockerfile=options.dockerfile,
+        service=service,
+        platform=None if platform is None else str(platform),
+        context=context,
+    )
+    notes = [f"context {context.path}: {context.origin}"]
     if len(layers.layers) < 2:
-        note = "one layer only: `pipeline-kit lint` shows how to split the Dockerfile into stages"
-    return FileChange(CONFIG_NAME, "created", "", text, note)
+        notes.append(
+            "one layer only: `pipeline-kit lint` shows how to split the Dockerfile into stages"
+        )
+    return FileChange(CONFIG_NAME, "created", "", text, "; ".join(notes))
 
 
 def _chosen_ci(root: Path, ci: str, remote: str | None) -> list[str]:

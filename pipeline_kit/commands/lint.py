@@ -24,11 +24,13 @@ class LintOptions:
     format: str = "text"  # "text" | "json" | "github" | "gitlab"
     output: Path | None = None  # write the report there instead of to ``out``
     builder: str | None = None  # overrides build.builder (rules that depend on the builder)
+    platform: str | None = None  # overrides the config's platform
 
 
 def run(options: LintOptions, out: TextIO) -> int:
     from pipeline_kit.adapters.checkout import repository_root
     from pipeline_kit.config.loader import load_config
+    from pipeline_kit.dockerfile.platform import platform_of
     from pipeline_kit.dockerfile.stages import parse_dockerfile
     from pipeline_kit.lint.doctor import diagnose, enabled_rules
     from pipeline_kit.lint.model import LintInput, Severity
@@ -40,7 +42,7 @@ def run(options: LintOptions, out: TextIO) -> int:
             f"--format {options.format}: unknown report format.",
             hint=f"Choose one of {', '.join(RENDERERS)}.",
         )
-    config = load_config(options.config_path, options.cwd)
+    config = load_config(options.config_path, options.cwd).with_platform(options.platform)
     rules = enabled_rules(config)
     if options.dockerfile is not None:
         dockerfile = options.cwd / options.dockerfile
@@ -49,7 +51,9 @@ def run(options: LintOptions, out: TextIO) -> int:
     root = repository_root(dockerfile) or options.cwd
     name = display_path(dockerfile, root)
     text = _read_dockerfile(dockerfile, root, name, config.where("dockerfile"), options)
-    graph = parse_dockerfile(text, source=name, build_args=config.build_args)
+    graph = parse_dockerfile(
+        text, source=name, build_args=config.build_args, platform=platform_of(config)
+    )
     context = _confine(root, config.context_path, f"{config.where('context')}: context")
     if not context.is_dir():
         raise InputError(
@@ -58,6 +62,7 @@ def run(options: LintOptions, out: TextIO) -> int:
             hint="Set `context` to the build context directory, relative to the config file.",
         )
     ignore, ignore_file = read_dockerignore(dockerfile, context, root)
+    _check_sources(graph, graph.target(config.target).index, context, ignore, name, root)
     builder = options.builder or str(config.section("build").get("builder", "auto"))
     lint = LintInput(
         graph=graph,
@@ -81,6 +86,22 @@ def run(options: LintOptions, out: TextIO) -> int:
         out.write(report)
     failed = any(f.severity is Severity.ERROR for f in findings)
     return ExitCode.VERDICT if failed else ExitCode.OK
+
+
+def _check_sources(
+    graph: StageGraph, target: int, context: Path, ignore: DockerIgnore, name: str, root: Path
+) -> None:
+    """Stop on a COPY/ADD source that takes nothing, as BuildKit would."""
+    from pipeline_kit.detect.sources import unmatched_error
+    from pipeline_kit.lint.context_files import ContextFiles
+    from pipeline_kit.lint.unmatched import unmatched_source
+
+    found = unmatched_source(graph, target, ContextFiles(context, ignore))
+    if found is not None:
+        where = f"the build context {display_path(context, root)} in the working tree"
+        raise unmatched_error(
+            found[0], found[1], dockerfile=name, where=where, ignore_file=ignore.source
+        )
 
 
 def _code_stage(graph: StageGraph, config: Config) -> int:

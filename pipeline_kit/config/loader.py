@@ -52,6 +52,7 @@ class Config:
     dockerfile: str = "Dockerfile"
     context: str = "."
     target: str | None = None
+    platform: str | None = None  # None: the runner's platform
     build_args: Mapping[str, str] = field(default_factory=dict)
     layers: Mapping[str, str] | None = None
     lint_disable: tuple[str, ...] = ()
@@ -108,6 +109,13 @@ class Config:
         merged = {**self.build_args, **overrides}
         return dataclasses.replace(self, build_args=merged, origins=origins)
 
+    def with_platform(self, platform: str | None) -> Config:
+        """``--platform`` over the config's ``platform`` (dockerfile.platform reads it)."""
+        if platform is None:
+            return self
+        origins = {**self.origins, "platform": "--platform"}
+        return dataclasses.replace(self, platform=platform, origins=origins)
+
 
 def schema() -> dict[str, Any]:
     text = SCHEMA_PATH.read_text(encoding="utf-8")
@@ -138,6 +146,7 @@ def load_config(path: Path | None, cwd: Path) -> Config:
     if data is None:
         data = _parse_yaml(text, display)
         _validate(data, text, display, spec_text)
+        _check_layers(data, text, display)
         _remember(marker, data)
     return _build(path, display, path.parent, data, text)
 
@@ -269,9 +278,16 @@ def _display(path: Path, cwd: Path) -> str:
 def _parse_yaml(text: str, display: str) -> dict[str, Any]:
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        data = yaml.load(text, Loader=loader)
+        loader = loader_class(text)
+        try:
+            node = loader.get_single_node()
+            if node is not None:
+                _check_duplicate_keys(node, display)
+            data = None if node is None else loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{display}:{mark.line + 1}:{mark.column + 1}" if mark else display
@@ -289,6 +305,51 @@ def _parse_yaml(text: str, display: str) -> dict[str, Any]:
             f"layers, ...), not a {type(data).__name__}."
         )
     return data
+
+
+def _check_duplicate_keys(root: Any, display: str) -> None:
+    """YAML loaders keep the last of two equal keys and say nothing: the first is silently
+    lost. Refuse it, naming both places."""
+    import yaml
+
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, Any] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in seen:
+                        first = seen[key.value].start_mark
+                        mark = key.start_mark
+                        raise ConfigError(
+                            f"{display}:{mark.line + 1}:{mark.column + 1}: {key.value}: the "
+                            f"key is given twice (first at {display}:{first.line + 1}:"
+                            f"{first.column + 1}); YAML would keep only the last.",
+                            hint="Keep one of them.",
+                        )
+                    seen[key.value] = key
+                todo.append(value)
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend(node.value)
+
+
+def _check_layers(data: Mapping[str, Any], text: str, display: str) -> None:
+    """Two layers cannot be one stage: a change to it would be reported twice, and the
+    layers' order (the order stages change in) would mean nothing."""
+    layers = data.get("layers")
+    if not isinstance(layers, Mapping):
+        return
+    owner: dict[str, str] = {}
+    for name, stage in layers.items():
+        key = str(stage).lower()
+        if key in owner:
+            raise ConfigError(
+                f"{_where(text, display, ['layers', name])}: layers.{name}: stage '{stage}' is "
+                f"already layer '{owner[key]}' ({_where(text, display, ['layers', owner[key]])}).",
+                hint="Map each layer to a stage of its own, or drop one of the two.",
+            )
+        owner[key] = str(name)
 
 
 def _validate(data: dict[str, Any], text: str, display: str, spec_text: bytes) -> None:
@@ -388,11 +449,27 @@ def _explain(error: Any, spec: dict[str, Any], text: str, display: str) -> str:
         return f"{where}: {name}: {error.instance!r} does not match {error.validator_value}."
     if validator == "propertyNames":
         return f"{where}: {name}: key {error.instance!r} is not allowed: {error.message}."
+    if path[:2] == ["lint", "disable"] and len(path) == 3:
+        return _unknown_rule(error.instance, spec, text, display)
     if validator == "enum":
         close = difflib.get_close_matches(str(error.instance), map(str, error.validator_value), 1)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         return f"{where}: {name}: {error.instance!r} is not one of {error.validator_value}.{hint}"
     return f"{where}: {name}: {error.message}."
+
+
+def _unknown_rule(entry: Any, spec: dict[str, Any], text: str, display: str) -> str:
+    """``lint.disable`` names a rule the kit does not have: say which it has (the schema's
+    enum holds the ids, then the names, in the same order)."""
+    items = spec["properties"]["lint"]["properties"]["disable"]["items"]
+    known = [str(value) for value in items["anyOf"][0]["enum"]]
+    ids, names = known[: len(known) // 2], known[len(known) // 2 :]
+    close = difflib.get_close_matches(str(entry), known, 1, cutoff=0.5)
+    close = close or difflib.get_close_matches(str(entry).upper(), known, 1, cutoff=0.5)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    rules = ", ".join(f"{rule} {name}" for rule, name in zip(ids, names, strict=True))
+    where = _where(text, display, ["lint", "disable"])
+    return f"{where}: lint.disable: unknown rule {entry!r}.{hint} Rules: {rules}."
 
 
 def _subschema(spec: dict[str, Any], path: Sequence[str | int]) -> dict[str, Any]:
@@ -476,6 +553,7 @@ def _build(path: Path | None, display: str, root: Path, data: dict[str, Any], te
         dockerfile=take("dockerfile", DEFAULTS["dockerfile"]),
         context=take("context", DEFAULTS["context"]),
         target=take("target", None),
+        platform=take("platform", None),
         build_args=build_args,
         layers=dict(data["layers"]) if "layers" in data else None,
         lint_disable=tuple(lint.get("disable", ())),

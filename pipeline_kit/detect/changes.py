@@ -7,6 +7,7 @@ not trustworthy every layer counts as changed, with the reason.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -17,9 +18,12 @@ from pipeline_kit.config.loader import Config
 from pipeline_kit.detect.keys import ChainKeys, chain_keys, from_chain, stage_keys
 from pipeline_kit.detect.layers import LayerMap, layers_for
 from pipeline_kit.detect.revisions import RevisionRange
+from pipeline_kit.detect.sources import check_sources
 from pipeline_kit.dockerfile.context_tree import ContextSnapshot, SourceLeavesContext, source_takes
 from pipeline_kit.dockerfile.dockerignore import DockerIgnore, ignore_file_candidates
+from pipeline_kit.dockerfile.platform import Platform, platform_of
 from pipeline_kit.dockerfile.stages import Stage, StageGraph, parse_dockerfile
+from pipeline_kit.dockerfile.tree_cache import store_for
 from pipeline_kit.errors import InputError
 
 MAX_FILE_REASONS = 10
@@ -108,19 +112,35 @@ def detect_changes(
 ) -> Detection:
     dockerfile = repo_path(git, config.dockerfile_path, "Dockerfile")
     context = repo_path(git, config.context_path, "context")
-    inputs = config.build_inputs()
-    head = _read_side(git, rng.head_tree, dockerfile, context, config.build_args, inputs, None)
+    platform = platform_of(config)
+    # FROM takes the target platform's image, and RUN runs its binaries: the same Dockerfile
+    # and context make another image on another platform, so another key.
+    inputs = (*config.build_inputs(), f"platform {platform}")
+    head = _read_side(
+        git, rng.head_tree, dockerfile, context, config.build_args, inputs, None, platform
+    )
     if isinstance(head, str):
         raise InputError(
             f"{head} at {'the working tree' if rng.worktree else rng.head[:12]}.",
             hint="Check `dockerfile` and `context` in the config.",
         )
     layer_map, target = layers_for(head.graph, config)
+    check_sources(
+        head.graph,
+        target,
+        head.snapshot,
+        dockerfile=dockerfile,
+        context=context,
+        revision="the working tree" if rng.worktree else rng.head[:12],
+        treeish=rng.head_tree,
+    )
 
     base: _Side | str | None = None
     reason = rng.fail_safe
     if reason is None and rng.base is not None:
-        base = _read_side(git, rng.base, dockerfile, context, config.build_args, inputs, head)
+        base = _read_side(
+            git, rng.base, dockerfile, context, config.build_args, inputs, head, platform
+        )
         if isinstance(base, str):
             reason = f"{base} at base {rng.base[:12]}: nothing to compare with"
     if reason is not None or not isinstance(base, _Side):
@@ -167,6 +187,7 @@ def _read_side(
     build_args: Mapping[str, str],
     inputs: tuple[str, ...],
     other: _Side | None,
+    platform: Platform | None = None,
 ) -> _Side | str:
     """The Dockerfile, .dockerignore and context at ``treeish``, or what is missing there."""
     text = git.read_blob(treeish, dockerfile)
@@ -175,9 +196,19 @@ def _read_side(
     context_tree = git.tree_of(treeish, context)
     if context_tree is None:
         return f"no context directory at {context or '.'}"
-    graph = parse_dockerfile(
-        text.decode("utf-8", "replace"), source=dockerfile, build_args=build_args
-    )
+    try:
+        graph = parse_dockerfile(
+            text.decode("utf-8", "replace"),
+            source=dockerfile,
+            build_args=build_args,
+            platform=platform,
+        )
+    except InputError as exc:
+        if other is None:
+            raise
+        # The base side: a Dockerfile that does not parse there is nothing to compare with,
+        # as a missing one; the commit that fixes it must be able to pass.
+        return f"{str(exc.message).rstrip('.')} (it does not parse)"
     ignore_path, raw = "", None
     for candidate in ignore_file_candidates(PurePosixPath(dockerfile), PurePosixPath(context)):
         ignore_path = candidate.as_posix()
@@ -189,7 +220,7 @@ def _read_side(
     # Filtered trees depend on the ignore rules: share them only when the rules are the same.
     shared = other is not None and other.ignore_text == ignore_text
     cache = other.snapshot.filtered_cache if other is not None and shared else {}
-    snapshot = ContextSnapshot(git, context_tree, ignore, cache)
+    snapshot = ContextSnapshot(git, context_tree, ignore, cache, store_for(ignore, os.environ))
     try:
         keys = stage_keys(graph, snapshot, inputs)
     except SourceLeavesContext as exc:

@@ -134,4 +134,23 @@ def layers_for(graph: StageGraph, config: Config) -> tuple[LayerMap, int]:
     for layer_name, stage_name in config.layers.items():
         if graph.find(stage_name) is None:
             raise missing(stage_name, "layers", layer_name)
+    _check_in_chain(graph, config, target)
     return configured_layers(graph, config.layers), target
+
+
+def _check_in_chain(graph: StageGraph, config: Config, target: int) -> None:
+    """A layer must be a stage the target builds on (FROM, COPY --from, RUN --mount from=):
+    any other stage is not in the image, so its changes would be reported for nothing."""
+    assert config.layers is not None
+    used = graph.upstream(target)
+    for layer_name, stage_name in config.layers.items():
+        stage = graph.find(stage_name)
+        assert stage is not None
+        if stage.index not in used:
+            chain = ", ".join(graph.stages[i].label for i in used)
+            raise ConfigError(
+                f"{config.where('layers', layer_name)}: layers.{layer_name}: stage "
+                f"'{stage_name}' is not one the target '{graph.stages[target].label}' builds on "
+                f"(it builds on: {chain}).",
+                hint="Name a stage of that chain, or set `target` to the stage you build.",
+            )

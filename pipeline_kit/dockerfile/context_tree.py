@@ -1,10 +1,13 @@
 """What a stage takes from the build context at one revision, named by content.
 
 A directory that no .dockerignore rule can reach is named by its git tree id, so its cost
-does not grow with its size. Where rules do reach inside, the kit lists the directory once
-(in C, through git), finds the excluded paths with one combined regex, and hashes a git tree
-of what remains: the name is then the id git would give the filtered directory, so it
-depends only on what the image takes, whatever the ignore rules exclude around it.
+does not grow with its size. Where rules do reach inside (``**/__pycache__`` reaches every
+directory), the kit names it by the id git would give the filtered directory, so it depends
+only on what the image takes, whatever the ignore rules exclude around it. That id is made
+directory by directory from the ids of the directories below, each kept by (path, tree id):
+a subtree unchanged between the two revisions is filtered once, and one unchanged since an
+earlier call is read back from the kit's cache (tree_cache.py), so the cost follows what
+changed, not what is there.
 
 A symlink on a source's path is followed as builders follow it, inside the context only: the
 name is that of what the path resolves to, so it changes when the target's content does.
@@ -13,16 +16,27 @@ name is that of what the path resolves to, so it changes when the target's conte
 from __future__ import annotations
 
 import fnmatch
-import posixpath
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from pipeline_kit.adapters.checkout import LeavesRoot, Node, resolve
 from pipeline_kit.adapters.git import Git, TreeEntry, tree_object_id
 from pipeline_kit.dockerfile.dockerignore import DockerIgnore
 from pipeline_kit.dockerfile.stages import ContextSource
+from pipeline_kit.dockerfile.tree_cache import FilteredTreeStore
 
 EMPTY = ""
+STORE_MIN_ENTRIES = 64
 SYMLINK_MODE = "120000"
+
+
+class UnmatchedSource(NamedTuple):
+    """A source without wildcards that takes nothing: BuildKit stops the build on it
+    (``"/<path>": not found``), whether the path is missing or .dockerignore excludes it.
+    A wildcard that matches nothing is not one: BuildKit copies nothing and goes on."""
+
+    source: ContextSource
+    excluded_by: int | None  # the .dockerignore line that excludes it; None: no such path
 
 
 class SourceLeavesContext(LeavesRoot):
@@ -52,7 +66,11 @@ class ContextSnapshot:
     tree: str | None  # None when the context directory does not exist at this revision
     ignore: DockerIgnore
     filtered_cache: dict[tuple[str, str], str] = field(default_factory=dict)  # (path, oid)
+    store: FilteredTreeStore | None = None  # filtered ids kept between calls
+    _listed: int = 0  # tree entries read while filtering, to size what is worth storing
     _trees: dict[str, dict[str, TreeEntry] | None] = field(default_factory=dict)  # by path
+    # Sources that take nothing, in the order met (``material`` records them).
+    unmatched: dict[ContextSource, UnmatchedSource] = field(default_factory=dict)
 
     def material(self, source: ContextSource) -> list[str]:
         """Sorted ``"<mode> <oid> <path>"`` lines naming everything ``source`` takes.
@@ -68,16 +86,23 @@ class ContextSnapshot:
         except LeavesRoot as exc:
             raise SourceLeavesContext(source, exc) from None
         lines = []
+        excluded_by: int | None = None
         for written, path, entry in matches:
             via = f" -> {path}" if path != written else ""
             if via and self.ignore.excluded(written):
+                excluded_by = self.ignore.excluding_line(written)
                 continue
             if entry.is_tree:
                 if self.ignore.excluded(path) and not self._has_reincluded(path, entry.oid):
+                    excluded_by = self.ignore.excluding_line(path)
                     continue
                 lines.append(f"{entry.mode} {self.filtered_tree(path, entry.oid)} {written}{via}")
             elif not self.ignore.excluded(path):
                 lines.append(f"{entry.mode} {entry.oid} {written}{via}")
+            else:
+                excluded_by = self.ignore.excluding_line(path)
+        if not lines and not source.has_glob:
+            self.unmatched.setdefault(source, UnmatchedSource(source, excluded_by))
         return sorted(lines) or [f"nothing matches {source.path}"]
 
     def _matches(self, pattern: str) -> list[tuple[str, str, TreeEntry]]:
@@ -140,62 +165,88 @@ class ContextSnapshot:
         return Node("dir" if entry.is_tree else "file")
 
     def filtered_tree(self, path: str, oid: str) -> str:
-        """The git tree id of directory ``path`` after .dockerignore (``oid`` when untouched)."""
+        """The git tree id of directory ``path`` after .dockerignore (``oid`` when untouched).
+
+        Computed directory by directory from the ids of the directories below, each kept
+        by (path, tree id): a subtree unchanged between two revisions, or since the last
+        call (``store``), is not listed again.
+        """
         if not self.ignore.may_touch(path):
             return oid
+        self._prefetch(path, oid)
+        found = self._filtered(path, oid)
+        if self.store is not None:
+            self.store.flush()
+        return found
+
+    def _prefetch(self, path: str, oid: str) -> None:
+        """Read, a level at a time, the trees filtering ``path`` will list: one exchange with
+        git per level instead of one per directory. Ids already known are not read."""
+        level = [(path, oid)] if self._known(path, oid) is None else []
+        while level:
+            self.git.prefetch_trees([tree for _, tree in level])
+            nxt = []
+            for parent, tree in level:
+                for entry in self.git.read_tree(tree):
+                    child = join(parent, entry.name)
+                    # Excluded directories are read too: rarely in git, and cheaper than
+                    # matching every directory twice.
+                    if not entry.is_tree or not self.ignore.may_touch(child):
+                        continue
+                    if self._known(child, entry.oid) is None:
+                        nxt.append((child, entry.oid))
+            level = nxt
+
+    def _known(self, path: str, oid: str) -> str | None:
+        """The filtered id of ``path`` at ``oid`` if this call or the store has it."""
         key = (path, oid)
-        cached = self.filtered_cache.get(key)
-        if cached is None:
-            cached = self._filter(path, oid)
-            self.filtered_cache[key] = cached
-        return cached
+        found = self.filtered_cache.get(key)
+        if found is None and self.store is not None:
+            found = self.store.get(path, oid)
+            if found is not None:
+                self.filtered_cache[key] = found
+        return found
+
+    def _filtered(self, path: str, oid: str) -> str:
+        """An excluded ``path`` keeps only what exceptions bring back (the empty tree when
+        nothing is): every entry below is matched with its full path."""
+        key = (path, oid)
+        found = self._known(path, oid)
+        if found is None:
+            before = self._listed
+            found = self._filter(path, oid)
+            # A small directory costs less to list again than to keep: store the larger ones.
+            if self.store is not None and self._listed - before >= STORE_MIN_ENTRIES:
+                self.store.put(path, oid, found)
+        self.filtered_cache[key] = found
+        return found
 
     def _filter(self, path: str, oid: str) -> str:
-        below = self.git.list_tree_paths(oid)
-        full = [join(path, rel) for rel in below]
-        candidates = self.ignore.matching_paths("\n".join(full))
-        excluded = {p for p in candidates if self.ignore.excluded(p)}
-        if not excluded:
-            return oid
-        # Re-included paths (an exception inside an excluded directory) keep their parents.
-        keep: set[str] = set()
-        for p in candidates:
-            if p not in excluded:
-                parent = posixpath.dirname(p)
-                while parent and parent != path and parent not in keep:
-                    keep.add(parent)
-                    parent = posixpath.dirname(parent)
-        dirty: set[str] = set(keep)
-        for p in excluded:
-            parent = posixpath.dirname(p)
-            if parent in excluded:
-                continue  # only the outermost excluded path decides where to descend
-            while parent and parent != path and parent not in dirty:
-                dirty.add(parent)
-                parent = posixpath.dirname(parent)
-        oid_len = len(oid) // 2
-        return self._rebuild(path, oid, excluded, keep, dirty, oid_len)
-
-    def _rebuild(
-        self,
-        path: str,
-        oid: str,
-        excluded: set[str],
-        keep: set[str],
-        dirty: set[str],
-        oid_len: int,
-    ) -> str:
-        entries = []
-        for entry in self.git.read_tree(oid):
-            child = join(path, entry.name)
-            if child in excluded and child not in keep:
-                continue
-            if entry.is_tree and (child in dirty or child in keep):
-                sub = self._rebuild(child, entry.oid, excluded, keep, dirty, oid_len)
-                entries.append(TreeEntry(entry.mode, entry.name, sub))
+        entries = self.git.read_tree(oid)
+        self._listed += len(entries)
+        children = [join(path, entry.name) for entry in entries]
+        candidates = set(self.ignore.matching_paths("\n".join(children)))
+        exceptions = any(p.exception for p in self.ignore.patterns)
+        empty = _EMPTY_TREE.get(len(oid), "")
+        kept: list[TreeEntry] = []
+        same = True
+        for entry, child in zip(entries, children, strict=True):
+            excluded = child in candidates and self.ignore.excluded(child)
+            if entry.is_tree and self.ignore.may_touch(child):
+                if excluded and not exceptions:
+                    same = False
+                    continue
+                sub = self._filtered(child, entry.oid)
+                if excluded and sub == empty:
+                    same = False
+                    continue  # an excluded directory nothing inside is brought back to
+                same = same and sub == entry.oid
+                kept.append(TreeEntry(entry.mode, entry.name, sub))
+            elif excluded:
+                same = False
             else:
-                entries.append(entry)
-        return tree_object_id(entries, oid_len)
+                kept.append(entry)
+        return oid if same else tree_object_id(kept, len(oid) // 2)
 
     def _has_reincluded(self, path: str, oid: str) -> bool:
         """Whether an excluded directory still holds paths an exception brings back."""

@@ -747,6 +747,7 @@ class DockerIgnore:
     """The patterns of one ``.dockerignore``, in file order."""
 
     patterns: tuple[IgnorePattern, ...]
+    source: str = field(default=".dockerignore", compare=False)  # the file, for messages
 
     @classmethod
     def parse(cls, text: str, *, source: str = ".dockerignore") -> DockerIgnore:
@@ -766,7 +767,7 @@ class DockerIgnore:
             except _PatternError as err:
                 raise _bad_pattern(source, number, shown, err) from None
             patterns.append(IgnorePattern(parsed[0], parsed[1], number, _compiled=compiled))
-        return cls(tuple(patterns))
+        return cls(tuple(patterns), source)
 
     @classmethod
     def empty(cls) -> DockerIgnore:
@@ -790,6 +791,17 @@ class DockerIgnore:
             if pattern._hits(path):
                 matched = not pattern.exception
         return matched
+
+    def excluding_line(self, path: str) -> int | None:
+        """The line of the pattern that leaves ``path`` out (the last that matches it)."""
+        if not self.excluded(path):
+            return None
+        if _needs_clean(path):
+            path = _go_clean(path).lstrip("/")
+        for pattern in reversed(self.patterns):
+            if not pattern.exception and pattern._hits(path):
+                return pattern.line
+        return None  # pragma: no cover - excluded() found one
 
     def may_touch(self, dir_path: str) -> bool:
         """False only when no pattern can match ``dir_path``, an ancestor or a descendant."""

@@ -13,7 +13,15 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from pipeline_kit.dockerfile.checks import check_instructions
 from pipeline_kit.dockerfile.expand import expand, uses_variables
+from pipeline_kit.dockerfile.platform import (
+    AUTOMATIC_ARGS,
+    Platform,
+    automatic_args,
+    parse_platform,
+    runner_platform,
+)
 from pipeline_kit.errors import InputError
 
 KNOWN_INSTRUCTIONS = frozenset(
@@ -124,6 +132,7 @@ class Stage:
 class StageGraph:
     source: str  # the Dockerfile's name, for messages
     stages: tuple[Stage, ...]
+    # The global scope: BuildKit's automatic platform ARGs, then the ARGs before the first FROM.
     global_args: tuple[tuple[str, str | None], ...]
     _by_name: Mapping[str, int] = field(default_factory=dict, repr=False, compare=False)
 
@@ -161,20 +170,51 @@ class StageGraph:
 
 
 def parse_dockerfile(
-    text: str, *, source: str = "Dockerfile", build_args: Mapping[str, str] | None = None
+    text: str,
+    *,
+    source: str = "Dockerfile",
+    build_args: Mapping[str, str] | None = None,
+    platform: Platform | str | None = None,
 ) -> StageGraph:
-    """Parse Dockerfile ``text`` into a StageGraph; ``build_args`` override ARG defaults."""
+    """Parse Dockerfile ``text`` into a StageGraph; ``build_args`` override ARG defaults.
+
+    ``platform`` is the target platform (default: this machine's), which sets the automatic
+    platform ARGs as BuildKit does.
+    """
     import dockerfile  # BuildKit's parser; loaded only by commands that read Dockerfiles
 
     try:
         commands = dockerfile.parse_string(text)
     except dockerfile.GoParseError as exc:
+        line = _parse_error_line(text, str(exc))
         raise InputError(
-            f"{source}: BuildKit's parser rejects it: {exc}.",
+            f"{source}{'' if line is None else f':{line}'}: BuildKit's parser rejects it: {exc}.",
             hint="Fix the Dockerfile so that `docker build` would accept it.",
         ) from None
     instructions = [_instruction(c, source) for c in commands]
-    return _GraphBuilder(source, dict(build_args or {})).build(instructions)
+    check_instructions(instructions, source)
+    if platform is None:
+        target = runner_platform()
+    elif isinstance(platform, str):
+        target = parse_platform(platform)
+    else:
+        target = platform
+    return _GraphBuilder(source, dict(build_args or {}), target).build(instructions)
+
+
+def _parse_error_line(text: str, error: str) -> int | None:
+    """The line BuildKit's parser stops at: the parser names none, so find the shortest head
+    of the file that fails the same way (read only when there is an error)."""
+    import dockerfile
+
+    lines = text.splitlines(keepends=True)
+    for end in range(1, len(lines) + 1):
+        try:
+            dockerfile.parse_string("".join(lines[:end]))
+        except dockerfile.GoParseError as exc:
+            if str(exc) == error:
+                return end
+    return None
 
 
 def _instruction(command: object, source: str) -> Instruction:
@@ -238,10 +278,13 @@ def _assignments(args: Iterable[str]) -> list[tuple[str, str | None]]:
 
 
 class _GraphBuilder:
-    def __init__(self, source: str, build_args: dict[str, str]) -> None:
+    def __init__(self, source: str, build_args: dict[str, str], platform: Platform) -> None:
         self.source = source
         self.build_args = build_args
-        self.global_args: dict[str, str | None] = {}
+        automatic = automatic_args(platform)
+        self.global_args: dict[str, str | None] = {
+            name: build_args.get(name, value) for name, value in automatic.items()
+        }
 
     def error(self, line: int, message: str, hint: str | None = None) -> InputError:
         return InputError(f"{self.source}:{line}: {message}", hint=hint)
@@ -258,6 +301,8 @@ class _GraphBuilder:
             elif ins.cmd == "ARG":
                 for name, default in _assignments(ins.args):
                     value = self.build_args.get(name, default)
+                    if value is None and name in AUTOMATIC_ARGS:
+                        continue  # declared without a default: keeps the platform's value
                     self.global_args[name] = (
                         None if value is None else expand(value, self.global_args)
                     )

@@ -1,5 +1,5 @@
-"""PK003 and PK004: the deps layer should change only when the dependencies do, and then
-to versions someone chose.
+"""PK003: the deps layer should change only when the dependencies do (PK004, that it then
+installs versions someone chose, is in ``pinning``).
 
 Dependencies installed after the code is copied are reinstalled on every code change, which
 is what turns a one-line fix into a 30-minute build; unpinned ones make two builds of the
@@ -12,10 +12,8 @@ import fnmatch
 import posixpath
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
-from pipeline_kit.dockerfile.context_tree import join
-from pipeline_kit.dockerfile.stages import ContextSource, Stage
+from pipeline_kit.dockerfile.stages import ContextSource
 from pipeline_kit.lint.installs import LOCKED_MANAGERS, Install, installs, is_local
 from pipeline_kit.lint.model import Hit, LintInput
 
@@ -35,22 +33,24 @@ MANIFESTS = frozenset(
         "package-lock.json",
         "yarn.lock",
         "pnpm-lock.yaml",
+        "npm-shrinkwrap.json",
+        "Cargo.toml",
+        "Cargo.lock",
+        "go.mod",
+        "go.sum",
     )
 )
 MANIFEST_PATTERNS = ("requirements*.txt", "requirements*.in", "requirements*.lock", "constraints*")
-LOCK_FILES = frozenset(("poetry.lock", "uv.lock", "pdm.lock", "Pipfile.lock"))
-LOCK_PATTERNS = ("requirements*.lock",)
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _EXACT = re.compile(r"===?\s*([^,;\s]+)")
-_COMMENT = re.compile(r"(?:^|\s)#.*$")
 
 
 def is_manifest(path: str) -> bool:
     name = posixpath.basename(path)
     if name in MANIFESTS or any(fnmatch.fnmatchcase(name, p) for p in MANIFEST_PATTERNS):
         return True
-    # requirements/base.txt, requirements/gpu.in: a directory of requirement files
-    return posixpath.basename(posixpath.dirname(path)) == "requirements"
+    # requirements/base.txt, requirements/gpu/cuda.txt: a directory of requirement files
+    return "requirements" in path.split("/")[:-1]
 
 
 def is_pinned(spec: str) -> bool:
@@ -63,6 +63,9 @@ def is_pinned(spec: str) -> bool:
         return True
     exact = _EXACT.search(spec)
     return exact is not None and "*" not in exact.group(1)
+
+
+_PIP_REQUIREMENTS = "pip -r"  # a pip install of requirement files, as opposed to of names
 
 
 def code_before_deps(lint: LintInput) -> Iterator[Hit]:
@@ -78,8 +81,12 @@ def code_before_deps(lint: LintInput) -> Iterator[Hit]:
                 if ins.cmd != "RUN":
                     continue
                 for install in installs(ins):
+                    if install.tooling_only:
+                        continue  # `pip install -U pip` installs no dependency of the code
                     if code_copy is None:
                         installed_before.add(install.tool)
+                        if install.requirement_files:
+                            installed_before.add(_PIP_REQUIREMENTS)
                     elif not _adds_project_only(install, installed_before):
                         if code_copy.line not in reported:
                             reported.add(code_copy.line)
@@ -88,9 +95,14 @@ def code_before_deps(lint: LintInput) -> Iterator[Hit]:
 
 
 def _adds_project_only(install: Install, installed_before: set[str]) -> bool:
-    return install.project_only or (
-        install.tool in LOCKED_MANAGERS and install.tool in installed_before
-    )
+    """Whether an install after the code copy only adds the project: its dependencies came
+    from a lock-file manager run or a requirements install before the copy."""
+    if install.project_only:
+        return True
+    if install.tool in LOCKED_MANAGERS:
+        return install.tool in installed_before
+    local_only = install.tool == "pip" and bool(install.local) and not install.packages
+    return local_only and not install.requirement_files and _PIP_REQUIREMENTS in installed_before
 
 
 def _copies_code(lint: LintInput, source: ContextSource) -> bool:
@@ -113,155 +125,3 @@ def _code_first(lint: LintInput, copy: ContextSource, run_line: int, install: In
 
 def _short(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def unpinned_dependencies(lint: LintInput) -> Iterator[Hit]:
-    yield from _unpinned_requirement_files(lint)
-    yield from _unpinned_pip_packages(lint)
-    yield from _projects_without_lock(lint)
-
-
-def _unpinned_requirement_files(lint: LintInput) -> Iterator[Hit]:
-    referenced = {
-        posixpath.basename(path)
-        for stage in lint.stages
-        for ins in stage.instructions
-        if ins.cmd == "RUN"
-        for install in installs(ins)
-        for path in install.requirement_files
-    }
-    checked: set[str] = set()
-    for stage in lint.stages:
-        for source in stage.sources:
-            taken = lint.files.taken(source.path)
-            for found in taken.files:
-                name = posixpath.basename(found.path)
-                direct = found.path in taken.named and _is_requirements_name(name)
-                if found.path in checked or not (direct or name in referenced):
-                    continue
-                checked.add(found.path)
-                yield from _unpinned_lines(lint.context_file(found.path), lint, source)
-
-
-def _is_requirements_name(name: str) -> bool:
-    if fnmatch.fnmatchcase(name, "requirements*.txt"):
-        return True
-    return name.endswith(".in") and name != "MANIFEST.in"
-
-
-def _unpinned_lines(path: Path | None, lint: LintInput, source: ContextSource) -> Iterator[Hit]:
-    if path is None or not path.is_file():
-        return  # beyond the context, or not a file the image could take
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return
-    where = f"{lint.display(lint.dockerfile)}:{source.line}"
-    for number, line in _logical_lines(text):
-        spec = _COMMENT.sub("", line).strip()
-        if not spec or spec.startswith("-") or "--hash" in spec:
-            continue  # options and nested files; a hash pins the artifact itself
-        requirement = spec.split(" --", 1)[0].strip()
-        if not is_pinned(requirement):
-            yield Hit(
-                path,
-                number,
-                f"'{requirement}' is not pinned to one version; the image takes this file "
-                f"({source.via} at {where}), so two builds may install different releases.",
-                fix=f"Pin it with == (e.g. {_name(requirement)}==X.Y.Z), or generate the file "
-                "with pip-compile or `uv pip compile`.",
-            )
-
-
-def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
-    """Lines joined at trailing backslashes, each with the number of its first line."""
-    start = 0
-    parts: list[str] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not parts:
-            start = number
-        if line.endswith("\\"):
-            parts.append(line[:-1])
-            continue
-        parts.append(line)
-        yield start, " ".join(parts)
-        parts = []
-    if parts:
-        yield start, " ".join(parts)
-
-
-def _name(requirement: str) -> str:
-    return re.split(r"[\s\[<>=!~;@]", requirement, maxsplit=1)[0] or requirement
-
-
-def _unpinned_pip_packages(lint: LintInput) -> Iterator[Hit]:
-    for stage in lint.stages:
-        for ins in stage.instructions:
-            if ins.cmd != "RUN":
-                continue
-            loose = [p for i in installs(ins) if i.tool == "pip" for p in i.packages]
-            loose = [p for p in loose if not is_pinned(p)]
-            if loose:
-                shown = ", ".join(loose)
-                yield Hit(
-                    lint.dockerfile,
-                    ins.line,
-                    f"pip install of {shown} without an exact version: each build installs "
-                    "whatever is newest that day.",
-                    fix=f"Pin each package ({_name(loose[0])}==X.Y.Z) or install from a pinned "
-                    "requirements file.",
-                )
-
-
-def _projects_without_lock(lint: LintInput) -> Iterator[Hit]:
-    for stage in lint.stages:
-        chain = lint.chain(stage)
-        if _takes_lock(lint, chain):
-            continue
-        install = _project_install(lint, stage)
-        if install is None:
-            continue
-        for source in stage.sources:
-            if _takes_pyproject(lint, source):
-                yield Hit(
-                    lint.dockerfile,
-                    source.line,
-                    f"pyproject.toml is installed (`{_short(install.text)}`) without a lock "
-                    f"file in the stage: {source.via} at line {source.line} takes no "
-                    "poetry.lock, uv.lock or pdm.lock, so each build resolves versions anew.",
-                    fix="Commit the lock file and copy it with pyproject.toml (or install from "
-                    "a pinned requirements file).",
-                )
-
-
-def _takes_pyproject(lint: LintInput, source: ContextSource) -> bool:
-    taken = lint.files.taken(source.path)
-    tops = {join(d, "pyproject.toml") for d in taken.directories}
-    return any(
-        posixpath.basename(f.path) == "pyproject.toml" and (f.path in taken.named or f.path in tops)
-        for f in taken.files
-    )
-
-
-def _takes_lock(lint: LintInput, chain: list[Stage]) -> bool:
-    for stage in chain:
-        for source in stage.sources:
-            for found in lint.files.taken(source.path).files:
-                name = posixpath.basename(found.path)
-                if name in LOCK_FILES or any(fnmatch.fnmatchcase(name, p) for p in LOCK_PATTERNS):
-                    return True
-    return False
-
-
-def _project_install(lint: LintInput, stage: Stage) -> Install | None:
-    """An install in ``stage`` or a stage built on it that reads pyproject.toml."""
-    for later in lint.stages:
-        if stage.index not in {s.index for s in lint.chain(later)}:
-            continue
-        for ins in later.instructions:
-            if ins.cmd != "RUN":
-                continue
-            for install in installs(ins):
-                if install.tool in LOCKED_MANAGERS or (install.tool == "pip" and install.local):
-                    return install
-    return None

@@ -7,12 +7,12 @@ from collections.abc import Iterable, Sequence
 
 from pipeline_kit.config.loader import Config
 from pipeline_kit.errors import ConfigError
-from pipeline_kit.lint.model import Finding, LintInput
+from pipeline_kit.lint.model import Finding, Hit, LintInput
 from pipeline_kit.lint.rules import RULES, Rule
 
 
 def diagnose(lint: LintInput, rules: Iterable[Rule]) -> list[Finding]:
-    findings = [
+    findings = {
         Finding(
             rule=rule.id,
             name=rule.name,
@@ -21,11 +21,21 @@ def diagnose(lint: LintInput, rules: Iterable[Rule]) -> list[Finding]:
             line=hit.line,
             message=hit.message,
             fix=hit.fix or rule.fix,
+            targets=_targets(lint, hit),
         )
         for rule in rules
         for hit in rule.check(lint)
-    ]
+    }
     return sorted(findings, key=Finding.sort_key)
+
+
+def _targets(lint: LintInput, hit: Hit) -> tuple[str, ...]:
+    """The final stages that take what the hit is about (none for a file outside them)."""
+    index = hit.stage
+    if index is None and hit.path == lint.dockerfile:
+        stage = lint.stage_at(hit.line)
+        index = None if stage is None else stage.index
+    return () if index is None else lint.targets_of(index)
 
 
 def enabled_rules(config: Config) -> list[Rule]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pipeline_kit.dockerfile.stages import Instruction
 from pipeline_kit.lint.shell import commands, operands, program, run_script, simple
@@ -17,7 +17,7 @@ _PIP = re.compile(r"^pip(?:\d+(?:\.\d+)*)?$")
 _PYTHON = re.compile(r"^python(?:\d+(?:\.\d+)*)?$")
 _PIP_VALUE_OPTIONS = frozenset(
     (
-        "-c --constraint -i --index-url --extra-index-url -f --find-links -t --target --prefix "
+        "-i --index-url --extra-index-url -f --find-links -t --target --prefix "
         "--root --platform --python-version --implementation --abi --upgrade-strategy "
         "--progress-bar --cache-dir --src --no-binary --only-binary --config-settings -C "
         "--global-option --log --proxy --retries --timeout --exists-action --cert "
@@ -25,7 +25,9 @@ _PIP_VALUE_OPTIONS = frozenset(
         "--default-index --index-strategy"
     ).split()
 )
+_NAMES_PACKAGES = frozenset(("npm", "pnpm"))
 _PROJECT_ONLY_FLAGS = frozenset(("--no-deps", "--only-root"))
+_EXTRAS = re.compile(r"\[[^\]]*\]$")
 _ARCHIVES = (".whl", ".tar.gz", ".zip", ".tgz")
 _MANAGERS: dict[tuple[str, ...], str] = {
     ("poetry", "install"): "poetry",
@@ -47,6 +49,10 @@ _MANAGERS: dict[tuple[str, ...], str] = {
 }
 
 
+# Installer tooling, not the service's dependencies: `pip install -U pip uv` is routine.
+TOOLING = frozenset(("pip", "setuptools", "wheel", "uv"))
+
+
 @dataclass(frozen=True)
 class Install:
     tool: str  # "pip", "poetry", "uv", "conda", "npm" ...
@@ -54,15 +60,42 @@ class Install:
     project_only: bool  # installs the project without its dependencies
     requirement_files: tuple[str, ...] = ()
     packages: tuple[str, ...] = ()  # requirement specifiers named on the command line
-    local: tuple[str, ...] = ()  # local paths and editables (".", "./pkg", "-e .")
+    local: tuple[str, ...] = ()  # local paths and editables (".", "./pkg", "-e .", ".[gpu]")
+    constraints: tuple[str, ...] = ()  # -c files: versions they pin hold for the whole install
+    cwd: str | None = None  # where a `cd` earlier in the RUN moved; None: the WORKDIR
+
+    @property
+    def projects(self) -> tuple[str, ...]:
+        """The local project directories it installs (not wheels, archives or URLs)."""
+        return tuple(p for p in self.local if is_local(p) and not p.endswith(_ARCHIVES))
+
+    @property
+    def tooling_only(self) -> bool:
+        """Whether it only installs or upgrades the installers themselves."""
+        return (
+            self.tool == "pip"
+            and bool(self.packages)
+            and not (self.requirement_files or self.local)
+            and all(_requirement_name(p) in TOOLING for p in self.packages)
+        )
+
+
+def _requirement_name(spec: str) -> str:
+    return re.split(r"[\s\[<>=!~;@]", spec, maxsplit=1)[0].lower()
 
 
 def installs(ins: Instruction) -> Iterator[Install]:
-    """The dependency installs a RUN performs, in order."""
+    """The dependency installs a RUN performs, in order, each with the directory an earlier
+    ``cd`` of the same RUN moved to."""
+    cwd: str | None = None
     for words in commands(run_script(ins)):
-        found = install_of(simple(words))
+        words = simple(words)
+        if program(words) == "cd":
+            cwd = (operands(words) or ["~"])[0]
+            continue
+        found = install_of(words)
         if found is not None:
-            yield found
+            yield found if cwd is None else replace(found, cwd=cwd)
 
 
 def install_of(words: list[str]) -> Install | None:
@@ -75,11 +108,16 @@ def install_of(words: list[str]) -> Install | None:
     flags = set(words)
     for key, tool in _MANAGERS.items():
         if key[0] == name and tuple(args[: len(key) - 1]) == key[1:]:
-            return Install(tool, text, project_only=bool(flags & _PROJECT_ONLY_FLAGS))
+            # `npm install express` adds a package; a bare `npm install` installs the project
+            named = tuple(args[len(key) - 1 :]) if tool in _NAMES_PACKAGES else ()
+            return Install(
+                tool, text, project_only=bool(flags & _PROJECT_ONLY_FLAGS), packages=named
+            )
     return None
 
 
 def is_local(spec: str) -> bool:
+    spec = _EXTRAS.sub("", spec.strip())  # ".[gpu,server]" is the project in "." with extras
     return spec in (".", "..") or spec.startswith(("./", "../", "/", "~")) or spec.endswith("/")
 
 
@@ -107,6 +145,7 @@ def _pip_install(args: list[str], text: str) -> Install | None:
     files: list[str] = []
     packages: list[str] = []
     local: list[str] = []
+    constraints: list[str] = []
     i = 0
     while i < len(args):
         word = args[i]
@@ -118,13 +157,21 @@ def _pip_install(args: list[str], text: str) -> Install | None:
             files.append(word.partition("=")[2])
         elif word.startswith("-r") and not word.startswith("--"):
             files.append(word[2:])
+        elif word in ("-c", "--constraint"):
+            constraints.append(value)
+            i += 1
+        elif word.startswith("--constraint="):
+            constraints.append(word.partition("=")[2])
+        elif word.startswith("-c") and not word.startswith("--"):
+            constraints.append(word[2:])
         elif word in ("-e", "--editable"):
             local.append(value)
             i += 1
         elif word in _PIP_VALUE_OPTIONS:
             i += 1
         elif not word.startswith("-"):
-            if is_local(word) or word.endswith(_ARCHIVES):
+            # pip reads a word with a slash as a path (a wheel glob, a directory), not a name
+            if is_local(word) or word.endswith(_ARCHIVES) or ("/" in word and "://" not in word):
                 local.append(word)
             else:
                 packages.append(word)
@@ -134,8 +181,11 @@ def _pip_install(args: list[str], text: str) -> Install | None:
     return Install(
         "pip",
         text,
-        project_only="--no-deps" in args,
+        # --no-deps with requirement files or names still installs those: only a local
+        # project installed alone is "the project without its dependencies"
+        project_only="--no-deps" in args and not files and not packages,
         requirement_files=tuple(files),
         packages=tuple(packages),
         local=tuple(local),
+        constraints=tuple(constraints),
     )

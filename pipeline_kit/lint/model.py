@@ -27,6 +27,7 @@ class Hit:
     line: int
     message: str
     fix: str | None = None  # a sharper fix than the rule's general one, when the check knows it
+    stage: int | None = None  # the stage it is about; None: the stage holding ``line``
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Finding:
     line: int
     message: str
     fix: str
+    targets: tuple[str, ...] = ()  # the final stages built on the stage the finding is in
 
     @property
     def title(self) -> str:
@@ -55,6 +57,7 @@ class Finding:
             "line": self.line,
             "message": self.message,
             "fix": self.fix,
+            "targets": list(self.targets),
         }
 
 
@@ -73,10 +76,38 @@ class LintInput:
     builder: str | None = None  # the builder that will build it, when known (build.builder)
     code_stage: int | None = None  # the stage of the code layer (rules that care about it)
 
-    @cached_property
+    @property
     def stages(self) -> tuple[Stage, ...]:
-        """The stages a build of the target runs; BuildKit skips the others."""
-        return tuple(self.graph.stages[i] for i in self.graph.upstream(self.target.index))
+        """Every stage: one built only for another target (a dev or test image) ships too."""
+        return self.graph.stages
+
+    @cached_property
+    def final_stages(self) -> tuple[Stage, ...]:
+        """The stages no other stage builds on: what ``--target`` names in practice."""
+        used = {dep for stage in self.graph.stages for dep in stage.depends_on()}
+        return tuple(s for s in self.graph.stages if s.index not in used)
+
+    @cached_property
+    def image_stages(self) -> tuple[Stage, ...]:
+        """The stages whose layers a final image is made of: the FROM chains of the final
+        stages. A builder stage that others only COPY --from ships what they copy, not its
+        layers."""
+        chained = {s.index for final in self.final_stages for s in self.chain(final)}
+        return tuple(s for s in self.graph.stages if s.index in chained)
+
+    def targets_of(self, index: int) -> tuple[str, ...]:
+        """The final stages whose build runs stage ``index``."""
+        return tuple(
+            final.label for final in self.final_stages if index in self.graph.upstream(final.index)
+        )
+
+    def stage_at(self, line: int) -> Stage | None:
+        """The stage whose instructions span Dockerfile line ``line``."""
+        found = None
+        for stage in self.graph.stages:
+            if stage.line <= line:
+                found = stage
+        return found
 
     @cached_property
     def files(self) -> ContextFiles:

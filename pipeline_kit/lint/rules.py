@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from pipeline_kit.lint import dependencies, image, link, weights
+from pipeline_kit.lint import dependencies, image, link, pinning, weights
 from pipeline_kit.lint.model import Hit, LintInput, Severity
 
 Check = Callable[[LintInput], Iterable[Hit]]
@@ -29,8 +29,10 @@ _RULES = (
         weights.weights_in_image,
         "Mount the weights at run time (MODEL_PATH on a volume, or an initContainer that "
         "fetches them) and exclude them in .dockerignore.",
-        "Model weights reach the image: a COPY/ADD names a weights file, or a copied directory "
-        "holds weights or files over lint.max_file_mb that .dockerignore does not exclude.",
+        "Model weights reach an image: a COPY/ADD names a weights file, or a copied directory "
+        "(or a part of a bind mount that a RUN copies out) holds weights or files over "
+        "lint.max_file_mb that .dockerignore does not exclude; .git and bind mounts are not "
+        "image content.",
     ),
     Rule(
         "PK002",
@@ -39,8 +41,11 @@ _RULES = (
         weights.weights_downloaded,
         "Fetch the weights when the container starts (an initContainer, or the server "
         "downloading to a mounted MODEL_PATH), not in a RUN.",
-        "A RUN downloads weights: from_pretrained, snapshot_download, hf_hub_download, "
-        "huggingface-cli/hf download, git lfs pull, or curl/wget of weights or huggingface.co.",
+        "The build downloads weights: ADD of a weights file or hub URL, or a RUN with "
+        "from_pretrained, snapshot_download, hf_hub_download, SentenceTransformer(...), "
+        "vLLM's LLM(...), huggingface-cli/hf download, ollama pull, text-generation-server "
+        "download-weights, infinity_emb --preload-only, git lfs pull, or curl/wget of weights "
+        "or huggingface.co.",
     ),
     Rule(
         "PK003",
@@ -56,10 +61,12 @@ _RULES = (
         "PK004",
         "unpinned-dependencies",
         Severity.WARNING,
-        dependencies.unpinned_dependencies,
+        pinning.unpinned_dependencies,
         "Pin every dependency to an exact version (==) or install from a lock file.",
-        "A requirements file the image takes has a line without ==/===/@ URL/--hash, a RUN "
-        "pip-installs a bare package name, or pyproject.toml is installed without a lock file.",
+        "An install reads an unpinned dependency: a line without ==/===/@ URL/--hash in a "
+        "requirements file it installs (-r/-c includes followed), a bare package name, the "
+        "local project's unpinned pyproject.toml dependencies with nothing pinned installed "
+        "before, or poetry/uv/pdm/pipenv, npm/yarn/pnpm or cargo without its lock file.",
     ),
     Rule(
         "PK005",

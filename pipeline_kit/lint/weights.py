@@ -11,10 +11,13 @@ import re
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from pipeline_kit.dockerfile.stages import ContextSource
+from pipeline_kit.dockerfile.context_tree import join
+from pipeline_kit.dockerfile.expand import expand
+from pipeline_kit.dockerfile.stages import ContextSource, Instruction, Stage, clean_context_path
+from pipeline_kit.errors import InputError
 from pipeline_kit.lint.context_files import ContextFile
 from pipeline_kit.lint.model import Hit, LintInput
-from pipeline_kit.lint.shell import commands, operands, program, run_script, simple
+from pipeline_kit.lint.shell import commands, operands, program, run_mounts, run_script, simple
 
 WEIGHT_SUFFIXES = (
     ".safetensors",
@@ -31,7 +34,14 @@ WEIGHT_HOSTS = ("huggingface.co", "hf.co")
 _PACKAGE_DIRS = frozenset(("site-packages", "dist-packages"))
 MAX_EXAMPLES = 3
 MIB = 1024 * 1024
-_PYTHON_FETCH = re.compile(r"\bfrom_pretrained\s*\(|\bsnapshot_download\b|\bhf_hub_download\b")
+# Python that fetches a model when it runs: the Hugging Face hub, sentence-transformers, vLLM.
+_PYTHON_FETCH = re.compile(
+    r"\bfrom_pretrained\s*\(|\bsnapshot_download\b|\bhf_hub_download\b"
+    r"|\bSentenceTransformer\s*\(|\bCrossEncoder\s*\("
+)
+_VLLM_LOAD = re.compile(r"\bLLM\s*\(")  # vllm.LLM(model=...) downloads the model it serves
+# Programs that copy what they are given: out of a bind mount, that lands in the layer.
+_COPIERS = frozenset(("cp", "rsync"))
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
@@ -46,9 +56,9 @@ def is_weights_name(path: str) -> bool:
 
 def weights_in_image(lint: LintInput) -> Iterator[Hit]:
     limit = lint.max_file_mb * MIB
-    for stage in lint.stages:
+    for stage in lint.image_stages:
         by_line: dict[int, list[ContextSource]] = {}
-        for source in stage.sources:
+        for source in _image_sources(stage):
             by_line.setdefault(source.line, []).append(source)
         for line, sources in by_line.items():
             via = sources[0].via
@@ -60,6 +70,8 @@ def weights_in_image(lint: LintInput) -> Iterator[Hit]:
             heavy: dict[str, ContextFile] = {}
             for source in sources:
                 for found in lint.files.taken(source.path).files:
+                    if _in_git_dir(found.path):
+                        continue  # history, not content: its size depends on the clone depth
                     if is_weights_name(found.path) or found.size > limit:
                         heavy[found.path] = found
             if heavy:
@@ -73,6 +85,53 @@ def weights_in_image(lint: LintInput) -> Iterator[Hit]:
                 )
 
 
+def _image_sources(stage: Stage) -> Iterator[ContextSource]:
+    """What reaches the stage's layers from the context: COPY and ADD sources, and the parts
+    of a bind mount that its RUN copies out (a mount itself leaves nothing behind)."""
+    runs = {ins.line: ins for ins in stage.instructions if ins.cmd == "RUN"}
+    for source in stage.sources:
+        if source.via != "RUN --mount":
+            yield source
+            continue
+        for path in _copied_out(runs[source.line], stage, source.path):
+            yield ContextSource(path, source.line, source.via)
+
+
+def _copied_out(ins: Instruction, stage: Stage, mounted: str) -> list[str]:
+    """The context paths below ``mounted`` that a cp or rsync in ``ins`` reads."""
+    scope = {**dict(stage.args), **dict(stage.env)}
+    targets = []
+    for mount in run_mounts(ins):
+        if mount["type"] != "bind" or "from" in mount:
+            continue
+        try:
+            source = clean_context_path(
+                expand(mount.get("source", "."), scope), source="", line=ins.line
+            )
+        except InputError:
+            continue
+        target = mount.get("target")
+        if source == mounted and target:
+            targets.append(posixpath.normpath(target))
+    paths: list[str] = []
+    for words in commands(run_script(ins)):
+        words = simple(words)
+        if program(words) not in _COPIERS:
+            continue
+        for word in operands(words)[:-1]:  # the last operand is where it goes
+            for target in targets:
+                path = posixpath.normpath(word.rstrip("/"))
+                if path == target:
+                    paths.append(mounted)
+                elif path.startswith(target.rstrip("/") + "/"):
+                    paths.append(join(mounted, path[len(target.rstrip("/")) + 1 :]))
+    return paths
+
+
+def _in_git_dir(path: str) -> bool:
+    return ".git" in path.split("/")
+
+
 def _taken_message(via: str, heavy: dict[str, ContextFile], max_file_mb: float) -> str:
     files = sorted(heavy.values(), key=lambda f: (-f.size, f.path))
     examples = ", ".join(f.path for f in files[:MAX_EXAMPLES])
@@ -81,7 +140,7 @@ def _taken_message(via: str, heavy: dict[str, ContextFile], max_file_mb: float) 
     total = human_size(sum(f.size for f in files))
     count = f"{len(files)} file{'s' if len(files) != 1 else ''}, {total}"
     if via == "RUN --mount":
-        what = "sends model weights to the builder"
+        what = "copies model weights out of a bind mount into the image"
     else:
         what = "puts model weights in the image"
     message = f"{via} {what}: {examples} ({count})."
@@ -102,10 +161,14 @@ def human_size(size: int) -> str:
 def weights_downloaded(lint: LintInput) -> Iterator[Hit]:
     for stage in lint.stages:
         for ins in stage.instructions:
+            if ins.cmd == "ADD":
+                yield from _added_weights(lint, stage, ins)
             if ins.cmd != "RUN":
                 continue
             script = run_script(ins)
             fetches = [m.group().rstrip("( ") for m in _PYTHON_FETCH.finditer(script)]
+            if "vllm" in script.lower():
+                fetches += [f"vllm {m.group().rstrip('( ')}" for m in _VLLM_LOAD.finditer(script)]
             for words in commands(script):
                 fetch = _fetching_command(simple(words))
                 if fetch:
@@ -117,7 +180,31 @@ def weights_downloaded(lint: LintInput) -> Iterator[Hit]:
                     ins.line,
                     f"RUN downloads model weights while the image builds ({shown}), so they "
                     "land in a layer and are fetched again on every rebuild of it.",
+                    fix=_OLLAMA_FIX if any(f.startswith("ollama") for f in fetches) else None,
                 )
+
+
+_OLLAMA_FIX = (
+    "Pull the model when the container starts (`ollama pull` in the entrypoint) into "
+    "OLLAMA_MODELS on a volume, not in a RUN."
+)
+
+
+def _added_weights(lint: LintInput, stage: Stage, ins: Instruction) -> Iterator[Hit]:
+    if ins.flag("from") is not None:
+        return
+    scope = {**dict(stage.args), **dict(stage.env)}
+    for raw in ins.args[:-1]:
+        url = expand(raw, scope)
+        if _is_weights_url(url, hosts_only=False):
+            yield Hit(
+                lint.dockerfile,
+                ins.line,
+                f"ADD {url} downloads model weights while the image builds, so they land in a "
+                "layer that every pull of the image downloads again.",
+                fix="Drop the ADD and fetch the file when the container starts (an "
+                "initContainer, or the server downloading to a mounted MODEL_PATH).",
+            )
 
 
 def _fetching_command(words: list[str]) -> str | None:
@@ -127,6 +214,12 @@ def _fetching_command(words: list[str]) -> str | None:
         return "huggingface-cli download"
     if name == "hf" and args[:1] == ["download"]:
         return "hf download"
+    if name == "ollama" and args[:1] == ["pull"]:
+        return "ollama pull"
+    if name == "text-generation-server" and args[:1] == ["download-weights"]:
+        return "text-generation-server download-weights"
+    if name == "infinity_emb" and "--preload-only" in words:
+        return "infinity_emb --preload-only"
     if name == "git" and args[:2] == ["lfs", "pull"]:
         return "git lfs pull"
     if name == "git" and args[:1] == ["clone"]:

@@ -8,6 +8,9 @@ from pipeline_kit.report.outputs import flag, output_name, record_json
 
 def as_text(record: BuildRecord) -> str:
     lines = [f"{record.strategy}: {record.reason}"]
+    if record.offline:
+        lines.append(f"planned without the registry: {record.offline['reason']}")
+        lines += [f"  not looked up: {lookup}" for lookup in record.offline["lookups"]]
     if record.fallback:
         lines.append(f"not appended: {record.fallback}")
     if record.append:

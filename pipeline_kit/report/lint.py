@@ -28,6 +28,8 @@ def as_text(findings: Sequence[Finding]) -> str:
     lines = []
     for f in findings:
         lines.append(f"{f.path}:{f.line}: {f.severity.value}: {f.title}: {f.message}")
+        if f.targets:
+            lines.append(f"    targets: {', '.join(f.targets)}")
         lines.append(f"    fix: {f.fix}")
     lines.append(summary(findings))
     return "\n".join(lines) + "\n"
@@ -48,8 +50,15 @@ def github_annotations(findings: Sequence[Finding]) -> str:
             f"{key}={_escape_property(value)}"
             for key, value in (("file", f.path), ("line", str(f.line)), ("title", f.title))
         )
-        lines.append(f"::{level} {properties}::{_escape_data(f'{f.message} Fix: {f.fix}')}")
+        lines.append(f"::{level} {properties}::{_escape_data(f'{_described(f)} Fix: {f.fix}')}")
     return "".join(line + "\n" for line in lines)
+
+
+def _described(finding: Finding) -> str:
+    """The message, with the final stages that take what it is about."""
+    if not finding.targets:
+        return finding.message
+    return f"{finding.message} Targets: {', '.join(finding.targets)}."
 
 
 def _escape_data(text: str) -> str:
@@ -64,7 +73,7 @@ def gitlab_code_quality(findings: Sequence[Finding]) -> str:
     """A Code Quality report (``artifacts: reports: codequality``)."""
     issues = [
         {
-            "description": f"{f.title}: {f.message} Fix: {f.fix}",
+            "description": f"{f.title}: {_described(f)} Fix: {f.fix}",
             "check_name": f.rule,
             "fingerprint": fingerprint(f),
             "severity": _GITLAB_SEVERITY[f.severity],

@@ -46,6 +46,9 @@ class SmokeProtocol(Protocol):
 
     def parse_stream(self, events: list[str]) -> Output: ...
 
+    def first_token(self, events: list[str]) -> int | None:
+        """The index of the first event that carries generated text, None if none does."""
+
 
 def _get(body: Any, *path: str | int) -> Any:
     """``body[path...]`` or BadReply naming the first missing step."""
@@ -71,10 +74,28 @@ class _NoStream:
     def parse_stream(self, events: list[str]) -> Output:
         raise BadReply(f"{getattr(self, 'name', '?')} does not stream")
 
+    def first_token(self, events: list[str]) -> int | None:
+        return None
 
-class OpenAIChat:
-    name = "openai-chat"
+
+class _Streams:
     streams = True
+
+    def first_token(self, events: list[str]) -> int | None:
+        """OpenAI-compatible servers (vLLM, SGLang, TGI's /v1) send the role alone, or empty
+        text, before the first token: those do not count."""
+        for number, event in enumerate(events):
+            try:
+                chunk = json.loads(event)
+            except ValueError:
+                continue
+            if _generated(chunk):
+                return number
+        return None
+
+
+class OpenAIChat(_Streams):
+    name = "openai-chat"
 
     def path(self, model: str) -> str:
         return "/v1/chat/completions"
@@ -101,9 +122,8 @@ class OpenAIChat:
         return Output("".join(parts))
 
 
-class OpenAICompletions:
+class OpenAICompletions(_Streams):
     name = "openai-completions"
-    streams = True
 
     def path(self, model: str) -> str:
         return "/v1/completions"
@@ -258,6 +278,24 @@ def _usage(body: Any) -> int | None:
     usage = body.get("usage") if isinstance(body, dict) else None
     tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
     return tokens if isinstance(tokens, int) else None
+
+
+def _generated(chunk: Any) -> bool:
+    """Whether a stream chunk carries generated text: an OpenAI chat delta's ``content`` or
+    ``reasoning_content``, a completion's ``text``, or TGI's native ``token.text``."""
+    texts: list[Any] = []
+    if isinstance(chunk, dict):
+        choices = chunk.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices else None
+        if isinstance(choice, dict):
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                texts += [delta.get("content"), delta.get("reasoning_content")]
+            texts.append(choice.get("text"))
+        token = chunk.get("token")
+        if isinstance(token, dict):
+            texts.append(token.get("text"))
+    return any(isinstance(text, str) and text != "" for text in texts)
 
 
 def _chunks(events: list[str]) -> list[Any]:

@@ -84,6 +84,8 @@ def smoke_plan(
             body_template=str(http.get("body", '{"prompt": {prompt}}')),
             output_path=str(http.get("output", "$")),
         )
+    # --max-tokens and --max-latency, like every flag, win over the config: the section's
+    # default and each request's own value.
     max_tokens = options.max_tokens or int(section.get("max_tokens", 32))
     if options.prompt is not None:
         requests = [
@@ -103,8 +105,12 @@ def smoke_plan(
                 expect_contains=item.get("contains"),
                 expect_regex=item.get("regex"),
                 min_tokens=int(item.get("min_tokens", 1)),
-                max_tokens=int(item.get("max_tokens", max_tokens)),
-                max_latency=item.get("max_latency"),
+                max_tokens=options.max_tokens or int(item.get("max_tokens", max_tokens)),
+                max_latency=(
+                    options.max_latency
+                    if options.max_latency is not None
+                    else item.get("max_latency")
+                ),
                 max_ttft=item.get("max_ttft"),
             )
             for item in section.get("requests", [])

@@ -5,16 +5,20 @@ cached per scope. A client's credential (``credentials``, bound to its host) goe
 only to the registry's own origin and to the token service that registry's own challenge names:
 never along a redirect to another host (blob storage), nor to a host a redirect led to that asks
 for credentials itself, nor in clear text to the token service of an HTTPS registry.
-Retries with backoff and jitter on connection errors, 429 (``Retry-After``) and 5xx;
-401/403/404 are not retried and say what to check. Plain HTTP only for loopback and hosts the
-user marked insecure. HTTP is ``adapters.http``'s (requests, imported on the first request): a
-session per registry with a connection for each request in flight, and the environment's proxies
-and CA bundle for every registry but a loopback one.
+Retries with backoff and jitter on connection errors, 429 and 5xx, waiting as long as
+``Retry-After`` asks (seconds or an HTTP-date) up to ``RetryPolicy.max_retry_after``, and
+stopping with an ``EnvironmentFault`` when it asks for longer; 401/403/404 are not retried and
+say what to check. Plain HTTP only for loopback and hosts the user marked insecure. HTTP is
+``adapters.http``'s (requests, imported on the first request): a session per registry with a
+connection for each request in flight, the environment's proxies for every registry but a
+loopback one, and its CA bundle for all.
 """
 
 from __future__ import annotations
 
 import base64
+import datetime
+import email.utils
 import ipaddress
 import random
 import re
@@ -102,7 +106,10 @@ def is_plain_http(host: str, insecure_hosts: Collection[str] = ()) -> bool:
 class RetryPolicy(NamedTuple):
     attempts: int = 6
     base_delay: float = 0.2
-    max_delay: float = 10.0
+    max_delay: float = 10.0  # the longest backoff of the kit's own
+    # The longest wait a registry's Retry-After gets: asked for more, the kit stops (exit 3)
+    # rather than stall a job for as long, or ask again sooner than the registry said.
+    max_retry_after: float = 30.0
 
     def delays(self) -> Iterator[float]:
         for attempt in range(self.attempts - 1):
@@ -126,10 +133,29 @@ class Manifest(NamedTuple):
         return self.media_type in INDEX_TYPES
 
 
+class RegistryUnreachable(EnvironmentFault):
+    """No answer from the registry at all: its host does not resolve, nothing listens there,
+    or every connection failed. A plan can still be made without it (``build --dry-run``)."""
+
+
+def _cannot_resolve(registry: str, host: str, whose: str = "") -> RegistryUnreachable:
+    where = (
+        "the realm in the registry's challenge"
+        if whose
+        else "the registry in `image`, `cache.repository` or --cache-repo"
+    )
+    return RegistryUnreachable(
+        f"{registry}: cannot resolve {whose}host {host}.",
+        hint=f"Check the host name ({where}), and this machine's DNS and network (and "
+        "https_proxy/no_proxy if a proxy is used).",
+    )
+
+
 class _Retry(Exception):
-    def __init__(self, why: str, wait: float | None = None) -> None:
+    def __init__(self, why: str, wait: float | None = None, *, unreachable: bool = False) -> None:
         super().__init__(why)
         self.wait = wait
+        self.unreachable = unreachable  # no connection at all, rather than an error answer
 
 
 class Origin(NamedTuple):
@@ -164,6 +190,8 @@ class RegistryClient:
         insecure: bool = False,
         retry: RetryPolicy | None = None,
         progress: Callable[[str], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        now: Callable[[], float] = time.time,
     ) -> None:
         self.host = host
         api = "registry-1.docker.io" if host == "docker.io" else host
@@ -173,6 +201,8 @@ class RegistryClient:
         self.credential = credential
         self.retry = retry or RetryPolicy()
         self.progress = progress or (lambda message: None)
+        self.sleep = sleep  # between tries; tests record the waits instead
+        self.now = now  # the wall clock, for Retry-After given as a date
         self._tokens: dict[str, str] = {}
         self._basic = False
         self._transport: Transport | None = None
@@ -250,15 +280,30 @@ class RegistryClient:
                 return step()
             except _Retry as retry:
                 delay = next(delays, None)
+                if delay is None and retry.unreachable:
+                    raise RegistryUnreachable(
+                        f"{self.host}: {what} failed after {self.retry.attempts} attempts: "
+                        f"{retry}.",
+                        hint="Check that the registry is running and reachable from here at "
+                        "that address (the host and port in `image`, or the proxy in "
+                        "https_proxy/no_proxy); then run again.",
+                    ) from None
                 if delay is None:
                     raise EnvironmentFault(
                         f"{self.host}: {what} failed after {self.retry.attempts} attempts "
                         f"({retry}).",
                         hint="Check that the registry is up and reachable; then run again.",
                     ) from None
+                if retry.wait is not None and retry.wait > self.retry.max_retry_after:
+                    raise EnvironmentFault(
+                        f"{self.host}: {what}: the registry asked to wait {retry.wait:.0f}s "
+                        f"before trying again ({retry}); the kit waits at most "
+                        f"{self.retry.max_retry_after:g}s.",
+                        hint="It is rate-limiting or under maintenance: run again later.",
+                    ) from None
                 wait = max(delay, retry.wait or 0.0)
                 self.progress(f"{what}: {retry}; trying again in {wait:.1f}s")
-                time.sleep(wait)
+                self.sleep(wait)
 
     def _attempt(
         self,
@@ -285,7 +330,7 @@ class RegistryClient:
             if status in ok:
                 return response
             if status == 429 or status >= 500:
-                raise _Retry(f"HTTP {status}", _retry_after(response))
+                raise _Retry(f"HTTP {status}", _retry_after(response, self.now()))
             raise self._error(status, what, scope, response)
         raise self._error(401, what, scope, response)
 
@@ -308,6 +353,14 @@ class RegistryClient:
                 f"{self.host}: {exc}.",
                 hint="Name an http:// or https:// proxy, or the host in no_proxy.",
             ) from None
+        except http.CannotResolve as exc:
+            raise _cannot_resolve(self.host, exc.host) from None
+        except http.Refused as exc:
+            raise _Retry(
+                f"connection refused at {exc.address}: nothing listens there", unreachable=True
+            ) from None
+        except http.TimedOut as exc:
+            raise _Retry(f"no answer in time ({exc})", unreachable=True) from None
         except http.TransportError as exc:
             raise _Retry(f"connection error: {exc}") from None
 
@@ -384,12 +437,14 @@ class RegistryClient:
                 f"{self.host}: TLS to the token endpoint failed ({exc}).",
                 hint="Point REQUESTS_CA_BUNDLE (or SSL_CERT_FILE) at the CA that signed it.",
             ) from None
+        except http.CannotResolve as exc:
+            raise _cannot_resolve(self.host, exc.host, "its token endpoint's host ") from None
         except http.TransportError as exc:
             raise _Retry(f"token endpoint: {exc}") from None
         if answer.status in (401, 403):
             raise self._error(401, "token request", scope, answer)
         if answer.status == 429 or answer.status >= 500:
-            raise _Retry(f"token endpoint HTTP {answer.status}", _retry_after(answer))
+            raise _Retry(f"token endpoint HTTP {answer.status}", _retry_after(answer, self.now()))
         try:
             body = answer.json()
         except ValueError:
@@ -670,9 +725,19 @@ def _push(repo: str, extra: str = "") -> str:
     return f"repository:{repo}:pull,push{',' + extra if extra else ''}"
 
 
-def _retry_after(response: Response) -> float | None:
-    value = response.header("Retry-After")
-    return float(value) if value.isdigit() else None
+def _retry_after(response: Response, now: float) -> float | None:
+    """The seconds ``Retry-After`` asks for, given as seconds or as an HTTP-date (RFC 9110),
+    from ``now``; None when there is none or it is neither."""
+    value = response.header("Retry-After").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": an HTTP-date is in GMT
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, when.timestamp() - now)
 
 
 def _error_detail(response: Response) -> str:

@@ -11,7 +11,8 @@ from pipeline_kit.errors import ExitCode, KitError
 
 
 class BuildFailed(KitError):
-    """The builder ran and rejected the change (a verdict, exit 1)."""
+    """The builder ran and rejected the change (a verdict, exit 1). A builder that succeeded
+    but reported no digest is a fault of the builder, an ``EnvironmentFault`` (exit 3)."""
 
     exit_code = ExitCode.VERDICT
 
@@ -38,6 +39,7 @@ class BuildRequest:
     volumes: tuple[str, ...] = ()  # host:container[:ro] mounts for RUN steps (buildah)
     storage: Mapping[str, str] = field(default_factory=dict)  # buildah storage-driver/root/runroot
     isolation: str = "chroot"
+    platform: str | None = None  # OS/ARCH[/VARIANT] when the config chose one; else the runner's
 
     @property
     def registry(self) -> str:

@@ -54,6 +54,8 @@ def bud_argv(request: BuildRequest, authfile: Path | None) -> list[str]:
     argv += [f"--file={request.dockerfile}"]
     if request.target:
         argv.append(f"--target={request.target}")
+    if request.platform:
+        argv.append(f"--platform={request.platform}")
     argv += [f"--build-arg={name}={value}" for name, value in sorted(request.build_args.items())]
     argv += [f"--label={name}={value}" for name, value in sorted(request.labels.items())]
     argv.append(f"--cache-from={request.cache_repo}")
@@ -143,6 +145,7 @@ def _link_flags(request: BuildRequest) -> Iterator[Instruction]:
         request.dockerfile.read_text(encoding="utf-8"),
         source=_display(request),
         build_args=request.build_args,
+        platform=request.platform,
     )
     target = graph.target(request.target)
     return with_link_flag(graph.stages[i] for i in graph.upstream(target.index))

@@ -62,6 +62,8 @@ def buildctl_argv(request: BuildRequest, metadata_file: Path) -> list[str]:
     ]
     if request.target:
         argv.append(f"--opt=target={request.target}")
+    if request.platform:
+        argv.append(f"--opt=platform={request.platform}")
     argv += [
         f"--opt=build-arg:{name}={value}" for name, value in sorted(request.build_args.items())
     ]
@@ -87,6 +89,8 @@ def buildx_argv(request: BuildRequest, metadata_file: Path) -> list[str]:
     ]
     if request.target:
         argv.append(f"--target={request.target}")
+    if request.platform:
+        argv.append(f"--platform={request.platform}")
     argv += [f"--build-arg={name}={value}" for name, value in sorted(request.build_args.items())]
     argv += [f"--label={name}={value}" for name, value in sorted(request.labels.items())]
     argv += [
@@ -136,7 +140,8 @@ def read_metadata_digest(metadata_file: Path) -> str:
     except (OSError, ValueError, AttributeError):
         digest = ""
     if not digest.startswith("sha256:"):
-        raise BuildFailed(
+        # The build succeeded: the change is not at fault, the builder is (exit 3).
+        raise EnvironmentFault(
             f"BuildKit reported success but wrote no image digest to {metadata_file}.",
             hint="Check that the build pushes an image (--output type=image,push=true).",
         )

@@ -5,6 +5,10 @@ ignored paths: a temporary directory under ``/tmp`` is gone by the time the exec
 The kit therefore lives under ``/kaniko`` in the builder image and, inside a Kaniko container,
 keeps the files the executor reads late (docker config) or writes last (digest file) in a
 private directory under ``/kaniko`` too; see docs/kaniko.md, "Kaniko jobs".
+
+The executor run is ``/kaniko/executor`` and nothing else: outside its own container Kaniko
+unpacks images over ``/`` and deletes ``/``, so an ``executor`` that happens to be on PATH (on
+a developer's machine, a shared runner) is never taken for it.
 """
 
 from __future__ import annotations
@@ -19,15 +23,10 @@ from pathlib import Path
 
 from pipeline_kit.adapters.process import stream
 from pipeline_kit.build.builders.base import BuildFailed, BuildOutput, BuildRequest, LineSink
+from pipeline_kit.errors import EnvironmentFault
 
 KANIKO_HOME = Path("/kaniko")
 KANIKO_EXECUTOR = KANIKO_HOME / "executor"
-
-
-def executor_path() -> str | None:
-    if KANIKO_EXECUTOR.is_file() and os.access(KANIKO_EXECUTOR, os.X_OK):
-        return str(KANIKO_EXECUTOR)
-    return shutil.which("executor")
 
 
 def executor_argv(
@@ -54,6 +53,8 @@ def executor_argv(
         argv.append("--compressed-caching=false")
     if request.target:
         argv.append(f"--target={request.target}")
+    if request.platform:
+        argv.append(f"--custom-platform={request.platform}")
     argv += [f"--build-arg={name}={value}" for name, value in sorted(request.build_args.items())]
     argv += [f"--label={name}={value}" for name, value in sorted(request.labels.items())]
     argv += [
@@ -73,7 +74,8 @@ def read_digest(digest_file: Path) -> str:
     """The digest the executor wrote with ``--digest-file``."""
     digest = digest_file.read_text().strip() if digest_file.is_file() else ""
     if not digest.startswith("sha256:"):
-        raise BuildFailed(
+        # The executor said it succeeded: the change is not at fault, the builder is (exit 3).
+        raise EnvironmentFault(
             f"Kaniko reported success but wrote no digest to {digest_file}.",
             hint="Check the executor version (it needs --digest-file).",
         )
@@ -95,13 +97,13 @@ class KanikoBuilder:
         self.home = home  # the directory Kaniko never wipes (its container's /kaniko)
 
     def available(self) -> bool:
-        return executor_path() is not None
+        return _runnable(self.executor())
 
     def preflight(self, request: BuildRequest) -> None:
         """Nothing to refuse up front: Kaniko builds ``COPY --link`` too."""
 
     def executor(self) -> str:
-        return executor_path() or str(KANIKO_EXECUTOR)
+        return str(self.home / "executor")
 
     def commands(self, request: BuildRequest, workdir: Path) -> list[list[str]]:
         # Inside a Kaniko container the run gets a fresh directory under /kaniko (see build).
@@ -111,8 +113,16 @@ class KanikoBuilder:
     def build(
         self, request: BuildRequest, workdir: Path, docker_config: Path | None, log: LineSink
     ) -> BuildOutput:
+        executor = self.executor()
+        if not _runnable(executor):
+            raise EnvironmentFault(
+                f"Kaniko's executor is not at {executor}: the kit runs Kaniko only inside its "
+                "own container, never an `executor` found on PATH.",
+                hint="Run the build in the kit's builder image or Kaniko's own image (the "
+                "GitLab template's Kaniko job does), or choose --builder buildah or buildkit.",
+            )
         with self._executor_files(workdir, docker_config) as files:
-            argv = executor_argv(request, files.digest, self.executor())
+            argv = executor_argv(request, files.digest, executor)
             env = {"DOCKER_CONFIG": str(files.docker_config)} if files.docker_config else {}
             code, tail = self.run_executor(argv, env, log)
             if code != 0:
@@ -141,3 +151,7 @@ class KanikoBuilder:
             yield ExecutorFiles(directory / "digest", own_config)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def _runnable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)

@@ -217,3 +217,52 @@ def test_unreachable_registry_is_exit_3(tmp_path: Path) -> None:
     result = cli("build", cwd=repo.path)
     assert result.returncode == 3, result.stderr
     assert "reachable" in result.stderr
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then closed)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_dry_run_plans_without_the_registry(
+    built: dict[str, Any], registry: RegistryServer
+) -> None:
+    """With the registry up, the dry run finds the content recorded and plans a retag; with
+    nothing listening where the image's registry should be, it plans the builder, exit 0, and
+    says which lookups it could not do and what each would have decided. Without --dry-run the
+    same config is an infrastructure error that names the address."""
+    repo = built["repo"]
+    live = build(repo, "--dry-run")
+    assert live["strategy"] == "retag" and "offline" not in live
+    port = _closed_port()
+    text = (repo.path / "pipeline-kit.yaml").read_text()
+    offline_config = repo.path / "offline.yaml"
+    offline_config.write_text(text.replace(registry.host, f"127.0.0.1:{port}"))
+    try:
+        dry = cli("--config", "offline.yaml", "build", "--dry-run", "--format", "json",
+                  cwd=repo.path)  # fmt: skip
+        real = cli("--config", "offline.yaml", "build", cwd=repo.path)
+    finally:
+        offline_config.unlink()
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    record = json.loads(dry.stdout)
+    assert record["strategy"] == "builder" and record["digest"] is None
+    assert record["image_key"] == live["image_key"]
+    assert [argv[:2] for argv in record["commands"]] == [["buildah", "--storage-driver=vfs"]] * 2
+    offline = record["offline"]
+    assert f"connection refused at 127.0.0.1:{port}: nothing listens there" in offline["reason"]
+    key_lookup = f"127.0.0.1:{port}/team/svc:pk-{live['image_key']}: if it is there"
+    assert offline["lookups"][0].startswith(key_lookup) and "retagged" in offline["lookups"][0]
+    assert any("appended" in lookup for lookup in offline["lookups"])
+    assert "dry run without the registry" in dry.stderr
+
+    assert real.returncode == 3, real.stderr[-3000:]
+    assert f"connection refused at 127.0.0.1:{port}: nothing listens there" in real.stderr
+    assert "Check that the registry is running" in real.stderr
+    for jargon in ("Errno", "ConnectionRefusedError", "NewConnectionError", "Traceback"):
+        assert jargon not in real.stderr

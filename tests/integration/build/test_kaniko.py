@@ -310,7 +310,13 @@ REQUEST = BuildRequest(
 REQUESTS = {
     "trusted": REQUEST,
     "untrusted": dataclasses.replace(
-        REQUEST, push_cache=False, target=None, build_args={}, labels={}, tags=("pr-7",)
+        REQUEST,
+        push_cache=False,
+        target=None,
+        build_args={},
+        labels={},
+        tags=("pr-7",),
+        platform="linux/arm64",
     ),
     "large-layers": dataclasses.replace(
         REQUEST, compressed_caching=False, cache_copy_layers=False, cache_ttl="1h30m"

@@ -20,6 +20,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -230,6 +231,26 @@ def test_a_token_endpoint_with_an_untrusted_certificate_gets_no_credentials(
     assert tokens.requests == []  # no HTTP request got through the handshake
 
 
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"])
+def test_a_token_endpoint_signed_by_a_ca_the_environment_names_is_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """The error above tells the user to point REQUESTS_CA_BUNDLE (or SSL_CERT_FILE) at the CA:
+    doing so works for the token endpoint of a loopback registry too, whose own requests go
+    without the environment's proxies. The bundle is the system's with the CA added."""
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    with token_service(tmp_path, tls=True) as (server, tokens):
+        bundle = tmp_path / "ca-bundle.pem"
+        system = Path("/etc/ssl/certs/ca-certificates.crt")
+        bundle.write_bytes(
+            (system.read_bytes() if system.is_file() else b"") + tokens.tls_cert.read_bytes()
+        )
+        monkeypatch.setenv(variable, str(bundle))
+        assert client(server.host, ROBOT).head_manifest("faults/token", "v1") is None
+    assert [request["user"] for request in tokens.requests] == [USER]
+
+
 # -- pushes -------------------------------------------------------------------------------
 
 DENIED = Answer(
@@ -350,6 +371,96 @@ def test_429_waits_at_least_as_long_as_retry_after_says(
     outcomes = [(e.outcome, e.status) for e in front.seen("HEAD", "/manifests/v1$")]
     assert outcomes == [("answered", 429), ("ok", 200)]
     assert said == [f"HEAD {image.repo}:v1: HTTP 429; trying again in 1.0s"]
+
+
+NOW = 1_800_000_000.0  # the client's clock in the Retry-After tests: a whole second
+
+
+def paced(host: str, sleeps: list[float], credential: Credential | None = None) -> RegistryClient:
+    """A client whose waits are recorded in ``sleeps`` instead of slept, and whose clock says
+    ``NOW``: what it waits is asserted exactly, and no test sleeps for real."""
+    return RegistryClient(
+        host, credential=credential, retry=RETRY, sleep=sleeps.append, now=lambda: NOW
+    )
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "waited"),
+    [
+        ("2", 2.0),
+        ("30", 30.0),
+        (formatdate(NOW + 5, usegmt=True), 5.0),
+        (formatdate(NOW - 60, usegmt=True), None),
+        ("soon", None),
+    ],
+    ids=["seconds", "at-most", "http-date", "http-date-past", "unreadable"],
+)
+def test_retry_after_in_seconds_or_as_a_date_is_waited_for(
+    registry: RegistryServer,
+    image: Pushed,
+    proxy: Callable[..., FaultProxy],
+    retry_after: str,
+    waited: float | None,
+) -> None:
+    """Retry-After in both of its forms, delta-seconds and an HTTP-date (from the client's
+    clock); a date already past or a value that is neither leaves the policy's own backoff
+    (about 0.01 s)."""
+    front = proxy(
+        registry, Rule("HEAD", "/manifests/v1$", answer=Answer(429, {"Retry-After": retry_after}))
+    )
+    sleeps: list[float] = []
+    found = paced(front.host, sleeps).head_manifest(image.repo, "v1")
+    assert found is not None and found.digest == image.digest
+    assert len(sleeps) == 1
+    if waited is None:
+        assert sleeps[0] <= RETRY.base_delay
+    else:
+        assert sleeps == [waited]
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "asked"),
+    [("86400", "86400s"), (formatdate(NOW + 3600, usegmt=True), "3600s"), ("31", "31s")],
+    ids=["a-day", "http-date-an-hour-on", "just-over"],
+)
+def test_a_retry_after_longer_than_the_kit_waits_fails_at_once(
+    registry: RegistryServer,
+    image: Pushed,
+    proxy: Callable[..., FaultProxy],
+    retry_after: str,
+    asked: str,
+) -> None:
+    """A registry that asks for longer than ``max_retry_after`` (30 s) is not waited for, nor
+    asked again sooner than it said: the job stops (exit 3) naming the registry and the wait."""
+    front = proxy(
+        registry, Rule("HEAD", "/manifests/v1$", answer=Answer(429, {"Retry-After": retry_after}))
+    )
+    sleeps: list[float] = []
+    with pytest.raises(EnvironmentFault) as raised:
+        paced(front.host, sleeps).head_manifest(image.repo, "v1")
+    error = fault(raised)
+    assert error.message == (
+        f"{front.host}: HEAD {image.repo}:v1: the registry asked to wait {asked} before trying "
+        "again (HTTP 429); the kit waits at most 30s."
+    )
+    assert error.hint == "It is rate-limiting or under maintenance: run again later."
+    assert sleeps == []
+    assert [(e.outcome, e.status) for e in front.seen("HEAD", "/manifests/v1$")] == [
+        ("answered", 429)
+    ]
+
+
+def test_a_token_endpoint_asking_for_a_long_wait_fails_at_once(tmp_path: Path) -> None:
+    with token_service(tmp_path, status=503, retry_after="600") as (server, tokens):
+        sleeps: list[float] = []
+        with pytest.raises(EnvironmentFault) as raised:
+            paced(server.host, sleeps, ROBOT).head_manifest("faults/token", "v1")
+    error = fault(raised)
+    assert error.message == (
+        f"{server.host}: HEAD faults/token:v1: the registry asked to wait 600s before trying "
+        "again (token endpoint HTTP 503); the kit waits at most 30s."
+    )
+    assert sleeps == [] and len(tokens.requests) == 1
 
 
 # -- in_parallel --------------------------------------------------------------------------

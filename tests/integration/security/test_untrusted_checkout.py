@@ -202,6 +202,28 @@ def test_lint_reads_no_file_a_symlink_brings_from_outside(tmp_path: Path, fmt: s
     assert SECRET not in shown and "OUTSIDE-SECRET" not in shown
 
 
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_lint_follows_no_include_that_a_symlink_takes_outside(tmp_path: Path, fmt: str) -> None:
+    """PK004 follows ``-r``/``-c`` includes: one that is, or goes through, a symlink out of
+    the checkout is not read, so a secret cannot reach a message as an "unpinned" line."""
+    root = tmp_path / "repo"
+    GitRepo.init(root)
+    (root / "Dockerfile").write_text(
+        "FROM python:3.12-slim\nCOPY . /srv/\nRUN pip install -r /srv/requirements.txt\n"
+    )
+    (root / "requirements.txt").write_text(
+        "-r environ.txt\n-r linked/config.json\n-r ../outside.txt\nfastapi\n"
+    )
+    (root / "environ.txt").symlink_to("/proc/self/environ")
+    (root / "linked").symlink_to(outside(tmp_path))
+    (tmp_path / "outside.txt").write_text("OUTSIDE-SECRET\n")
+    result = cli("lint", "--format", fmt, cwd=root, env=secret_env())
+    assert result.returncode in (0, 1), result.stderr
+    assert "fastapi" in result.stdout  # the file itself is read
+    assert SECRET not in result.stdout + result.stderr
+    assert "OUTSIDE-SECRET" not in result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("name", ["Dockerfile", ".dockerignore", "pipeline-kit.yaml"])
 def test_a_kit_input_that_is_a_symlink_out_is_refused_unread(tmp_path: Path, name: str) -> None:
     root = tmp_path / "repo"

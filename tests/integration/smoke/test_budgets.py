@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from pipeline_kit.adapters import inference
 from tests.support.services.fake_model_server import (
     DONE,
     Route,
@@ -29,6 +30,8 @@ from tests.support.services.fake_model_server import (
     event_stream,
     json_answer,
     ready_route,
+    reasoning_chunk,
+    role_chunk,
     run_smoke,
     running,
     sse,
@@ -127,6 +130,49 @@ def test_time_to_first_token_budget(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("protocol", "path", "events", "passed"),
+    [
+        ("openai-chat", CHAT, [role_chunk(), chat_chunk("to a"), chat_chunk(" summer")], False),
+        ("openai-chat", CHAT,
+         [role_chunk(), chat_chunk(""), chat_chunk("to a"), chat_chunk(" summer")], False),
+        ("openai-completions", "/v1/completions",
+         [completion_chunk(""), completion_chunk("to a"), completion_chunk(" summer")], False),
+        ("openai-chat", CHAT,
+         [role_chunk(), reasoning_chunk("hmm"), chat_chunk("to a"), chat_chunk(" summer")], True),
+    ],
+    ids=["role-first", "role-then-empty", "empty-text-first", "reasoning-counts"],
+)  # fmt: skip
+def test_time_to_first_token_is_the_first_generated_text(
+    tmp_path: Path, protocol: str, path: str, events: list[Any], passed: bool
+) -> None:
+    """OpenAI-compatible servers send a chunk without generated text first (the role alone, or
+    empty text) as soon as the request is taken. The server sends those at once and holds the
+    first event that carries text (content, text or reasoning) for 1 s: time to first token is
+    measured at that event, so a 0.3 s budget fails; the same stream with reasoning sent at
+    once (it is generated text too) passes."""
+    (tmp_path / "pipeline-kit.yaml").write_text(
+        f"smoke:\n  protocol: {protocol}\n  stream: true\n  model: m\n  requests:\n"
+        "    - name: first token late\n      prompt: hi\n      max_ttft: 0.3\n"
+    )
+    late = len(events) - 2  # the event before the last
+    with running({"/health/ready": ready_route}) as stub:
+        stub.routes[path] = lambda _: event_stream(
+            [*map(sse, events), DONE], lambda n: stub.hold(1.0) if n == late else None
+        )
+        run = run_smoke(tmp_path, "--url", stub.url)
+    case = run.cases["first token late"]
+    assert case["output"] == "to a summer"
+    if passed:
+        assert run.code == 0 and case["passed"], run.verdict
+        assert case["seconds"] >= 1.0
+    else:
+        assert run.code == 1 and not case["passed"]
+        assert run.failures == [case["message"]]
+        ttft = r"time to first token (\d+\.\d\d)s, budget 0\.3s"
+        assert seconds_in(ttft, case["message"]) >= 1.0
+
+
 @pytest.mark.parametrize("done", [True, False], ids=["with-done", "without-done"])
 @pytest.mark.parametrize(
     ("protocol", "path", "chunk", "sent"),
@@ -219,6 +265,47 @@ def test_a_stream_that_never_ends_times_out_in_total(tmp_path: Path) -> None:
     assert took < 10
 
 
+def test_a_stream_trickling_bytes_times_out_at_its_deadline(tmp_path: Path) -> None:
+    """A byte every 0.2 s and never a whole line: no read waits long and no event ever
+    completes, yet the request ends at its 1 s budget and the client hangs up. The bound on
+    the command (30 s) only keeps a broken client from hanging the test."""
+    with running({"/health/ready": ready_route}) as stub:
+        stub.routes[CHAT] = lambda _: stub.trickle(b":", every=0.2)
+        run = run_smoke(
+            tmp_path, "--url", stub.url, "--stream", "--prompt", "hi", "--request-timeout", "1",
+            timeout=30,
+        )  # fmt: skip
+        assert stub.hung_up.wait(10)
+    assert run.code == 1
+    assert run.failures == [f"openai-chat {stub.url}{CHAT}: timed out after 1s"]
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole-body"])
+def test_the_request_ends_at_its_total_deadline(stream: bool) -> None:
+    """The adapter itself, timed: a body trickled a byte every 0.1 s, streamed or read whole,
+    ends at the 1 s deadline and not much later (the margin is for a loaded machine). The call
+    runs in a thread the test waits for on an Event, with a generous bound."""
+    budget, margin = 1.0, 1.5
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+    with running({"/health/ready": ready_route}) as stub:
+        stub.routes[CHAT] = lambda _: stub.trickle(b":", every=0.1)
+
+        def call() -> None:
+            start = time.monotonic()
+            send = inference.post_stream if stream else inference.post
+            outcome["reply"] = send(stub.url + CHAT, {"stream": stream}, budget)
+            outcome["took"] = time.monotonic() - start
+            done.set()
+
+        threading.Thread(target=call, daemon=True).start()
+        ended = done.wait(30)
+    assert ended, "the request did not end within 30 s"
+    reply = outcome["reply"]
+    assert reply.status is None and reply.error == "timed out after 1s"
+    assert budget <= outcome["took"] < budget + margin, outcome["took"]
+
+
 # -- token bounds ----------------------------------------------------------------------------
 
 
@@ -281,3 +368,46 @@ def test_token_bounds(
     else:
         assert run.code == 1 and not case["passed"]
         assert run.failures == [expected]
+
+
+@pytest.mark.parametrize(("flag", "asked"), [((), [16, 32]), (("--max-tokens", "7"), [7, 7])])
+def test_the_max_tokens_flag_wins_over_the_config(
+    tmp_path: Path, flag: tuple[str, ...], asked: list[int]
+) -> None:
+    """A flag overrides the config: ``--max-tokens`` is what every request asks for and the
+    bound it is checked against, over a request's own ``max_tokens`` and over the section's
+    default. Without it, each request keeps its own."""
+    (tmp_path / "pipeline-kit.yaml").write_text(
+        "smoke:\n  requests:\n"
+        "    - name: own bound\n      prompt: one\n      max_tokens: 16\n"
+        "    - name: default bound\n      prompt: two\n"
+    )
+    words = " ".join(["word"] * 10)  # within 16 and 32, over 7
+    with running({"/health/ready": ready_route, CHAT: chat_route(words)}) as stub:
+        run = run_smoke(tmp_path, "--url", stub.url, *flag)
+    assert [body["max_tokens"] for body in stub.received[CHAT]] == asked
+    if flag:
+        assert run.code == 1
+        assert run.failures == ["10 tokens, expected at most 7"] * 2
+    else:
+        assert run.code == 0, run.verdict
+
+
+@pytest.mark.parametrize(("flag", "passed"), [((), True), (("--max-latency", "0.2"), False)])
+def test_the_max_latency_flag_wins_over_the_config(
+    tmp_path: Path, flag: tuple[str, ...], passed: bool
+) -> None:
+    """The server answers after 0.6 s: within the request's own 5 s budget from the config,
+    over the 0.2 s the flag gives, which wins."""
+    (tmp_path / "pipeline-kit.yaml").write_text(
+        "smoke:\n  requests:\n    - name: own budget\n      prompt: hi\n      max_latency: 5\n"
+    )
+    with running({"/health/ready": ready_route}) as stub:
+        stub.routes[CHAT] = stub.late(chat_route("late but right"), 0.6)
+        run = run_smoke(tmp_path, "--url", stub.url, *flag)
+    case = run.cases["own budget"]
+    if passed:
+        assert run.code == 0 and case["passed"], run.verdict
+    else:
+        assert run.code == 1 and not case["passed"]
+        assert seconds_in(r"took (\d+\.\d\d)s, budget 0\.2s", case["message"]) >= 0.6

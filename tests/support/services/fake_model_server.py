@@ -75,6 +75,17 @@ def chat_chunk(text: str) -> Any:
     return {"choices": [{"index": 0, "delta": {"content": text}}]}
 
 
+def role_chunk() -> Any:
+    """The chunk OpenAI-compatible servers (vLLM, SGLang, TGI's /v1) send before the first
+    token: the role alone, no content."""
+    return {"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}]}
+
+
+def reasoning_chunk(text: str) -> Any:
+    """A streamed chat chunk carrying reasoning (vLLM's ``reasoning_content``), no content."""
+    return {"choices": [{"index": 0, "delta": {"reasoning_content": text}}]}
+
+
 def completion_chunk(text: str) -> Any:
     """A streamed OpenAI completions chunk carrying ``text``."""
     return {"choices": [{"index": 0, "text": text}]}
@@ -211,11 +222,13 @@ class SmokeRun(NamedTuple):
         return {case["name"]: case for case in self.verdict["cases"]}
 
 
-def run_smoke(cwd: Path, *args: str) -> SmokeRun:
+def run_smoke(cwd: Path, *args: str, timeout: float = 120) -> SmokeRun:
     """``pipeline-kit smoke --format json --junit FILE ARGS`` in ``cwd``; it must end with a
-    verdict (exit code 0 or 1), not an error."""
+    verdict (exit code 0 or 1), not an error, within ``timeout`` seconds."""
     junit = cwd / "junit.xml"
-    result = cli("smoke", "--format", "json", "--junit", str(junit), *args, cwd=cwd)
+    result = cli(
+        "smoke", "--format", "json", "--junit", str(junit), *args, cwd=cwd, timeout=timeout
+    )
     assert result.returncode in (0, 1), result.stderr
     assert "Traceback" not in result.stderr
     return SmokeRun(result.returncode, json.loads(result.stdout), ET.parse(junit).getroot())

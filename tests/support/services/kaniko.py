@@ -17,8 +17,9 @@ only thing in the tests that starts it, itself or through the kit in the builder
 - ``/dev`` in the root is a private tmpfs with a few device nodes bind-mounted one by one, not a
   bind of the host's ``/dev``, so nothing Kaniko deletes there can reach the host;
 - the root is removed only after checking that no mount is left under it;
-- the sandbox refuses to exist while the host has ``/kaniko/executor`` or an ``executor`` on
-  PATH, because the kit's own Kaniko builder would then run it outside any root.
+- the sandbox refuses to exist while the host has ``/kaniko/executor`` (the kit's own Kaniko
+  builder would then run it outside any root) or an ``executor`` on PATH (a tool that looks
+  for one might).
 
 ``KanikoSandbox.run`` starts the executor with a test's own arguments (``--help``, a made-up
 flag) in such a root, through the same ``ThrowawayRoot.run`` as a build's executor.
@@ -163,8 +164,8 @@ class KanikoSandbox:
     def __init__(self, executor: Path, workdir: Path) -> None:
         if KANIKO_EXECUTOR.exists() or shutil.which("executor"):
             raise SandboxRefused(
-                f"{KANIKO_EXECUTOR} or an `executor` on PATH exists on this machine: the kit's "
-                "own Kaniko builder would run it outside any root. Remove it."
+                f"{KANIKO_EXECUTOR} or an `executor` on PATH exists on this machine: it could "
+                "be run outside any root. Remove it."
             )
         if not executor.is_file():
             raise SandboxRefused(f"KANIKO_EXECUTOR={executor} is not a file")

@@ -5,8 +5,9 @@ signs RS256 JWTs with an openssl-made key whose certificate is both in the token
 and in the registry's `rootcertbundle`.
 
 A broken token service on demand: ``status`` other than 200 answers every request with that
-status, ``give_token=False`` answers 200 with JSON that holds no token, and ``tls=True`` serves
-HTTPS with a self-signed certificate for 127.0.0.1 that no client trusts (``tls_cert`` is it).
+status (and ``Retry-After: <retry_after>`` when that is given), ``give_token=False`` answers 200
+with JSON that holds no token, and ``tls=True`` serves HTTPS with a self-signed certificate for
+127.0.0.1 that no client trusts (``tls_cert`` is it).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class TokenServer:
     password: str
     requests: list[dict[str, Any]] = field(default_factory=list)
     status: int = 200
+    retry_after: str | None = None
     give_token: bool = True
     tls: bool = False
 
@@ -75,15 +77,23 @@ class TokenServer:
                     self.end_headers()
                     return
                 if server.status != 200:
-                    self._json(server.status, {"errors": [{"code": "UNAVAILABLE"}]})
+                    self._json(
+                        server.status,
+                        {"errors": [{"code": "UNAVAILABLE"}]},
+                        {"Retry-After": server.retry_after} if server.retry_after else {},
+                    )
                 elif not server.give_token:
                     self._json(200, {"expires_in": 300, "issued_at": "2026-01-01T00:00:00Z"})
                 else:
                     self._json(200, {"token": server._token(user, scopes)})
 
-            def _json(self, status: int, answer: dict[str, Any]) -> None:
+            def _json(
+                self, status: int, answer: dict[str, Any], headers: dict[str, str] | None = None
+            ) -> None:
                 body = json.dumps(answer).encode()
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

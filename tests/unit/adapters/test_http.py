@@ -82,6 +82,19 @@ def test_serial_requests_share_one_connection(plain: OriginServer) -> None:
     assert answers[6].body == b"" and answers[6].header("content-type") == "application/json"
 
 
+def test_requests_with_a_deadline_share_one_connection(plain: OriginServer) -> None:
+    """A body read whole by its deadline leaves its connection for the next request, as the
+    smoke gate's readiness polls need."""
+    transport = Transport(trust_env=False)
+    answers = [
+        transport.request("GET", f"{plain.url}/n/{i}", deadline=time.monotonic() + 10)
+        for i in range(3)
+    ]
+    assert [a.status for a in answers] == [200] * 3
+    assert [seen(a.body)["path"] for a in answers] == ["/n/0", "/n/1", "/n/2"]
+    assert len({seen(a.body)["connection"] for a in answers}) == 1
+
+
 def test_a_connection_the_server_closed_is_not_reused(plain: OriginServer) -> None:
     transport = Transport(trust_env=False)
     first = seen(transport.request("GET", f"{plain.url}/close").body)["connection"]
@@ -238,3 +251,85 @@ def test_a_blob_that_does_not_match_its_digest_is_retried_then_refused(
         client.get_blob("repo", "sha256:" + "0" * 64)
     assert error.value.exit_code == ExitCode.INFRA
     assert len(plain.seen) - before == 3
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def _no_dns(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Resolution fails as glibc fails it for an unknown name (no DNS query leaves the
+    machine); returns the names asked for."""
+    import socket
+
+    asked: list[str] = []
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(host, str) and host.endswith(".invalid"):
+            asked.append(host)
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return asked
+
+
+def test_a_host_that_does_not_resolve_is_said_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline_kit.adapters.http import CannotResolve
+
+    _no_dns(monkeypatch)
+    with pytest.raises(CannotResolve) as caught:
+        Transport().request("GET", "https://registry.invalid/v2/")
+    assert str(caught.value) == "registry.invalid: cannot resolve host registry.invalid"
+    assert caught.value.host == "registry.invalid"
+
+
+def test_a_refused_connection_names_the_address() -> None:
+    from pipeline_kit.adapters.http import Refused
+
+    port = _closed_port()
+    with pytest.raises(Refused) as caught:
+        Transport().request("GET", f"http://127.0.0.1:{port}/v2/")
+    assert str(caught.value) == f"127.0.0.1:{port}: connection refused at 127.0.0.1:{port}"
+
+
+def test_the_registry_client_says_it_cannot_resolve_and_does_not_retry(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pipeline_kit.adapters.registry.client import RegistryUnreachable
+
+    asked = _no_dns(monkeypatch)
+    said: list[str] = []
+    client = RegistryClient("registry.invalid", retry=RetryPolicy(attempts=4), progress=said.append)
+    with pytest.raises(RegistryUnreachable) as caught:
+        client.head_manifest("team/svc", "latest")
+    message = str(caught.value)
+    assert message.startswith("registry.invalid: cannot resolve host registry.invalid.")
+    assert "the registry in `image`" in message and "DNS" in message
+    assert "gaierror" not in message and "Errno" not in message
+    assert caught.value.exit_code == ExitCode.INFRA
+    assert said == [] and 1 <= len(asked) <= 3  # not the client's retries: urllib3's connect
+
+
+def test_the_registry_client_says_the_connection_was_refused() -> None:
+    from pipeline_kit.adapters.registry.client import RegistryUnreachable
+
+    port = _closed_port()
+    said: list[str] = []
+    client = RegistryClient(
+        f"127.0.0.1:{port}", retry=RetryPolicy(attempts=2, base_delay=0.01), progress=said.append
+    )
+    with pytest.raises(RegistryUnreachable) as caught:
+        client.head_manifest("team/svc", "latest")
+    assert str(caught.value).startswith(
+        f"127.0.0.1:{port}: HEAD team/svc:latest failed after 2 attempts: connection refused "
+        f"at 127.0.0.1:{port}: nothing listens there."
+    )
+    assert "Check that the registry is running" in str(caught.value)
+    assert len(said) == 1 and "trying again" in said[0]

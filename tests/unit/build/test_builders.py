@@ -68,6 +68,8 @@ def test_kaniko_code_change_argv() -> None:
         ),
         ({"cache_copy_layers": False}, ["--cache-copy-layers=false"], ["--cache-copy-layers=true"]),
         ({"target": None}, [], ["--target=code"]),
+        ({"platform": "linux/arm64"}, ["--custom-platform=linux/arm64"], []),
+        ({}, [], ["--custom-platform=linux/arm64"]),
         (
             {"insecure_hosts": frozenset({"registry.example.com", "mirror.lan:5000"})},
             [
@@ -143,6 +145,25 @@ def test_buildah_argv() -> None:
         "localhost/pipeline-kit/build:pk-k",
         "oci:/w/layout",
     ]
+
+
+def test_a_chosen_platform_reaches_every_builder() -> None:
+    """The platform the kit expanded the Dockerfile for is the one the builder builds."""
+    import dataclasses
+
+    from pipeline_kit.build.builders.buildkit import buildctl_argv, buildx_argv
+
+    chosen = dataclasses.replace(REQUEST, platform="linux/arm/v7")
+    assert "--opt=platform=linux/arm/v7" in buildctl_argv(chosen, Path("/m"))
+    assert "--platform=linux/arm/v7" in buildx_argv(chosen, Path("/m"))
+    assert "--platform=linux/arm/v7" in bud_argv(chosen, None)
+    for argv in (
+        buildctl_argv(REQUEST, Path("/m")),
+        buildx_argv(REQUEST, Path("/m")),
+        bud_argv(REQUEST, None),
+        executor_argv(REQUEST, Path("/d")),
+    ):
+        assert not any("platform" in arg for arg in argv)
 
 
 def test_builders_registry() -> None:

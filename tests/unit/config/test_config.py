@@ -229,3 +229,160 @@ def test_the_schema_names_a_file_the_repository_serves() -> None:
     example = (REPO / "examples" / "llm-service" / "pipeline-kit.yaml").read_text()
     modeline = example.splitlines()[0].split("$schema=", 1)[1]
     assert (REPO / "examples" / "llm-service" / modeline).resolve() == SCHEMA_PATH
+
+
+def _config_error(tmp_path: Path, text: str, *command: str) -> str:
+    (tmp_path / "Dockerfile").write_text(THREE_STAGES)
+    (tmp_path / "pipeline-kit.yaml").write_text(text)
+    proc = cli(*command, cwd=tmp_path)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    return proc.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("config", "show"), ("detect",), ("lint",), ("build", "--dry-run"), ("tags",)],
+    ids=lambda c: " ".join(c),
+)
+def test_an_unknown_lint_rule_is_refused_by_every_command(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    GitRepo.init(tmp_path)
+    stderr = _config_error(
+        tmp_path, "image: r.io/a/b\nlint:\n  disable: [PK005, PK099]\n", *command
+    )
+    assert "pipeline-kit.yaml:3:3: lint.disable: unknown rule 'PK099'." in stderr
+    assert "Did you mean 'PK009'?" in stderr
+    assert "Rules: PK001 weights-in-image, PK002 weights-downloaded-at-build," in stderr
+
+
+def test_the_schema_lists_every_lint_rule_by_id_and_name() -> None:
+    """The schema names the rules (for editors, and so every command refuses an unknown one);
+    lint's own table is the truth, and ids and names are taken in any case, as lint takes
+    them."""
+    from pipeline_kit.lint.rules import RULES
+
+    items = schema()["properties"]["lint"]["properties"]["disable"]["items"]["anyOf"]
+    known = [r.id for r in RULES.values()] + [r.name for r in RULES.values()]
+    assert items[0]["enum"] == known
+    pattern = re.compile(items[1]["pattern"])
+    assert all(pattern.match(entry.lower()) and pattern.match(entry.upper()) for entry in known)
+    assert not pattern.match("PK0010") and not pattern.match("weights-in-image-x")
+
+
+def test_known_lint_rules_by_id_and_name_pass(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(THREE_STAGES)
+    (tmp_path / "pipeline-kit.yaml").write_text("lint:\n  disable: [PK005, Runs-As-Root, pk001]\n")
+    assert _show(tmp_path)["lint.disable"]["value"] == ["PK005", "Runs-As-Root", "pk001"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "image: r.io/a/b\ncontext: .\nimage: r.io/a/c\n",
+            "pipeline-kit.yaml:3:1: image: the key is given twice (first at pipeline-kit.yaml:1:1)",
+        ),
+        (
+            "service:\n  port: 80\n  ready_path: /r\n  port: 81\n",
+            "pipeline-kit.yaml:4:3: port: the key is given twice (first at pipeline-kit.yaml:2:3)",
+        ),
+        (
+            "smoke:\n  requests:\n    - prompt: a\n      prompt: b\n",
+            "pipeline-kit.yaml:4:7: prompt: the key is given twice (first at "
+            "pipeline-kit.yaml:3:7)",
+        ),
+    ],
+)
+def test_a_key_given_twice_is_refused_with_both_places(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    assert expected in _config_error(tmp_path, text, "config", "show")
+
+
+def test_two_layers_on_one_stage_are_refused(tmp_path: Path) -> None:
+    stderr = _config_error(
+        tmp_path, "layers:\n  base: base\n  deps: builder\n  code: Base\n", "config", "show"
+    )
+    assert (
+        "pipeline-kit.yaml:4:3: layers.code: stage 'Base' is already layer 'base' "
+        "(pipeline-kit.yaml:2:3)"
+    ) in stderr
+
+
+def test_a_layer_outside_the_targets_chain_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(THREE_STAGES + "FROM base AS docs\nCOPY docs /docs\n")
+    (tmp_path / "pipeline-kit.yaml").write_text(
+        "target: final\nlayers:\n  base: base\n  code: docs\n"
+    )
+    proc = cli("config", "show", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert (
+        "pipeline-kit.yaml:4:3: layers.code: stage 'docs' is not one the target 'final' builds "
+        "on (it builds on: base, builder, final)"
+    ) in proc.stderr
+    # builder is in the chain through COPY --from, not FROM: it may be a layer.
+    (tmp_path / "pipeline-kit.yaml").write_text(
+        "target: final\nlayers:\n  base: base\n  deps: builder\n  code: final\n"
+    )
+    assert _show(tmp_path)["layers.deps"]["value"] == "builder"
+
+
+def test_config_show_prints_every_section_and_where_each_value_came_from(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(THREE_STAGES)
+    (tmp_path / "pipeline-kit.yaml").write_text(
+        "image: r.io/a/b\nplatform: linux/arm64\nservice:\n  port: 80\ncache:\n  ttl: 7d\n"
+        "tags:\n  latest: false\n  sha: {length: 12}\nkubernetes:\n  labels: {team: ml}\n"
+        "registry:\n  insecure: [mirror.lan:5000]\n"
+    )
+    values = _show(tmp_path)
+    assert values["platform"] == {"value": "linux/arm64", "from": "pipeline-kit.yaml:2:1"}
+    assert values["service.port"] == {"value": 80, "from": "pipeline-kit.yaml:4:3"}
+    assert values["service.ready_path"] == {"value": "/health/ready", "from": "default"}
+    assert values["cache.ttl"] == {"value": "7d", "from": "pipeline-kit.yaml:6:3"}
+    assert values["cache.keep"] == {"value": 50, "from": "default"}
+    assert values["tags.latest"] == {"value": False, "from": "pipeline-kit.yaml:8:3"}
+    assert values["tags.sha"] == {"value": {"length": 12}, "from": "pipeline-kit.yaml:9:3"}
+    assert values["tags.semver"] == {"value": True, "from": "default"}
+    assert values["kubernetes.labels.team"] == {"value": "ml", "from": "pipeline-kit.yaml:11:12"}
+    assert values["registry.insecure"] == {
+        "value": ["mirror.lan:5000"],
+        "from": "pipeline-kit.yaml:13:3",
+    }
+    assert values["build.builder"] == {"value": "auto", "from": "default"}
+    assert values["preview.provider"] == {"value": "local", "from": "default"}
+    assert values["smoke.protocol"] == {"value": "openai-chat", "from": "default"}
+    sections = {key.split(".")[0] for key in values}
+    assert sections >= set(schema()["properties"]) - {"build_args"}
+
+
+def test_config_show_names_the_runners_platform_by_default(tmp_path: Path) -> None:
+    from pipeline_kit.dockerfile.platform import runner_platform
+
+    (tmp_path / "Dockerfile").write_text(THREE_STAGES)
+    assert _show(tmp_path)["platform"] == {
+        "value": str(runner_platform()),
+        "from": "default: this machine's",
+    }
+    (tmp_path / "pipeline-kit.yaml").write_text("platform: linux/amd 64\n")
+    proc = cli("config", "show", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "pipeline-kit.yaml:1:1: platform: 'linux/amd 64' does not match" in proc.stderr
+    (tmp_path / "pipeline-kit.yaml").write_text("platform: linux\n")
+    proc = cli("config", "show", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "pipeline-kit.yaml:1:1: platform: 'linux' names an OS but no architecture" in (
+        proc.stderr
+    )
+
+
+def test_config_show_reads_the_dockerfile_for_the_platform_given(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        "ARG FLAVOR=${TARGETARCH}\nFROM python:3.11 AS base-amd64\nFROM python:3.11 AS base-arm64\n"
+        "FROM base-${FLAVOR} AS app\n"
+    )
+    (tmp_path / "pipeline-kit.yaml").write_text("platform: linux/amd64\n")
+    assert _show(tmp_path)["layers.base"]["value"] == "base-amd64"
+    values = _show(tmp_path, "--platform", "linux/arm64")
+    assert values["platform"] == {"value": "linux/arm64", "from": "--platform"}
+    assert values["layers.base"]["value"] == "base-arm64"

@@ -482,3 +482,77 @@ def test_service_in_a_subdirectory_with_its_own_config(tmp_path: Path) -> None:
     alone.commit({"app/main.py": "print(2)\n"})
     keys = {n: v["key"] for n, v in alone.detect()["layers"].items()}
     assert keys == {n: v["key"] for n, v in result["layers"].items()}
+
+
+def test_a_dockerfile_broken_at_base_fails_safe(repo: GitRepo) -> None:
+    """The commit that fixes a broken Dockerfile can pass: the broken side is nothing to
+    compare with, as a missing one, and the reason names the line and the error."""
+    broken = repo.commit(_edit_dockerfile("COPY app/ /app/", "COPY --bogus app/ /app/"))
+    fixed = repo.commit({"Dockerfile": DOCKERFILE, "docs/guide.md": "fixed\n"})
+    result = repo.detect(base=broken, head=fixed)
+    assert all(changed(result).values()) and result["image_changed"] is True
+    reason = result["layers"]["base"]["reasons"][0]
+    assert reason.startswith("Dockerfile:14: COPY has no flag --bogus"), reason
+    assert f"at base {broken[:12]}" in reason
+
+
+def test_a_dockerfile_the_parser_rejects_at_base_fails_safe(repo: GitRepo) -> None:
+    broken = repo.commit(_edit_dockerfile("WORKDIR /app\n", "WORKDIR /app\nENV LONELY\n"))
+    fixed = repo.commit({"Dockerfile": DOCKERFILE})
+    result = repo.detect(base=broken, head=fixed)
+    assert all(changed(result).values())
+    reason = result["layers"]["code"]["reasons"][0]
+    assert reason.startswith("Dockerfile:14: BuildKit's parser rejects it: ENV must have two")
+
+
+def test_a_dockerfile_broken_at_head_is_an_error(repo: GitRepo) -> None:
+    base = repo.head()
+    head = repo.commit(_edit_dockerfile("COPY app/ /app/", "COPY --bogus app/ /app/"))
+    proc = cli("detect", "--base", base, "--head", head, cwd=repo.path)
+    assert proc.returncode == 2, proc.stderr
+    assert "Dockerfile:14: COPY has no flag --bogus" in proc.stderr
+
+
+def test_a_platform_arg_in_from_follows_the_platform(tmp_path: Path) -> None:
+    repo = GitRepo.init(tmp_path / "svc")
+    repo.commit(
+        {
+            "Dockerfile": (
+                "ARG FLAVOR=${TARGETARCH}\n"
+                "FROM python:3.11-slim AS base-amd64\nRUN echo amd64\n"
+                "FROM python:3.11-slim AS base-arm64\nRUN echo arm64\n"
+                "FROM base-${FLAVOR}\nCOPY app.py /app.py\n"
+            ),
+            "app.py": "print(1)\n",
+        }
+    )
+    head = repo.commit({"app.py": "print(2)\n"})
+    keys = {}
+    for platform in ("linux/amd64", "linux/arm64", "aarch64"):
+        args = ("--head", head, "--platform", platform, "--format", "json")
+        proc = cli("detect", *args, cwd=repo.path)
+        assert proc.returncode == 0, proc.stderr
+        keys[platform] = json.loads(proc.stdout)["image_key"]
+        assert json.loads(proc.stdout)["image_changed"] is True
+    # The stage each platform starts from is another: so is the image's key.
+    assert keys["linux/amd64"] != keys["linux/arm64"] == keys["aarch64"]
+    proc = cli("detect", "--platform", "linux/amd 64", cwd=repo.path)
+    assert proc.returncode == 2 and "--platform: 'linux/amd 64' is not a platform" in proc.stderr
+
+
+def test_the_platform_is_part_of_every_key(tmp_path: Path) -> None:
+    """The same Dockerfile and context build another image on another platform: a record of
+    the amd64 image must not be reused for arm64 (retag), nor appended to."""
+    repo = GitRepo.init(tmp_path / "svc")
+    repo.commit({"Dockerfile": "FROM python:3.11-slim\nCOPY app.py /app.py\n", "app.py": "1\n"})
+    head = repo.commit({"app.py": "2\n"})
+    keys = {}
+    for platform in ("linux/amd64", "linux/arm64", "aarch64", None):
+        args = ("--head", head, "--format", "json", *(("--platform", platform) if platform else ()))
+        proc = cli("detect", *args, cwd=repo.path)
+        assert proc.returncode == 0, proc.stderr
+        keys[platform] = json.loads(proc.stdout)["image_key"]
+    assert keys["linux/amd64"] != keys["linux/arm64"] == keys["aarch64"]
+    from pipeline_kit.dockerfile.platform import runner_platform
+
+    assert keys[None] == keys[str(runner_platform())]

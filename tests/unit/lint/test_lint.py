@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from pipeline_kit.commands.lint import LintOptions, run
-from pipeline_kit.config.loader import load_config
 from pipeline_kit.errors import ConfigError, ExitCode, InputError
 from pipeline_kit.lint.dependencies import is_pinned
 from pipeline_kit.lint.installs import Install, install_of
@@ -31,6 +30,12 @@ PINNED = f"python:3.11-slim@{DIGEST}"
 IGNORE = ".git\n**/__pycache__\nweights/\n"
 FAKE_WEIGHTS = b"\0" * 2048
 PINNED_REQUIREMENTS = "torch==2.3.1\ntransformers==4.44.2 --hash=sha256:abc\n"
+POETRY_PROJECT = (
+    "[tool.poetry]\nname = 'svc'\n[tool.poetry.dependencies]\npython = '^3.11'\n"
+    "fastapi = '{version}'\nlocal = {{path = './libs/local'}}\n"
+)
+PINNED_PROJECT = "[project]\nname = 'svc'\ndependencies = ['fastapi==0.115.0']\n"
+UNPINNED_PROJECT = "[project]\nname = 'svc'\ndependencies = ['fastapi>=0.110']\n"
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,47 @@ CASES = [
         {"weights/model.safetensors": FAKE_WEIGHTS, "weights/config.json": "{}", "app.py": ""},
         dockerignore="weights/\n!weights/config.json\n",
     ),
+    Case(
+        "pk001-git-bind-mount",
+        _stage("RUN --mount=type=bind,source=.git,target=/src/.git git -C /src describe > /v\n"),
+        [],
+        {".git/objects/pack/pack-1.pack": FAKE_WEIGHTS, ".git/HEAD": "ref\n"},
+        dockerignore="weights/\n",
+        config="lint:\n  max_file_mb: 0.001\n",
+    ),
+    Case(
+        "pk001-git-copied",
+        _stage("COPY . .\n"),
+        [],
+        {".git/objects/pack/pack-1.pack": FAKE_WEIGHTS, "app.py": ""},
+        dockerignore="weights/\n",
+        config="lint:\n  max_file_mb: 0.001\n",
+    ),
+    Case(
+        "pk001-bind-mount-read-only",
+        _stage("RUN --mount=type=bind,source=model,target=/m python convert.py /m /out\n"),
+        [],
+        {"model/adapter.pt": FAKE_WEIGHTS},
+    ),
+    Case(
+        "pk001-bind-mount-part-copied",
+        _stage("RUN --mount=type=bind,target=/src cp /src/app.py /srv/ && cp -r /src/m /srv/m\n"),
+        [("PK001", 3)],
+        {"m/adapter.pt": FAKE_WEIGHTS, "app.py": ""},
+    ),
+    Case(
+        "pk001-bind-mount-other-part-copied",
+        _stage("RUN --mount=type=bind,target=/src cp /src/app.py /srv/\n"),
+        [],
+        {"m/adapter.pt": FAKE_WEIGHTS, "app.py": ""},
+    ),
+    Case(
+        "pk001-builder-stage-only",
+        f"FROM {PINNED} AS convert\nCOPY m/ /m/\nRUN python q.py /m /out\n"
+        f"FROM {PINNED}\nCOPY --from=convert /out/tokenizer.json /t.json\nUSER 10001\n",
+        [],
+        {"m/model.safetensors": FAKE_WEIGHTS},
+    ),
     # PK002 weights-downloaded-at-build
     Case(
         "pk002-snapshot-download",
@@ -176,6 +222,78 @@ CASES = [
     ),
     Case("pk002-git-lfs", _stage("RUN git lfs install && git lfs pull\n"), [("PK002", 3)]),
     Case("pk002-other-download", _stage("RUN curl -fsSL https://example.com/tool.sh -o /t\n"), []),
+    Case(
+        "pk002-add-hub",
+        _stage(
+            "ADD https://huggingface.co/TheBloke/Llama-2-7B-GGUF/resolve/main/"
+            "llama-2-7b.Q4_K_M.gguf /models/model.gguf\n"
+        ),
+        [("PK002", 3)],
+    ),
+    Case(
+        "pk002-add-weights-file",
+        _stage("ADD --checksum=sha256:00 https://example.com/m/phi.safetensors /m/\n"),
+        [("PK002", 3)],
+    ),
+    Case(
+        "pk002-add-url-from-arg",
+        f"FROM {PINNED}\nARG MODEL=https://hf.co/org/m/resolve/main/m.bin\nADD $MODEL /m/\n"
+        "USER 10001\n",
+        [("PK002", 3)],
+    ),
+    Case(
+        "pk002-add-other-url",
+        _stage("ADD https://github.com/org/tool/releases/download/v1/tool.tar.gz /opt/\n"),
+        [],
+    ),
+    Case(
+        "pk002-vllm-load",
+        _stage("RUN python3 -c \"from vllm import LLM; LLM(model='facebook/opt-125m')\"\n"),
+        [("PK002", 3)],
+    ),
+    Case(
+        "pk002-vllm-import-only",
+        _stage('RUN python3 -c "import vllm; print(vllm.__version__)"\n'),
+        [],
+    ),
+    Case(
+        "pk002-llm-class-elsewhere",
+        _stage('RUN python3 -c "from app.llm import LLM; LLM(debug=True).check()"\n'),
+        [],
+    ),
+    Case(
+        "pk002-sentence-transformers",
+        _stage(
+            'RUN python -c "from sentence_transformers import SentenceTransformer; '
+            "SentenceTransformer('BAAI/bge-small-en-v1.5')\"\n"
+        ),
+        [("PK002", 3)],
+    ),
+    Case(
+        "pk002-cross-encoder",
+        _stage(
+            'RUN python -c "from sentence_transformers import CrossEncoder; '
+            "CrossEncoder('cross-encoder/ms-marco-MiniLM-L-6-v2')\"\n"
+        ),
+        [("PK002", 3)],
+    ),
+    Case(
+        "pk002-ollama-pull",
+        _stage("RUN ollama serve & sleep 5 && ollama pull llama3.2:1b\n"),
+        [("PK002", 3)],
+    ),
+    Case("pk002-ollama-list", _stage("RUN ollama --version && ollama list\n"), []),
+    Case(
+        "pk002-tgi-download",
+        _stage("RUN text-generation-server download-weights bigscience/bloom-560m\n"),
+        [("PK002", 3)],
+    ),
+    Case(
+        "pk002-infinity-preload",
+        _stage("RUN infinity_emb v2 --preload-only --no-model-warmup || [ $? -eq 3 ]\n"),
+        [("PK002", 3)],
+    ),
+    Case("pk002-infinity-serve", _stage("RUN infinity_emb v2 --help\n"), []),
     # PK003 code-before-deps
     Case(
         "pk003-whole-context",
@@ -214,6 +332,43 @@ CASES = [
         [],
         {"pyproject.toml": "", "uv.lock": "", "app.py": ""},
     ),
+    Case(
+        "pk003-local-extras-after-requirements",
+        _stage(
+            "COPY server/requirements.txt server/\nRUN pip install -r server/requirements.txt\n"
+            'COPY server server\nRUN cd server && pip install ".[bnb, accelerate]"\n'
+        ),
+        [],
+        {
+            "server/requirements.txt": PINNED_REQUIREMENTS,
+            "server/pyproject.toml": "",
+            "server/a.py": "",
+        },
+    ),
+    Case(
+        "pk003-local-after-named-packages",
+        _stage("RUN pip install fastapi==0.115.0\nCOPY . .\nRUN pip install .\n"),
+        [("PK003", 4)],
+        {"pyproject.toml": "[project]\nname = 'svc'\n", "app.py": ""},
+    ),
+    Case(
+        "pk003-local-after-tooling-only",
+        _stage("RUN pip install --upgrade pip\nCOPY . .\nRUN pip install .\n"),
+        [("PK003", 4)],
+        {"pyproject.toml": "[project]\nname = 'svc'\n", "app.py": ""},
+    ),
+    Case(
+        "pk003-requirements-without-their-deps",
+        _stage("COPY server server\nRUN cd server && pip install --no-deps -r requirements.txt\n"),
+        [("PK003", 3)],
+        {"server/requirements.txt": PINNED_REQUIREMENTS, "server/main.py": ""},
+    ),
+    Case(
+        "pk003-installer-upgrade-after-code",
+        _stage("COPY app/ app/\nRUN pip install -U pip uv\n"),
+        [],
+        {"app/main.py": ""},
+    ),
     # PK004 unpinned-dependencies (requirement lines are checked in the file's own case)
     Case(
         "pk004-bare-pip-name",
@@ -223,8 +378,243 @@ CASES = [
     Case(
         "pk004-pyproject-without-lock",
         _stage("COPY pyproject.toml .\nRUN pip install .\n"),
-        [("PK004", 3)],
-        {"pyproject.toml": "[project]\nname = 'svc'\n"},
+        [("PK004", 4)],
+        {"pyproject.toml": "[project]\nname = 'svc'\ndependencies = ['fastapi>=0.110']\n"},
+    ),
+    Case(
+        "pk004-the-file-the-install-names",
+        _stage(
+            "COPY server/ server/\nCOPY docs/ docs/\nRUN pip install -r server/requirements.txt\n"
+        ),
+        [],
+        {"server/requirements.txt": PINNED_REQUIREMENTS, "docs/requirements.txt": "sphinx\n"},
+    ),
+    Case(
+        "pk004-pip-tooling",
+        _stage("RUN pip install --no-cache-dir --upgrade pip setuptools wheel\n"),
+        [],
+    ),
+    Case(
+        "pk004-constraints-pin-a-name",
+        _stage("COPY constraints.txt .\nRUN pip install -c constraints.txt fastapi\n"),
+        [],
+        {"constraints.txt": "fastapi==0.115.0\n"},
+    ),
+    Case(
+        "pk004-constraints-pin-names",
+        _stage("COPY constraints.txt .\nRUN pip install -c constraints.txt fastapi uvicorn\n"),
+        [("PK004", 4)],
+        {"constraints.txt": "fastapi==0.115.0\nuvicorn>=0.30\n"},
+    ),
+    Case(
+        "pk004-local-pinned-deps",
+        _stage("COPY pyproject.toml .\nRUN pip install .\n"),
+        [],
+        {"pyproject.toml": "[project]\nname = 'svc'\ndependencies = ['fastapi==0.115.0']\n"},
+    ),
+    Case(
+        "pk004-local-extras-unpinned",
+        _stage("COPY pyproject.toml .\nRUN pip install '.[gpu]'\n"),
+        [("PK004", 4)],
+        {
+            "pyproject.toml": "[project]\nname = 'svc'\ndependencies = ['fastapi==0.115.0']\n"
+            "[project.optional-dependencies]\ngpu = ['vllm>=0.6']\ncpu = ['onnx']\n"
+        },
+    ),
+    Case(
+        "pk004-local-other-extra-unpinned",
+        _stage("COPY pyproject.toml .\nRUN pip install '.[gpu]'\n"),
+        [],
+        {
+            "pyproject.toml": "[project]\nname = 'svc'\ndependencies = ['fastapi==0.115.0']\n"
+            "[project.optional-dependencies]\ngpu = ['vllm==0.6.3']\ncpu = ['onnx']\n"
+        },
+    ),
+    Case(
+        "pk004-local-poetry-exact",
+        _stage("COPY pyproject.toml .\nRUN pip install .\n"),
+        [],
+        {"pyproject.toml": POETRY_PROJECT.format(version="0.115.0")},
+    ),
+    Case(
+        "pk004-local-poetry-caret",
+        _stage("COPY pyproject.toml .\nRUN pip install .\n"),
+        [("PK004", 4)],
+        {"pyproject.toml": POETRY_PROJECT.format(version="^0.115.0")},
+    ),
+    Case(
+        "pk004-local-in-a-cloned-directory",
+        _stage(
+            "COPY pyproject.toml .\nRUN pip install --no-deps . && git clone https://x.test/o.git"
+            " && cd o && pip install -e .\n"
+        ),
+        [],
+        {"pyproject.toml": UNPINNED_PROJECT},
+    ),
+    Case(
+        "pk004-local-in-a-subdirectory",
+        _stage("COPY server server\nRUN cd server && pip install '.[bnb]'\n"),
+        [("PK004", 4)],
+        {"server/pyproject.toml": UNPINNED_PROJECT, "pyproject.toml": PINNED_PROJECT},
+    ),
+    Case(
+        "pk004-local-at-the-root-not-in-a-subdirectory",
+        _stage("COPY . .\nRUN cd server && pip install '.[bnb]'\n"),
+        [("PK003", 3)],
+        {"server/pyproject.toml": PINNED_PROJECT, "pyproject.toml": UNPINNED_PROJECT},
+    ),
+    Case(
+        "pk004-path-with-a-slash",
+        _stage("RUN pip install build/Linux/Release/dist/* /install/*.whl\n"),
+        [],
+    ),
+    Case(
+        "pk004-two-in-one-run",
+        _stage("COPY pyproject.toml .\nRUN pip install fastapi && pip install .\n"),
+        [("PK004", 4), ("PK004", 4)],
+        {"pyproject.toml": UNPINNED_PROJECT},
+    ),
+    Case(
+        "pk004-local-after-requirements",
+        _stage(
+            "COPY requirements.txt pyproject.toml ./\nRUN pip install -r requirements.txt\n"
+            "RUN pip install -e '.[server]'\n"
+        ),
+        [],
+        {"requirements.txt": PINNED_REQUIREMENTS, "pyproject.toml": UNPINNED_PROJECT},
+    ),
+    Case(
+        "pk004-local-with-constraints",
+        _stage("COPY c.txt pyproject.toml ./\nRUN pip install -c c.txt .\n"),
+        [],
+        {"c.txt": "fastapi==0.115.0\n", "pyproject.toml": UNPINNED_PROJECT},
+    ),
+    Case(
+        "pk004-local-no-deps",
+        _stage("COPY pyproject.toml .\nRUN pip install --no-deps .\n"),
+        [],
+        {"pyproject.toml": UNPINNED_PROJECT},
+    ),
+    Case(
+        "pk004-pyproject-copied-after-the-install",
+        _stage("COPY setup.py .\nRUN pip install .\nCOPY pyproject.toml .\n"),
+        [],
+        {"setup.py": "", "pyproject.toml": UNPINNED_PROJECT},
+    ),
+    Case(
+        "pk004-poetry-without-lock",
+        _stage("COPY pyproject.toml ./\nRUN poetry install --no-root\n"),
+        [("PK004", 4)],
+        {"pyproject.toml": UNPINNED_PROJECT, "poetry.lock": ""},
+    ),
+    Case(
+        "pk004-poetry-with-lock",
+        _stage("COPY pyproject.toml poetry.lock ./\nRUN poetry install --no-root\n"),
+        [],
+        {"pyproject.toml": UNPINNED_PROJECT, "poetry.lock": ""},
+    ),
+    Case(
+        "pk004-uv-lock-copied-after",
+        _stage("COPY pyproject.toml ./\nRUN uv sync --no-install-project\nCOPY uv.lock ./\n"),
+        [("PK004", 4)],
+        {"pyproject.toml": UNPINNED_PROJECT, "uv.lock": ""},
+    ),
+    Case(
+        "pk004-uv-lock-bind-mounted",
+        _stage(
+            "RUN --mount=type=bind,source=uv.lock,target=uv.lock "
+            "--mount=type=bind,source=pyproject.toml,target=pyproject.toml "
+            "uv sync --no-install-project\n"
+        ),
+        [],
+        {"pyproject.toml": UNPINNED_PROJECT, "uv.lock": ""},
+    ),
+    Case(
+        "pk004-uv-locked-flag",
+        _stage("COPY pyproject.toml ./\nRUN uv sync --locked\n"),
+        [],
+        {"pyproject.toml": UNPINNED_PROJECT},
+    ),
+    Case(
+        "pk004-pipenv-lock",
+        _stage("COPY Pipfile Pipfile.lock ./\nRUN pipenv install --system\n"),
+        [],
+        {"Pipfile": "", "Pipfile.lock": ""},
+    ),
+    Case(
+        "pk004-cargo-without-lock",
+        _stage("COPY Cargo.toml ./\nCOPY src src\nRUN cargo +stable build --release\n"),
+        [("PK004", 5)],
+        {"Cargo.toml": "[package]\n", "src/main.rs": "", "Cargo.lock": ""},
+    ),
+    Case(
+        "pk004-cargo-with-lock",
+        _stage("COPY Cargo.toml Cargo.lock ./\nCOPY src src\nRUN cargo build --release\n"),
+        [],
+        {"Cargo.toml": "[package]\n", "src/main.rs": "", "Cargo.lock": ""},
+    ),
+    Case(
+        "pk004-cargo-chef-cooked-the-lock",
+        f"FROM {PINNED} AS planner\nCOPY Cargo.toml Cargo.lock ./\nRUN cargo chef prepare\n"
+        f"FROM {PINNED} AS builder\nCOPY --from=planner /recipe.json recipe.json\n"
+        "RUN cargo chef cook --release --recipe-path recipe.json\nCOPY Cargo.toml ./\n"
+        "COPY src src\nRUN cargo build --release\nUSER 10001\n",
+        [],
+        {"Cargo.toml": "[package]\n", "src/main.rs": "", "Cargo.lock": ""},
+    ),
+    Case(
+        "pk004-cargo-frozen",
+        _stage("COPY Cargo.toml ./\nRUN cargo build --frozen\n"),
+        [],
+        {"Cargo.toml": "[package]\n"},
+    ),
+    Case(
+        "pk004-cargo-install-path",
+        _stage("COPY Cargo.toml Cargo.lock ./\nRUN cargo install --path .\n"),
+        [("PK004", 4)],
+        {"Cargo.toml": "[package]\n", "Cargo.lock": ""},
+    ),
+    Case(
+        "pk004-cargo-install-path-locked",
+        _stage("COPY Cargo.toml Cargo.lock ./\nRUN cargo install --locked --path .\n"),
+        [],
+        {"Cargo.toml": "[package]\n", "Cargo.lock": ""},
+    ),
+    Case(
+        "pk004-cargo-install-a-crate",
+        _stage("COPY Cargo.toml ./\nRUN cargo install sccache --version 0.8.1\n"),
+        [],
+        {"Cargo.toml": "[package]\n"},
+    ),
+    Case(
+        "pk004-npm-without-lock",
+        _stage("COPY package.json ./\nRUN npm install\n"),
+        [("PK004", 4)],
+        {"package.json": "{}", "package-lock.json": "{}"},
+    ),
+    Case(
+        "pk004-npm-with-lock",
+        _stage("COPY package.json package-lock.json ./\nRUN npm install\n"),
+        [],
+        {"package.json": "{}", "package-lock.json": "{}"},
+    ),
+    Case(
+        "pk004-npm-ci",
+        _stage("COPY package.json ./\nRUN npm ci\n"),
+        [],
+        {"package.json": "{}"},
+    ),
+    Case(
+        "pk004-yarn-frozen",
+        _stage("COPY package.json ./\nRUN yarn install --frozen-lockfile\n"),
+        [],
+        {"package.json": "{}"},
+    ),
+    Case(
+        "pk004-npm-global-tool",
+        _stage("COPY package.json ./\nRUN npm install -g pnpm@9\n"),
+        [],
+        {"package.json": "{}"},
     ),
     # PK005 base-image-not-pinned
     Case("pk005-from", "FROM python:3.11-slim\nUSER 10001\n", [("PK005", 1)]),
@@ -323,6 +713,88 @@ def test_unpinned_requirement_lines_point_into_the_file(tmp_path: Path) -> None:
     ]
     assert "transformers>=4.40" in str(found[0]["message"])
     assert "COPY at Dockerfile:3" in str(found[0]["message"])
+
+
+def test_unpinned_lines_behind_includes_are_reported_where_they_are(tmp_path: Path) -> None:
+    files = {
+        "requirements/cuda.txt": "-r common.txt\ntorch==2.5.1\n-c ../constraints.txt\n",
+        "requirements/common.txt": "# shared\nfastapi>=0.115\n--requirement=nested/extra.txt\n"
+        "numpy\n-r ../../outside.txt\n-r cuda.txt\n",
+        "requirements/nested/extra.txt": "sentencepiece\n",
+        "constraints.txt": "numpy==1.26.4\n",
+    }
+    root = tmp_path / "repo"
+    _context(root, files, IGNORE)
+    (tmp_path / "outside.txt").write_text("leaked\n")
+    (root / "Dockerfile").write_text(
+        _stage(
+            "COPY requirements/ requirements/\nCOPY constraints.txt .\n"
+            "RUN pip install -r requirements/cuda.txt\n"
+        )
+    )
+    found = _findings(root)
+    assert [(f["rule"], f["path"], f["line"]) for f in found] == [
+        ("PK004", "requirements/common.txt", 2),
+        ("PK004", "requirements/nested/extra.txt", 1),
+    ]
+    assert "through -r at requirements/cuda.txt:1" in str(found[0]["message"])
+    assert "the install at Dockerfile:5 reads it" in str(found[0]["message"])
+    assert "(COPY at Dockerfile:3)" in str(found[0]["message"])
+    assert "through -r at requirements/common.txt:3" in str(found[1]["message"])
+
+
+def test_includes_do_not_follow_symlinks_out_of_the_context(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    _context(root, {"requirements.txt": "-r linked/base.txt\n"}, IGNORE)
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "base.txt").write_text("leaked\n")
+    (root / "linked").symlink_to(tmp_path / "elsewhere")
+    (root / "Dockerfile").write_text(
+        _stage("COPY requirements.txt .\nRUN pip install -r requirements.txt\n")
+    )
+    assert _findings(root) == []
+
+
+def test_a_requirements_file_no_install_reads_is_not_blamed(tmp_path: Path) -> None:
+    files = {"requirements.txt": "torch\n", "requirements-dev.txt": "pytest\n"}
+    root = _case_root(
+        tmp_path,
+        Case(
+            "",
+            _stage("COPY requirements*.txt ./\nRUN pip install -r requirements-dev.txt\n"),
+            [],
+            files,
+        ),
+    )
+    assert [(f["path"], f["line"]) for f in _findings(root)] == [("requirements-dev.txt", 1)]
+
+
+MULTI_TARGET = f"""\
+FROM {PINNED} AS base
+RUN pip install fastapi
+USER 10001
+FROM base AS dev
+RUN pip install pytest
+FROM {PINNED} AS convert
+RUN pip install onnx
+COPY tools/ /tools/
+FROM base AS runtime
+COPY --from=convert /tools/out /srv/
+"""
+
+
+def test_every_stage_is_linted_and_names_its_targets(tmp_path: Path) -> None:
+    root = _case_root(tmp_path, Case("", MULTI_TARGET, [], {"tools/t.py": ""}))
+    found = _findings(root)
+    assert [(f["rule"], f["line"], f["targets"]) for f in found] == [
+        ("PK004", 2, ["dev", "runtime"]),
+        ("PK004", 5, ["dev"]),
+        ("PK004", 7, ["runtime"]),
+    ]
+    _, text = _lint(root, "text")
+    assert "Dockerfile:5: warning: PK004 unpinned-dependencies" in text
+    assert "    targets: dev\n" in text
+    assert "Targets: dev, runtime." in _lint(root, "github")[1]
 
 
 def test_dockerignore_beside_the_dockerfile_wins(tmp_path: Path) -> None:
@@ -426,7 +898,7 @@ def test_disable_a_rule_in_the_config(tmp_path: Path, entry: str) -> None:
 def test_unknown_rule_suggests_the_closest(tmp_path: Path, entry: str, suggestion: str) -> None:
     _case_root(tmp_path, Case("", CLEAN, [], CLEAN_FILES))
     (tmp_path / "pipeline-kit.yaml").write_text(f"lint:\n  disable:\n    - {entry}\n")
-    where = load_config(None, tmp_path).where("lint", "disable")
+    where = "pipeline-kit.yaml:2:3"  # the config itself is refused: every command says so
     with pytest.raises(ConfigError) as caught:
         _lint(tmp_path)
     message = str(caught.value)
@@ -551,7 +1023,9 @@ def test_paths_are_relative_to_the_repository_root(tmp_path: Path) -> None:
     (tmp_path / ".git").mkdir()
     service = tmp_path / "services" / "llm"
     _context(service, {"requirements.txt": "torch\n"}, IGNORE)
-    (service / "Dockerfile").write_text(_stage("COPY requirements.txt .\n"))
+    (service / "Dockerfile").write_text(
+        _stage("COPY requirements.txt .\nRUN pip install -r requirements.txt\n")
+    )
     found = _findings(service)
     assert [(f["path"], f["line"]) for f in found] == [("services/llm/requirements.txt", 1)]
 
@@ -561,10 +1035,9 @@ def test_dockerfile_option_overrides_the_config(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile.dev").write_text("FROM python:3.11-slim\n")
     code, text = _lint(tmp_path, "text", dockerfile=Path("Dockerfile.dev"))
     assert code == ExitCode.OK
-    assert [line.split(": ")[2].split()[0] for line in text.splitlines()[:-1:2]] == [
-        "PK005",
-        "PK007",
-    ]
+    heads = [line for line in text.splitlines()[:-1] if not line.startswith("    ")]
+    assert [line.split(": ")[2].split()[0] for line in heads] == ["PK005", "PK007"]
+    assert "    targets: 0" in text.splitlines()
 
 
 @pytest.mark.parametrize(

@@ -77,6 +77,7 @@ def test_a_commented_gitlab_ci_file_gains_only_the_include_and_the_stages(tmp_pa
     assert config == {
         "image": "registry.gitlab.com/acme/ml/llm-service",
         "layers": {"base": "base", "deps": "deps", "code": "code"},
+        "service": {"port": 8000},
     }
     assert (
         (repo.path / "pipeline-kit.yaml")

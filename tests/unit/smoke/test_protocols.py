@@ -115,3 +115,28 @@ def test_json_path_subset() -> None:
     assert json_path(body, "$") == body
     with pytest.raises(BadReply, match=r"no \['a'\]\['b-c'\]\[2\] in the reply"):
         json_path(body, "$.a['b-c'][2]")
+
+
+ROLE = '{"choices": [{"delta": {"role": "assistant"}, "finish_reason": null}]}'
+
+
+@pytest.mark.parametrize(
+    ("name", "events", "first"),
+    [
+        ("openai-chat", [ROLE, '{"choices": [{"delta": {"content": "to"}}]}'], 1),
+        ("openai-chat", [ROLE, '{"choices": [{"delta": {"content": ""}}]}',
+                         '{"choices": [{"delta": {"content": "to"}}]}'], 2),
+        ("openai-chat", [ROLE, '{"choices": [{"delta": {"reasoning_content": "hm"}}]}'], 1),
+        ("openai-chat", ['{"token": {"id": 5, "text": "to", "special": false}}'], 0),
+        ("openai-chat", [ROLE, '{"choices": [{"delta": {}, "finish_reason": "stop"}]}'], None),
+        ("openai-completions", ['{"choices": [{"text": ""}]}', '{"choices": [{"text": "a"}]}'], 1),
+        ("openai-completions", ["not json", '{"choices": [{"text": "a"}]}'], 1),
+        ("truss", ['{"choices": [{"text": "a"}]}'], None),
+    ],
+    ids=["role-first", "empty-content", "reasoning", "tgi-token", "no-text", "empty-text",
+         "not-json", "does-not-stream"],
+)  # fmt: skip
+def test_first_token_is_the_first_event_with_generated_text(
+    name: str, events: list[str], first: int | None
+) -> None:
+    assert PROTOCOLS.get(name, given_as="--protocol").first_token(events) == first
