@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, NamedTuple
 
-from pipeline_kit.adapters.process import CommandFailed, run, start_all
+from pipeline_kit.adapters.process import CommandFailed, inherited, run, start_all
 from pipeline_kit.errors import EnvironmentFault, InputError
 
 TREE_MODE = "40000"
@@ -71,6 +71,7 @@ class Git:
             self._batch = subprocess.Popen(
                 ["git", "cat-file", "--batch"],
                 cwd=self.root,
+                env=inherited(),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,

@@ -18,6 +18,14 @@ from pipeline_kit.errors import EnvironmentFault
 
 _STDERR_TAIL = 2000
 T = TypeVar("T")
+# The kit's own registry password reaches a tool only through the 0600 credentials file the
+# kit writes for it, never through the environment every child process inherits.
+WITHHELD = frozenset({"PIPELINE_KIT_REGISTRY_PASSWORD"})
+
+
+def inherited() -> dict[str, str]:
+    """The kit's environment as the tools it starts get it: without ``WITHHELD``."""
+    return {name: value for name, value in os.environ.items() if name not in WITHHELD}
 
 
 class CommandFailed(EnvironmentFault):
@@ -73,10 +81,8 @@ def run(
     all the command gets. A missing executable, or one that does not finish within
     ``timeout`` seconds, is an infrastructure error that names the tool.
     """
-    full_env = None
-    if env is not None:
-        full_env = {} if clean_env else dict(os.environ)
-        full_env.update(env)
+    full_env = {} if clean_env else inherited()
+    full_env.update(env or {})
     try:
         proc = subprocess.run(
             list(argv),
@@ -118,7 +124,11 @@ def start_all(
         try:
             started.append(
                 subprocess.Popen(
-                    list(argv), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                    list(argv),
+                    cwd=cwd,
+                    env=inherited(),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
                 )
             )
         except FileNotFoundError as exc:
@@ -150,7 +160,7 @@ def stream(
     Returns the exit code and the last lines (for the error message). ``env`` adds to the
     current environment unless ``replace_env`` is set (builders that must not inherit it).
     """
-    full_env = dict(env or {}) if replace_env else {**os.environ, **(env or {})}
+    full_env = dict(env or {}) if replace_env else {**inherited(), **(env or {})}
     tail: collections.deque[str] = collections.deque(maxlen=40)
     proc = _spawn(argv, cwd=cwd, env=full_env)
     assert proc.stdout is not None
@@ -180,7 +190,7 @@ def background(
     exits first, or says nothing ready within ``timeout`` seconds, is an infrastructure error
     showing its last lines. The process is stopped when the block ends.
     """
-    proc = _spawn(argv, env={**os.environ, **(env or {})})
+    proc = _spawn(argv, env={**inherited(), **(env or {})})
     lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:  # keeps reading, so a chatty process never blocks on a full pipe

@@ -1,13 +1,14 @@
 """The image config a builder writes for the target's FROM chain, evaluated without building.
 
 Starting from the base image's own config, every instruction of the chain is replayed with the
-rules buildah 1.28 follows (each checked against it in the tests): ``PATH`` put first when the
-base has none; one ENV line expanded with the variables as they were before that line;
-absolute WORKDIRs kept as written, relative ones joined and cleaned; a shell-form CMD or
-ENTRYPOINT as ``/bin/sh -c``; ENTRYPOINT clearing a CMD not set in the same stage; EXPOSE
-ports defaulting to ``/tcp``; the builder's ``--label``s last. In an OCI image buildah drops
-HEALTHCHECK and SHELL, so they are dropped here too; where builders disagree (SHELL before a
-shell-form command, HEALTHCHECK in a Docker-format image, ONBUILD) the kit refuses instead.
+rules buildah 1.28 follows (each checked against it in the tests): ``PATH`` added after the
+base's variables when it has none; one ENV line expanded with the variables as they were
+before that line; absolute WORKDIRs kept as written, relative ones joined and cleaned; a
+shell-form CMD or ENTRYPOINT as ``/bin/sh -c``; ENTRYPOINT clearing a CMD not set in the same
+stage; EXPOSE ports defaulting to ``/tcp``; the builder's ``--label``s last. In an OCI image
+buildah drops HEALTHCHECK and SHELL, so they are dropped here too; where builders disagree
+(SHELL before a shell-form command, HEALTHCHECK in a Docker-format image, ONBUILD) the kit
+refuses instead.
 """
 
 from __future__ import annotations
@@ -121,8 +122,8 @@ def evaluate(
     for item in base_config.get("Env") or []:
         name, _, value = str(item).partition("=")
         env[name] = value
-    if "PATH" not in env:
-        env = {"PATH": DEFAULT_PATH, **env}
+    if "PATH" not in env:  # after the base's own variables, as buildah adds it
+        env["PATH"] = DEFAULT_PATH
     state = _Replay(base_config, env, (base or {}).get("author"), docker_format)
     stage = None
     for key in chain:

@@ -65,7 +65,7 @@ class AppendRemote:
                 continue
             seen.add(manifest.digest)
             if manifest.is_index:
-                refused.append(f"{tag} is a multi-platform index")
+                refused.append(f"{self.repository}:{tag} is a multi-platform index")
                 continue
             body = json.loads(manifest.raw)
             body.setdefault("mediaType", manifest.media_type)

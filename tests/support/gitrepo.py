@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_kit.commands.detect import DetectOptions, run
+from tests.support.processes import Traced, traced
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test",
@@ -109,6 +110,15 @@ def cli(
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def traced_cli(
+    *args: str, cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 300
+) -> Traced:
+    """``cli`` under strace: its result and every process it started (support/processes)."""
+    return traced(
+        [sys.executable, "-m", "pipeline_kit", *args], cwd=cwd, env=cli_env(env), timeout=timeout
     )
 
 

@@ -10,29 +10,11 @@ from pathlib import Path
 import pytest
 
 from tests.support import REPO
+from tests.support.layers import LAYERS
 
 PACKAGE = REPO / "pipeline_kit"
 
-# Lowest first. A module may import its own layer and those below it, never one above.
-LAYERS: tuple[tuple[str, ...], ...] = (
-    ("pipeline_kit", "errors", "catalog"),
-    ("adapters",),
-    ("ci",),
-    ("config",),
-    ("dockerfile",),
-    ("detect",),
-    ("append",),
-    ("build",),
-    ("publish",),
-    ("render",),
-    ("preview",),
-    ("smoke",),
-    ("lint",),
-    ("onboard",),
-    ("report",),
-    ("commands",),
-    ("cli", "__main__", "github_action"),
-)
+# LAYERS: lowest first; a module may import its own layer and those below it.
 OUTSIDE_WORLD = ("subprocess", "socket", "http.client", "urllib.request", "requests", "ssl")
 
 

@@ -13,7 +13,7 @@ import pytest
 from pipeline_kit.config.loader import schema
 from tests.support import REPO
 from tests.support.docs import doc, doc_files, headings, outside_code, section, slug
-from tests.unit.test_architecture import LAYERS
+from tests.support.layers import LAYERS
 
 MAX_README_LINES = 300
 CONTENTS = "Contents"

@@ -26,11 +26,11 @@ from typing import Any
 
 import pytest
 
+from tests.support.builds import BUSYBOX
 from tests.support.gitrepo import GitRepo, cli
 from tests.support.images import FileEntry, ImageReader, config_fields, image_config, image_manifest
 from tests.support.services.registry import RegistryServer
 
-BUSYBOX = Path("/usr/bin/busybox")
 DROPPED_LABELS = ("org.opencontainers.image.created", "io.buildah.version")
 
 DOCKERFILE = """\

@@ -23,10 +23,10 @@ import pytest
 
 from pipeline_kit.adapters.registry.client import RegistryClient
 from pipeline_kit.adapters.registry.references import sha256_digest
+from tests.support.builds import BUSYBOX
 from tests.support.gitrepo import GitRepo, cli
 from tests.support.services.registry import RegistryServer
 
-BUSYBOX = Path("/usr/bin/busybox")
 DOCKERFILE = """\
 FROM scratch AS base
 COPY busybox /bin/busybox

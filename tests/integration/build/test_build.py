@@ -16,8 +16,8 @@ import pytest
 
 from tests.support.builds import layer_digests, make_service, manifest
 from tests.support.ci_outputs import parse_dotenv, parse_github_outputs
-from tests.support.gitrepo import GitRepo, cli
-from tests.support.processes import argv_seen
+from tests.support.gitrepo import GitRepo, cli, traced_cli
+from tests.support.kitbuild import manifest_with_auth
 from tests.support.services.registry import RegistryServer
 
 
@@ -144,8 +144,10 @@ def test_dry_run_prints_commands_and_runs_nothing(tmp_path: Path, registry: Regi
     assert not (tmp_path / "storage").exists()
 
 
-def test_no_secret_in_argv_or_logs(tmp_path: Path, auth_registry: Any) -> None:
-    """A build with a known password: the password is in no log and no process's argv."""
+def test_no_secret_in_argv_env_or_logs(tmp_path: Path, auth_registry: Any) -> None:
+    """A build with a known password: every process the build starts is recorded as it
+    starts (strace), and the password is in no argv, in no environment but the kit's own
+    (buildah reads it from the 0600 authfile), and in no log."""
     password = "fake-Passw0rd-7f3a9c"
     server = auth_registry(user="builder", password=password)
     repo = make_service(tmp_path / "repo", server, "team/secret", tmp_path / "storage")
@@ -154,13 +156,22 @@ def test_no_secret_in_argv_or_logs(tmp_path: Path, auth_registry: Any) -> None:
         "PIPELINE_KIT_REGISTRY_USER": "builder",
         "PIPELINE_KIT_REGISTRY_PASSWORD": password,
     }
-    with argv_seen() as seen:
-        result = cli("build", "--format", "json", cwd=repo.path, env=env)
+    run = traced_cli("build", "--format", "json", cwd=repo.path, env=env)
+    result = run.result
     assert result.returncode == 0, result.stderr[-3000:]
-    assert any("buildah" in line and " bud " in line for line in seen)  # the watcher saw it run
+    # The record saw the kit, git, buildah and the Dockerfile's RUN steps start.
+    assert [tool for tool in run.tools() if tool in ("python", "git", "buildah", "sh")] == [
+        "python",
+        "git",
+        "buildah",
+        "sh",
+    ]
+    assert run.argv_holding(password) == []
+    assert run.env_holding(password) == {"python": ["PIPELINE_KIT_REGISTRY_PASSWORD"]}
     assert password not in result.stdout + result.stderr
-    assert not [line for line in seen if password in line]
     assert password not in server.log_path.read_text(errors="replace")
+    digest = json.loads(result.stdout)["digest"]
+    assert manifest_with_auth(server, "team/secret", digest, password)
 
 
 def test_wrong_credentials_exit_3_and_push_nothing(tmp_path: Path, auth_registry: Any) -> None:

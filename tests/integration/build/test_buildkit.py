@@ -10,6 +10,7 @@ served from the registry cache, the daemon's local cache is pruned: what is reus
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,8 @@ from typing import Any
 import pytest
 
 from tests.support.builds import layer_digests, manifest
+from tests.support.gitrepo import traced_cli
 from tests.support.kitbuild import build_cli, busybox_service, manifest_with_auth
-from tests.support.processes import argv_seen
 from tests.support.services.buildkitd import BuildkitDaemon
 from tests.support.services.registry import RegistryServer
 
@@ -164,10 +165,17 @@ def test_basic_auth_reaches_buildctl_only_through_the_docker_config(
         "PIPELINE_KIT_REGISTRY_USER": "builder",
         "PIPELINE_KIT_REGISTRY_PASSWORD": password,
     }
-    with argv_seen() as seen:
-        record = build_cli(repo, env=env)
-    assert any("buildctl build" in line for line in seen)
-    assert not [line for line in seen if password in line]
+    home = tmp_path / "home"
+    home.mkdir()
+    run = traced_cli("build", "--format", "json", cwd=repo.path, env={**env, "HOME": str(home)})
+    assert run.result.returncode == 0, run.result.stderr[-3000:]
+    record = {**json.loads(run.result.stdout), "_stderr": run.result.stderr}
+    # Every process started, recorded as it started: buildctl ran, the password is in no
+    # command line and in no environment but the kit's own.
+    builds = [e.argv[:3] for e in run.execs if e.ok and e.tool == "buildctl"]
+    assert builds == [("buildctl", "debug", "workers"), ("buildctl", "build", "--progress=plain")]
+    assert run.argv_holding(password) == []
+    assert run.env_holding(password) == {"python": ["PIPELINE_KIT_REGISTRY_PASSWORD"]}
     assert password not in record["_stderr"]
     assert password not in buildkitd.log_path.read_text(errors="replace")
     assert password not in server.log_path.read_text(errors="replace")

@@ -22,12 +22,12 @@ from pipeline_kit.dockerfile.expand import expand
 from pipeline_kit.dockerfile.platform import parse_platform, runner_platform
 from pipeline_kit.dockerfile.stages import parse_dockerfile
 from pipeline_kit.errors import InputError
+from tests.support.buildkit_semantics import FLAVOURED, INSTRUCTIONS, PLATFORMS
 from tests.support.builds import BUSYBOX, manifest
 from tests.support.gitrepo import GitRepo, cli
 from tests.support.kitbuild import build_cli
 from tests.support.services.buildkitd import BuildkitDaemon
 from tests.support.services.registry import RegistryServer
-from tests.unit.dockerfile.test_buildkit_semantics import FLAVOURED, INSTRUCTIONS, PLATFORMS
 
 SHELL_STAGE = (
     'FROM scratch AS shell\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", '

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
-from tests.support.images import ImageReader, config_fields, image_config, walk_tree
+from tests.support.images import FileEntry, ImageReader, config_fields, image_config, walk_tree
 from tests.support.services.registry import RegistryServer
 
 
@@ -22,9 +25,13 @@ def test_walk_tree_reports_types_modes_owners_links_and_content(tmp_path: Path) 
     (tmp_path / "d" / "f").chmod(0o640)
     (tmp_path / "l").symlink_to("d/f")
     tree = walk_tree(tmp_path)
-    assert tree["/d"].kind == "dir" and tree["/d"].mode == 0o750
-    assert tree["/d/f"].mode == 0o640 and tree["/d/f"].sha256 is not None
-    assert tree["/l"] == ("symlink", tree["/l"].mode, tree["/l"].uid, tree["/l"].gid, "d/f", None)
+    uid, gid = os.getuid(), os.getgid()
+    assert tree["/d"] == FileEntry("dir", 0o750, uid, gid, None, None)
+    assert tree["/d/f"] == FileEntry(
+        "file", 0o640, uid, gid, None, hashlib.sha256(b"one").hexdigest()
+    )
+    link_mode = stat.S_IMODE((tmp_path / "l").lstat().st_mode)
+    assert tree["/l"] == FileEntry("symlink", link_mode, uid, gid, "d/f", None)
     (tmp_path / "d" / "f").write_text("two")
     assert walk_tree(tmp_path)["/d/f"].sha256 != tree["/d/f"].sha256
 

@@ -34,12 +34,12 @@ from pipeline_kit.adapters.registry.credentials import (
 from pipeline_kit.adapters.registry.references import sha256_digest
 from pipeline_kit.errors import ConfigError, EnvironmentFault, InputError
 from pipeline_kit.github_action import ActionInputs, credentials_environ
+from tests.support.builds import BUSYBOX
 from tests.support.example_image import remove_storage
 from tests.support.gitrepo import GitRepo, cli
 from tests.support.services import QuietHandler
 from tests.support.services.registry import RegistryServer
 
-BUSYBOX = Path("/usr/bin/busybox")
 USER = "ci-bot"
 PASSWORD = "bound-Passw0rd-3e9a71"
 DOCKERFILE = """\

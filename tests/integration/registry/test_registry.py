@@ -104,12 +104,15 @@ def test_credentials_come_from_the_right_place(tmp_path: Path) -> None:
         "CI_REGISTRY_USER": "ci",
         "CI_REGISTRY_PASSWORD": "p",
     }
-    assert resolve_credential("reg.gitlab.example", env) is not None
+    assert resolve_credential("reg.gitlab.example", env) == Credential(
+        "ci", "p", "CI_REGISTRY_USER/CI_REGISTRY_PASSWORD"
+    )
     assert resolve_credential("other.example", {**env, "HOME": str(tmp_path)}) is None
     docker = tmp_path / "docker"
     write_docker_config(docker, {"reg.example:5000": Credential("u", "s3cret")})
     found = resolve_credential("reg.example:5000", {"DOCKER_CONFIG": str(docker)})
-    assert found is not None and (found.username, found.password) == ("u", "s3cret")
+    assert found is not None
+    assert (found.username, found.password) == ("u", "s3cret")
     assert "s3cret" not in repr(found)
     assert (docker / "config.json").stat().st_mode & 0o777 == 0o600
     assert docker.stat().st_mode & 0o777 == 0o700
@@ -130,7 +133,9 @@ def test_a_netrc_machine_is_the_credential_of_its_host_alone(tmp_path: Path) -> 
     assert resolve_credential("evil.example", environ) is None
     (tmp_path / ".netrc").write_text("machine other.example login u password p\n")
     (tmp_path / ".netrc").chmod(0o600)
-    assert resolve_credential("other.example", {"HOME": str(tmp_path)}) is not None
+    assert resolve_credential("other.example", {"HOME": str(tmp_path)}) == Credential(
+        "u", "p", f"{tmp_path / '.netrc'} (machine other.example)"
+    )
     netrc.write_text("machine reg.example login u password p junk\n")
     with pytest.raises(ConfigError, match=r"netrc: not a readable netrc file"):
         resolve_credential("reg.example", environ)
@@ -239,7 +244,12 @@ def test_docker_manifest_and_index(tmp_path: Path, registry: RegistryServer) -> 
     source = ImageRef.parse(f"{registry.host}/api/index:multi")
     target = ImageRef.parse(f"{registry.host}/api/index-copy:multi")
     assert point_tags(client, source, [target]) == digest_of(raw_index)
-    assert client.head_manifest("api/index-copy", image_digest) is not None
+    copied = client.get_manifest("api/index", image_digest).raw
+    assert client.head_manifest("api/index-copy", image_digest) == (
+        OCI_MANIFEST,
+        image_digest,
+        len(copied),
+    )
     for layer in image["layers"]:
         assert client.blob_exists("api/index-copy", layer["digest"])
 
@@ -257,7 +267,8 @@ def test_basic_auth(tmp_path: Path, auth_registry: Any) -> None:
     layout = make_layout(tmp_path / "l", layers=1, size=1000)
     good = client_for(server, Credential("alice", "right-pass", "test"))
     digest = push_layout(good, layout, "auth/basic", ["v1"])
-    assert good.head_manifest("auth/basic", "v1") is not None
+    found = good.head_manifest("auth/basic", "v1")
+    assert found is not None and found.digest == digest
 
     bad = client_for(server, Credential("alice", "wrong", "PIPELINE_KIT_REGISTRY_USER/PASSWORD"))
     with pytest.raises(EnvironmentFault, match="credentials refused as 'alice'") as error:

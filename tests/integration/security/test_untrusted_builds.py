@@ -20,11 +20,10 @@ from typing import Any
 import pytest
 
 from pipeline_kit.adapters.registry.client import RegistryClient
+from tests.support.builds import BUSYBOX
 from tests.support.ci_contexts import SECRET, github_env
-from tests.support.gitrepo import GitRepo, cli
+from tests.support.gitrepo import GitRepo, cli, traced_cli
 from tests.support.services.registry import RegistryServer
-
-BUSYBOX = Path("/usr/bin/busybox")
 
 # The RUN bakes whatever a host mount puts at /mnt/inject into the image.
 DOCKERFILE = """\
@@ -50,10 +49,21 @@ def config(
     )
 
 
+# Where the CI token may be: the kit, git, buildah and its helpers (re-executed as ``exe``);
+# never a Dockerfile's RUN step, nor any command line.
+MAY_HOLD_THE_TOKEN = {"python", "git", "buildah", "exe"}
+
+
 def build(repo: GitRepo, env: dict[str, str] | None = None) -> dict[str, Any]:
-    result = cli("build", "--format", "json", cwd=repo.path, env=env, timeout=300)
+    run = traced_cli("build", "--format", "json", cwd=repo.path, env=env, timeout=300)
+    result = run.result
     assert result.returncode == 0, result.stderr[-3000:]
+    assert run.argv_holding(SECRET) == []
+    if env and SECRET in env.values():
+        assert set(run.env_holding(SECRET)) <= MAY_HOLD_THE_TOKEN, run.env_holding(SECRET)
     record: dict[str, Any] = json.loads(result.stdout)
+    if record["strategy"] == "builder":  # the RUN steps were seen: the check above had work
+        assert "sh" in run.tools(), run.tools()
     record["log"] = result.stderr
     return record
 

@@ -19,11 +19,10 @@ import pytest
 from pipeline_kit.adapters.checkout import LeavesRoot, Node, resolve, write_file
 from pipeline_kit.config.loader import HOST_KEYS, for_run, load_config
 from pipeline_kit.errors import ConfigError, InputError
+from tests.support.builds import BUSYBOX
 from tests.support.ci_contexts import SECRET, github_env
-from tests.support.gitrepo import GitRepo, cli
+from tests.support.gitrepo import GitRepo, cli, traced_cli
 from tests.support.services.registry import RegistryServer
-
-BUSYBOX = Path("/usr/bin/busybox")
 
 
 def outside(tmp_path: Path) -> Path:
@@ -326,9 +325,21 @@ def test_a_pull_requests_preview_command_is_the_base_commits_with_a_clean_enviro
     env = github_env(tmp_path, event="pull_request", ref="refs/pull/9/merge", sha=repo.head(),
                      pull=(9, base), head_ref=branch)  # fmt: skip
     env["NAMED"] = "passed-on"
-    result = cli("preview", "up", "--image", f"127.0.0.1:5000/t/llm@sha256:{'b' * 64}",
-                 cwd=repo.path, env=env)  # fmt: skip
+    run = traced_cli("preview", "up", "--image", f"127.0.0.1:5000/t/llm@sha256:{'b' * 64}",
+                     cwd=repo.path, env=env)  # fmt: skip
+    result = run.result
     assert result.returncode == 0, result.stderr
+    # Every process started, recorded as it started: the base commit's command ran, the pull
+    # request's never did; the token is in no argv, and in no environment but the kit's and
+    # the git it reads the base commit's config with.
+    ups = [e.argv for e in run.execs if e.ok and e.tool == "sh"]
+    assert ups == [("sh", "-c", "echo x-touch-IFS-PWNED-touch-IFS-PWNED2-touch-IFS-PWNED3 > "
+                    "ref.txt; env > env.txt; echo http://127.0.0.1:9")]  # fmt: skip
+    assert run.argv_holding(SECRET) == []
+    assert run.env_holding(SECRET) == {
+        "python": ["PIPELINE_KIT_TEST_TOKEN"],
+        "git": ["PIPELINE_KIT_TEST_TOKEN"],
+    }
     assert "preview.command: a pull request does not change what reaches the runner" in (
         result.stderr
     )

@@ -1,8 +1,8 @@
 """The pure parts of append, as tables: words, config evaluation, steps, COPY placement, tars,
 provenance and history alignment, parent directories.
 
-The expected configs are what buildah 1.28 wrote for the same Dockerfiles (run by hand on this
-machine with ``buildah bud --layers``, then ``buildah inspect``);
+The expected configs are buildah's for the same Dockerfiles (tests/support/golden_configs.py),
+which tests/integration/append/test_golden_configs.py re-derives by running buildah;
 tests/integration/append/test_append.py checks the whole path against buildah for real.
 """
 
@@ -19,44 +19,15 @@ import pytest
 
 from pipeline_kit.append import CannotAppend
 from pipeline_kit.append.copy_sources import Entry, place, resolve_sources
-from pipeline_kit.append.image_config import DEFAULT_PATH, evaluate, keep_untouched
+from pipeline_kit.append.image_config import evaluate, keep_untouched
 from pipeline_kit.append.layer_tar import layer_mtime, make_layer, tar_bytes
 from pipeline_kit.append.parents import PathInfo, complete_layer, read_listing
 from pipeline_kit.append.steps import CopyStep, plan_steps
 from pipeline_kit.append.words import process_word
-from pipeline_kit.detect.keys import InstructionKey, from_chain
 from pipeline_kit.detect.provenance import Provenance, align, history_kind
 from pipeline_kit.dockerfile.dockerignore import DockerIgnore
 from pipeline_kit.dockerfile.stages import parse_dockerfile
-
-
-def chain(text: str, build_args: dict[str, str] | None = None) -> list[InstructionKey]:
-    """The target's chain with placeholder keys (evaluation does not read them)."""
-    graph = parse_dockerfile(text, build_args=build_args)
-    keys = []
-    for stage in from_chain(graph, len(graph.stages) - 1):
-        for ins in stage.instructions[1:]:
-            keys.append(InstructionKey(len(keys), stage.index, ins, "own", "effect", "cum"))
-    return keys
-
-
-def config_of(
-    text: str,
-    base: dict[str, Any] | None = None,
-    labels: dict[str, str] | None = None,
-    build_args: dict[str, str] | None = None,
-    docker: bool = False,
-) -> dict[str, Any]:
-    graph = parse_dockerfile(text, build_args=build_args)
-    evaluated = evaluate(
-        {"config": base} if base is not None else None,
-        chain(text, build_args),
-        dict(graph.global_args),
-        build_args or {},
-        labels or {},
-        docker_format=docker,
-    )
-    return evaluated.config
+from tests.support.golden_configs import CASES, GoldenConfig, chain, config_of, fields_of
 
 
 @pytest.mark.parametrize(
@@ -78,122 +49,10 @@ def test_process_word(word: str, expected: str) -> None:
     assert process_word(word, {"A": "1"}) == expected
 
 
-ENV_CASE = """\
-FROM scratch
-ENV A=1
-ENV A=2 B=$A C="q $A" D='s $A' E=a\\ b F=${A:-x}y
-ENV PATH=/p:$PATH
-LABEL l1=$A "l 2"="v $B"
-EXPOSE 8000/TCP 9000
-USER ${A}
-ENTRYPOINT echo ep
-CMD ["x"]
-"""
-
-
-def test_env_line_sees_the_values_from_before_it_and_path_comes_first() -> None:
-    config = config_of(ENV_CASE, labels={"kit": "1"})
-    assert config["Env"] == [
-        f"PATH=/p:{DEFAULT_PATH}",
-        "A=2",
-        "B=1",
-        "C=q 1",
-        "D=s $A",
-        "E=a b",
-        "F=1y",
-    ]
-    assert config["Labels"] == {"l1": "2", "l 2": "v 1", "kit": "1"}
-    assert config["ExposedPorts"] == {"8000/TCP": {}, "9000/tcp": {}}
-    assert config["User"] == "2"
-    assert config["Entrypoint"] == ["/bin/sh", "-c", "echo ep"]
-    assert config["Cmd"] == ["x"]
-
-
-@pytest.mark.parametrize(
-    ("workdirs", "expected"),
-    [
-        (["a"], "/a"),
-        (["a", "b/../c"], "/a/c"),
-        (["a", "d/"], "/a/d"),
-        (["/x/../y"], "/x/../y"),
-        (["/x//y/"], "/x//y/"),
-        (["a", "/"], "/"),
-        (["$HOME"], "/"),
-        (["a", "."], "/a"),
-    ],
-)
-def test_workdir(workdirs: list[str], expected: str) -> None:
-    text = "FROM scratch\n" + "".join(f"WORKDIR {w}\n" for w in workdirs)
-    assert config_of(text)["WorkingDir"] == expected
-
-
-BASE_CONFIG = {
-    "User": "7",
-    "ExposedPorts": {"9000/tcp": {}},
-    "Env": ["PATH=/custom/bin:/bin", "BASEV=1"],
-    "Entrypoint": ["base-ep"],
-    "Cmd": ["base-cmd"],
-    "Volumes": {"/data": {}},
-    "WorkingDir": "/basewd",
-    "Labels": {"base.label": "yes", "shared": "base"},
-    "StopSignal": "SIGINT",
-}
-ON_BASE = """\
-ARG G=glob
-FROM registry.example/base:1 AS base
-ARG A1=one
-ENV E1=$A1 E2=${BASEV}-x
-LABEL shared=mine l2="${E1} sp"
-FROM base AS code
-ARG A2
-ARG G
-ENV FROMG=$G A2=$A2
-ENTRYPOINT ["/bin/busybox", "echo"]
-EXPOSE 8000/udp 8001
-STOPSIGNAL SIGTERM
-USER 0:0
-CMD echo hi
-"""
-
-
-def test_the_base_images_config_carries_over() -> None:
-    config = config_of(ON_BASE, base=BASE_CONFIG, labels={"kit": "1"})
-    assert config == {
-        "User": "0:0",
-        "ExposedPorts": {"9000/tcp": {}, "8000/udp": {}, "8001/tcp": {}},
-        "Env": ["PATH=/custom/bin:/bin", "BASEV=1", "E1=one", "E2=1-x", "FROMG=glob", "A2="],
-        "Entrypoint": ["/bin/busybox", "echo"],
-        "Cmd": ["/bin/sh", "-c", "echo hi"],
-        "Volumes": {"/data": {}},
-        "WorkingDir": "/basewd",
-        "Labels": {"base.label": "yes", "shared": "mine", "l2": "one sp", "kit": "1"},
-        "StopSignal": "SIGTERM",
-    }
-
-
-@pytest.mark.parametrize(
-    ("text", "cmd"),
-    [
-        # ENTRYPOINT clears a CMD the stage did not set itself (here: the parent stage's).
-        ('FROM scratch AS a\nCMD ["a"]\nFROM a\nENTRYPOINT ["e"]\n', None),
-        ('FROM scratch\nCMD ["a"]\nENTRYPOINT ["e"]\n', ["a"]),
-        ('FROM scratch\nENTRYPOINT ["e"]\nCMD ["c"]\n', ["c"]),
-    ],
-)
-def test_entrypoint_resets_cmd_per_stage(text: str, cmd: list[str] | None) -> None:
-    assert config_of(text).get("Cmd") == cmd
-
-
-def test_base_without_path_gets_the_default_first_and_build_args_win() -> None:
-    text = "FROM registry.example/b\nARG V=default\nENV V=$V\n"
-    config = config_of(text, base={"Env": ["ONLY=1"]}, build_args={"V": "given"})
-    assert config["Env"] == [f"PATH={DEFAULT_PATH}", "ONLY=1", "V=given"]
-
-
-def test_kit_labels_override_dockerfile_labels_and_healthcheck_is_dropped_in_oci() -> None:
-    text = 'FROM scratch\nLABEL a=dockerfile\nHEALTHCHECK CMD ["true"]\n'
-    config = config_of(text, labels={"a": "kit"})
-    assert config["Labels"] == {"a": "kit"} and "Healthcheck" not in config
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_config_evaluation_gives_buildah_s_config(case: GoldenConfig) -> None:
+    config = config_of(case.dockerfile, case.base, case.labels, case.build_args)
+    assert fields_of(config, case.expected) == case.expected
 
 
 @pytest.mark.parametrize(

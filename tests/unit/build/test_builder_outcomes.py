@@ -17,7 +17,7 @@ from pipeline_kit.build.builders.base import Builder, BuildFailed
 from pipeline_kit.build.builders.buildkit import BuildkitBuilder
 from pipeline_kit.build.builders.kaniko import KanikoBuilder
 from pipeline_kit.errors import EnvironmentFault, ExitCode, KitError
-from tests.unit.build.test_kaniko_executor import DIGEST, request, script
+from tests.support.kaniko_executor import DIGEST, request, script
 
 KANIKO_DIGEST = (
     'for a; do case "$a" in --digest-file=*) echo '

@@ -13,36 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_kit.build.builders.base import BuildRequest
 from pipeline_kit.build.builders.kaniko import KANIKO_EXECUTOR, KanikoBuilder
 from pipeline_kit.errors import EnvironmentFault, ExitCode
-
-DIGEST = "sha256:" + "ab" * 32
-
-
-def request(tmp_path: Path) -> BuildRequest:
-    context = tmp_path / "context"
-    context.mkdir(exist_ok=True)
-    (context / "Dockerfile").write_text("FROM scratch\n")
-    return BuildRequest(
-        image="127.0.0.1:5000/kaniko/app",
-        dockerfile=context / "Dockerfile",
-        context=context,
-        target=None,
-        build_args={},
-        labels={},
-        tags=("v1",),
-        cache_repo="127.0.0.1:5000/kaniko/app/cache",
-        cache_ttl="336h",
-    )
-
-
-def script(path: Path, body: str) -> Path:
-    """An executable shell script at ``path`` that writes its arguments to ``path.ran`` first."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f'#!/bin/sh\necho "$@" > "{path}.ran"\n{body}\n')
-    path.chmod(0o755)
-    return path
+from tests.support.kaniko_executor import DIGEST, request, script
 
 
 @pytest.fixture

@@ -133,8 +133,12 @@ def test_config_is_found_from_a_subdirectory(tmp_path: Path) -> None:
     )
     proc = cli("config", "show", cwd=repo.path / "app")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("# ../pipeline-kit.yaml\n") or "pipeline-kit.yaml" in proc.stdout
-    assert '"builder"' in proc.stdout
+    config = repo.path / "pipeline-kit.yaml"
+    lines = proc.stdout.splitlines()
+    assert lines[0] == f"# {config}"
+    assert [line.split() for line in lines if line.startswith("target ")] == [
+        ["target", '"builder"', "#", f"{config}:1:1"]
+    ]
 
 
 def test_sections_are_read_as_validated(tmp_path: Path) -> None:
