@@ -15,7 +15,7 @@ import pytest
 from pipeline_kit.adapters.git import Git, TreeEntry
 from pipeline_kit.dockerfile.context_tree import ContextSnapshot
 from pipeline_kit.dockerfile.dockerignore import DockerIgnore
-from pipeline_kit.dockerfile.tree_cache import FilteredTreeStore
+from pipeline_kit.dockerfile.tree_cache import FilteredTreeStore, store_for
 from tests.support.gitrepo import GitRepo, cli
 
 RULE_SETS = {
@@ -219,19 +219,29 @@ def test_detect_answers_the_same_with_the_cache_warm_and_empty(
     ],
     ids=["outside CI", "github", "gitlab", "CI=1", "opted in", "not opted in"],
 )
-def test_a_ci_job_neither_reads_nor_writes_the_cache_unless_it_opts_in(
+def test_a_ci_job_keeps_no_cache_unless_it_opts_in(
     tmp_path: Path, ci: dict[str, str], used: bool
 ) -> None:
     """A runner shared with untrusted jobs may hold ids one of them wrote: a protected build
-    must not take its keys from them. The detect call itself still answers the same."""
+    must not take its keys from them."""
+    store = store_for(DockerIgnore.parse("**/*.pyc\n"), {"XDG_CACHE_HOME": str(tmp_path), **ci})
+    assert (store is not None) is used
+
+
+def test_detect_in_a_ci_job_answers_without_the_cache(tmp_path: Path) -> None:
+    """The whole command under GitHub Actions' variables: the same answer, nothing stored; the
+    same call outside CI stores its ids (the failing direction)."""
     repo = GitRepo.init(tmp_path / "svc")
     repo.commit({**SERVICE, **_tree(5)})
     repo.commit({"app/a0/m0.py": "changed\n"})
-    cache = tmp_path / "cache"
-    proc = cli(
-        "detect", "--format", "json", "--base", "HEAD~1", cwd=repo.path,
-        env={"XDG_CACHE_HOME": str(cache), **ci},
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["image_changed"] is True
-    assert any((cache / "pipeline-kit" / "filtered-trees").rglob("*.ids")) is used
+    stored = {}
+    for name, ci in (("ci", {"GITHUB_ACTIONS": "true"}), ("local", {})):
+        cache = tmp_path / name
+        proc = cli(
+            "detect", "--format", "json", "--base", "HEAD~1", cwd=repo.path,
+            env={"XDG_CACHE_HOME": str(cache), **ci},
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["image_changed"] is True
+        stored[name] = any((cache / "pipeline-kit" / "filtered-trees").rglob("*.ids"))
+    assert stored == {"ci": False, "local": True}
