@@ -211,14 +211,19 @@ def test_a_code_change_appends_onto_the_previous_image_s_platform(service: dict[
 
 
 def test_a_base_index_without_the_platform_goes_to_the_builder(service: dict[str, Any]) -> None:
-    """The base index has no amd64 child: nothing to read the base through, so no append."""
-    base = f"{service['registry'].host}/mp/base:elsewhere"
-    repo = _branch(service, "no-platform", {"Dockerfile": DOCKERFILE.format(base=base)})
-    refused = cli("build", "--strategy", "append", cwd=repo.path)
+    """The base tag now names an index with no amd64 child (its publisher dropped it): a code
+    change, which append would publish, has nothing to read the base's config through."""
+    client = RegistryClient(service["registry"].host)
+    repo = _branch(service, "no-platform", {})
+    push_index(client, "mp/base", "multi", [service["arm64"]])
+    try:
+        refused = cli("build", "--strategy", "append", cwd=repo.path)
+        planned = cli("build", "--dry-run", "--format", "json", cwd=repo.path)
+    finally:
+        push_index(client, "mp/base", "multi", [service["arm64"], service["amd64"]])
     assert refused.returncode == 1, refused.stderr
     reason = "the base image has no manifest for {'os': 'linux', 'architecture': 'amd64'}"
     assert f"append cannot publish this change: {reason}" in refused.stderr
-    planned = cli("build", "--dry-run", "--format", "json", cwd=repo.path)
     assert planned.returncode == 0, planned.stderr
     record = json.loads(planned.stdout)
     assert (record["strategy"], record["builder"], record["fallback"]) == (
