@@ -132,7 +132,8 @@ def test_every_flag_is_one_the_real_kubectl_knows() -> None:
 def test_up_applies_validated_manifests_sized_from_the_config(
     tmp_path: Path, cluster: dict[str, str]
 ) -> None:
-    root = project(tmp_path, CONFIG + URL)
+    # The preview's kubernetes section, with a URL (appended, it would be the same key twice).
+    root = project(tmp_path, CONFIG.replace("  kubernetes:\n    context: staging\n", URL))
     # A pull request takes the keys that reach the cluster (provider, context, weights) from
     # its base commit's config: the repository's, which the request does not change.
     base = GitRepo.init(root).commit()

@@ -190,18 +190,20 @@ def _branch(service: dict[str, Any], name: str, files: dict[str, str]) -> GitRep
 def test_a_from_line_on_another_host_gets_no_credentials_from_append(
     service: dict[str, Any], trusted: RegistryServer, evil: LoopbackServer
 ) -> None:
-    """A pull request changes ``FROM`` to the attacker's host. The append strategy reads that
-    base image (its previous image is in the trusted registry) and the builder then pulls it:
-    neither sends the attacker a credential. The build falls back from append (it says why),
-    and buildah's anonymous pull of the base is refused: the build fails (exit 1)."""
+    """A pull request changes ``FROM`` to the attacker's host. A change that starts at FROM
+    is not appended (the build says why), and the builder pulls that base with a docker
+    config that holds only the bound registry's credential: the attacker gets none, its
+    anonymous pull is refused, and the build fails (exit 1)."""
     dockerfile = DOCKERFILE.replace("FROM scratch AS base", f"FROM {evil.host}/team/base AS base")
     repo = _branch(service, "evil-from", {"Dockerfile": dockerfile})
     result = cli("build", "--format", "json", cwd=repo.path, env=_bound_env(trusted))
     assert evil.seen, "the attacker's host was never asked: the test proves nothing"
     assert evil.authorizations() == []
     assert result.returncode == 1, result.stderr[-3000:]
-    assert f"not appended: cannot read the base image {evil.host}/team/base" in result.stderr
-    assert f"{evil.host} asks for credentials and none were found" in result.stderr
+    assert (
+        f"not appended: the change starts at Dockerfile:1 FROM {evil.host}/team/base AS base, "
+        "in base: only a change inside the last layer (code) can be appended"
+    ) in result.stderr
     assert "buildah bud failed" in result.stderr and "unauthorized" in result.stderr
     assert PASSWORD not in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
