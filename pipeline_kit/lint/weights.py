@@ -34,6 +34,10 @@ WEIGHT_HOSTS = ("huggingface.co", "hf.co")
 _PACKAGE_DIRS = frozenset(("site-packages", "dist-packages"))
 MAX_EXAMPLES = 3
 MIB = 1024 * 1024
+# A file named like weights counts from this size. Smaller ones are tables a library ships
+# beside its code (a speaker table, normalisation statistics, a test fixture), not a model a
+# server loads: flagging them makes maintainers turn the rule off.
+WEIGHTS_MIN_BYTES = 5 * MIB
 # Python that fetches a model when it runs: the Hugging Face hub, sentence-transformers, vLLM.
 _PYTHON_FETCH = re.compile(
     r"\bfrom_pretrained\s*\(|\bsnapshot_download\b|\bhf_hub_download\b"
@@ -72,7 +76,9 @@ def weights_in_image(lint: LintInput) -> Iterator[Hit]:
                 for found in lint.files.taken(source.path).files:
                     if _in_git_dir(found.path):
                         continue  # history, not content: its size depends on the clone depth
-                    if is_weights_name(found.path) or found.size > limit:
+                    if found.size > limit or (
+                        is_weights_name(found.path) and found.size >= WEIGHTS_MIN_BYTES
+                    ):
                         heavy[found.path] = found
             if heavy:
                 yield Hit(lint.dockerfile, line, _taken_message(via, heavy, lint.max_file_mb))

@@ -20,6 +20,7 @@ from pipeline_kit.lint.installs import Install, install_of
 from pipeline_kit.lint.model import Finding, Severity
 from pipeline_kit.lint.rules import RULES
 from pipeline_kit.lint.shell import commands, simple
+from pipeline_kit.lint.weights import WEIGHTS_MIN_BYTES
 from pipeline_kit.report.lint import as_text, github_annotations, gitlab_code_quality
 from tests.support import FIXTURES
 from tests.support.docs import doc
@@ -28,7 +29,7 @@ LINT_FIXTURES = FIXTURES / "lint"
 DIGEST = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 PINNED = f"python:3.11-slim@{DIGEST}"
 IGNORE = ".git\n**/__pycache__\nweights/\n"
-FAKE_WEIGHTS = b"\0" * 2048
+FAKE_WEIGHTS = b"\0" * WEIGHTS_MIN_BYTES  # the least a file named like weights counts from
 PINNED_REQUIREMENTS = "torch==2.3.1\ntransformers==4.44.2 --hash=sha256:abc\n"
 POETRY_PROJECT = (
     "[tool.poetry]\nname = 'svc'\n[tool.poetry.dependencies]\npython = '^3.11'\n"
@@ -806,12 +807,12 @@ def test_dockerignore_beside_the_dockerfile_wins(tmp_path: Path) -> None:
 
 
 def test_weights_message_names_examples_and_size(tmp_path: Path) -> None:
-    files = {f"m/shard-{i}.safetensors": b"\0" * (1024 * (i + 1)) for i in range(5)}
+    files = {f"m/shard-{i}.safetensors": FAKE_WEIGHTS + b"\0" * (1024 * i) for i in range(5)}
     _case_root(tmp_path, Case("", _stage("COPY m/ /m/\n"), [], files))
     (finding,) = _findings(tmp_path)
     assert finding["message"] == (
         "COPY puts model weights in the image: m/shard-4.safetensors, m/shard-3.safetensors, "
-        "m/shard-2.safetensors and 2 more (5 files, 15.0 KiB)."
+        "m/shard-2.safetensors and 2 more (5 files, 25.0 MiB)."
     )
     assert "MODEL_PATH" in str(finding["fix"])
 
@@ -1192,3 +1193,20 @@ def test_the_lint_docs_rule_table_lists_every_rule() -> None:
     assert set(rows) == set(RULES)
     for rule in RULES.values():
         assert f"| {rule.name} | {rule.severity.value} |" in rows[rule.id]
+
+
+@pytest.mark.parametrize(
+    ("size", "flagged"),
+    [(WEIGHTS_MIN_BYTES - 1, False), (WEIGHTS_MIN_BYTES, True)],
+    ids=["under the floor", "at the floor"],
+)
+def test_a_small_file_named_like_weights_is_an_asset(
+    tmp_path: Path, size: int, flagged: bool
+) -> None:
+    """Libraries vendored into serving code ship small ``.pt`` tables (a speaker table of
+    1.3 MiB beside a TTS model's code, normalisation statistics): they are assets the code
+    loads, not a model, and PK001 counts a file named like weights only from 5 MiB."""
+    files = {"vendor/tts/spk2info.pt": b"\0" * size, "app.py": ""}
+    _case_root(tmp_path, Case("", _stage("COPY . /srv/\n"), [], files, dockerignore=".git\n"))
+    rules = [f["rule"] for f in _findings(tmp_path)]
+    assert ("PK001" in rules) is flagged

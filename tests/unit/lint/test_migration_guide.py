@@ -13,6 +13,7 @@ import re
 import shutil
 from pathlib import Path
 
+from pipeline_kit.lint.weights import WEIGHTS_MIN_BYTES
 from tests.support.docs import between, doc
 from tests.support.example_image import EXAMPLE
 from tests.support.gitrepo import GitRepo, cli
@@ -40,7 +41,7 @@ def test_the_naive_dockerfile_gives_the_findings_the_guide_lists(tmp_path: Path)
     (service / "Dockerfile").write_text(naive.group(1))
     (service / "requirements.txt").write_text("numpy\nsafetensors\n")
     (service / "models").mkdir(exist_ok=True)
-    (service / "models" / "model.safetensors").write_bytes(b"\0" * 4096)
+    (service / "models" / "model.safetensors").write_bytes(b"\0" * WEIGHTS_MIN_BYTES)
     code, found = lint(service)
     assert code == 1  # PK001 and PK003 are errors
     assert found == sorted(listed)
