@@ -110,6 +110,21 @@ def path_role(path: str) -> int | None:
     return CODE
 
 
+# Files a dependency install needs besides the manifests, not what the application does.
+_SKELETON_FILES = ("__init__.py", "py.typed", "README*", "LICENSE*")
+
+
+def _is_skeleton(path: str) -> bool:
+    return _matches(path, _SKELETON_FILES)
+
+
+def _is_single_file(path: str) -> bool:
+    """Whether a COPY source names one file (``build_backend.py``), not a directory or a
+    pattern: judged from its name, which has a suffix."""
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    return not path.endswith("/") and not any(c in name for c in "*?[") and "." in name.lstrip(".")
+
+
 class Roles:
     """The role of each instruction of a graph's stages (computed on demand)."""
 
@@ -128,6 +143,17 @@ class Roles:
             )
         return self._built_from_code[index]
 
+    def _code_copied_before(self, stage: Stage, ins: Instruction) -> bool:
+        """Whether the application's own files are in the stage by ``ins``: an earlier COPY
+        or ADD takes them, or ``ins`` mounts them."""
+        if any(path_role(s.path) == CODE for s in stage.sources if s.line == ins.line):
+            return True
+        return any(
+            earlier.cmd in ("COPY", "ADD") and self.of(stage, earlier, False) == CODE
+            for earlier in stage.instructions
+            if earlier.line < ins.line
+        )
+
     def of(self, stage: Stage, ins: Instruction, first_of_chain: bool) -> int | None:
         if ins.cmd == "FROM":
             return BASE if first_of_chain else None
@@ -139,6 +165,8 @@ class Roles:
         if ins.cmd == "RUN":
             command = " ".join((*ins.args, *ins.heredocs))
             if installs_local_project(command):
+                if "--no-deps" not in command and not self._code_copied_before(stage, ins):
+                    return DEPS  # from the project's skeleton: its dependencies, resolved
                 return CODE
             if _PACKAGES.search(command):
                 return DEPS
@@ -148,7 +176,14 @@ class Roles:
         if ins.cmd in ("COPY", "ADD"):
             if ins.flag("from") is not None:
                 return DEPS  # from an image: a tool or a prebuilt artifact
-            roles = {path_role(s.path) for s in stage.sources if s.line == ins.line}
+            paths = [s.path for s in stage.sources if s.line == ins.line]
+            if paths and all(_is_skeleton(path) for path in paths):
+                return None  # a package's bare bones, so that an install can find it
+            roles = {path_role(path) for path in paths}
+            if DEPS in roles and all(
+                _is_single_file(path) for path in paths if path_role(path) == CODE
+            ):
+                return DEPS  # manifests with the files their install needs beside them
             if CODE in roles:
                 return CODE
             return DEPS if DEPS in roles else None

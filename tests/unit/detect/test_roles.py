@@ -60,10 +60,18 @@ def test_the_role_of_a_copied_path(path: str, role: int | None) -> None:
         ("RUN conda install -y pytorch", DEPS),
         ("RUN cargo build --release", DEPS),
         ("RUN npm ci", DEPS),
-        ("RUN pip install -e .", CODE),
+        ("RUN pip install -e .", DEPS),  # nothing of the project is in the stage yet
+        ("RUN --mount=type=bind,source=.,target=/src pip install /src", CODE),
+        ("RUN --mount=type=bind,source=.,target=/src pip install --no-deps /src", CODE),
         ("RUN mkdir -p /data && useradd app", None),
         ("ENV PATH=/opt/venv/bin:$PATH", None),
         ("COPY requirements.txt pyproject.toml ./", DEPS),
+        ("COPY pyproject.toml build_backend.py ./", DEPS),
+        ("COPY pyproject.toml src ./", CODE),
+        ("COPY pyproject.toml *.py ./", CODE),
+        ("COPY app/__init__.py ./app/", None),
+        ("COPY README.md app/__init__.py ./", None),
+        ("COPY app/__init__.py app/main.py ./app/", CODE),
         ("COPY server server", CODE),
         ("COPY --from=ghcr.io/astral-sh/uv:0.5 /uv /bin/uv", DEPS),
         ("COPY --from=kernels /out /opt/kernels", DEPS),
@@ -83,3 +91,22 @@ def test_the_role_of_an_instruction(instruction: str, role: int | None) -> None:
     stage = graph.stages[-1]
     assert Roles(graph).of(stage, stage.instructions[1], first_of_chain=False) == role
     assert Roles(graph).of(stage, stage.instructions[0], first_of_chain=True) == BASE
+
+
+@pytest.mark.parametrize(
+    ("before", "role"),
+    [
+        ("COPY pyproject.toml ./\nCOPY app/__init__.py app/\n", DEPS),
+        ("COPY pyproject.toml ./\nCOPY app app\n", CODE),
+        ("COPY . .\n", CODE),
+    ],
+    ids=["after the skeleton", "after the code", "after the context"],
+)
+def test_an_install_of_the_local_project_is_code_once_the_code_is_in(
+    before: str, role: int
+) -> None:
+    """``pip install .`` resolves the project's dependencies; only once the stage holds the
+    application's own files is it the install of the application."""
+    graph = parse_dockerfile(f"FROM python:3.12\n{before}RUN pip install .\n")
+    stage = graph.stages[0]
+    assert Roles(graph).of(stage, stage.instructions[-1], first_of_chain=False) == role

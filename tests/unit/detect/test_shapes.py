@@ -375,6 +375,62 @@ def test_embedding_server_shape(
     assert result["rebuild_point"]["line"] == line
 
 
+# An inference server that installs its dependencies from a skeleton of the project (its
+# pyproject.toml, build helpers and a bare __init__.py), then copies the whole tree and
+# reinstalls only the project: the shape of xinference's image.
+SKELETON = """\
+FROM python:3.11-slim
+RUN apt-get update && apt-get install -y --no-install-recommends git \\
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /opt/server
+COPY pyproject.toml build_backend.py ./
+COPY server/__init__.py ./server/
+RUN touch README.md && pip install ".[otel]" transformers
+COPY . /opt/server
+RUN pip install --no-deps --reinstall .
+CMD ["python", "-m", "server"]
+"""
+SKELETON_FILES = {
+    "Dockerfile": SKELETON,
+    ".dockerignore": ".git\n",
+    "pyproject.toml": "[project]\nname = 'server'\ndependencies = ['fastapi==0.115.0']\n",
+    "build_backend.py": "BACKEND = 1\n",
+    "server/__init__.py": "",
+    "server/app.py": "PORT = 9997\n",
+}
+SKELETON_CASES = [
+    ("the app", {"server/app.py": "PORT = 9998\n"}, {"base": False, "deps": False, "code": True},
+     _line(SKELETON, "COPY . ")),
+    ("the manifest", {"pyproject.toml": "[project]\nname = 'server'\n"},
+     {"base": False, "deps": True, "code": True}, _line(SKELETON, "COPY pyproject.toml")),
+    ("the build helper", {"build_backend.py": "BACKEND = 2\n"},
+     {"base": False, "deps": True, "code": True}, _line(SKELETON, "COPY pyproject.toml")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected", "line"),
+    [case[1:] for case in SKELETON_CASES],
+    ids=[case[0] for case in SKELETON_CASES],
+)
+def test_an_install_from_the_projects_skeleton_is_deps(
+    tmp_path: Path, edit: dict[str, str], expected: dict[str, bool], line: int
+) -> None:
+    """The manifest, its build helper and the bare ``__init__.py`` go with the install they
+    feed: deps ends after it, so an edit of the application is code only, and an edit of the
+    manifest rebuilds from the COPY that takes it."""
+    repo = _repo(tmp_path, SKELETON_FILES)
+    assert _layout(repo.detect(base="HEAD", head="HEAD")) == {
+        "base": ("0", [1, 3]),
+        "deps": ("0", [4, 7]),
+        "code": ("0", [8, 10]),
+    }
+    repo.commit(edit)
+    result = repo.detect()
+    assert changed(result) == expected
+    assert result["rebuild_point"]["line"] == line
+
+
 def test_a_config_that_maps_layers_to_stages_keeps_its_stages(tmp_path: Path) -> None:
     """The config's mapping wins over inference: the layers are the stages it names."""
     config = "image: r.example/e\nlayers:\n  deps: native\n  code: runtime\n"
