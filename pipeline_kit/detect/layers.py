@@ -158,13 +158,17 @@ def whole_stage(graph: StageGraph, target: int, layer: Layer) -> int | None:
 
 
 def describe_layer(graph: StageGraph, target: int, layer: Layer) -> str:
-    """The stage's name for a layer that is a whole stage, else the lines it covers."""
+    """The stage's name for a layer that is a whole named stage, else the lines it covers
+    (never a stage's number, which moves when a stage is added)."""
     stage = whole_stage(graph, target, layer)
-    if stage is not None:
-        return graph.stages[stage].label
-    assert layer.steps is not None
-    steps = chain_instructions(graph, target)
-    first, last = steps[layer.steps.start][1].line, steps[layer.steps.stop - 1][1].end_line
+    if stage is not None and graph.stages[stage].name:
+        return graph.stages[stage].name
+    if layer.steps is None:  # a config's stage without a name: its own lines
+        instructions = graph.stages[layer.stage].instructions
+        first, last = instructions[0].line, instructions[-1].end_line
+    else:
+        steps = chain_instructions(graph, target)
+        first, last = steps[layer.steps.start][1].line, steps[layer.steps.stop - 1][1].end_line
     return f"{graph.source}:{first}" + (f"-{last}" if last != first else "")
 
 

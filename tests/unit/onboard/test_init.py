@@ -147,6 +147,25 @@ def test_layers_by_role_a_mapping_only_where_each_is_a_whole_named_stage(tmp_pat
     )
     assert cli("detect", "--format", "json", cwd=single.path).returncode == 0
 
+    # text-embeddings-inference's shape: a named runtime base, then an unnamed final stage
+    # that copies the router a builder stage compiled. The final stage is a whole layer, and
+    # it is described by its lines, not by its number among the stages.
+    unnamed = GitRepo.init(tmp_path / "unnamed")
+    unnamed.commit({
+        "Dockerfile": "FROM rust:1.85 AS builder\nCOPY router router\nRUN cargo build\n"
+        "FROM debian:bookworm-slim AS base\nRUN apt-get update && apt-get install -y curl\n"
+        "FROM base\nCOPY --from=builder /target/router /usr/local/bin/router\n",
+        "router/main.rs": "fn main() {}\n",
+    })  # fmt: skip
+    result = cli("init", "--ci", "none", "--image", "r.io/a/b", cwd=unnamed.path)
+    assert result.returncode == 0, result.stderr
+    text = (unnamed.path / "pipeline-kit.yaml").read_text()
+    assert "layers" not in yaml.safe_load(text)
+    assert text.endswith(
+        "#   base: base            # OS, CUDA, system packages\n"
+        "#   code: Dockerfile:6-7  # the application\n"
+    )
+
 
 def test_a_server_installed_late_in_its_cuda_stage_gets_ranges_named_by_role(
     tmp_path: Path,
