@@ -161,8 +161,9 @@ def describe_layer(graph: StageGraph, target: int, layer: Layer) -> str:
     """The stage's name for a layer that is a whole named stage, else the lines it covers
     (never a stage's number, which moves when a stage is added)."""
     stage = whole_stage(graph, target, layer)
-    if stage is not None and graph.stages[stage].name:
-        return graph.stages[stage].name
+    name = graph.stages[stage].name if stage is not None else None
+    if name:
+        return name
     if layer.steps is None:  # a config's stage without a name: its own lines
         instructions = graph.stages[layer.stage].instructions
         first, last = instructions[0].line, instructions[-1].end_line
