@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.builder_image import BuiltBuilder, built_builder_image
 from tests.support.example_image import (
     EXAMPLE,
     BuiltExample,
@@ -19,11 +21,22 @@ from tests.support.example_image import (
     remove_storage,
 )
 from tests.support.services.buildkitd import BuildkitDaemon
+from tests.support.services.docker_engine import DockerEngine, EngineUnavailable
 from tests.support.services.kaniko import KanikoSandbox
 from tests.support.services.registry import RegistryServer, running_registry
 
 # Fixtures that start a real part: a test using one is an integration test wherever it lives.
-REAL_PARTS = frozenset({"registry", "auth_registry", "kaniko", "buildkitd", "example_image"})
+REAL_PARTS = frozenset(
+    {
+        "registry",
+        "auth_registry",
+        "kaniko",
+        "buildkitd",
+        "example_image",
+        "builder_image",
+        "docker_engine",
+    }
+)
 
 # Set by .ci/run: a test that skips (or xfails) fails the run, listed with its reason.
 NO_SKIPS = "PIPELINE_KIT_NO_SKIPS"
@@ -140,6 +153,40 @@ def buildkitd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuildkitDaem
         yield daemon
     finally:
         daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> Iterator[DockerEngine]:
+    """A real Docker Engine for the session, private to it (support/services/docker_engine.py).
+    One that cannot start fails the test that needs it, with dockerd's own words: a job run in
+    containers has no other way to run."""
+    # Short: a unix socket's path is limited to 107 bytes, and pytest's tmp paths are long.
+    engine = DockerEngine(Path(tempfile.mkdtemp(prefix="pk-docker-")) / "engine")
+    try:
+        engine.start()
+    except EngineUnavailable as exc:
+        shutil.rmtree(engine.workdir.parent, ignore_errors=True)
+        pytest.fail(str(exc))
+    try:
+        yield engine
+    finally:
+        engine.stop()
+        shutil.rmtree(engine.workdir.parent, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def builder_image(
+    tmp_path_factory: pytest.TempPathFactory, registry: RegistryServer, kaniko: KanikoSandbox
+) -> Iterator[BuiltBuilder]:
+    """The kit's Kaniko builder image (images/kaniko), built by the kit once per session into
+    ``registry`` (support/builder_image.py)."""
+    try:
+        with built_builder_image(
+            tmp_path_factory.mktemp("builder-image"), registry, kaniko.source
+        ) as built:
+            yield built
+    except MissingTestImages as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")

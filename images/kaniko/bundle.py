@@ -4,9 +4,11 @@ The Kaniko image has no libc and Kaniko deletes everything outside ``/kaniko`` b
 stages of a build, so the kit's interpreter must need nothing outside its own directory:
 
     bundle.py runtime PREFIX   the interpreter (libexec/python3), its standard library
-                               (lib/pythonX.Y), git (libexec/git-core/git, bin/git), the loader
-                               and glibc with every library they need (lib/); the two
-                               executables are pointed at that loader and lib/ with patchelf
+                               (lib/pythonX.Y), git (libexec/git-core/git, bin/git) and its
+                               HTTP(S) transport (libexec/git-core/git-remote-http, -https:
+                               a job checks its commit out over HTTPS), the loader and glibc
+                               with every library they need (lib/); the executables are
+                               pointed at that loader and lib/ with patchelf
     bundle.py check PREFIX DIR every shared object under DIR finds the libraries it needs in
                                PREFIX/lib or in its own wheel's directory: run after installing
                                packages into DIR, so a wheel that needs a library the bundle
@@ -112,12 +114,19 @@ def runtime(prefix: Path) -> None:
     lib.mkdir(parents=True)
     copy_stdlib(lib / version)
     executables = {python: prefix / "libexec" / "python3"}
-    executables[Path(os.path.realpath(git))] = prefix / "libexec" / "git-core" / "git"
+    git_core = prefix / "libexec" / "git-core"
+    executables[Path(os.path.realpath(git))] = git_core / "git"
+    exec_path = subprocess.run([git, "--exec-path"], capture_output=True, text=True, check=True)
+    remote_http = Path(exec_path.stdout.strip()) / "git-remote-http"
+    if not remote_http.is_file():
+        sys.exit(f"bundle.py: no {remote_http}: a Kaniko job fetches its commit over HTTPS")
+    executables[Path(os.path.realpath(remote_http))] = git_core / "git-remote-http"
     for source, target in executables.items():
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
     (prefix / "bin").mkdir()
     (prefix / "bin" / "git").symlink_to("../libexec/git-core/git")
+    (git_core / "git-remote-https").symlink_to("git-remote-http")
 
     needed: dict[str, str | None] = {}
     for elf in [*executables, *shared_objects(lib / version)]:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline_kit import __version__
 from tests.support import REPO
 from tests.support.gitrepo import GitRepo, cli
 from tests.support.services.registry import RegistryServer
@@ -37,6 +38,7 @@ CACHE = Path(
 )
 BASE_TAR = CACHE / "bookworm-python3.tar"
 WHEELHOUSE = CACHE / "wheelhouse"
+KIT_WHEELHOUSE = CACHE / "kit-wheelhouse"  # the kit's dependencies, for pip in CI jobs
 BUILD_TIMEOUT_S = 900
 
 
@@ -299,3 +301,16 @@ def containers(example: BuiltExample, *labels: str) -> list[dict[str, Any]]:
     )  # fmt: skip
     found: list[dict[str, Any]] = json.loads(proc.stdout or "[]")
     return found
+
+
+def kit_wheel(directory: Path) -> Path:
+    """This checkout as a wheel in ``directory``, built once (jobs that start together never
+    build in one source tree); returns the directory."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-index",
+         "--find-links", str(KIT_WHEELHOUSE), "--wheel-dir", str(directory), str(REPO)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (wheel,) = directory.glob("llm_pipeline_kit-*.whl")
+    assert wheel.name.startswith(f"llm_pipeline_kit-{__version__}-")
+    return directory

@@ -1,21 +1,11 @@
 """The Kaniko builder image (images/kaniko), built by the kit and run as a Kaniko job runs it.
 
-No Kaniko image can be pulled here, so the image is built FROM two stand-ins made offline:
-
-- a Kaniko debug image: ``FROM scratch``, busybox-static in ``/busybox`` with its applets, the
-  real executor from ``$KANIKO_EXECUTOR`` at ``/kaniko/executor`` (only a file in buildah's
-  storage: nothing runs it there), the CA bundle, and the environment, volume, working directory
-  and entrypoint of osscontainertools/kaniko's ``deploy/Dockerfile`` debug stage; like that
-  image, no ``/tmp`` and no libc;
-- a Debian bookworm Python: the mmdebstrap root filesystem of scripts/test-images with this
-  machine's git added (a bookworm build; glibc, pcre2 and zlib are in that root already).
-
-``pipeline-kit build`` builds images/kaniko with buildah from a copy of this repository, with
-images/kaniko/pipeline-kit.yaml pointed at the test registry and the dependencies installed
-from the wheelhouse scripts/test-images prepared. Then only the image's ``/kaniko`` becomes a
-root of its own (support/services/kaniko.py ``ImageRoot``: no ``/usr``, no ``/lib``, no ``/tmp``),
-and the kit runs there from its launcher, up to a real multi-stage Kaniko build during which the
-executor deletes the rest of that root while the kit waits.
+The image is the session's ``builder_image`` (tests/support/builder_image.py: the kit builds
+images/kaniko with buildah from stand-in Kaniko and Python bases made offline; the container-job
+tests run the same image in Docker). Here only the image's ``/kaniko`` becomes a root of its own
+(support/services/kaniko.py ``ImageRoot``: no ``/usr``, no ``/lib``, no ``/tmp``), and the kit runs
+there from its launcher, up to a real multi-stage Kaniko build during which the executor deletes
+the rest of that root while the kit waits.
 """
 
 from __future__ import annotations
@@ -26,166 +16,22 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from pipeline_kit import DISTRIBUTION, __version__
 from tests.support import REPO
-from tests.support.builds import BUSYBOX, MULTI_STAGE
-from tests.support.example_image import (
-    BASE_TAR,
-    CACHE,
-    _buildah,
-    fast_storage_driver,
-    push_base,
-    remove_storage,
-)
-from tests.support.gitrepo import GIT_ENV, GitRepo, cli
-from tests.support.images import MANIFEST_ACCEPT, ImageReader, image_config, image_manifest
+from tests.support.builder_image import BuiltBuilder
+from tests.support.builds import MULTI_STAGE
+from tests.support.gitrepo import GIT_ENV, cli
+from tests.support.images import MANIFEST_ACCEPT, image_manifest
 from tests.support.kitbuild import busybox_service
 from tests.support.services.kaniko import IMAGE_ENV, KanikoSandbox, SandboxRefused
 from tests.support.services.registry import RegistryServer
 
-ROOT = REPO
-IMAGE_DIR = ROOT / "images" / "kaniko"
-WHEELHOUSE = CACHE / "builder-wheelhouse"
-BUILD_TIMEOUT_S = 900
-
-# osscontainertools/kaniko deploy/Dockerfile, stage kaniko-debug (v1.28.x), on a stand-in base.
-STANDIN_KANIKO = """\
-FROM scratch
-COPY busybox /busybox/busybox
-RUN ["/busybox/busybox", "sh", "-c", "/busybox/busybox --install -s /busybox && \
-/busybox/mkdir /bin && /busybox/ln -s /busybox/sh /bin/sh"]
-COPY --chmod=755 executor /kaniko/executor
-COPY ca-certificates.crt /kaniko/ssl/certs/ca-certificates.crt
-COPY nsswitch.conf /etc/nsswitch.conf
-ENV {env}
-VOLUME /busybox
-WORKDIR /workspace
-ENTRYPOINT ["/kaniko/executor"]
-"""
-
-
-@dataclass(frozen=True)
-class BuiltBuilder:
-    record: dict[str, Any]  # pipeline-kit build's record
-    reference: str  # registry/repo@sha256:...
-    kaniko_dir: Path  # the image's /kaniko, copied out
-    env: dict[str, str]  # the image's Env
-    config: dict[str, Any]  # the image's config blob
-    layers: list[dict[str, Any]]  # the manifest's layers
-    standin_layers: int  # how many of them the stand-in Kaniko image has
-
-
-def _standin_kaniko(
-    storage: Path, driver: str, workdir: Path, executor: Path, registry: RegistryServer
-) -> str:
-    context = workdir / "standin-kaniko"
-    context.mkdir()
-    shutil.copy(BUSYBOX, context / "busybox")
-    shutil.copy(executor, context / "executor")
-    shutil.copy("/etc/ssl/certs/ca-certificates.crt", context / "ca-certificates.crt")
-    (context / "nsswitch.conf").write_text("hosts: files dns\n")
-    env = " \\\n    ".join(f"{name}={value}" for name, value in IMAGE_ENV.items())
-    env = env.replace("PATH=/usr/local/bin:/kaniko", "PATH=/usr/local/bin:/kaniko:/busybox")
-    (context / "Dockerfile").write_text(STANDIN_KANIKO.format(env=env))
-    flags = ("--isolation=chroot", "--quiet", "--tag=localhost/standin-kaniko")
-    _buildah(storage, "bud", *flags, str(context), driver=driver)
-    reference = f"{registry.host}/standin/kaniko:v1.28.3-debug"
-    push = ("push", "--quiet", "--tls-verify=false", "localhost/standin-kaniko", reference)
-    _buildah(storage, *push, driver=driver)
-    return reference
-
-
-def _repository_copy(path: Path) -> GitRepo:
-    """This repository's files as git sees them (committed or not, ignored ones left out)."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, check=True,
-    ).stdout.decode().split("\0")  # fmt: skip
-    repo = GitRepo.init(path)
-    for name in filter(None, listed):
-        source = ROOT / name
-        if source.is_file():
-            (path / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, path / name)
-    return repo
-
-
-def _point_config_at(
-    repo: GitRepo, registry: RegistryServer, storage: Path, driver: str, pip: Path
-) -> None:
-    """images/kaniko/pipeline-kit.yaml as it is, but for the test registry and buildah here."""
-    path = repo.path / "images" / "kaniko" / "pipeline-kit.yaml"
-    config = yaml.safe_load(path.read_text())
-    config["image"] = f"{registry.host}/pipeline-kit/kaniko"
-    config["build"] = {
-        "builder": "buildah",
-        "buildah": {
-            "storage_driver": driver,
-            "root": str(storage / "root"),
-            "runroot": str(storage / "run"),
-            "volumes": [f"{WHEELHOUSE}:/wheels:ro", f"{pip}:/etc/pip.conf:ro"],
-        },
-    }
-    path.write_text(yaml.safe_dump(config))
-
-
-@pytest.fixture(scope="module")
-def builder_image(
-    tmp_path_factory: pytest.TempPathFactory, registry: RegistryServer, kaniko: KanikoSandbox
-) -> Iterator[BuiltBuilder]:
-    if not BASE_TAR.is_file() or not (WHEELHOUSE / ".requirements.sha256").is_file():
-        pytest.fail(
-            f"no base root filesystem or builder wheelhouse in {CACHE}: run scripts/test-images"
-        )
-    workdir = tmp_path_factory.mktemp("builder-image")
-    # One storage for the stand-ins, the kit's build and the copy out: layers pushed from it
-    # are not pulled into it again.
-    storage, driver = workdir / "storage", fast_storage_driver()
-    try:
-        kaniko_base = _standin_kaniko(storage, driver, workdir, kaniko.source, registry)
-        git = Path(os.path.realpath(shutil.which("git") or "git"))
-        python_base = push_base(
-            workdir, registry, "standin/python:bookworm-git", {"/usr/bin/git": git}
-        )
-        (workdir / "pip.conf").write_text("[global]\nno-index = true\nfind-links = /wheels\n")
-        repo = _repository_copy(workdir / "repo")
-        _point_config_at(repo, registry, storage, driver, workdir / "pip.conf")
-        repo.commit(message="pipeline-kit")
-        result = cli(
-            "--config", "images/kaniko/pipeline-kit.yaml", "build", "--format", "json",
-            "--build-arg", f"KANIKO_IMAGE={kaniko_base}",
-            "--build-arg", f"PYTHON_IMAGE={python_base}",
-            cwd=repo.path, timeout=BUILD_TIMEOUT_S,
-        )  # fmt: skip
-        assert result.returncode == 0, result.stderr[-4000:]
-        record = json.loads(result.stdout)
-        repository = "pipeline-kit/kaniko"
-        reference = f"{registry.host}/{repository}@{record['digest']}"
-        kaniko_dir = workdir / "image-kaniko"
-        ImageReader(storage, driver).copy_out(reference, "/kaniko", kaniko_dir)
-        config = image_config(registry.url, repository, record["digest"])
-        env = dict(item.split("=", 1) for item in config["config"]["Env"])
-        standin = image_manifest(registry.url, "standin/kaniko", "v1.28.3-debug")
-        yield BuiltBuilder(
-            record=record,
-            reference=reference,
-            kaniko_dir=kaniko_dir,
-            env=env,
-            config=config,
-            layers=image_manifest(registry.url, repository, record["digest"])["layers"],
-            standin_layers=len(standin["layers"]),
-        )
-    finally:
-        _buildah(storage, "rm", "--all", driver=driver)  # no container left mounted
-        remove_storage(storage)
+IMAGE_DIR = REPO / "images" / "kaniko"
 
 
 def test_the_kit_builds_its_builder_image_from_its_config(
@@ -334,7 +180,7 @@ def test_the_dockerfile_passes_hadolint_and_the_kits_lint() -> None:
     )
     assert (checked.returncode, checked.stdout + checked.stderr) == (0, "")
     result = cli(
-        "--config", "images/kaniko/pipeline-kit.yaml", "lint", "--format", "json", cwd=ROOT
+        "--config", "images/kaniko/pipeline-kit.yaml", "lint", "--format", "json", cwd=REPO
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["findings"] == []

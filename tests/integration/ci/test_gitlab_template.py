@@ -54,9 +54,10 @@ import pipeline_kit
 from tests.support import REPO, gitlab_yaml
 from tests.support.ci_outputs import parse_dotenv
 from tests.support.example_image import (
-    CACHE,
+    KIT_WHEELHOUSE,
     BuiltExample,
     ExampleRepo,
+    kit_wheel,
     prepare_example,
     remove_storage,
 )
@@ -68,7 +69,6 @@ from tests.support.tools import rendered
 ROOT = REPO
 TEMPLATE = ROOT / ".gitlab-ci-template.yml"
 GITLAB_CI_LOCAL = ROOT / ".tools" / "node_modules" / ".bin" / "gitlab-ci-local"
-KIT_WHEELHOUSE = CACHE / "kit-wheelhouse"
 KIT_JOBS = ("detect", "lint", "build", "preview", "smoke", "promote", "stop-preview", "preview-gc")
 PIPELINE_TIMEOUT_S = 900
 MR_IID = "7"
@@ -238,19 +238,6 @@ class Pipelines:
 def push(before: str) -> dict[str, str]:
     """GitLab's variables of a push to the default branch (the checked-out branch)."""
     return {"GITLAB_CI": "true", "CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BEFORE_SHA": before}
-
-
-def kit_wheel(directory: Path) -> Path:
-    """This checkout as a wheel in ``directory``, built once (jobs that start together never
-    build in one source tree); returns the directory."""
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-index",
-         "--find-links", str(KIT_WHEELHOUSE), "--wheel-dir", str(directory), str(ROOT)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    (wheel,) = directory.glob("llm_pipeline_kit-*.whl")
-    assert wheel.name.startswith(f"llm_pipeline_kit-{pipeline_kit.__version__}-")
-    return directory
 
 
 def seed_default_branch(example: BuiltExample, registry: RegistryServer, repository: str) -> None:

@@ -1,0 +1,200 @@
+"""The Kaniko builder image (images/kaniko), built by the kit once per session from stand-ins.
+
+No Kaniko image can be pulled here, so the image is built FROM two stand-ins made offline:
+
+- a Kaniko debug image: ``FROM scratch``, busybox-static in ``/busybox`` with its applets, the
+  real executor from ``$KANIKO_EXECUTOR`` at ``/kaniko/executor`` (only a file in buildah's
+  storage: nothing runs it there), the CA bundle, and the environment, volume, working directory
+  and entrypoint of osscontainertools/kaniko's ``deploy/Dockerfile`` debug stage; like that
+  image, no ``/tmp`` and no libc;
+- a Debian bookworm Python: the mmdebstrap root filesystem of scripts/test-images with this
+  machine's git added with its HTTP(S) transport and libcurl (a bookworm build),
+  pushed as ``PYTHON_BASE`` (the container-job tests run the template's Python jobs in it).
+
+``pipeline-kit build`` builds images/kaniko with buildah from a copy of this repository, with
+images/kaniko/pipeline-kit.yaml pointed at the test registry and the dependencies installed
+from the wheelhouse scripts/test-images prepared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support import REPO
+from tests.support.builds import BUSYBOX
+from tests.support.example_image import (
+    BASE_TAR,
+    CACHE,
+    MissingTestImages,
+    _buildah,
+    fast_storage_driver,
+    push_base,
+    remove_storage,
+)
+from tests.support.gitrepo import GitRepo, cli
+from tests.support.images import ImageReader, image_config, image_manifest
+from tests.support.services.kaniko import IMAGE_ENV
+from tests.support.services.registry import RegistryServer
+
+IMAGE_DIR = REPO / "images" / "kaniko"
+WHEELHOUSE = CACHE / "builder-wheelhouse"
+BUILD_TIMEOUT_S = 900
+REPOSITORY = "pipeline-kit/kaniko"
+KANIKO_BASE = "standin/kaniko:v1.28.3-debug"
+PYTHON_BASE = "standin/python:bookworm-git"
+
+# osscontainertools/kaniko deploy/Dockerfile, stage kaniko-debug (v1.28.x), on a stand-in base.
+STANDIN_KANIKO = """\
+FROM scratch
+COPY busybox /busybox/busybox
+RUN ["/busybox/busybox", "sh", "-c", "/busybox/busybox --install -s /busybox && \
+/busybox/mkdir /bin && /busybox/ln -s /busybox/sh /bin/sh"]
+COPY --chmod=755 executor /kaniko/executor
+COPY ca-certificates.crt /kaniko/ssl/certs/ca-certificates.crt
+COPY nsswitch.conf /etc/nsswitch.conf
+ENV {env}
+VOLUME /busybox
+WORKDIR /workspace
+ENTRYPOINT ["/kaniko/executor"]
+"""
+
+
+@dataclass(frozen=True)
+class BuiltBuilder:
+    record: dict[str, Any]  # pipeline-kit build's record
+    reference: str  # registry/repo@sha256:...
+    python_base: str  # registry/standin/python:bookworm-git, the Python stand-in
+    kaniko_dir: Path  # the image's /kaniko, copied out
+    env: dict[str, str]  # the image's Env
+    config: dict[str, Any]  # the image's config blob
+    layers: list[dict[str, Any]]  # the manifest's layers
+    standin_layers: int  # how many of them the stand-in Kaniko image has
+
+
+def _standin_kaniko(
+    storage: Path, driver: str, workdir: Path, executor: Path, registry: RegistryServer
+) -> str:
+    context = workdir / "standin-kaniko"
+    context.mkdir()
+    shutil.copy(BUSYBOX, context / "busybox")
+    shutil.copy(executor, context / "executor")
+    shutil.copy("/etc/ssl/certs/ca-certificates.crt", context / "ca-certificates.crt")
+    (context / "nsswitch.conf").write_text("hosts: files dns\n")
+    env = " \\\n    ".join(f"{name}={value}" for name, value in IMAGE_ENV.items())
+    env = env.replace("PATH=/usr/local/bin:/kaniko", "PATH=/usr/local/bin:/kaniko:/busybox")
+    (context / "Dockerfile").write_text(STANDIN_KANIKO.format(env=env))
+    flags = ("--isolation=chroot", "--quiet", "--tag=localhost/standin-kaniko")
+    _buildah(storage, "bud", *flags, str(context), driver=driver)
+    reference = f"{registry.host}/{KANIKO_BASE}"
+    push = ("push", "--quiet", "--tls-verify=false", "localhost/standin-kaniko", reference)
+    _buildah(storage, *push, driver=driver)
+    return reference
+
+
+def repository_copy(path: Path) -> GitRepo:
+    """This repository's files as git sees them (committed or not, ignored ones left out)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, capture_output=True, check=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    repo = GitRepo.init(path)
+    for name in filter(None, listed):
+        source = REPO / name
+        if source.is_file():
+            (path / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, path / name)
+    return repo
+
+
+def _point_config_at(
+    repo: GitRepo, registry: RegistryServer, storage: Path, driver: str, pip: Path
+) -> None:
+    """images/kaniko/pipeline-kit.yaml as it is, but for the test registry and buildah here."""
+    path = repo.path / "images" / "kaniko" / "pipeline-kit.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["image"] = f"{registry.host}/{REPOSITORY}"
+    config["build"] = {
+        "builder": "buildah",
+        "buildah": {
+            "storage_driver": driver,
+            "root": str(storage / "root"),
+            "runroot": str(storage / "run"),
+            "volumes": [f"{WHEELHOUSE}:/wheels:ro", f"{pip}:/etc/pip.conf:ro"],
+        },
+    }
+    path.write_text(yaml.safe_dump(config))
+
+
+def _git_files() -> dict[str, Path]:
+    """This machine's git (a bookworm build) with its HTTP(S) transport and the libraries
+    that needs (libcurl and the rest, which the mmdebstrap root lacks), as Debian's git
+    package installs them; paths under /usr (bookworm's /lib is a link to usr/lib)."""
+    git = Path(os.path.realpath(shutil.which("git") or "git"))
+    remote_http = Path("/usr/lib/git-core/git-remote-http")
+    files = {"/usr/bin/git": git, str(remote_http): remote_http}
+    listed = subprocess.run(["ldd", str(remote_http)], capture_output=True, text=True, check=True)
+    for path in re.findall(r"=> (/\S+) \(0x", listed.stdout):
+        if not Path(path).name.startswith(("libc.so", "ld-linux")):
+            target = "/usr" + path if path.startswith("/lib/") else path
+            files[target] = Path(os.path.realpath(path))
+    return files
+
+
+@contextmanager
+def built_builder_image(
+    workdir: Path, registry: RegistryServer, executor: Path
+) -> Iterator[BuiltBuilder]:
+    """Build images/kaniko with the kit into ``registry``; its /kaniko copied out to
+    ``workdir`` until the context ends."""
+    if not BASE_TAR.is_file() or not (WHEELHOUSE / ".requirements.sha256").is_file():
+        raise MissingTestImages(
+            f"no base root filesystem or builder wheelhouse in {CACHE}: run scripts/test-images"
+        )
+    # One storage for the stand-ins, the kit's build and the copy out: layers pushed from it
+    # are not pulled into it again.
+    storage, driver = workdir / "storage", fast_storage_driver()
+    try:
+        kaniko_base = _standin_kaniko(storage, driver, workdir, executor, registry)
+        python_base = push_base(workdir, registry, PYTHON_BASE, _git_files())
+        (workdir / "pip.conf").write_text("[global]\nno-index = true\nfind-links = /wheels\n")
+        repo = repository_copy(workdir / "repo")
+        _point_config_at(repo, registry, storage, driver, workdir / "pip.conf")
+        repo.commit(message="pipeline-kit")
+        result = cli(
+            "--config", "images/kaniko/pipeline-kit.yaml", "build", "--format", "json",
+            "--build-arg", f"KANIKO_IMAGE={kaniko_base}",
+            "--build-arg", f"PYTHON_IMAGE={python_base}",
+            cwd=repo.path, timeout=BUILD_TIMEOUT_S,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-4000:]
+        record = json.loads(result.stdout)
+        reference = f"{registry.host}/{REPOSITORY}@{record['digest']}"
+        kaniko_dir = workdir / "image-kaniko"
+        ImageReader(storage, driver).copy_out(reference, "/kaniko", kaniko_dir)
+        config = image_config(registry.url, REPOSITORY, record["digest"])
+        env = dict(item.split("=", 1) for item in config["config"]["Env"])
+        standin = image_manifest(registry.url, *KANIKO_BASE.split(":"))
+        yield BuiltBuilder(
+            record=record,
+            reference=reference,
+            python_base=python_base,
+            kaniko_dir=kaniko_dir,
+            env=env,
+            config=config,
+            layers=image_manifest(registry.url, REPOSITORY, record["digest"])["layers"],
+            standin_layers=len(standin["layers"]),
+        )
+    finally:
+        _buildah(storage, "rm", "--all", driver=driver)  # no container left mounted
+        remove_storage(storage)
