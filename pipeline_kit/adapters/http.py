@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple
 from urllib.parse import urlsplit
 
 import requests
@@ -159,7 +159,7 @@ class Transport:
         url: str,
         *,
         headers: Mapping[str, str] | None = None,
-        body: bytes | None = None,
+        body: bytes | IO[bytes] | None = None,
         timeout: tuple[float, float] | None = None,
         deadline: float | None = None,
     ) -> Response:
@@ -187,7 +187,7 @@ class Transport:
         url: str,
         *,
         headers: Mapping[str, str] | None = None,
-        body: bytes | None = None,
+        body: bytes | IO[bytes] | None = None,
         timeout: tuple[float, float] | None = None,
         deadline: float | None = None,
         redirects: bool = False,

@@ -16,6 +16,7 @@ from typing import Any
 from pipeline_kit.adapters.registry.client import Manifest, RegistryClient, in_parallel
 from pipeline_kit.adapters.registry.references import ImageRef, sha256_digest
 from pipeline_kit.append import CannotAppend
+from pipeline_kit.append.layer_tar import LayerBlob
 from pipeline_kit.append.planner import AppendPlan, BaseImage, PreviousImage
 from pipeline_kit.ci.trust import vouched
 from pipeline_kit.detect.provenance import Provenance
@@ -126,16 +127,18 @@ class AppendRemote:
         """
         config_digest = plan.manifest["config"]["digest"]
 
-        def upload_layer(data: bytes, digest: str) -> int:
-            sent = self.client.upload_missing_blob(self.repository, data, digest)
-            return len(data) if sent else 0
+        def upload_layer(layer: LayerBlob) -> int:
+            sent = self.client.upload_missing_blob(
+                self.repository, layer.spool.body(), layer.digest
+            )
+            return layer.size if sent else 0
 
         def upload_config() -> int:  # new every time (it holds the creation time)
             self.client.upload_blob(self.repository, plan.config_blob, config_digest)
             return len(plan.config_blob)
 
         uploads: list[Callable[[], int]] = [upload_config]
-        uploads += [partial(upload_layer, layer.data, layer.digest) for layer in plan.new_layers]
+        uploads += [partial(upload_layer, layer) for layer in plan.new_layers]
         sent = sum(in_parallel(uploads))
         raw = json.dumps(plan.manifest, separators=(",", ":")).encode()
         media_type = str(plan.manifest.get("mediaType") or OCI_MANIFEST)

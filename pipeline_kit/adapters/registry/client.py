@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import datetime
 import email.utils
+import hashlib
 import ipaddress
 import random
 import re
@@ -26,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, TextIO, TypeVar, cast
+from typing import IO, TYPE_CHECKING, NamedTuple, TextIO, TypeVar, cast
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from pipeline_kit import __version__
@@ -256,7 +257,7 @@ class RegistryClient:
         scope: str,
         ok: Collection[int],
         headers: dict[str, str] | None = None,
-        data: bytes | None = None,
+        data: bytes | IO[bytes] | None = None,
         what: str,
         retries: bool = True,
     ) -> Response:
@@ -312,7 +313,7 @@ class RegistryClient:
         scope: str,
         ok: Collection[int],
         headers: dict[str, str],
-        data: bytes | None,
+        data: bytes | IO[bytes] | None,
         what: str,
     ) -> Response:
         for authenticated in (False, True):
@@ -335,10 +336,12 @@ class RegistryClient:
         raise self._error(401, what, scope, response)
 
     def _send(
-        self, method: str, url: str, headers: Mapping[str, str], data: bytes | None
+        self, method: str, url: str, headers: Mapping[str, str], data: bytes | IO[bytes] | None
     ) -> Response:
         from pipeline_kit.adapters import http
 
+        if data is not None and not isinstance(data, bytes):
+            data.seek(0)  # a file body is sent whole by every try
         try:
             return self.transport.request(method, url, headers=headers, body=data)
         except http.TLSFailed as exc:
@@ -626,14 +629,14 @@ class RegistryClient:
             f"upload of {digest[:19]} to {repo}",
         )
 
-    def upload_missing_blob(self, repo: str, data: bytes, digest: str) -> bool:
+    def upload_missing_blob(self, repo: str, data: bytes | IO[bytes], digest: str) -> bool:
         """Upload ``data`` unless ``repo`` has it; True when it was sent.
 
         The upload starts as a mount of the blob from ``repo`` itself: a registry that has it
         answers 201 and nothing is sent, one that has not opens the upload session (202), as
         the distribution spec has it. One round trip fewer than HEAD, POST, PUT.
         """
-        if sha256_digest(data) != digest:
+        if _stream_digest(data) != digest:
             raise InputError(
                 f"the blob given for {digest} does not have that digest.",
                 hint="The layer or file is corrupt; build it again.",
@@ -644,7 +647,13 @@ class RegistryClient:
         )
 
     def _upload_once(
-        self, repo: str, data: bytes, digest: str, chunk_size: int | None, *, mount: bool = False
+        self,
+        repo: str,
+        data: bytes | IO[bytes],
+        digest: str,
+        chunk_size: int | None,
+        *,
+        mount: bool = False,
     ) -> bool:
         what = f"upload {digest[:19]}"
         scope = _push(repo)
@@ -662,6 +671,7 @@ class RegistryClient:
         location = self._location(start)
         body = data
         if chunk_size:
+            assert isinstance(data, bytes), "chunked uploads take bytes"
             for offset in range(0, len(data), chunk_size):
                 chunk = data[offset : offset + chunk_size]
                 patched = self._request(
@@ -723,6 +733,18 @@ def _pull(repo: str) -> str:
 
 def _push(repo: str, extra: str = "") -> str:
     return f"repository:{repo}:pull,push{',' + extra if extra else ''}"
+
+
+def _stream_digest(data: bytes | IO[bytes]) -> str:
+    """The sha256 digest of bytes, or of a file read in blocks from its start."""
+    if isinstance(data, bytes):
+        return sha256_digest(data)
+    data.seek(0)
+    hasher = hashlib.sha256()
+    for block in iter(lambda: data.read(1024 * 1024), b""):
+        hasher.update(block)
+    data.seek(0)
+    return f"sha256:{hasher.hexdigest()}"
 
 
 def _retry_after(response: Response, now: float) -> float | None:

@@ -303,6 +303,24 @@ def test_an_upload_session_lost_once_restarts_from_a_new_post(
     assert lost == [(method, 404)]
 
 
+def test_a_layer_in_a_file_is_sent_whole_again_after_a_lost_session(
+    registry: RegistryServer, proxy: Callable[..., FaultProxy], tmp_path: Path
+) -> None:
+    """A layer spooled to disk (append's large layers) is uploaded from its file: the PUT of
+    the first session is lost after the file was read, and the second sends it from its start,
+    not from where the first left it."""
+    front = proxy(registry, Rule("PUT", "/blobs/uploads/.", cancel_upload=True))
+    data = os.urandom(300_000)
+    path = tmp_path / "layer"
+    path.write_bytes(data)
+    repo = "faults/lost-file-body"
+    with path.open("rb") as body:
+        body.seek(1000)  # wherever it was left: the upload reads it from its start
+        assert client(front.host).upload_missing_blob(repo, body, digest_of(data)) is True
+    assert client(registry.host).get_blob(repo, digest_of(data)) == data
+    assert [(e.method, e.status) for e in front.log if e.outcome == "cancelled"] == [("PUT", 404)]
+
+
 def test_an_upload_session_lost_every_time_fails_after_the_attempts(
     registry: RegistryServer, proxy: Callable[..., FaultProxy]
 ) -> None:

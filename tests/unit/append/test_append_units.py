@@ -11,16 +11,25 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pipeline_kit.adapters.registry.references import sha256_digest
 from pipeline_kit.append import CannotAppend
 from pipeline_kit.append.copy_sources import Entry, place, resolve_sources
 from pipeline_kit.append.image_config import evaluate, keep_untouched
-from pipeline_kit.append.layer_tar import layer_mtime, make_layer, tar_bytes
+from pipeline_kit.append.layer_tar import (
+    GZIP_LEVEL,
+    SPOOL_IN_MEMORY,
+    Spool,
+    layer_mtime,
+    make_layer,
+    tar_bytes,
+)
 from pipeline_kit.append.parents import PathInfo, complete_layer, read_listing
 from pipeline_kit.append.steps import CopyStep, plan_steps
 from pipeline_kit.append.words import process_word
@@ -295,6 +304,36 @@ def test_layer_tars_are_reproducible_sorted_and_stamped(tmp_path: Path) -> None:
     plain = make_layer(entries, 1, "application/vnd.oci.image.layer.v1.tar")
     assert plain.data == tar_bytes(entries, 1) and plain.digest == plain.diff_id
     assert make_layer(entries, 7, first.media_type).digest != first.digest
+
+
+def test_a_streamed_layer_is_the_bytes_gzip_makes_of_the_whole_tar(tmp_path: Path) -> None:
+    """The tar is compressed as it is written; the result is byte for byte what compressing
+    the whole tar at once gives (so digests do not depend on how the layer was made), in memory
+    for a small layer and in a temporary file past ``SPOOL_IN_MEMORY``."""
+    small, large = tmp_path / "small", tmp_path / "large"
+    small.write_text("code")
+    large.write_bytes(os.urandom(SPOOL_IN_MEMORY + 4096))  # incompressible: spills
+    media = "application/vnd.oci.image.layer.v1.tar+gzip"
+    for source, spooled in ((small, False), (large, True)):
+        entries = [Entry("srv", "dir", 0o755), Entry("srv/f", "file", 0o644, source=source)]
+        raw = tar_bytes(entries, 1)
+        layer = make_layer(entries, 1, media)
+        whole = gzip.compress(raw, GZIP_LEVEL, mtime=0)
+        assert layer.data == whole and layer.size == len(whole)
+        assert (layer.digest, layer.diff_id) == (sha256_digest(whole), sha256_digest(raw))
+        assert isinstance(layer.spool.body(), bytes) is not spooled
+        layer.spool.close()
+
+
+def test_a_spool_moves_to_a_file_past_its_limit_and_keeps_every_byte() -> None:
+    spool = Spool(limit=10)
+    spool.write(b"0123456789")
+    assert spool.body() == b"0123456789"  # at the limit: still in memory
+    spool.write(b"abc")
+    body = spool.body()
+    assert not isinstance(body, bytes) and body.read() == b"0123456789abc"
+    assert spool.size == 13 and spool.read_all() == b"0123456789abc"  # read again from the start
+    spool.close()
 
 
 def test_source_date_epoch_sets_the_mtime() -> None:
