@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pipeline_kit.adapters.http import Transport
 
 CONNECT_TIMEOUT = 5.0
+MAX_CONCURRENCY = 64  # the gate's load, at most: connections kept per server
 JSON = {"Content-Type": "application/json"}
 
 
@@ -26,7 +27,9 @@ def _http() -> Transport:
     """One session for the gate's calls: readiness polls reuse their connection."""
     from pipeline_kit.adapters.http import Transport
 
-    return Transport(user_agent="pipeline-kit smoke", timeout=(CONNECT_TIMEOUT, 60.0))
+    return Transport(
+        user_agent="pipeline-kit smoke", timeout=(CONNECT_TIMEOUT, 60.0), pool=MAX_CONCURRENCY
+    )
 
 
 def _timeouts(timeout: float) -> tuple[float, float]:

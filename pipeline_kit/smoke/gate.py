@@ -4,15 +4,23 @@ Readiness: connection refused and 503 mean "still loading"; the gate polls with 
 and reports progress at least every 10 s, until the budget runs out. Then each request is sent
 ``repeat`` times (temperature 0) and checked: status, the protocol's reply shape, non-empty
 output, contains/regex, token bounds, latency per request, p95, time to first token.
+
+Load (``smoke.load``), when the config asks for it: the requests again, cycled, ``concurrency``
+at a time until ``requests`` have been sent or ``duration`` has passed (no request starts
+after it), each checked as above but for its own latency budgets, then judged as a whole:
+error rate, tokens per second, latency p95 and time-to-first-token p95 under that load.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pipeline_kit.adapters import inference
@@ -35,6 +43,17 @@ class SmokeRequest:
 
 
 @dataclass(frozen=True)
+class LoadPlan:
+    concurrency: int  # requests in flight at once
+    requests: int  # sent in all, at most
+    duration: float = 300.0  # seconds: no request starts later than this after the first
+    max_error_rate: float = 0.0  # share of requests that may fail (0 to 1)
+    min_tokens_per_second: float | None = None  # generated tokens over the load's wall time
+    p95: float | None = None  # seconds, latency under load
+    max_ttft_p95: float | None = None  # seconds, when streaming
+
+
+@dataclass(frozen=True)
 class SmokePlan:
     url: str  # base URL of the server
     protocol: SmokeProtocol
@@ -47,6 +66,7 @@ class SmokePlan:
     p95: float | None = None
     stream: bool = False
     digest: str | None = None
+    load: LoadPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +76,8 @@ class SmokeCase:
     message: str
     seconds: float
     output: str = ""
+    tokens: int | None = None  # generated, when the answer was read
+    ttft: float | None = None  # seconds to the first generated text, when streamed
 
 
 @dataclass
@@ -158,11 +180,16 @@ def ask(plan: SmokePlan, request: SmokeRequest, label: str) -> SmokeCase:
         first = protocol.first_token(reply.events)
         ttft = reply.event_seconds[first] if first is not None else None
     problems = _check(request, output, reply, spec.stream, ttft)
+    tokens = _tokens(output)
     if problems:
-        return SmokeCase(label, False, "; ".join(problems), seconds, output.text)
-    return SmokeCase(
-        label, True, f"{len(output.text)} characters in {seconds:.2f}s", seconds, output.text
-    )
+        return SmokeCase(label, False, "; ".join(problems), seconds, output.text, tokens, ttft)
+    message = f"{len(output.text)} characters in {seconds:.2f}s"
+    return SmokeCase(label, True, message, seconds, output.text, tokens, ttft)
+
+
+def _tokens(output: Output) -> int:
+    """The generated tokens the server reported, else the words of the text."""
+    return output.tokens if output.tokens is not None else len(output.text.split())
 
 
 def _json(body: bytes) -> object:
@@ -190,7 +217,7 @@ def _check(
         )
     if request.expect_regex is not None and not re.search(request.expect_regex, text):
         problems.append(f"expected the output to match /{request.expect_regex}/, got {text[:80]!r}")
-    tokens = output.tokens if output.tokens is not None else len(text.split())
+    tokens = _tokens(output)
     if text.strip() and tokens < request.min_tokens:
         problems.append(f"{tokens} tokens, expected at least {request.min_tokens}")
     if tokens > request.max_tokens:
@@ -226,7 +253,95 @@ def run_gate(
         ok = p95 <= plan.p95
         message = f"p95 {p95:.2f}s over {len(latencies)} requests, budget {plan.p95:g}s"
         verdict.cases.append(SmokeCase("latency p95", ok, message, p95))
+    if plan.load is not None:
+        verdict.cases += run_load(plan, plan.load, say)
     return verdict
+
+
+def run_load(
+    plan: SmokePlan, load: LoadPlan, say: Callable[[str], None], clock: Clock = time.monotonic
+) -> list[SmokeCase]:
+    """The requests again, ``load.concurrency`` at a time, judged as a whole."""
+    # Under load a request is judged by its answer; latency is judged over all of them.
+    requests = [dataclasses.replace(r, max_latency=None, max_ttft=None) for r in plan.requests]
+    say(
+        f"load: {load.requests} requests, {load.concurrency} at a time, for at most "
+        f"{load.duration:g}s"
+    )
+    start = clock()
+    stop_at = start + load.duration
+    lock = threading.Lock()
+    started = 0
+    cases: list[SmokeCase] = []
+
+    def worker() -> None:
+        nonlocal started
+        while True:
+            with lock:
+                if started >= load.requests or clock() >= stop_at:
+                    return
+                number = started
+                started += 1
+            request = requests[number % len(requests)]
+            case = ask(plan, request, f"load {number + 1}")
+            with lock:
+                cases.append(case)
+
+    with ThreadPoolExecutor(max_workers=load.concurrency) as pool:
+        for future in [pool.submit(worker) for _ in range(load.concurrency)]:
+            future.result()
+    wall = max(clock() - start, 1e-9)
+    return _judge_load(plan, load, cases, wall, say)
+
+
+def _judge_load(
+    plan: SmokePlan,
+    load: LoadPlan,
+    cases: list[SmokeCase],
+    wall: float,
+    say: Callable[[str], None],
+) -> list[SmokeCase]:
+    sent = len(cases)
+    failed = [case for case in cases if not case.passed]
+    tokens = sum(case.tokens or 0 for case in cases if case.passed)
+    rate = tokens / wall
+    latencies = [case.seconds for case in cases]
+    cut = f" (stopped at {load.duration:g}s)" if sent < load.requests else ""
+    summary = (
+        f"{sent} requests{cut} in {wall:.2f}s, {load.concurrency} at a time: "
+        f"{sent / wall:.1f} requests/s, {rate:.1f} tokens/s, {len(failed)} failed"
+    )
+    if latencies:
+        summary += (
+            f", latency p50 {percentile(latencies, 50):.2f}s p95 {percentile(latencies, 95):.2f}s"
+        )
+    say(f"load: {summary}")
+    error_rate = len(failed) / sent if sent else 1.0
+    message = f"{len(failed)} of {sent} failed ({error_rate:.1%}), limit {load.max_error_rate:.1%}"
+    if failed:
+        message += f"; first: {failed[0].name}: {failed[0].message}"
+    judged = [SmokeCase("load: errors", sent > 0 and error_rate <= load.max_error_rate,
+                        message if sent else "no request was sent", wall)]  # fmt: skip
+    if load.min_tokens_per_second is not None:
+        ok = rate >= load.min_tokens_per_second
+        message = f"{rate:.1f} tokens/s, at least {load.min_tokens_per_second:g} expected"
+        judged.append(SmokeCase("load: tokens per second", ok, f"{message}; {summary}", wall))
+    if load.p95 is not None and latencies:
+        p95 = percentile(latencies, 95)
+        message = f"p95 {p95:.2f}s over {sent} requests under load, budget {load.p95:g}s"
+        judged.append(SmokeCase("load: latency p95", p95 <= load.p95, message, p95))
+    if load.max_ttft_p95 is not None and plan.stream:
+        firsts = [case.ttft for case in cases if case.ttft is not None]
+        if firsts:
+            p95 = percentile(firsts, 95)
+            ok = p95 <= load.max_ttft_p95 and len(firsts) == sent
+            message = f"time to first token p95 {p95:.2f}s, budget {load.max_ttft_p95:g}s"
+            if len(firsts) < sent:
+                message += f"; {sent - len(firsts)} of {sent} gave no token"
+        else:
+            ok, p95, message = False, 0.0, "no request gave a token"
+        judged.append(SmokeCase("load: time to first token p95", ok, message, p95))
+    return judged
 
 
 def percentile(values: list[float], pct: float) -> float:

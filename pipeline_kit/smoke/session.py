@@ -13,7 +13,7 @@ from pipeline_kit.errors import InputError
 
 if TYPE_CHECKING:
     from pipeline_kit.config.service import ServiceSpec
-    from pipeline_kit.smoke.gate import Alive, SmokePlan, SmokeVerdict
+    from pipeline_kit.smoke.gate import Alive, LoadPlan, SmokePlan, SmokeVerdict
 
 
 @dataclass(frozen=True)
@@ -125,6 +125,7 @@ def smoke_plan(
             else service.max_load_seconds
         )
     return SmokePlan(
+        load=_load_plan(section.get("load")),
         url=str(url),
         protocol=protocol,
         model=options.model or str(section.get("model") or service.model or "model"),
@@ -136,4 +137,28 @@ def smoke_plan(
         p95=options.p95 if options.p95 is not None else section.get("p95"),
         stream=options.stream if options.stream is not None else bool(section.get("stream", False)),
         digest=options.digest or options.environ.get("PIPELINE_KIT_DIGEST"),
+    )
+
+
+def _load_plan(section: Mapping[str, Any] | None) -> LoadPlan | None:
+    """``smoke.load`` (the schema has checked its shape), or None when it is not set."""
+    from pipeline_kit.config.durations import parse_duration
+    from pipeline_kit.smoke.gate import LoadPlan
+
+    if not section:
+        return None
+
+    def number(key: str) -> float | None:
+        return float(section[key]) if key in section else None
+
+    return LoadPlan(
+        concurrency=int(section["concurrency"]),
+        requests=int(section["requests"]),
+        duration=float(
+            parse_duration(str(section.get("duration", "5m")), what="smoke.load.duration")
+        ),
+        max_error_rate=float(section.get("max_error_rate", 0)),
+        min_tokens_per_second=number("min_tokens_per_second"),
+        p95=number("p95"),
+        max_ttft_p95=number("max_ttft_p95"),
     )
