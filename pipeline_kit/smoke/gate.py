@@ -9,6 +9,10 @@ Load (``smoke.load``), when the config asks for it: the requests again, cycled, 
 at a time until ``requests`` have been sent or ``duration`` has passed (no request starts
 after it), each checked as above but for its own latency budgets, then judged as a whole:
 error rate, tokens per second, latency p95 and time-to-first-token p95 under that load.
+
+Server metrics (``smoke.metrics``): the server's Prometheus exposition, read once it is ready
+and again at the end; what the requests added and where the gauges ended are reported, and
+limits on any metric checked (``metrics.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pipeline_kit.adapters import inference
+from pipeline_kit.smoke import metrics
 from pipeline_kit.smoke.protocols import BadReply, Output, RequestSpec, SmokeProtocol
 
 PROGRESS_EVERY_S = 10.0
@@ -54,6 +59,12 @@ class LoadPlan:
 
 
 @dataclass(frozen=True)
+class MetricsPlan:
+    path: str = "/metrics"
+    max: tuple[tuple[str, float], ...] = ()  # metric name, the most it may reach
+
+
+@dataclass(frozen=True)
 class SmokePlan:
     url: str  # base URL of the server
     protocol: SmokeProtocol
@@ -67,6 +78,7 @@ class SmokePlan:
     stream: bool = False
     digest: str | None = None
     load: LoadPlan | None = None
+    metrics: MetricsPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -239,6 +251,7 @@ def run_gate(
     verdict.cases.append(ready)
     if not ready.passed:
         return verdict  # fail closed: nothing to ask
+    before = _scrape(plan, plan.metrics) if plan.metrics is not None else None
     latencies = []
     for number, request in enumerate(plan.requests, 1):
         name = request.name or f"request {number}"
@@ -255,7 +268,47 @@ def run_gate(
         verdict.cases.append(SmokeCase("latency p95", ok, message, p95))
     if plan.load is not None:
         verdict.cases += run_load(plan, plan.load, say)
+    if plan.metrics is not None and before is not None:
+        case = _judge_metrics(plan, plan.metrics, before, _scrape(plan, plan.metrics))
+        say(f"{case.name}: {'pass' if case.passed else 'FAIL'}: {case.message}")
+        verdict.cases.append(case)
     return verdict
+
+
+def _scrape(plan: SmokePlan, wanted: MetricsPlan) -> metrics.Exposition | str:
+    """The server's exposition, or why there is none."""
+    url = plan.url.rstrip("/") + wanted.path
+    reply = inference.get(url, timeout=plan.request_timeout)
+    if reply.status != 200:
+        return f"GET {wanted.path}: {reply.excerpt()}"
+    try:
+        return metrics.parse(reply.body.decode("utf-8", "replace"))
+    except metrics.MetricsError as exc:
+        return f"GET {wanted.path}: not a Prometheus exposition: {exc}"
+
+
+def _judge_metrics(
+    plan: SmokePlan,
+    wanted: MetricsPlan,
+    before: metrics.Exposition | str,
+    after: metrics.Exposition | str,
+) -> SmokeCase:
+    name = "server metrics"
+    for scrape in (before, after):
+        if isinstance(scrape, str):
+            return SmokeCase(name, False, scrape, 0.0)
+    assert not isinstance(before, str) and not isinstance(after, str)
+    shown = metrics.summary(before, after)
+    problems = []
+    for metric, most in wanted.max:
+        value = metrics.figure(before, after, metric)
+        if value is None:
+            problems.append(f"{metric} is not in {wanted.path}")
+        elif value > most:
+            what = "rose by" if after.is_counter(metric) else "is"
+            problems.append(f"{metric} {what} {value:g}, at most {most:g}")
+    message = "; ".join(problems + shown) or f"{wanted.path} holds none of the usual figures"
+    return SmokeCase(name, not problems, message, 0.0)
 
 
 def run_load(

@@ -13,7 +13,7 @@ from pipeline_kit.errors import InputError
 
 if TYPE_CHECKING:
     from pipeline_kit.config.service import ServiceSpec
-    from pipeline_kit.smoke.gate import Alive, LoadPlan, SmokePlan, SmokeVerdict
+    from pipeline_kit.smoke.gate import Alive, LoadPlan, MetricsPlan, SmokePlan, SmokeVerdict
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,7 @@ def smoke_plan(
         )
     return SmokePlan(
         load=_load_plan(section.get("load")),
+        metrics=_metrics_plan(section.get("metrics")),
         url=str(url),
         protocol=protocol,
         model=options.model or str(section.get("model") or service.model or "model"),
@@ -162,3 +163,13 @@ def _load_plan(section: Mapping[str, Any] | None) -> LoadPlan | None:
         p95=number("p95"),
         max_ttft_p95=number("max_ttft_p95"),
     )
+
+
+def _metrics_plan(section: Mapping[str, Any] | None) -> MetricsPlan | None:
+    """``smoke.metrics``, or None when it is not set."""
+    from pipeline_kit.smoke.gate import MetricsPlan
+
+    if not section:
+        return None
+    limits = tuple((str(name), float(most)) for name, most in (section.get("max") or {}).items())
+    return MetricsPlan(path=str(section.get("path", "/metrics")), max=limits)
