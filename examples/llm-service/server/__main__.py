@@ -1,4 +1,6 @@
-"""Run the model server: MODEL_PATH (weights dir), PORT, HOST, MODEL_NAME from the environment."""
+"""Run the model server: MODEL_PATH (weights dir), PORT, HOST, MODEL_NAME from the environment;
+RESPONSE_DELAY (seconds added to each completion) and MAX_IN_FLIGHT (completions at once, beyond
+which it answers 503) make it a slower or overloaded build, to see the gate catch one."""
 
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ def main() -> None:
     state = ModelState(
         Path(os.environ.get("MODEL_PATH", "/models")),
         os.environ.get("MODEL_NAME", "llm-service"),
+        delay=float(os.environ.get("RESPONSE_DELAY") or 0),
+        max_in_flight=int(os.environ.get("MAX_IN_FLIGHT") or 0),
     )
     server = make_server(os.environ.get("HOST", "0.0.0.0"), int(os.environ.get("PORT", "8000")), state)
     # As PID 1 in a container, SIGTERM is ignored unless handled: stop serving, exit cleanly,

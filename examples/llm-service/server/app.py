@@ -1,7 +1,12 @@
 """An OpenAI-compatible HTTP server for the tiny model, with honest health endpoints.
 
 /health/live answers as soon as the process runs. /health/ready answers 200 only after the
-weights are loaded and a one-token self-test produced a token; until then 503.
+weights are loaded and a one-token self-test produced a token; until then 503. /metrics is the
+Prometheus text format: requests, prompt and generated tokens, requests running and refused.
+
+Two settings make the server behave as a worse build would, for trying the gate: ``delay``
+(seconds added to every completion, a slower model) and ``max_in_flight`` (completions beyond
+that many at once are refused with 503, a server that cannot take its load).
 """
 
 from __future__ import annotations
@@ -21,12 +26,43 @@ from server.model import ModelError, TrigramModel, detokenize, tokenize
 class ModelState:
     """Loads the model in the background; requests read it once it is there."""
 
-    def __init__(self, model_dir: Path, name: str) -> None:
+    def __init__(self, model_dir: Path, name: str, delay: float = 0.0, max_in_flight: int = 0) -> None:
         self.model_dir = model_dir
         self.name = name
+        self.delay = delay
+        self.max_in_flight = max_in_flight  # 0: no limit
         self.model: TrigramModel | None = None
         self.error: str | None = None
         self.loaded_at: float | None = None
+        self.lock = threading.Lock()
+        self.counters = {"requests": 0, "refused": 0, "prompt_tokens": 0, "generated_tokens": 0}
+        self.running = 0
+
+    def enter(self) -> bool:
+        """Count a completion in; False (and counted as refused) when the server is full."""
+        with self.lock:
+            if self.max_in_flight and self.running >= self.max_in_flight:
+                self.counters["refused"] += 1
+                return False
+            self.running += 1
+            return True
+
+    def leave(self, prompt_tokens: int, generated_tokens: int) -> None:
+        with self.lock:
+            self.running -= 1
+            self.counters["requests"] += 1
+            self.counters["prompt_tokens"] += prompt_tokens
+            self.counters["generated_tokens"] += generated_tokens
+
+    def exposition(self) -> str:
+        with self.lock:
+            counters, running = dict(self.counters), self.running
+        lines = []
+        for name, value in counters.items():
+            metric = f"llm_service_{name}_total"
+            lines += [f"# TYPE {metric} counter", f"{metric} {value}"]
+        lines += ["# TYPE llm_service_requests_running gauge", f"llm_service_requests_running {running}"]
+        return "\n".join(lines) + "\n"
 
     def load(self) -> None:
         try:
@@ -89,6 +125,13 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 status = "failed" if state.error else "loading"
                 self._json(503, {"status": status, "error": state.error})
+        elif self.path == "/metrics":
+            data = state.exposition().encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
         elif self.path == "/v1/models":
             created = int(state.loaded_at or time.time())
             models = [{"id": state.name, "object": "model", "created": created, "owned_by": "llm-service"}]
@@ -130,7 +173,16 @@ class Handler(BaseHTTPRequestHandler):
             return
         stop = body.get("stop") or []
         stops = [stop] if isinstance(stop, str) else [str(s) for s in stop]
-        tokens = model.generate(prompt, max_tokens, temperature, seed=int(body.get("seed", 0)))
+        if not self.state.enter():
+            self._error(503, f"more than {self.state.max_in_flight} requests at once", "server_busy")
+            return
+        tokens: list[str] = []
+        try:
+            if self.state.delay:
+                time.sleep(self.state.delay)
+            tokens = model.generate(prompt, max_tokens, temperature, seed=int(body.get("seed", 0)))
+        finally:
+            self.state.leave(len(tokenize(prompt)), len(tokens))
         text, finish = _apply_stop(tokens, stops, max_tokens)
         usage = {
             "prompt_tokens": len(tokenize(prompt)),
