@@ -1,10 +1,11 @@
 """The model server's own Prometheus metrics, read before and after the gate's requests.
 
-vLLM, SGLang and TGI name the same things differently; ``FIGURES`` maps what a person looks at
-(requests served, tokens generated and read, requests running and waiting, KV-cache use) to
-each server's names. Counters are reported as what the gate's requests added, gauges as their
-value at the end. Limits (``smoke.metrics.max``) name any metric of the exposition, the same
-way: a counter's increase or a gauge's last value, summed over its label sets.
+vLLM, SGLang, TGI and the bundled example server name the same things differently; ``FIGURES``
+maps what a person looks at (requests served, tokens generated and read, requests running and
+waiting, KV-cache use) to each server's names. Counters are reported as what the gate's
+requests added, gauges as their value at the end. Limits (``smoke.metrics.max``) name any
+metric of the exposition, the same way: a counter's increase or a gauge's last value, summed
+over its label sets.
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ from dataclasses import dataclass, field
 # (figure, whether it is a counter, the names servers give it, first found wins)
 FIGURES: tuple[tuple[str, bool, tuple[str, ...]], ...] = (
     ("requests", True,
-     ("vllm:request_success_total", "sglang:num_requests_total", "tgi_request_success")),
+     ("vllm:request_success_total", "sglang:num_requests_total", "tgi_request_success",
+      "llm_service_requests_total")),
     ("generated tokens", True,
      ("vllm:generation_tokens_total", "sglang:generation_tokens_total",
-      "tgi_request_generated_tokens_sum")),
+      "tgi_request_generated_tokens_sum", "llm_service_generated_tokens_total")),
     ("prompt tokens", True,
-     ("vllm:prompt_tokens_total", "sglang:prompt_tokens_total", "tgi_request_input_length_sum")),
+     ("vllm:prompt_tokens_total", "sglang:prompt_tokens_total", "tgi_request_input_length_sum",
+      "llm_service_prompt_tokens_total")),
     ("running", False,
-     ("vllm:num_requests_running", "sglang:num_running_reqs", "tgi_batch_current_size")),
+     ("vllm:num_requests_running", "sglang:num_running_reqs", "tgi_batch_current_size",
+      "llm_service_requests_running")),
     ("waiting", False,
      ("vllm:num_requests_waiting", "sglang:num_queue_reqs", "tgi_queue_size")),
     ("KV cache use", False,
@@ -98,15 +102,26 @@ def figure(before: Exposition, after: Exposition, name: str) -> float | None:
     return after.values[name]
 
 
-def summary(before: Exposition, after: Exposition) -> list[str]:
-    """What a person looks at, in the server's own names: ``requests +12 (vllm:...)``."""
-    lines = []
+def _found(before: Exposition, after: Exposition) -> list[tuple[str, bool, str, float]]:
+    """Each figure of ``FIGURES`` the server has: label, counter, its name, the value."""
+    found = []
     for label, counter, names in FIGURES:
         for name in names:
             value = figure(before, after, name)
-            if value is None:
-                continue
-            shown = f"+{value:g}" if counter else f"{value:g}"
-            lines.append(f"{label} {shown} ({name})")
-            break
-    return lines
+            if value is not None:
+                found.append((label, counter, name, value))
+                break
+    return found
+
+
+def summary(before: Exposition, after: Exposition) -> list[str]:
+    """What a person looks at, in the server's own names: ``requests +12 (vllm:...)``."""
+    return [
+        f"{label} {f'+{value:g}' if counter else f'{value:g}'} ({name})"
+        for label, counter, name, value in _found(before, after)
+    ]
+
+
+def figures(before: Exposition, after: Exposition) -> dict[str, float]:
+    """The same figures by label (``requests``, ``generated tokens``...), for a baseline."""
+    return {label: value for label, _, _, value in _found(before, after)}
