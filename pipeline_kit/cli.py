@@ -356,6 +356,18 @@ _GATE_FLAGS = [
         help="Tokens every request asks for, and the most it may return; over smoke.max_tokens "
         "and each request's max_tokens (default: 32).",
     ),
+    click.option(
+        "--baseline",
+        metavar="TAG|DIGEST",
+        help="Compare against the gate result recorded on this tag or digest of the image's "
+        "repository (over smoke.baseline.reference, default stable).",
+    ),
+    click.option(
+        "--record/--no-record",
+        default=None,
+        help="Attach a passing result to the judged digest, as the next gate's baseline "
+        "(over smoke.baseline.record).",
+    ),
 ]
 _REPORT_FLAGS = [
     click.option(
@@ -387,7 +399,15 @@ def _flags(*groups: list[Callable[[F], F]]) -> Callable[[F], F]:
 @_flags(
     [click.option("--url", help="Base URL of the running server (or smoke.url).")],
     _GATE_FLAGS,
-    [click.option("--digest", help="The image digest under test (reported in every verdict).")],
+    [
+        click.option("--digest", help="The image digest under test (reported in every verdict)."),
+        click.option(
+            "--image",
+            metavar="REPOSITORY",
+            help="The repository the digest is in, where results are read and recorded "
+            "(default: image from the config).",
+        ),
+    ],
     _REPORT_FLAGS,
 )
 @click.pass_obj

@@ -283,7 +283,9 @@ def run(options: RunOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
                 ctx.say(f"{spec.name} is up at {preview.url or '(no URL)'}; gating {spec.digest}")
                 started = time.monotonic()
                 with provider.reach(ctx, preview) as url:
-                    gated = dataclasses.replace(options.smoke, url=url, digest=spec.digest)
+                    gated = dataclasses.replace(
+                        options.smoke, url=url, digest=spec.digest, image=spec.image
+                    )
                     verdict = smoke.gate(gated, log, alive=lambda: provider.alive(ctx, spec.name))
                 timings["gate"] = round(time.monotonic() - started, 3)
                 if not verdict.passed:

@@ -30,6 +30,7 @@ def as_json(verdict: SmokeVerdict) -> dict[str, Any]:
                 "message": c.message,
                 "seconds": round(c.seconds, 3),
                 "output": c.output,
+                **({} if c.baseline is None else {"baseline": c.baseline}),
             }
             for c in verdict.cases
         ],
@@ -54,7 +55,10 @@ def junit(verdict: SmokeVerdict) -> str:
         )
         if not case.passed:
             ET.SubElement(element, "failure", message=case.message).text = case.message
-        elif case.output:
+        if case.baseline is not None:
+            both = f"baseline:  {case.baseline}\ncandidate: {case.output}"
+            ET.SubElement(element, "system-out").text = both
+        elif case.passed and case.output:
             ET.SubElement(element, "system-out").text = case.output
     text: str = ET.tostring(suite, encoding="unicode", xml_declaration=True)
     return text + "\n"
@@ -73,10 +77,23 @@ def markdown(verdict: SmokeVerdict) -> str:
         "|---|---|---|---|",
     ]
     for case in verdict.cases:
-        detail = case.message.replace("|", "\\|")
+        detail = _cell(case.message)
         result = "pass" if case.passed else "**fail**"
         lines.append(f"| {case.name} | {result} | {case.seconds:.2f}s | {detail} |")
+    compared = [case for case in verdict.cases if case.baseline is not None]
+    if compared:
+        lines += ["", "| against the baseline | result | baseline | candidate |"]
+        lines.append("|---|---|---|---|")
+        for case in compared:
+            result = "pass" if case.passed else "**fail**"
+            name = case.name.removeprefix("baseline: ")
+            lines.append(f"| {name} | {result} | {_cell(case.baseline or '')} | "
+                         f"{_cell(case.output)} |")  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
 
 
 def as_text(verdict: SmokeVerdict) -> str:

@@ -90,12 +90,29 @@ class SmokeCase:
     output: str = ""
     tokens: int | None = None  # generated, when the answer was read
     ttft: float | None = None  # seconds to the first generated text, when streamed
+    baseline: str | None = None  # the baseline's output, for a request compared with it
+
+
+@dataclass(frozen=True)
+class LoadFigures:
+    """What a load run measured, whatever its limits: what a baseline keeps of it."""
+
+    sent: int
+    failed: int
+    seconds: float  # wall time
+    tokens_per_second: float
+    p95: float | None  # latency, seconds
+    ttft_p95: float | None  # when streamed
 
 
 @dataclass
 class SmokeVerdict:
     plan: SmokePlan
     cases: list[SmokeCase] = field(default_factory=list)
+    # Each request's answers, in the plan's order (repeats included): what a baseline keeps.
+    answers: list[tuple[SmokeRequest, SmokeCase]] = field(default_factory=list)
+    load: LoadFigures | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # figure -> value, when read
 
     @property
     def passed(self) -> bool:
@@ -260,6 +277,7 @@ def run_gate(
             case = ask(plan, request, label)
             say(f"{label}: {'pass' if case.passed else 'FAIL'}: {case.message}")
             verdict.cases.append(case)
+            verdict.answers.append((request, case))
             latencies.append(case.seconds)
     if plan.p95 is not None and latencies:
         p95 = percentile(latencies, 95)
@@ -267,9 +285,13 @@ def run_gate(
         message = f"p95 {p95:.2f}s over {len(latencies)} requests, budget {plan.p95:g}s"
         verdict.cases.append(SmokeCase("latency p95", ok, message, p95))
     if plan.load is not None:
-        verdict.cases += run_load(plan, plan.load, say)
+        cases, verdict.load = run_load(plan, plan.load, say)
+        verdict.cases += cases
     if plan.metrics is not None and before is not None:
-        case = _judge_metrics(plan, plan.metrics, before, _scrape(plan, plan.metrics))
+        after = _scrape(plan, plan.metrics)
+        if not isinstance(before, str) and not isinstance(after, str):
+            verdict.metrics = metrics.figures(before, after)
+        case = _judge_metrics(plan, plan.metrics, before, after)
         say(f"{case.name}: {'pass' if case.passed else 'FAIL'}: {case.message}")
         verdict.cases.append(case)
     return verdict
@@ -313,7 +335,7 @@ def _judge_metrics(
 
 def run_load(
     plan: SmokePlan, load: LoadPlan, say: Callable[[str], None], clock: Clock = time.monotonic
-) -> list[SmokeCase]:
+) -> tuple[list[SmokeCase], LoadFigures]:
     """The requests again, ``load.concurrency`` at a time, judged as a whole."""
     # Under load a request is judged by its answer; latency is judged over all of them.
     requests = [dataclasses.replace(r, max_latency=None, max_ttft=None) for r in plan.requests]
@@ -353,7 +375,7 @@ def _judge_load(
     cases: list[SmokeCase],
     wall: float,
     say: Callable[[str], None],
-) -> list[SmokeCase]:
+) -> tuple[list[SmokeCase], LoadFigures]:
     sent = len(cases)
     failed = [case for case in cases if not case.passed]
     tokens = sum(case.tokens or 0 for case in cases if case.passed)
@@ -394,7 +416,16 @@ def _judge_load(
         else:
             ok, p95, message = False, 0.0, "no request gave a token"
         judged.append(SmokeCase("load: time to first token p95", ok, message, p95))
-    return judged
+    firsts = [case.ttft for case in cases if case.ttft is not None]
+    figures = LoadFigures(
+        sent=sent,
+        failed=len(failed),
+        seconds=wall,
+        tokens_per_second=rate,
+        p95=percentile(latencies, 95) if latencies else None,
+        ttft_p95=percentile(firsts, 95) if plan.stream and firsts else None,
+    )
+    return judged, figures
 
 
 def percentile(values: list[float], pct: float) -> float:

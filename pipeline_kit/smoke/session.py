@@ -12,7 +12,9 @@ from pipeline_kit.ci.context import DEFAULT_DOTENV
 from pipeline_kit.errors import InputError
 
 if TYPE_CHECKING:
+    from pipeline_kit.adapters.registry.references import ImageRef
     from pipeline_kit.config.service import ServiceSpec
+    from pipeline_kit.smoke.baseline import BaselinePlan
     from pipeline_kit.smoke.gate import Alive, LoadPlan, MetricsPlan, SmokePlan, SmokeVerdict
 
 
@@ -35,6 +37,9 @@ class SmokeOptions:
     p95: float | None = None
     max_tokens: int | None = None
     digest: str | None = None
+    image: str | None = None  # the repository judged (with or without @digest): default `image`
+    baseline: str | None = None  # tag or digest compared against: over smoke.baseline.reference
+    record: bool | None = None  # attach a passing result to the digest: over smoke.baseline.record
     junit: Path | None = None
     summary: Path | None = None
     format: str = "text"
@@ -51,13 +56,69 @@ def gate(options: SmokeOptions, log: TextIO, alive: Alive | None = None) -> Smok
 
     config = for_run(load_config(options.config_path, options.cwd), options.environ, log)
     service = ServiceSpec.from_config(config)
-    plan = smoke_plan(options, config.section("smoke"), service)
+    section = config.section("smoke")
+    plan = smoke_plan(options, section, service)
+    baseline = baseline_plan(options, section.get("baseline"))
 
     def say(message: str) -> None:
         log.write(f"pipeline-kit smoke: {message}\n")
         log.flush()
 
-    return run_gate(plan, say, alive)
+    verdict = run_gate(plan, say, alive)
+    if baseline is not None:
+        from pipeline_kit.smoke.stored import Judged, judge_and_record
+
+        insecure = tuple(config.section("registry").get("insecure", ()))
+        judged = Judged(_judged_image(options, config.image, plan.digest), options.environ,
+                        insecure)  # fmt: skip
+        judge_and_record(verdict, baseline, judged, say)
+    return verdict
+
+
+def _judged_image(options: SmokeOptions, image: str | None, digest: str | None) -> ImageRef | None:
+    """The repository and digest the gate judged: ``--image`` (or the config's ``image``)
+    with ``--digest``; None without a digest."""
+    from pipeline_kit.adapters.registry.references import ImageRef
+
+    named = options.image or image
+    if not named:
+        return None
+    parsed = ImageRef.parse(named)
+    digest = digest or parsed.digest
+    if digest is None:
+        return None
+    if parsed.digest is not None and parsed.digest != digest:
+        raise InputError(
+            f"--image {named} and --digest {digest} name two images.",
+            hint="Give one of them, or the same digest in both.",
+        )
+    return ImageRef(parsed.registry, parsed.repository, None, digest)
+
+
+def baseline_plan(options: SmokeOptions, section: Mapping[str, Any] | None) -> BaselinePlan | None:
+    """``smoke.baseline`` under ``--baseline``/``--record``; None when neither asks for one."""
+    from pipeline_kit.smoke.baseline import BaselinePlan
+
+    if section is None and options.baseline is None and not options.record:
+        return None  # `baseline: {}` asks for one, with the defaults
+    section = section or {}
+
+    def number(key: str) -> float | None:
+        return float(section[key]) if key in section else None
+
+    return BaselinePlan(
+        reference=options.baseline or str(section.get("reference", "stable")),
+        record=options.record if options.record is not None else bool(section.get("record", True)),
+        record_untrusted=bool(options.record),
+        required=bool(section.get("required", False)),
+        output=str(section.get("output", "exact")),
+        prefix=int(section.get("prefix", 32)),
+        min_similarity=float(section.get("min_similarity", 0.9)),
+        max_latency_ratio=number("max_latency_ratio"),
+        max_ttft_ratio=number("max_ttft_ratio"),
+        min_throughput_ratio=number("min_throughput_ratio"),
+        latency_slack=float(section.get("latency_slack", 0.05)),
+    )
 
 
 def smoke_plan(
@@ -169,7 +230,7 @@ def _metrics_plan(section: Mapping[str, Any] | None) -> MetricsPlan | None:
     """``smoke.metrics``, or None when it is not set."""
     from pipeline_kit.smoke.gate import MetricsPlan
 
-    if not section:
+    if section is None:  # `metrics: {}` asks for them, with the defaults
         return None
     limits = tuple((str(name), float(most)) for name, most in (section.get("max") or {}).items())
     return MetricsPlan(path=str(section.get("path", "/metrics")), max=limits)

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, NamedTuple, TextIO, TypeVar, cast
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, TextIO, TypeVar, cast
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from pipeline_kit import __version__
@@ -711,6 +711,30 @@ class RegistryClient:
         if not location:
             raise _Retry("upload answer without a Location header")
         return urljoin(self.base + "/", location)
+
+    def referrers(self, repo: str, digest: str) -> list[dict[str, Any]] | None:
+        """The descriptors of the manifests whose ``subject`` is ``digest`` (the OCI 1.1
+        referrers API), or None when the registry has no such API (the caller falls back to the
+        referrers tag, ``sha256-<hex>``)."""
+        response = self._request(
+            "GET",
+            f"/v2/{repo}/referrers/{digest}",
+            scope=_pull(repo),
+            ok=(200, 404),
+            headers={"Accept": MANIFEST_TYPES[1]},
+            what=f"referrers of {repo}@{digest[:19]}",
+        )
+        if response.status == 404:
+            return None
+        try:
+            index = response.json()
+            manifests = index.get("manifests") or []
+        except (ValueError, AttributeError):
+            raise EnvironmentFault(
+                f"{self.host}: the referrers of {repo}@{digest} are not an OCI index.",
+                hint="The registry's referrers API answered something else; check it.",
+            ) from None
+        return [entry for entry in manifests if isinstance(entry, dict)]
 
     def list_tags(self, repo: str, page_size: int = 100) -> list[str]:
         tags: list[str] = []

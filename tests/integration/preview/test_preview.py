@@ -124,6 +124,42 @@ def test_run_passes_the_gate_and_tears_down(example_image: BuiltExample, tmp_pat
     assert names(example_image) == set()
 
 
+def test_run_records_its_result_and_the_next_run_compares_with_it_without_a_second_preview(
+    example_image: BuiltExample, tmp_path: Path
+) -> None:
+    """The baseline through the preview: ``run`` attaches its passing result to the digest it
+    judged (the preview's image), the next ``run`` compares with it prompt by prompt. A copy of
+    the image in a repository of its own keeps the example's repository free of referrers."""
+    registry = example_image.repository.split("/", 1)[0]
+    copy = f"{registry}/baseline-check/llm-service"
+    promoted = cli("promote", example_image.image, f"{copy}:candidate", cwd=tmp_path)
+    assert promoted.returncode == 0, promoted.stderr
+    image = f"{copy}@{example_image.digest}"
+    first = preview(example_image, "run", "--image", image, "--weights",
+                    str(example_image.weights), "--record", "--format", "json")  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    cases = {c["name"]: c for c in json.loads(first.stdout)["smoke"]["cases"]}
+    assert "does not exist" in cases["baseline"]["message"]  # no stable yet: nothing compared
+    assert cases["result recorded"]["passed"]
+    referrers = f"http://{registry}/v2/baseline-check/llm-service/manifests/"
+    request = urllib.request.Request(referrers + example_image.digest.replace(":", "-"))
+    request.add_header("Accept", "application/vnd.oci.image.index.v1+json")
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        (entry,) = json.loads(answer.read())["manifests"]
+    assert entry["artifactType"] == "application/vnd.pipeline-kit.smoke-result.v1+json"
+
+    second = preview(example_image, "run", "--image", image, "--weights",
+                     str(example_image.weights), "--baseline", "candidate", "--no-record",
+                     "--format", "json")  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    cases = {c["name"]: c for c in json.loads(second.stdout)["smoke"]["cases"]}
+    famous = cases["baseline: completes a famous line"]
+    assert famous["passed"] and famous["message"].startswith("same output")
+    assert famous["baseline"] == famous["output"] and "summer's day" in famous["output"]
+    assert "result recorded" not in cases
+    assert names(example_image) == set()
+
+
 def test_a_failing_gate_exits_1_and_still_tears_down(
     example_image: BuiltExample, tmp_path: Path
 ) -> None:

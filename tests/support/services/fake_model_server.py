@@ -222,13 +222,16 @@ class SmokeRun(NamedTuple):
         return {case["name"]: case for case in self.verdict["cases"]}
 
 
-def run_smoke(cwd: Path, *args: str, timeout: float = 120) -> SmokeRun:
+def run_smoke(
+    cwd: Path, *args: str, timeout: float = 120, env: Mapping[str, str] | None = None
+) -> SmokeRun:
     """``pipeline-kit smoke --format json --junit FILE ARGS`` in ``cwd``; it must end with a
     verdict (exit code 0 or 1), not an error, within ``timeout`` seconds."""
     junit = cwd / "junit.xml"
     result = cli(
-        "smoke", "--format", "json", "--junit", str(junit), *args, cwd=cwd, timeout=timeout
-    )
+        "smoke", "--format", "json", "--junit", str(junit), *args, cwd=cwd, timeout=timeout,
+        env=env,
+    )  # fmt: skip
     assert result.returncode in (0, 1), result.stderr
     assert "Traceback" not in result.stderr
     return SmokeRun(result.returncode, json.loads(result.stdout), ET.parse(junit).getroot())

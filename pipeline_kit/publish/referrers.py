@@ -1,0 +1,145 @@
+"""Artifacts attached to an image digest as OCI 1.1 referrers, by registry operations alone.
+
+An artifact is an image manifest with an ``artifactType``, the empty config, one blob, and a
+``subject`` naming the digest it is about. Registries with the referrers API list it under
+``/v2/<repo>/referrers/<digest>``; for those without (distribution 2.x), the kit keeps the
+referrers tag the OCI distribution spec describes: ``sha256-<hex>`` holds an index of the
+digest's referrers, updated on each attach.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline_kit.adapters.registry.client import MANIFEST_TYPES, Descriptor, RegistryClient
+from pipeline_kit.adapters.registry.references import sha256_digest
+from pipeline_kit.errors import EnvironmentFault, InputError
+
+OCI_MANIFEST, OCI_INDEX = MANIFEST_TYPES[0], MANIFEST_TYPES[1]
+EMPTY_CONFIG = b"{}"
+EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
+CREATED = "org.opencontainers.image.created"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    digest: str  # of the artifact's manifest
+    artifact_type: str
+    created: str  # the annotation, RFC 3339; "" when absent
+    data: bytes  # its one blob
+
+
+def referrers_tag(digest: str) -> str:
+    """The fallback tag of a digest's referrers: ``sha256:abc...`` -> ``sha256-abc...``."""
+    return digest.replace(":", "-", 1)
+
+
+def subject_of(client: RegistryClient, repo: str, digest: str) -> Descriptor:
+    """The descriptor of the manifest ``repo@digest``, which an artifact names as its subject."""
+    found = client.head_manifest(repo, digest)
+    if found is None:
+        raise InputError(
+            f"{client.host}/{repo}@{digest}: no such manifest.",
+            hint="Give the digest of an image in that repository (the build record has it).",
+        )
+    return Descriptor(found.media_type, digest, found.size)
+
+
+def attach(
+    client: RegistryClient,
+    repo: str,
+    subject: Descriptor,
+    artifact_type: str,
+    data: bytes,
+    created: str,
+) -> str:
+    """Attach ``data`` to ``subject`` as an artifact of ``artifact_type``; its manifest digest."""
+    blob = Descriptor(artifact_type, sha256_digest(data), len(data))
+    empty = Descriptor(EMPTY_TYPE, sha256_digest(EMPTY_CONFIG), len(EMPTY_CONFIG))
+    client.upload_missing_blob(repo, EMPTY_CONFIG, empty.digest)
+    client.upload_missing_blob(repo, data, blob.digest)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": artifact_type,
+        "config": _descriptor(empty),
+        "layers": [_descriptor(blob)],
+        "subject": _descriptor(subject),
+        "annotations": {CREATED: created},
+    }
+    raw = json.dumps(manifest, separators=(",", ":")).encode()
+    digest = client.put_manifest(repo, sha256_digest(raw), raw, OCI_MANIFEST)
+    if client.referrers(repo, subject.digest) is None:
+        entry = {**_descriptor(Descriptor(OCI_MANIFEST, digest, len(raw)))}
+        entry["artifactType"] = artifact_type
+        entry["annotations"] = {CREATED: created}
+        _add_to_tag(client, repo, subject.digest, entry)
+    return digest
+
+
+def latest(
+    client: RegistryClient,
+    repo: str,
+    subject: str,
+    artifact_type: str,
+    accept: Callable[[bytes], bool] = lambda data: True,
+) -> Artifact | None:
+    """The newest artifact of ``artifact_type`` attached to ``subject`` whose blob ``accept``
+    takes, or None."""
+    found = client.referrers(repo, subject)
+    if found is None:
+        index = client.find_manifest(repo, referrers_tag(subject))
+        found = _manifests(index.raw, f"{repo}:{referrers_tag(subject)}") if index else []
+    candidates = [e for e in found if e.get("artifactType") == artifact_type]
+    candidates.sort(key=lambda e: str((e.get("annotations") or {}).get(CREATED, "")), reverse=True)
+    for entry in candidates:
+        digest = str(entry.get("digest", ""))
+        manifest = client.get_manifest(repo, digest)
+        layers = _json(manifest.raw, f"{repo}@{digest}").get("layers") or []
+        if len(layers) != 1 or not isinstance(layers[0], dict):
+            continue  # not one of the kit's artifacts
+        data = client.get_blob(repo, str(layers[0].get("digest", "")))
+        if accept(data):
+            created = str((entry.get("annotations") or {}).get(CREATED, ""))
+            return Artifact(digest, artifact_type, created, data)
+    return None
+
+
+def _add_to_tag(client: RegistryClient, repo: str, subject: str, entry: dict[str, Any]) -> None:
+    tag = referrers_tag(subject)
+    index = client.find_manifest(repo, tag)
+    manifests = _manifests(index.raw, f"{repo}:{tag}") if index else []
+    manifests = [m for m in manifests if m.get("digest") != entry["digest"]] + [entry]
+    document = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}
+    client.put_manifest(repo, tag, json.dumps(document).encode(), OCI_INDEX)
+
+
+def _manifests(raw: bytes, where: str) -> list[dict[str, Any]]:
+    entries = _json(raw, where).get("manifests")
+    if not isinstance(entries, list):
+        raise EnvironmentFault(
+            f"{where}: not an OCI index of referrers.",
+            hint="The tag is the referrers tag of a digest; delete whatever else is there.",
+        )
+    return [entry for entry in entries if isinstance(entry, dict)]
+
+
+def _json(raw: bytes, where: str) -> dict[str, Any]:
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise EnvironmentFault(f"{where}: not a JSON manifest.", hint="Check the registry.")
+    return document
+
+
+def _descriptor(descriptor: Descriptor) -> dict[str, Any]:
+    return {
+        "mediaType": descriptor.media_type,
+        "digest": descriptor.digest,
+        "size": descriptor.size,
+    }
