@@ -49,6 +49,7 @@ class BuildSettings:
     isolation: str = "chroot"
     insecure_hosts: frozenset[str] = frozenset()
     push_cache: bool = True  # an untrusted run reads the builders' cache and writes none
+    rebase: bool = False  # a base's new content published under the image by registry operations
 
     @classmethod
     def from_config(
@@ -88,6 +89,7 @@ class BuildSettings:
             storage={k: v for k, v in storage.items() if v},
             isolation=str(buildah.get("isolation", "chroot")),
             push_cache=trust.trusted,
+            rebase=bool(build.get("rebase", False)),
             insecure_hosts=frozenset(config.section("registry").get("insecure", ()))
             | set(insecure),
         )
@@ -152,7 +154,7 @@ def trust_label(trust: Trust) -> str:
 
 @dataclass(frozen=True)
 class BuildPlan:
-    strategy: str  # "retag", "append" or "builder"
+    strategy: str  # "retag", "rebase", "append" or "builder"
     reason: str
     request: BuildRequest
     retag_from: str | None = None  # repo@digest of the image with the same content key
@@ -207,6 +209,7 @@ def plan_build(
     appended_to: str | None = None,
     append_refused: str | None = None,
     recorded_tag: str | None = None,
+    rebased: tuple[str, str] | None = None,
 ) -> BuildPlan:
     """retag > append > builder; ``strategy`` "builder" forces the builder.
 
@@ -214,7 +217,18 @@ def plan_build(
     points at in the registry, if anything.
     ``appended_to``: the previous image an append plan was made against; ``append_refused``:
     why none could be made (then the builder runs, and the record says why).
+    ``rebased``: the base reference and the digest it names now, when a rebase plan puts the
+    recorded image on it.
     """
+    if rebased is not None and recorded_digest is not None and strategy != "builder":
+        return BuildPlan(
+            "rebase",
+            f"only the base image's content changed: {rebased[0]} is now {rebased[1][:19]}; "
+            f"{recorded_tag or key_tag(detection.image_key)} ({recorded_digest[:19]}) is put on "
+            "its layers",
+            request,
+            retag_from=f"{request.image}@{recorded_digest}",
+        )
     if recorded_digest is not None and strategy != "builder":
         why = (
             "nothing that goes into the image changed"

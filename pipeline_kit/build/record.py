@@ -25,7 +25,7 @@ class BuildRecord:
     image: str
     tags: tuple[str, ...]
     references: tuple[str, ...]
-    strategy: str  # "retag", "append" or "builder"
+    strategy: str  # "retag", "rebase", "append" or "builder"
     reason: str
     image_key: str
     rebuild_from: str | None
@@ -39,6 +39,7 @@ class BuildRecord:
     previous: str | None = None  # repository@digest appended to
     bytes_uploaded: int | None = None  # None where a builder pushed by itself (Kaniko)
     append: Mapping[str, Any] | None = None  # the append plan's summary
+    rebase: Mapping[str, Any] | None = None  # the rebase plan's summary
     commands: Sequence[Sequence[str]] | None = None  # dry run: the builder's argv lists
     publish: Sequence[str] | None = None  # dry run: the registry operations
     # dry run without the registry: why, and each lookup not done with what it would decide
@@ -76,6 +77,8 @@ class BuildRecord:
         }
         if self.append is not None:
             document["append"] = dict(self.append)
+        if self.rebase is not None:
+            document["rebase"] = dict(self.rebase)
         if self.commands is not None:
             document["commands"] = [list(argv) for argv in self.commands]
         if self.publish is not None:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from pipeline_kit.config.loader import Config
     from pipeline_kit.detect.changes import Detection
     from pipeline_kit.publish.publisher import Publisher
+    from pipeline_kit.rebase.planner import RebasePlan
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class _Planned:
     append: AppendPlan | None
     builder: Builder | None
     offline: Mapping[str, Any] | None = None  # dry run: the lookups the registry did not answer
+    rebase: RebasePlan | None = None
 
 
 def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
@@ -186,7 +188,13 @@ def _plan(checkout: _Checkout, options: BuildOptions, log: TextIO) -> _Planned:
         )
     created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     labels = image_labels(detection, checkout.ci, created)
-    append_plan, refused = None, None
+    append_plan, refused, rebase_plan = None, None, None
+    if recorded is not None and settings.rebase and settings.strategy != "builder":
+        rebase_plan, not_rebased = _try_rebase(
+            publisher, checkout, recorded.digest, labels, created
+        )
+        if not_rebased is not None:  # the base moved, and only a build can follow it
+            recorded, wants_append, refused = None, False, f"not rebased: {not_rebased}"
     if offline is not None and wants_append:
         refused = "the registry could not be reached to read a previous image (dry run)"
     elif wants_append and recorded is None:
@@ -220,6 +228,7 @@ def _plan(checkout: _Checkout, options: BuildOptions, log: TextIO) -> _Planned:
         appended_to=append_plan.previous.reference if append_plan else None,
         append_refused=refused,
         recorded_tag=recorded.tag if recorded else None,
+        rebased=(rebase_plan.base.reference, rebase_plan.base.digest) if rebase_plan else None,
     )
     builder = None
     if plan.strategy == "builder":
@@ -227,7 +236,7 @@ def _plan(checkout: _Checkout, options: BuildOptions, log: TextIO) -> _Planned:
 
         builder = choose_builder(settings.builder)
         builder.preflight(request)
-    return _Planned(settings, publisher, request, plan, append_plan, builder, offline)
+    return _Planned(settings, publisher, request, plan, append_plan, builder, offline, rebase_plan)
 
 
 def _offline(
@@ -303,6 +312,7 @@ def _record(checkout: _Checkout, planned: _Planned) -> BuildRecord:
         fallback=plan.fallback,
         previous=append.previous.reference if append else None,
         append=append.summary() if append else None,
+        rebase=planned.rebase.summary() if planned.rebase else None,
     )
 
 
@@ -314,7 +324,10 @@ def _say_plan(trust: Trust, plan: BuildPlan, log: TextIO) -> None:
         )
     log.write(f"pipeline-kit: {plan.strategy}: {plan.reason}\n")
     if plan.fallback:
-        log.write(f"pipeline-kit: not appended: {plan.fallback}\n")
+        said = (
+            plan.fallback if plan.fallback.startswith("not ") else f"not appended: {plan.fallback}"
+        )
+        log.write(f"pipeline-kit: {said}\n")
 
 
 def _dry_run(record: BuildRecord, checkout: _Checkout, planned: _Planned) -> BuildRecord:
@@ -338,6 +351,9 @@ def _publish(
     if plan.strategy == "retag":
         assert plan.retag_from is not None
         record = record.published(publisher.retag(plan.retag_from, tags), 0)
+    elif plan.strategy == "rebase":
+        assert planned.rebase is not None
+        record = record.published(*publisher.publish_rebase(planned.rebase, tags))
     elif plan.strategy == "append":
         assert planned.append is not None
         record = record.published(*publisher.publish_append(planned.append, tags))
@@ -399,6 +415,32 @@ def _try_append(
             trust=checkout.trust,
         )
     except CannotAppend as refusal:
+        return None, refusal.reason
+    return plan, None
+
+
+def _try_rebase(
+    publisher: Publisher,
+    checkout: _Checkout,
+    recorded: str,
+    labels: Mapping[str, str],
+    created: str,
+) -> tuple[RebasePlan | None, str | None]:
+    """A rebase plan for the recorded image (None, None: its base has not moved), or why the
+    base's move needs the builder."""
+    from pipeline_kit.rebase import CannotRebase
+    from pipeline_kit.rebase.planner import plan_rebase
+
+    chain = checkout.detection.chain
+    if chain is None or chain.from_ref == "scratch":
+        return None, None
+    remote = publisher.rebase_remote()
+    try:
+        image = remote.image(recorded)
+        platform = {k: image.config.get(k) for k in ("os", "architecture", "variant")}
+        base = remote.base(chain.from_ref, platform)
+        plan = plan_rebase(image, base, chain, checkout.config.build_args, labels, created)
+    except CannotRebase as refusal:
         return None, refusal.reason
     return plan, None
 

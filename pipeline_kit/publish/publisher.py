@@ -24,6 +24,8 @@ from pipeline_kit.publish.retag import point_tags
 if TYPE_CHECKING:
     from pipeline_kit.append.planner import AppendPlan
     from pipeline_kit.append.remote import AppendRemote
+    from pipeline_kit.rebase.planner import RebasePlan
+    from pipeline_kit.rebase.remote import RebaseRemote
 
 
 class Recorded(NamedTuple):
@@ -121,6 +123,17 @@ class Publisher:
         self._say(f"{self.ref.repository}@{digest}: {sent / 1e6:.3f} MB uploaded, {len(tags)} tags")
         return digest, sent
 
+    def rebase_remote(self) -> RebaseRemote:
+        from pipeline_kit.rebase.remote import RebaseRemote
+
+        return RebaseRemote(self.client, self.ref.repository, self.environ, self.insecure_hosts)
+
+    def publish_rebase(self, plan: RebasePlan, tags: Sequence[str]) -> tuple[str, int]:
+        """Publish a rebase plan: the digest and the bytes uploaded."""
+        digest, sent = self.rebase_remote().publish(plan, tags)
+        self._say(f"{self.ref.repository}@{digest}: rebased, {sent / 1e6:.3f} MB uploaded")
+        return digest, sent
+
     def docker_config(self, directory: Path, cache_repo: str) -> Path | None:
         """A 0600 docker config with the credentials the builder needs (None: there are none).
 
@@ -140,6 +153,12 @@ class Publisher:
         tags = ", ".join(plan.request.tags)
         if plan.strategy == "retag":
             return [f"GET manifest {plan.retag_from}", f"PUT manifest {repo} tags {tags}"]
+        if plan.strategy == "rebase":
+            return [
+                f"GET manifest {plan.retag_from} and the base image's",
+                f"mount or copy the base's new layers into {repo}, upload the config",
+                f"PUT manifest by digest, then tags {tags}",
+            ]
         if plan.strategy == "append":
             return [
                 f"upload the new layers and the config to {repo} (those it lacks)",

@@ -11,6 +11,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("dockerfile",),
     ("detect",),
     ("append",),
+    ("rebase",),
     ("build",),
     ("publish",),
     ("render",),
