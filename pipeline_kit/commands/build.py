@@ -83,6 +83,7 @@ class _Checkout:
     detection: Detection
     paths: CheckoutPaths
     tags: tuple[str, ...]
+    root: Path  # the repository's top directory
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class _Planned:
     append: AppendPlan | None
     builder: Builder | None
     offline: Mapping[str, Any] | None = None  # dry run: the lookups the registry did not answer
+    environ: Mapping[str, str] = field(default_factory=dict)  # where the secrets' values are
 
 
 def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
@@ -152,7 +154,9 @@ def _read_checkout(options: BuildOptions, log: TextIO) -> _Checkout:
         ci = resolve_context(config.root, options.environ, rng.head, git)
     tags = [t.name for t in compute_tags(ci, rules_from_section(config.section("tags")))]
     tags += [t for t in options.extra_tags if t not in tags]
-    return _Checkout(config, config.image, ci_environ.trust, ci, detection, paths, tuple(tags))
+    return _Checkout(
+        config, config.image, ci_environ.trust, ci, detection, paths, tuple(tags), git.root
+    )
 
 
 def _plan(checkout: _Checkout, options: BuildOptions, log: TextIO) -> _Planned:
@@ -224,10 +228,19 @@ def _plan(checkout: _Checkout, options: BuildOptions, log: TextIO) -> _Planned:
     builder = None
     if plan.strategy == "builder":
         from pipeline_kit.build.builders import choose_builder
+        from pipeline_kit.build.secrets import configured, resolve_secrets
 
         builder = choose_builder(settings.builder)
-        builder.preflight(request)
-    return _Planned(settings, publisher, request, plan, append_plan, builder, offline)
+        # A builder that cannot take secrets refuses them before any value is looked at.
+        builder.preflight(dataclasses.replace(request, secrets=configured(checkout.config)))
+        secrets = resolve_secrets(
+            checkout.config, options.environ, (checkout.root, *_keep_out(checkout))
+        )
+        request = dataclasses.replace(request, secrets=secrets)
+        plan = dataclasses.replace(plan, request=request)
+    return _Planned(
+        settings, publisher, request, plan, append_plan, builder, offline, options.environ
+    )
 
 
 def _offline(
@@ -351,6 +364,7 @@ def _run_builder(
     record: BuildRecord, checkout: _Checkout, planned: _Planned, phases: _Phases, log: TextIO
 ) -> BuildRecord:
     from pipeline_kit.build.scratch import scratch_dir
+    from pipeline_kit.build.secrets import write_secrets
     from pipeline_kit.ci.logs import LogGroups
 
     builder, publisher = planned.builder, planned.publisher
@@ -359,6 +373,7 @@ def _run_builder(
     with scratch_dir("pipeline-kit-build-", *_keep_out(checkout)) as workdir:
         docker_config = publisher.docker_config(workdir / "docker", planned.settings.cache_repo)
         request = _own_storage(planned.request, workdir, checkout.trust)
+        write_secrets(request.secrets, workdir, planned.environ)
         with groups.group(f"{builder.name}: build {checkout.image}"):
             output = builder.build(request, workdir, docker_config, groups.line)
         phases.done("build")
