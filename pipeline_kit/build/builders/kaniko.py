@@ -102,13 +102,14 @@ class KanikoBuilder:
         return _runnable(self.executor())
 
     def preflight(self, request: BuildRequest) -> None:
-        """Build secrets are refused before the executor starts: Kaniko has no secret mounts
-        (it runs such a step without the file), and its RUN steps share the job's container,
-        so no mount could keep a value apart from it. ``COPY --link`` builds."""
+        """Build secrets are refused before the executor starts. Upstream Kaniko (archived at
+        1.24) has no secret mounts and runs such a step without the file; forks that take
+        ``--secret`` still run every RUN step in the job's own container, where a step reads
+        what the job holds, so no mount keeps a value apart. ``COPY --link`` builds."""
         if request.secrets:
             names = ", ".join(secret.id for secret in request.secrets)
             raise ConfigError(
-                f"secrets ({names}): Kaniko cannot mount build secrets (RUN --mount=type=secret).",
+                f"secrets ({names}): Kaniko builds get no build secrets (RUN --mount=type=secret).",
                 hint="Build with --builder buildkit or buildah (build.builder in the config), or "
                 "drop `secrets` from the config.",
             )
@@ -117,7 +118,7 @@ class KanikoBuilder:
             raise InputError(
                 f"{os.path.relpath(request.dockerfile, request.context)}:"
                 f"{mount.instruction.line}: RUN --mount=type=secret,id={mount.id}: Kaniko "
-                "cannot mount build secrets; the step would run without the file.",
+                "builds get no build secrets; the step would run without the file.",
                 hint="Build with --builder buildkit or buildah, with the secret in the "
                 "config's `secrets`.",
             )

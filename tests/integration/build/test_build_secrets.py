@@ -197,8 +197,9 @@ def test_a_missing_file_stops_the_build_before_any_builder(
 def test_kaniko_is_refused_before_it_starts(
     tmp_path: Path, registry: RegistryServer, values: dict[str, Any], configured: bool
 ) -> None:
-    """With ``secrets`` in the config, or only a secret mount in the Dockerfile: Kaniko has no
-    secret mounts, so the build stops (exit 2) and says to use BuildKit or buildah."""
+    """With ``secrets`` in the config, or only a secret mount in the Dockerfile: Kaniko builds
+    get no secrets, so the build stops (exit 2) before the executor, and says to use BuildKit
+    or buildah."""
     repo = service(tmp_path, registry, "kaniko", values["path"])
     if not configured:
         config = (repo.path / "pipeline-kit.yaml").read_text()
@@ -207,11 +208,11 @@ def test_kaniko_is_refused_before_it_starts(
     run = traced_cli("build", cwd=repo.path, env=env)
     assert run.result.returncode == 2, run.result.stderr
     if configured:
-        assert "secrets (hf_token, pip_token): Kaniko cannot mount build secrets" in (
+        assert "secrets (hf_token, pip_token): Kaniko builds get no build secrets" in (
             run.result.stderr
         )
     else:
-        assert "Dockerfile:7: RUN --mount=type=secret,id=hf_token: Kaniko cannot mount" in (
+        assert "Dockerfile:7: RUN --mount=type=secret,id=hf_token: Kaniko builds get" in (
             run.result.stderr
         )
     assert "--builder buildkit or buildah" in run.result.stderr

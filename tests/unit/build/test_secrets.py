@@ -257,7 +257,7 @@ def test_kaniko_refuses_configured_secrets_before_it_starts(tmp_path: Path) -> N
     request = kaniko_request(tmp_path, "FROM scratch\n", secrets=SECRETS)
     with pytest.raises(ConfigError) as refused:
         KanikoBuilder(tmp_path / "no-kaniko").preflight(request)
-    assert "secrets (hf_token, pip): Kaniko cannot mount build secrets" in str(refused.value)
+    assert "secrets (hf_token, pip): Kaniko builds get no build secrets" in str(refused.value)
     assert "--builder buildkit or buildah" in str(refused.value.hint)
 
 
@@ -266,7 +266,7 @@ def test_kaniko_refuses_a_secret_mount_in_a_stage_it_builds(tmp_path: Path) -> N
     with pytest.raises(InputError) as refused:
         KanikoBuilder(tmp_path / "no-kaniko").preflight(request)
     assert refused.value.message.startswith(
-        "Dockerfile:8: RUN --mount=type=secret,id=hf_token: Kaniko cannot mount build secrets"
+        "Dockerfile:8: RUN --mount=type=secret,id=hf_token: Kaniko builds get no build secrets"
     )
     # A stage the target does not build is skipped (--skip-unused-stages): nothing to refuse.
     KanikoBuilder(tmp_path / "no-kaniko").preflight(dataclasses.replace(request, target="base"))
