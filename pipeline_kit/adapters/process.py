@@ -19,8 +19,9 @@ from pipeline_kit.errors import EnvironmentFault
 _STDERR_TAIL = 2000
 T = TypeVar("T")
 # The kit's own registry password reaches a tool only through the 0600 credentials file the
-# kit writes for it, never through the environment every child process inherits.
-WITHHELD = frozenset({"PIPELINE_KIT_REGISTRY_PASSWORD"})
+# kit writes for it, never through the environment every child process inherits; so do the
+# build secrets the reusable workflow hands over in one variable (build/secrets.py).
+WITHHELD = frozenset({"PIPELINE_KIT_REGISTRY_PASSWORD", "PIPELINE_KIT_BUILD_SECRETS"})
 
 
 def inherited() -> dict[str, str]:

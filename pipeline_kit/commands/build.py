@@ -84,6 +84,7 @@ class _Checkout:
     detection: Detection
     paths: CheckoutPaths
     tags: tuple[str, ...]
+    root: Path  # the repository's top directory
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class _Planned:
     builder: Builder | None
     offline: Mapping[str, Any] | None = None  # dry run: the lookups the registry did not answer
     rebase: RebasePlan | None = None
+    environ: Mapping[str, str] = field(default_factory=dict)  # where the secrets' values are
 
 
 def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
@@ -154,7 +156,9 @@ def _read_checkout(options: BuildOptions, log: TextIO) -> _Checkout:
         ci = resolve_context(config.root, options.environ, rng.head, git)
     tags = [t.name for t in compute_tags(ci, rules_from_section(config.section("tags")))]
     tags += [t for t in options.extra_tags if t not in tags]
-    return _Checkout(config, config.image, ci_environ.trust, ci, detection, paths, tuple(tags))
+    return _Checkout(
+        config, config.image, ci_environ.trust, ci, detection, paths, tuple(tags), git.root
+    )
 
 
 def _plan(checkout: _Checkout, options: BuildOptions, log: TextIO) -> _Planned:
@@ -233,10 +237,20 @@ def _plan(checkout: _Checkout, options: BuildOptions, log: TextIO) -> _Planned:
     builder = None
     if plan.strategy == "builder":
         from pipeline_kit.build.builders import choose_builder
+        from pipeline_kit.build.secrets import configured, resolve_secrets
 
         builder = choose_builder(settings.builder)
-        builder.preflight(request)
-    return _Planned(settings, publisher, request, plan, append_plan, builder, offline, rebase_plan)
+        # A builder that cannot take secrets refuses them before any value is looked at.
+        builder.preflight(dataclasses.replace(request, secrets=configured(checkout.config)))
+        secrets = resolve_secrets(
+            checkout.config, options.environ, (checkout.root, *_keep_out(checkout))
+        )
+        request = dataclasses.replace(request, secrets=secrets)
+        plan = dataclasses.replace(plan, request=request)
+    return _Planned(
+        settings, publisher, request, plan, append_plan, builder, offline, rebase_plan,
+        options.environ,
+    )  # fmt: skip
 
 
 def _offline(
@@ -367,6 +381,7 @@ def _run_builder(
     record: BuildRecord, checkout: _Checkout, planned: _Planned, phases: _Phases, log: TextIO
 ) -> BuildRecord:
     from pipeline_kit.build.scratch import scratch_dir
+    from pipeline_kit.build.secrets import write_secrets
     from pipeline_kit.ci.logs import LogGroups
 
     builder, publisher = planned.builder, planned.publisher
@@ -375,6 +390,7 @@ def _run_builder(
     with scratch_dir("pipeline-kit-build-", *_keep_out(checkout)) as workdir:
         docker_config = publisher.docker_config(workdir / "docker", planned.settings.cache_repo)
         request = _own_storage(planned.request, workdir, checkout.trust)
+        write_secrets(request.secrets, workdir, planned.environ)
         with groups.group(f"{builder.name}: build {checkout.image}"):
             output = builder.build(request, workdir, docker_config, groups.line)
         phases.done("build")

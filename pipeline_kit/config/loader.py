@@ -27,7 +27,8 @@ SCHEMA_PATH = Path(__file__).with_name("schema") / SCHEMA_NAME
 DEFAULTS: dict[str, Any] = {"dockerfile": "Dockerfile", "context": ".", "lint.max_file_mb": 50}
 MAX_ERRORS = 5
 # Keys whose values reach the runner's host (mounts, programs run, clusters, where requests and
-# credentials go): in a pull request they are taken from the base commit's config.
+# credentials go, which of the runner's secrets a build reads): in a pull request they are taken
+# from the base commit's config.
 HOST_KEYS: tuple[tuple[str, ...], ...] = (
     ("build", "buildah"),
     ("cache", "repository"),
@@ -39,6 +40,7 @@ HOST_KEYS: tuple[tuple[str, ...], ...] = (
     ("preview", "kubernetes", "context"),
     ("preview", "command"),
     ("kubernetes", "weights"),
+    ("secrets",),
 )
 _ABSENT = object()
 
@@ -449,6 +451,11 @@ def _explain(error: Any, spec: dict[str, Any], text: str, display: str) -> str:
         return f"{where}: {name}: {error.instance!r} does not match {error.validator_value}."
     if validator == "propertyNames":
         return f"{where}: {name}: key {error.instance!r} is not allowed: {error.message}."
+    if validator == "oneOf" and path[:1] == ["secrets"] and len(path) == 2:
+        return (
+            f"{where}: {name}: give exactly one of `env` (the variable that holds the value) "
+            "or `file` (an absolute path to a file that holds it)."
+        )
     if path[:2] == ["lint", "disable"] and len(path) == 3:
         return _unknown_rule(error.instance, spec, text, display)
     if validator == "enum":

@@ -17,6 +17,36 @@ class BuildFailed(KitError):
     exit_code = ExitCode.VERDICT
 
 
+SECRETS_DIR = "secrets"  # in a build's private working directory: one 0600 file per secret
+
+
+@dataclass(frozen=True)
+class BuildSecret:
+    """A build secret by where its value comes from; the value itself is never held here, so a
+    request can be printed, recorded and turned into argv."""
+
+    id: str  # as RUN --mount=type=secret,id=<id> names it
+    env: str | None = None  # the environment variable that holds the value
+    file: str | None = None  # or the file that holds it (absolute, after $VAR expansion)
+
+    @property
+    def source(self) -> str:
+        return f"${self.env}" if self.env else str(self.file)
+
+
+def secret_file(workdir: Path, secret: BuildSecret) -> Path:
+    """Where the kit puts a secret's value for the builder to read (``--secret src=``)."""
+    return workdir / SECRETS_DIR / secret.id
+
+
+def secret_flags(request: BuildRequest, workdir: Path) -> list[str]:
+    """``--secret=id=X,src=FILE`` for each secret, as buildctl, buildx and buildah all take it:
+    the value is in a 0600 file in the build's private directory, never on the command line."""
+    return [
+        f"--secret=id={secret.id},src={secret_file(workdir, secret)}" for secret in request.secrets
+    ]
+
+
 @dataclass(frozen=True)
 class BuildRequest:
     """One image build, everything resolved: paths absolute, tags final, cache repo chosen."""
@@ -40,6 +70,7 @@ class BuildRequest:
     storage: Mapping[str, str] = field(default_factory=dict)  # buildah storage-driver/root/runroot
     isolation: str = "chroot"
     platform: str | None = None  # OS/ARCH[/VARIANT] when the config chose one; else the runner's
+    secrets: tuple[BuildSecret, ...] = ()  # RUN --mount=type=secret values (BuildKit, buildah)
 
     @property
     def registry(self) -> str:

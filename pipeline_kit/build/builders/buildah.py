@@ -14,7 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline_kit.adapters.process import run, stream
-from pipeline_kit.build.builders.base import BuildFailed, BuildOutput, BuildRequest, LineSink
+from pipeline_kit.build.builders.base import (
+    BuildFailed,
+    BuildOutput,
+    BuildRequest,
+    LineSink,
+    secret_flags,
+)
 from pipeline_kit.dockerfile.copy_link import with_link_flag
 from pipeline_kit.dockerfile.stages import Instruction, parse_dockerfile
 from pipeline_kit.errors import InputError
@@ -42,8 +48,11 @@ def local_name(request: BuildRequest) -> str:
     return f"{LOCAL_NAME}:{request.tags[-1]}" if request.tags else LOCAL_NAME
 
 
-def bud_argv(request: BuildRequest, authfile: Path | None) -> list[str]:
-    """``buildah bud`` for ``request`` (a pure function, tested as a table)."""
+def bud_argv(
+    request: BuildRequest, authfile: Path | None, workdir: Path | None = None
+) -> list[str]:
+    """``buildah bud`` for ``request`` (a pure function, tested as a table); the secrets' files
+    are in ``workdir``, the build's private directory."""
     argv = [
         "buildah",
         *global_flags(request),
@@ -65,6 +74,9 @@ def bud_argv(request: BuildRequest, authfile: Path | None) -> list[str]:
         # bud talks to the cache repository (and maybe FROM) over plain HTTP.
         argv.append("--tls-verify=false")
     argv += [f"--volume={volume}" for volume in request.volumes]
+    if request.secrets:
+        assert workdir is not None, "the secrets' files are in the build's working directory"
+        argv += secret_flags(request, workdir)
     if authfile is not None:
         argv.append(f"--authfile={authfile}")
     argv += [f"--tag={local_name(request)}", str(request.context)]
@@ -113,7 +125,7 @@ class BuildahBuilder:
 
     def commands(self, request: BuildRequest, workdir: Path) -> list[list[str]]:
         return [
-            bud_argv(request, workdir / "docker" / "config.json"),
+            bud_argv(request, workdir / "docker" / "config.json", workdir),
             push_argv(request, workdir / "layout", workdir / "digest"),
         ]
 
@@ -122,7 +134,8 @@ class BuildahBuilder:
     ) -> BuildOutput:
         authfile = docker_config / "config.json" if docker_config else None
         layout, digest_file = workdir / "layout", workdir / "digest"
-        for argv in (bud_argv(request, authfile), push_argv(request, layout, digest_file)):
+        bud = bud_argv(request, authfile, workdir)
+        for argv in (bud, push_argv(request, layout, digest_file)):
             code, tail = stream(argv, on_line=log)
             if code != 0:
                 last = tail.splitlines()[-1] if tail else ""

@@ -18,7 +18,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pipeline_kit.adapters.process import run, stream
-from pipeline_kit.build.builders.base import BuildFailed, BuildOutput, BuildRequest, LineSink
+from pipeline_kit.build.builders.base import (
+    BuildFailed,
+    BuildOutput,
+    BuildRequest,
+    LineSink,
+    secret_flags,
+)
 from pipeline_kit.errors import EnvironmentFault
 
 CACHE_TAG = "buildkit"
@@ -68,6 +74,7 @@ def buildctl_argv(request: BuildRequest, metadata_file: Path) -> list[str]:
         f"--opt=build-arg:{name}={value}" for name, value in sorted(request.build_args.items())
     ]
     argv += [f"--opt=label:{name}={value}" for name, value in sorted(request.labels.items())]
+    argv += secret_flags(request, metadata_file.parent)  # the build's private directory
     argv += [
         f"--output={output_spec(request)}",
         f"--import-cache={cache_from}",
@@ -93,6 +100,7 @@ def buildx_argv(request: BuildRequest, metadata_file: Path) -> list[str]:
         argv.append(f"--platform={request.platform}")
     argv += [f"--build-arg={name}={value}" for name, value in sorted(request.build_args.items())]
     argv += [f"--label={name}={value}" for name, value in sorted(request.labels.items())]
+    argv += secret_flags(request, metadata_file.parent)
     argv += [
         f"--output={output_spec(request)}",
         f"--cache-from={cache_from}",

@@ -23,7 +23,9 @@ from pathlib import Path
 
 from pipeline_kit.adapters.process import stream
 from pipeline_kit.build.builders.base import BuildFailed, BuildOutput, BuildRequest, LineSink
-from pipeline_kit.errors import EnvironmentFault
+from pipeline_kit.dockerfile.secret_mounts import SecretMount, secret_mounts
+from pipeline_kit.dockerfile.stages import parse_dockerfile
+from pipeline_kit.errors import ConfigError, EnvironmentFault, InputError
 
 KANIKO_HOME = Path("/kaniko")
 KANIKO_EXECUTOR = KANIKO_HOME / "executor"
@@ -100,7 +102,26 @@ class KanikoBuilder:
         return _runnable(self.executor())
 
     def preflight(self, request: BuildRequest) -> None:
-        """Nothing to refuse up front: Kaniko builds ``COPY --link`` too."""
+        """Build secrets are refused before the executor starts. Upstream Kaniko (archived at
+        1.24) has no secret mounts and runs such a step without the file; forks that take
+        ``--secret`` still run every RUN step in the job's own container, where a step reads
+        what the job holds, so no mount keeps a value apart. ``COPY --link`` builds."""
+        if request.secrets:
+            names = ", ".join(secret.id for secret in request.secrets)
+            raise ConfigError(
+                f"secrets ({names}): Kaniko builds get no build secrets (RUN --mount=type=secret).",
+                hint="Build with --builder buildkit or buildah (build.builder in the config), or "
+                "drop `secrets` from the config.",
+            )
+        mount = next(_secret_mounts(request), None)
+        if mount is not None:
+            raise InputError(
+                f"{os.path.relpath(request.dockerfile, request.context)}:"
+                f"{mount.instruction.line}: RUN --mount=type=secret,id={mount.id}: Kaniko "
+                "builds get no build secrets; the step would run without the file.",
+                hint="Build with --builder buildkit or buildah, with the secret in the "
+                "config's `secrets`.",
+            )
 
     def executor(self) -> str:
         return str(self.home / "executor")
@@ -155,3 +176,15 @@ class KanikoBuilder:
 
 def _runnable(path: str) -> bool:
     return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def _secret_mounts(request: BuildRequest) -> Iterator[SecretMount]:
+    """The secret mounts in the stages a build of the target runs."""
+    graph = parse_dockerfile(
+        request.dockerfile.read_text(encoding="utf-8"),
+        source=os.path.relpath(request.dockerfile, request.context),
+        build_args=request.build_args,
+        platform=request.platform,
+    )
+    target = graph.target(request.target)
+    return secret_mounts(graph.stages[i] for i in graph.upstream(target.index))

@@ -366,6 +366,10 @@ HOST_VALUES: dict[tuple[str, ...], Any] = {
     ("preview", "kubernetes", "context"): "production",
     ("preview", "command"): {"up": ["./evil.sh"], "down": ["true"]},
     ("kubernetes", "weights"): {"pvc": "production-weights"},
+    ("secrets",): [
+        {"id": "leak", "file": "/proc/self/environ"},
+        {"id": "t", "env": "CI_JOB_TOKEN"},
+    ],
 }
 
 
