@@ -1,0 +1,168 @@
+"""Benchmark: from a code commit to a gated, promoted digest, step by step.
+
+The bundled example service (examples/llm-service, built offline as the tests build it: the
+mmdebstrap base and the wheelhouse that scripts/test-images downloads once) goes through the
+chain a CI pipeline runs for a one-line code change, each step a whole CLI call against a
+docker-registry on loopback that this script starts:
+
+  detect   `pipeline-kit detect` (HEAD~1..HEAD)
+  build    `pipeline-kit build`: append (the kit), or `--strategy builder` with buildah and its
+           warm local store (`--layers`), as a team without the kit rebuilds
+  preview  `pipeline-kit preview run` on the local provider: podman pulls the digest (only the
+           layers its store lacks: the previous run's are there, as on a kept runner), runs it
+           with the trained weights, the smoke gate judges it, the preview is removed; its record
+           splits it into up, gate (the model's own load time included: the gate's readiness
+           case says how much) and down
+  promote  `pipeline-kit promote IMAGE@DIGEST stable`
+
+Columns: the kit with podman's vfs storage (every layer a full copy, as the tests and the demo
+run it), the kit with overlay storage (layers shared, nothing copied), buildah's rebuild with
+overlay. Every build record is checked (strategy; the digest the registry serves). One warm-up
+chain per column fills the podman store and is not counted. Medians of --runs.
+
+Run (takes minutes; root, podman, runc, buildah, docker-registry: scripts/system-packages;
+the test images: scripts/test-images):
+
+    .venv/bin/python bench/chain.py --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests.support
+
+from _synthrepo import CliFailure, bench_env, describe_failure, resolve_cli, timed_run
+
+from tests.support.example_image import (
+    prepare_example,
+    remove_storage,
+)
+from tests.support.services.registry import running_registry
+
+STEPS = ("detect", "build", "up", "gate", "down", "promote")
+COLUMNS = (("kit, vfs", "append", "vfs"), ("kit, overlay", "append", "overlay"),
+           ("buildah, overlay", "builder", "overlay"))  # fmt: skip
+
+
+def cli_json(cli: Path, cwd: Path, *args: str) -> tuple[float, dict[str, Any]]:
+    argv = [str(cli), *args, "--format", "json"]
+    seconds, proc = timed_run(argv, cwd, bench_env())
+    if proc.returncode != 0:
+        raise CliFailure(describe_failure(argv, proc))
+    record: dict[str, Any] = json.loads(proc.stdout)
+    return seconds, record
+
+
+def code_change(repo: Path, number: int) -> None:
+    app = repo / "server" / "app.py"
+    app.write_text(app.read_text() + f"# change {number}\n")
+    for args in (["add", "-A"], ["commit", "-qm", f"change {number}"]):
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, env=bench_env())
+
+
+def preview_config(repo: Path, work: Path, base_config: str, driver: str, runroot: Path) -> Path:
+    """The example's config with podman on ``driver`` in a store of its own."""
+    old = f"    storage_driver: vfs\n    root: {work}/podman/root"
+    new = f"    storage_driver: {driver}\n    root: {work}/podman-{driver}"
+    text = base_config.replace(old, new)
+    text = text.replace(f"runroot: {runroot}\n", f"runroot: {runroot}-{driver}\n")
+    # Read from the checkout (the kit takes a config from a git repository), ignored by git.
+    folder = repo / ".bench"
+    folder.mkdir(exist_ok=True)
+    with (repo / ".git" / "info" / "exclude").open("a") as exclude:
+        exclude.write("/.bench/\n")
+    path = folder / f"preview-{driver}.yaml"
+    path.write_text(text)
+    return path
+
+
+def chain(
+    cli: Path, repo: Path, image: str, weights: Path, strategy: str, config: Path, number: int
+) -> dict[str, float]:
+    code_change(repo, number)
+    times: dict[str, float] = {}
+    times["detect"], _ = cli_json(cli, repo, "detect")
+    build_args = ["build"] + (["--strategy", "builder"] if strategy == "builder" else [])
+    times["build"], record = cli_json(cli, repo, *build_args)
+    if record["strategy"] != strategy:
+        raise CliFailure(f"expected {strategy}, got {record['strategy']}: {record['reason']}")
+    digest = record["digest"]
+    _, run = cli_json(cli, repo, "--config", str(config), "preview", "run",
+                      "--image", f"{image}@{digest}", "--weights", str(weights))  # fmt: skip
+    if not run["passed"]:
+        raise CliFailure(f"the gate failed: {run['smoke']['cases']}")
+    times.update({step: run["timings"][step] for step in ("up", "gate", "down")})
+    ready = next(c for c in run["smoke"]["cases"] if c["name"] == "readiness")
+    times["ready"] = ready["seconds"]
+    times["promote"], _ = cli_json(cli, repo, "promote", f"{image}@{digest}", "stable")
+    return times
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--cli", help="the pipeline-kit executable (default: .venv's)")
+    args = parser.parse_args(argv)
+    cli = resolve_cli(args.cli)
+    print(f"  load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    work = Path(tempfile.mkdtemp(prefix="pk-bench-chain-"))
+    runroot = Path(tempfile.mkdtemp(prefix="pk-bc-"))
+    results: dict[str, list[dict[str, float]]] = {}
+    try:
+        with running_registry(work / "registry") as registry:
+            example = prepare_example(work, runroot, registry, "bench/llm-service")
+            repo = example.repo.path
+            _, first = cli_json(cli, repo, "build")
+            base_config = (repo / "pipeline-kit.yaml").read_text()
+            number = 0
+            for label, strategy, driver in COLUMNS:
+                config = preview_config(repo, work, base_config, driver, runroot)
+                samples = []
+                for run in range(args.runs + 1):  # the first fills the store: not counted
+                    number += 1
+                    times = chain(cli, repo, example.repository, example.weights, strategy,
+                                  config, number)  # fmt: skip
+                    if run:
+                        samples.append(times)
+                results[label] = samples
+        assert first["digest"]
+    except CliFailure as failure:
+        print(f"FAILED: {failure}", file=sys.stderr)
+        return 1
+    finally:
+        for driver in ("vfs", "overlay"):
+            store = ["podman", f"--storage-driver={driver}", f"--root={work}/podman-{driver}",
+                     f"--runroot={runroot}-{driver}"]  # fmt: skip
+            subprocess.run([*store, "system", "reset", "--force"], capture_output=True, check=False)
+            remove_storage(Path(f"{runroot}-{driver}"))
+        remove_storage(work)
+        remove_storage(runroot)
+    header = "".join(f"{step:>9}" for step in STEPS)
+    print(f"\n  {'column':<18}{header}{'total':>9}{'(ready)':>9}  medians, seconds")
+    totals = {}
+    for label, samples in results.items():
+        medians = {k: statistics.median(s[k] for s in samples) for k in (*STEPS, "ready")}
+        totals[label] = sum(medians[step] for step in STEPS)
+        row = "".join(f"{medians[step]:>9.2f}" for step in STEPS)
+        print(f"  {label:<18}{row}{totals[label]:>9.2f}{medians['ready']:>9.2f}")
+    fastest = totals["buildah, overlay"]
+    print()
+    for label in ("kit, vfs", "kit, overlay"):
+        print(f"  {label}: {fastest / totals[label]:.1f}x faster than buildah's chain")
+    print(f"\n  load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
