@@ -16,6 +16,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("render",),
     ("preview",),
     ("smoke",),
+    ("deploy",),
     ("lint",),
     ("onboard",),
     ("report",),
