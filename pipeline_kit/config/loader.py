@@ -39,6 +39,8 @@ HOST_KEYS: tuple[tuple[str, ...], ...] = (
     ("preview", "kubernetes", "context"),
     ("preview", "command"),
     ("kubernetes", "weights"),
+    ("deploy", "context"),
+    ("deploy", "url"),
 )
 _ABSENT = object()
 

@@ -366,6 +366,8 @@ HOST_VALUES: dict[tuple[str, ...], Any] = {
     ("preview", "kubernetes", "context"): "production",
     ("preview", "command"): {"up": ["./evil.sh"], "down": ["true"]},
     ("kubernetes", "weights"): {"pvc": "production-weights"},
+    ("deploy", "context"): "production",
+    ("deploy", "url"): "http://169.254.169.254/",
 }
 
 
