@@ -18,6 +18,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +27,9 @@ import pytest
 import yaml
 
 from pipeline_kit.adapters import kubectl
-from tests.support import SERVICES
+from tests.support import REPO, SERVICES
 from tests.support.gitrepo import cli, cli_env
+from tests.support.services.registry import free_port
 from tests.support.tools import validate
 
 STANDIN = SERVICES / "kubectl_standin.py"
@@ -333,3 +336,53 @@ def test_sigterm_during_the_rollout_wait_rolls_back_and_says_so(
     assert "rollout undo sent: deployment/llm-service is going back to revision 1" in stderr
     assert verbs(cluster) == ["get", "apply", "status", "undo"]
     assert deployments(cluster)["production/llm-service"]["revisions"][-1].endswith(OLD)
+
+
+@pytest.fixture
+def production(weights: Path) -> Iterator[str]:
+    """The example model server on loopback, as the production Service's URL would answer."""
+    port = free_port()
+    env = {**os.environ, "MODEL_PATH": str(weights), "PORT": str(port), "HOST": "127.0.0.1",
+           "MODEL_NAME": "llm-service"}  # fmt: skip
+    server = subprocess.Popen([sys.executable, "-m", "server"], cwd=REPO / "examples" /
+                              "llm-service", env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:  # listening (live); the gate waits for ready itself
+        try:
+            urllib.request.urlopen(f"{url}/health/live", timeout=1).close()
+            break
+        except OSError:
+            assert server.poll() is None and time.monotonic() < deadline, "no example server"
+            time.sleep(0.05)
+    yield url
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def test_deploy_url_and_rollout_timeout_from_the_config(
+    tmp_path: Path, cluster: dict[str, str], production: str
+) -> None:
+    config = CONFIG.replace("  context: prod\n", f"  context: prod\n  url: '{production}'\n"
+                            "  rollout_timeout: 90s\n")  # fmt: skip
+    root = project(tmp_path, config)
+    result = deploy(root, cluster, NEW, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert verbs(cluster) == ["get", "apply", "status", "get"]  # no port-forward: the URL
+    assert calls(cluster)[2]["argv"][-1] == "--timeout=90s"
+    assert json.loads(result.stdout)["smoke"]["url"] == production
+
+
+def test_a_rollback_that_does_not_get_ready_either_is_said(
+    tmp_path: Path, cluster: dict[str, str]
+) -> None:
+    root = project(tmp_path)
+    first_deploy(root, cluster)
+    result = deploy(root, {**cluster, "KUBECTL_STANDIN_ROLLOUT": "fail"}, NEW)
+    assert result.returncode == 1, result.stderr
+    assert verbs(cluster) == ["get", "apply", "status", "undo", "status", "get"]
+    assert "deploy FAILED at rollout" in result.stdout
+    assert "the rollback of deployment/llm-service did not become ready within 1530s either" in (
+        result.stdout
+    )
