@@ -142,7 +142,12 @@ def deploy(
             raise
     if outcome.failed_step is not None:
         clock.say(f"{outcome.failed_step} failed: {outcome.failure}")
-        _recover(kubectl, scaled_to_zero, outcome, clock)
+        with cancellable():
+            try:
+                _recover(kubectl, scaled_to_zero, outcome, clock)
+            except Interrupted:
+                _interrupted_recovery(outcome, clock)
+                raise
     outcome.revision_after = kubectl.revision(namespace, target.deployment)[0]
     outcome.timings["total"] = clock.elapsed()
     return outcome
@@ -207,6 +212,19 @@ def _interrupted(
     except KitError as exc:
         clock.say(f"could not roll {name} back ({exc}): it is left as the signal found it; "
                   f"run `kubectl rollout undo {name} {where}`")  # fmt: skip
+
+
+def _interrupted_recovery(outcome: DeployOutcome, clock: Clock) -> None:
+    target = outcome.target
+    name = f"deployment/{target.deployment}"
+    where = f"-n {target.namespace}"
+    if outcome.rolled_back:
+        clock.say(f"interrupted while waiting for the rollback: the undo was sent and {name} is "
+                  f"going back to revision {outcome.revision_before}, not waited for; "
+                  f"see `kubectl rollout status {name} {where}`")  # fmt: skip
+    else:
+        clock.say(f"interrupted before the way back was sent: {name} may still run the failed "
+                  f"digest; see `kubectl rollout history {name} {where}`")  # fmt: skip
 
 
 @contextlib.contextmanager

@@ -314,28 +314,45 @@ def test_an_unreachable_cluster_is_an_environment_error(
     assert verbs(cluster) == ["get"]  # nothing applied
 
 
-def test_sigterm_during_the_rollout_wait_rolls_back_and_says_so(
-    tmp_path: Path, cluster: dict[str, str]
-) -> None:
-    root = project(tmp_path)
-    first_deploy(root, cluster)
-    env = cli_env({**cluster, "KUBECTL_STANDIN_ROLLOUT": "hang"})
+def _terminated_while_waiting(root: Path, env: dict[str, str]) -> tuple[int, str]:
+    """Deploy NEW, SIGTERM the kit once the stand-in says a rollout wait has begun."""
     process = subprocess.Popen(
         [sys.executable, "-m", "pipeline_kit", "deploy", "--image", f"{REPOSITORY}@{NEW}"],
-        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=root, env=cli_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    waiting = Path(cluster["KUBECTL_STANDIN_DIR"]) / "rollout.waiting"
+    waiting = Path(env["KUBECTL_STANDIN_DIR"]) / "rollout.waiting"
     deadline = time.monotonic() + 60
     while not waiting.exists():  # the stand-in says when the kit is waiting on it
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()
         time.sleep(0.05)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
+    return process.returncode, stderr
+
+
+def test_sigterm_during_the_rollout_wait_rolls_back_and_says_so(
+    tmp_path: Path, cluster: dict[str, str]
+) -> None:
+    root = project(tmp_path)
+    first_deploy(root, cluster)
+    code, stderr = _terminated_while_waiting(root, {**cluster, "KUBECTL_STANDIN_HANG": NEW})
+    assert code == 130, stderr
     assert "interrupted during rollout" in stderr
     assert "rollout undo sent: deployment/llm-service is going back to revision 1" in stderr
     assert verbs(cluster) == ["get", "apply", "status", "undo"]
     assert deployments(cluster)["production/llm-service"]["revisions"][-1].endswith(OLD)
+
+
+def test_sigterm_during_the_rollback_wait_says_the_undo_was_sent(
+    tmp_path: Path, cluster: dict[str, str]
+) -> None:
+    root = project(tmp_path)
+    first_deploy(root, cluster)
+    env = {**cluster, "KUBECTL_STANDIN_UNREADY": NEW, "KUBECTL_STANDIN_HANG": OLD}
+    code, stderr = _terminated_while_waiting(root, env)
+    assert code == 130, stderr
+    assert "interrupted while waiting for the rollback: the undo was sent" in stderr
+    assert verbs(cluster) == ["get", "apply", "status", "undo", "status"]
 
 
 @pytest.fixture

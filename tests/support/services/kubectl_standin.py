@@ -4,18 +4,19 @@ It answers the calls the kit makes (apply from stdin, server-side too, rollout s
 a Deployment's revision and image, get/delete namespaces by label selector, logs,
 port-forward), keeps the namespaces and Deployments it was given in JSON files (a revision is
 added when the pod template's image changes, and an undo adds one with the template before,
-as the Deployment controller does), and
-records every call with its stdin, so tests can check the sequence and validate the manifests
-against Kubernetes' own schemas. ``port-forward`` starts the real example model server on a
-free loopback port and prints kubectl's own "Forwarding from" line, so the real gate runs.
+as the Deployment controller does), and records every call with its stdin, so tests can check
+the sequence and validate the manifests against Kubernetes' own schemas. ``port-forward``
+starts the real example model server on a free loopback port and prints kubectl's own
+"Forwarding from" line, so the real gate runs.
 
 Environment: ``KUBECTL_STANDIN_DIR`` (state and calls), ``KUBECTL_STANDIN_ROLLOUT=fail`` (the
-rollout times out), ``KUBECTL_STANDIN_ROLLOUT=hang`` (rollout status writes ``rollout.waiting``
-and waits to be killed), ``KUBECTL_STANDIN_UNREADY=DIGEST`` (a rollout of a Deployment whose
-image has that digest times out), ``KUBECTL_STANDIN_SLOW=DIGEST`` (a port-forward to a
-Deployment running that digest serves the example server with ``RESPONSE_DELAY=2``),
-``KUBECTL_STANDIN_UNREACHABLE=1`` (every call fails as kubectl does without a cluster),
-``KUBECTL_STANDIN_WEIGHTS`` (the weights the example server loads).
+rollout times out), ``KUBECTL_STANDIN_UNREADY=DIGEST`` (a rollout of a Deployment whose image
+has that digest times out), ``KUBECTL_STANDIN_HANG=DIGEST`` (rollout status of a Deployment
+running that digest writes ``rollout.waiting`` and waits to be killed),
+``KUBECTL_STANDIN_SLOW=DIGEST`` (a port-forward to a Deployment running that digest serves the
+example server with ``RESPONSE_DELAY=2``), ``KUBECTL_STANDIN_UNREACHABLE=1`` (every call fails
+as kubectl does without a cluster), ``KUBECTL_STANDIN_WEIGHTS`` (the weights the example
+server loads).
 """
 
 from __future__ import annotations
@@ -152,7 +153,8 @@ def main(argv: list[str]) -> int:
         return 0
     if args[:2] == ["rollout", "status"]:
         mode = os.environ.get("KUBECTL_STANDIN_ROLLOUT")
-        if mode == "hang":
+        hang = os.environ.get("KUBECTL_STANDIN_HANG")
+        if hang and current_image(args).endswith(hang):
             (STATE / "rollout.waiting").write_text(str(os.getpid()))
             signal.pause()  # until the kit's process ends this one
         unready = os.environ.get("KUBECTL_STANDIN_UNREADY")
