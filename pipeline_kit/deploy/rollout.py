@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pipeline_kit.adapters.kubectl import Kubectl
+    from pipeline_kit.errors import KitError
     from pipeline_kit.smoke.gate import SmokeVerdict
 
 APPLY, ROLLOUT, SMOKE = "apply", "rollout", "smoke"
@@ -100,8 +101,10 @@ def deploy(
     """Apply ``manifests``, wait, gate; undo (or apply ``scaled_to_zero``) when a step fails."""
     from pipeline_kit.adapters.process import CommandFailed
     from pipeline_kit.ci.signals import Interrupted, cancellable, shielded
+    from pipeline_kit.errors import KitError
 
     clock = Clock(say)
+    unrun: KitError | None = None  # why the gate could not run, raised once the way back is done
     name, namespace = f"deployment/{target.deployment}", target.namespace
     outcome = DeployOutcome(target, image)
     before, running = kubectl.revision(namespace, target.deployment)
@@ -129,10 +132,17 @@ def deploy(
             if outcome.failed_step is None:
                 step = SMOKE
                 clock.say(f"{name} rolled out; gating it through its Service")
-                with reach(kubectl, target) as url:
-                    outcome.verdict = gate(url)
+                try:
+                    with reach(kubectl, target) as url:
+                        outcome.verdict = gate(url)
+                except Interrupted:
+                    raise
+                except KitError as exc:  # a gate that cannot run fails closed
+                    outcome.failed_step = SMOKE
+                    outcome.failure = f"the post-deploy smoke gate could not run: {exc}"
+                    unrun = exc
                 outcome.timings[SMOKE] = clock.elapsed()
-                if not outcome.verdict.passed:
+                if outcome.verdict is not None and not outcome.verdict.passed:
                     failed = ", ".join(case.name for case in outcome.verdict.failures)
                     outcome.failed_step = SMOKE
                     outcome.failure = f"the post-deploy smoke gate failed: {failed}"
@@ -148,9 +158,21 @@ def deploy(
             except Interrupted:
                 _interrupted_recovery(outcome, clock)
                 raise
+    if unrun is not None:
+        unrun.message = f"{unrun.message} ({_way_back(outcome)})"
+        raise unrun
     outcome.revision_after = kubectl.revision(namespace, target.deployment)[0]
     outcome.timings["total"] = clock.elapsed()
     return outcome
+
+
+def _way_back(outcome: DeployOutcome) -> str:
+    name = f"deployment/{outcome.target.deployment}"
+    if outcome.rolled_back:
+        return f"the deploy was rolled back: {name} is back at revision {outcome.revision_before}"
+    if outcome.scaled_down:
+        return f"a first deploy: {name} was scaled to zero replicas"
+    return f"{name} was already running this digest and is left as it is"
 
 
 def _recover(kubectl: Kubectl, scaled_to_zero: str, outcome: DeployOutcome, clock: Clock) -> None:

@@ -255,6 +255,21 @@ def test_a_failed_post_deploy_gate_is_rolled_back_and_names_the_case(
     assert deployments(cluster)["production/llm-service"]["revisions"][-1].endswith(OLD)
 
 
+def test_a_gate_that_cannot_run_fails_closed_rolls_back_and_says_why(
+    tmp_path: Path, cluster: dict[str, str]
+) -> None:
+    root = project(tmp_path)
+    first_deploy(root, cluster)
+    result = deploy(root, {**cluster, "KUBECTL_STANDIN_FORWARD": "fail"}, NEW)
+    assert result.returncode == 3, result.stderr  # the cluster, not the change
+    assert verbs(cluster) == ["get", "apply", "status", "port-forward", "undo", "status"]
+    assert "unable to forward port because pod is not running" in result.stderr
+    assert "the deploy was rolled back: deployment/llm-service is back at revision 1" in (
+        result.stderr
+    )
+    assert deployments(cluster)["production/llm-service"]["revisions"][-1].endswith(OLD)
+
+
 def test_a_first_deploy_that_fails_is_scaled_to_zero(
     tmp_path: Path, cluster: dict[str, str]
 ) -> None:

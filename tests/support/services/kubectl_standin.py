@@ -14,9 +14,9 @@ rollout times out), ``KUBECTL_STANDIN_UNREADY=DIGEST`` (a rollout of a Deploymen
 has that digest times out), ``KUBECTL_STANDIN_HANG=DIGEST`` (rollout status of a Deployment
 running that digest writes ``rollout.waiting`` and waits to be killed),
 ``KUBECTL_STANDIN_SLOW=DIGEST`` (a port-forward to a Deployment running that digest serves the
-example server with ``RESPONSE_DELAY=2``), ``KUBECTL_STANDIN_UNREACHABLE=1`` (every call fails
-as kubectl does without a cluster), ``KUBECTL_STANDIN_WEIGHTS`` (the weights the example
-server loads).
+example server with ``RESPONSE_DELAY=2``), ``KUBECTL_STANDIN_FORWARD=fail`` (port-forward
+fails), ``KUBECTL_STANDIN_UNREACHABLE=1`` (every call fails as kubectl does without a cluster),
+``KUBECTL_STANDIN_WEIGHTS`` (the weights the example server loads).
 """
 
 from __future__ import annotations
@@ -92,6 +92,10 @@ def matches(metadata: dict[str, Any], selector: str) -> bool:
 
 
 def forward(args: list[str]) -> int:
+    if os.environ.get("KUBECTL_STANDIN_FORWARD") == "fail":
+        print("error: unable to forward port because pod is not running. Current status=Pending",
+              file=sys.stderr)  # fmt: skip
+        return 1
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
