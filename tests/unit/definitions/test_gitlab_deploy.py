@@ -1,7 +1,8 @@
 """The GitLab template's promote job with and without ``kubernetes-deploy``: its script run by
-a real ``sh`` with a recording ``pipeline-kit`` on PATH, so the order of the commands, their
-argv and what stops the job are what GitLab's runner would do. (The template as a whole is
-checked against GitLab's schema with gitlab-ci-local in tests/integration/ci.)"""
+a real ``sh`` and ``bash`` (runners use either) with a recording ``pipeline-kit`` on PATH, so
+the order of the commands, their argv and what stops the job are what GitLab's runner would
+do. (The template as a whole is checked against GitLab's schema with gitlab-ci-local in
+tests/integration/ci.)"""
 
 from __future__ import annotations
 
@@ -31,7 +32,12 @@ def _template() -> tuple[dict[str, Any], dict[str, Any]]:
     return header, jobs
 
 
-def _promote(tmp_path: Path, deploy: str, exit_code: int = 0, **env: str) -> Any:
+@pytest.fixture(params=["sh", "bash"])
+def shell(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _promote(tmp_path: Path, shell: str, deploy: str, exit_code: int = 0, **env: str) -> Any:
     """The promote job's script, as the runner runs it (each line in one shell, -e)."""
     _, jobs = _template()
     job = jobs[".pipeline-kit:promote"]
@@ -45,7 +51,7 @@ def _promote(tmp_path: Path, deploy: str, exit_code: int = 0, **env: str) -> Any
     variables = {"PIPELINE_KIT_PROMOTE_TAGS": "stable", "PIPELINE_KIT_KUBERNETES_DEPLOY": deploy,
                  "PIPELINE_KIT_VERDICT": "passed", "PIPELINE_KIT_IMAGE": IMAGE}  # fmt: skip
     result = subprocess.run(
-        ["sh", "-e", "-c", script],
+        [shell, "-e", "-c", script],
         cwd=tmp_path,
         env={"PATH": f"{bin_dir}:{os.environ['PATH']}", **variables, **env},
         capture_output=True,
@@ -64,19 +70,19 @@ def test_kubernetes_deploy_is_a_boolean_input_off_by_default() -> None:
     assert job["artifacts"]["reports"]["dotenv"] == ["pipeline-kit.env", "pipeline-kit-deploy.env"]
 
 
-def test_off_it_promotes_only(tmp_path: Path) -> None:
-    result, calls = _promote(tmp_path, "false")
+def test_off_it_promotes_only(tmp_path: Path, shell: str) -> None:
+    result, calls = _promote(tmp_path, shell, "false")
     assert result.returncode == 0, result.stderr
     assert calls == [f"promote {IMAGE} stable --format gitlab --dotenv pipeline-kit.env"]
     assert (tmp_path / "pipeline-kit-deploy.env").read_text() == ""  # the report is there, empty
 
 
 def test_on_it_deploys_with_the_kubeconfig_from_the_environment_then_promotes(
-    tmp_path: Path,
+    tmp_path: Path, shell: str
 ) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text("apiVersion: v1\nkind: Config\n")
-    result, calls = _promote(tmp_path, "true", KUBECONFIG=str(kubeconfig))
+    result, calls = _promote(tmp_path, shell, "true", KUBECONFIG=str(kubeconfig))
     assert result.returncode == 0, result.stderr
     assert calls == [
         f"deploy --image {IMAGE} --format gitlab --dotenv pipeline-kit-deploy.env",
@@ -86,13 +92,13 @@ def test_on_it_deploys_with_the_kubeconfig_from_the_environment_then_promotes(
 
 
 @pytest.mark.parametrize("exit_code", [1, 3])
-def test_a_failed_deploy_promotes_nothing(tmp_path: Path, exit_code: int) -> None:
-    result, calls = _promote(tmp_path, "true", exit_code, KUBECONFIG="/dev/null")
+def test_a_failed_deploy_promotes_nothing(tmp_path: Path, shell: str, exit_code: int) -> None:
+    result, calls = _promote(tmp_path, shell, "true", exit_code, KUBECONFIG="/dev/null")
     assert result.returncode == exit_code
     assert [call.split()[0] for call in calls] == ["deploy"]
 
 
-def test_on_without_a_kubeconfig_stops_before_any_command(tmp_path: Path) -> None:
-    result, calls = _promote(tmp_path, "true")
+def test_on_without_a_kubeconfig_stops_before_any_command(tmp_path: Path, shell: str) -> None:
+    result, calls = _promote(tmp_path, shell, "true")
     assert result.returncode != 0 and calls == []
     assert "kubernetes-deploy needs KUBECONFIG" in result.stderr
