@@ -37,10 +37,10 @@ HOST_KEYS: tuple[tuple[str, ...], ...] = (
     ("preview", "weights"),
     ("preview", "local"),
     ("preview", "kubernetes", "context"),
-    ("preview", "command"),
-    ("kubernetes", "weights"),
     ("deploy", "context"),
     ("deploy", "url"),
+    ("preview", "command"),
+    ("kubernetes", "weights"),
 )
 _ABSENT = object()
 
