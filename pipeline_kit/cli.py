@@ -560,6 +560,34 @@ def preview_run(config_path: Path | None, /, **flags: Any) -> int:
     return run(RunOptions(up_options, smoke_options), sys.stdout)
 
 
+@cli.command()
+@_flags(
+    [
+        click.option("--image", required=True, help="The image by digest: repo@sha256:..."),
+        click.option("--namespace", help="Namespace (default: kubernetes.namespace, or default)."),
+    ],
+    _GATE_FLAGS,
+    _REPORT_FLAGS,
+)
+@click.pass_obj
+def deploy(config_path: Path | None, /, image: str, namespace: str | None, **flags: Any) -> int:
+    """Apply the digest's manifests, wait for the rollout, gate the production Service.
+
+    A rollout that never gets ready or a failed gate is rolled back (rollout undo); a first
+    deploy that fails is scaled to zero. Exit code: 0 deployed and gated, 1 failed and rolled
+    back, 3 no kubectl or no cluster, 130 interrupted. The cluster comes from KUBECONFIG and
+    deploy.context.
+    """
+    from pipeline_kit.commands.deploy import DeployOptions, run
+    from pipeline_kit.smoke.session import SmokeOptions
+
+    fmt = flags.pop("fmt")
+    smoke_options = SmokeOptions(
+        config_path=config_path, cwd=Path.cwd(), format=fmt, environ=dict(os.environ), **flags
+    )
+    return run(DeployOptions(image, smoke_options, namespace), sys.stdout)
+
+
 def _commit_sha(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is None:
         return None

@@ -1,4 +1,4 @@
-"""kubectl: apply manifests, wait for a rollout, list and delete preview namespaces.
+"""kubectl: apply manifests, wait for a rollout and undo it, list and delete preview namespaces.
 
 Command lines are pure functions (tested as a table, and their flags against the real
 kubectl's help where one is installed). The cluster and credentials come from kubectl's own
@@ -30,6 +30,34 @@ def _kubectl(context: str | None) -> list[str]:
 def apply_argv(context: str | None) -> list[str]:
     """Manifests come on stdin: what is applied is exactly what was rendered and validated."""
     return [*_kubectl(context), "apply", "--filename=-"]
+
+
+def server_side_apply_argv(context: str | None) -> list[str]:
+    """Server-side apply under the kit's own field manager: fields other managers own (an
+    autoscaler's replicas) are theirs, and a conflict is an error, not an overwrite."""
+    return [*_kubectl(context), "apply", "--server-side", "--field-manager=pipeline-kit",
+            "--filename=-"]  # fmt: skip
+
+
+def revision_argv(context: str | None, namespace: str, deployment: str) -> list[str]:
+    """The Deployment's revision annotation and its first container's image, a tab between;
+    nothing at all when there is no such Deployment."""
+    revision = r"{.metadata.annotations.deployment\.kubernetes\.io/revision}"
+    image = "{.spec.template.spec.containers[0].image}"
+    return [
+        *_kubectl(context),
+        "get",
+        f"deployment/{deployment}",
+        f"--namespace={namespace}",
+        "--ignore-not-found",
+        f'--output=jsonpath={revision}{{"\\t"}}{image}',
+    ]
+
+
+def undo_argv(context: str | None, namespace: str, deployment: str) -> list[str]:
+    """Back to the revision before the current one (a new revision with the old template)."""
+    return [*_kubectl(context), "rollout", "undo", f"deployment/{deployment}",
+            f"--namespace={namespace}"]  # fmt: skip
 
 
 def rollout_argv(context: str | None, namespace: str, deployment: str, seconds: int) -> list[str]:
@@ -92,6 +120,19 @@ class Kubectl:
 
     def apply(self, manifests: str) -> str:
         return run(apply_argv(self.context), input=manifests.encode(), env=self.env).stdout.decode()
+
+    def apply_server_side(self, manifests: str) -> str:
+        argv = server_side_apply_argv(self.context)
+        return run(argv, input=manifests.encode(), env=self.env).stdout.decode()
+
+    def revision(self, namespace: str, deployment: str) -> tuple[int | None, str | None]:
+        """The Deployment's current revision and image; (None, None) when there is none yet."""
+        out = run(revision_argv(self.context, namespace, deployment), env=self.env).stdout
+        number, _, image = out.decode().strip().partition("\t")
+        return (int(number) if number.isdigit() else None), (image.strip() or None)
+
+    def undo(self, namespace: str, deployment: str) -> None:
+        run(undo_argv(self.context, namespace, deployment), env=self.env)
 
     def rollout_status(self, namespace: str, deployment: str, seconds: int) -> None:
         run(rollout_argv(self.context, namespace, deployment, seconds), env=self.env)

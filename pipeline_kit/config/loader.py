@@ -38,6 +38,8 @@ HOST_KEYS: tuple[tuple[str, ...], ...] = (
     ("preview", "weights"),
     ("preview", "local"),
     ("preview", "kubernetes", "context"),
+    ("deploy", "context"),
+    ("deploy", "url"),
     ("preview", "command"),
     ("kubernetes", "weights"),
     ("secrets",),

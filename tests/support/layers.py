@@ -17,6 +17,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("render",),
     ("preview",),
     ("smoke",),
+    ("deploy",),
     ("lint",),
     ("onboard",),
     ("report",),

@@ -474,7 +474,7 @@ def test_action_self_test_workflow(act: Act, kit_checkout: Path, tmp_path: Path)
         "unknown command", "missing config", "args never evaluated", "nothing ran",
     ):  # fmt: skip
         assert f"ok: {check}" in run.log
-    assert "::error title=pipeline-kit deploy::exit 2 (usage or configuration error)" in run.log
+    assert "::error title=pipeline-kit rollout::exit 2 (usage or configuration error)" in run.log
 
 
 VENDORED_WORKFLOW = """\

@@ -364,6 +364,8 @@ HOST_VALUES: dict[tuple[str, ...], Any] = {
     ("preview", "weights"): "/",
     ("preview", "local"): {"runtime": "./evil.sh"},
     ("preview", "kubernetes", "context"): "production",
+    ("deploy", "context"): "production",
+    ("deploy", "url"): "http://169.254.169.254/",
     ("preview", "command"): {"up": ["./evil.sh"], "down": ["true"]},
     ("kubernetes", "weights"): {"pvc": "production-weights"},
     ("secrets",): [

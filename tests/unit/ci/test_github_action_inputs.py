@@ -55,6 +55,8 @@ ARGV_TABLE = [
     (ActionInputs("render", args=("--image", "r/a@sha256:1")),
      ["--config", "pipeline-kit.yaml", "render", "kubernetes", "--image", "r/a@sha256:1"]),
     (ActionInputs("lint"), ["--config", "pipeline-kit.yaml", "lint", "--format", "github"]),
+    (ActionInputs("deploy", args=("--image", "r/a@sha256:1")),
+     ["--config", "pipeline-kit.yaml", "deploy", "--format", "github", "--image", "r/a@sha256:1"]),
     # an argument with spaces and shell syntax stays one argument, untouched
     (ActionInputs("smoke", config="", args=("--prompt", "it's $(rm -rf /) `x` a; b")),
      ["smoke", "--format", "github", "--prompt", "it's $(rm -rf /) `x` a; b"]),
@@ -67,7 +69,8 @@ def test_inputs_to_argv(inputs: ActionInputs, argv: list[str]) -> None:
 
 
 BAD_INPUTS = [
-    (ActionInputs("deploy"), "command: 'deploy' is not a command this action runs"),
+    (ActionInputs("rollout"), "command: 'rollout' is not a command this action runs"),
+    (ActionInputs("deploy", base="HEAD~1"), "base: 'deploy' takes no base revision"),
     (ActionInputs(""), "command: no command given"),
     (ActionInputs("preview"), "command: 'preview' needs a subcommand"),
     (ActionInputs("promote", base="HEAD~1"), "base: 'promote' takes no base revision"),

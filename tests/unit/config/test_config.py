@@ -330,7 +330,7 @@ def test_config_show_prints_every_section_and_where_each_value_came_from(tmp_pat
     (tmp_path / "pipeline-kit.yaml").write_text(
         "image: r.io/a/b\nplatform: linux/arm64\nservice:\n  port: 80\ncache:\n  ttl: 7d\n"
         "tags:\n  latest: false\n  sha: {length: 12}\nkubernetes:\n  labels: {team: ml}\n"
-        "registry:\n  insecure: [mirror.lan:5000]\n"
+        "registry:\n  insecure: [mirror.lan:5000]\ndeploy:\n  context: prod\n"
     )
     values = _show(tmp_path)
     assert values["platform"] == {"value": "linux/arm64", "from": "pipeline-kit.yaml:2:1"}
@@ -349,6 +349,7 @@ def test_config_show_prints_every_section_and_where_each_value_came_from(tmp_pat
     assert values["build.builder"] == {"value": "auto", "from": "default"}
     assert values["preview.provider"] == {"value": "local", "from": "default"}
     assert values["smoke.protocol"] == {"value": "openai-chat", "from": "default"}
+    assert values["deploy.context"] == {"value": "prod", "from": "pipeline-kit.yaml:15:3"}
     sections = {key.split(".")[0] for key in values}
     assert sections >= set(schema()["properties"]) - {"build_args"}
 

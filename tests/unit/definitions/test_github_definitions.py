@@ -276,3 +276,25 @@ def test_kaniko_job_passes_build_args_one_per_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 0
     assert (tmp_path / "argv").read_text().splitlines()[-1] == "github"
+
+
+def test_deploy_cluster_is_off_by_default_and_deploys_before_promote() -> None:
+    """deploy-cluster adds ``pipeline-kit deploy`` before promote (a rollback promotes nothing);
+    the kubeconfig goes from the secret to a 0600 file that KUBECONFIG names, never into argv."""
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "pipeline.yml").read_text())
+    declared = workflow[True]["workflow_call"]
+    assert declared["inputs"]["deploy-cluster"]["type"] == "boolean"
+    assert declared["inputs"]["deploy-cluster"]["default"] is False
+    assert declared["secrets"]["kubeconfig"]["required"] is False
+    steps = workflow["jobs"]["deploy"]["steps"]
+    commands = [(step.get("with") or {}).get("command") for step in steps]
+    deploy, promote = steps[commands.index("deploy")], steps[commands.index("promote")]
+    assert commands.index("deploy") < commands.index("promote")
+    assert deploy["if"] == "inputs.deploy-cluster" and "if" not in promote  # else promote only
+    assert deploy["env"]["KUBECONFIG"] == "${{ runner.temp }}/pipeline-kit-kubeconfig"
+    assert deploy["with"]["args"].split() == ["--image", "${{", "needs.gate.outputs.image", "}}"]
+    written = [step for step in steps if "secrets.kubeconfig" in json.dumps(step)]
+    assert len(written) == 1 and "secrets" not in written[0]["run"]
+    assert "umask 077" in written[0]["run"]
+    removed = steps[commands.index("deploy") + 1]
+    assert removed["if"] == "always() && inputs.deploy-cluster" and "rm -f" in removed["run"]
