@@ -7,12 +7,16 @@ keychain" (exit 1) for a server it holds nothing for. Each call appends its argv
 it was asked for to a log, so a test sees which hosts the kit asked about, and that no secret
 was on a command line. A server's answer may instead be one of ``FAIL``, ``HANG`` or
 ``GARBAGE``: exit 2 with a message, sleep past any timeout, or print what is not JSON.
+
+``AuthfileRecorder`` is a ``buildah`` that keeps a copy of the docker config the kit gives it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -85,3 +89,35 @@ def docker_config(directory: Path, config: Mapping[str, Any]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.json").write_text(json.dumps(dict(config)))
     return directory
+
+
+_RECORDER = """\
+#!/bin/sh
+# Keeps a copy of the docker config buildah is given, then runs the real buildah.
+n=0
+for arg in "$@"; do
+    case "$arg" in
+        --authfile=*) n=$((n + 1)); cp "${{arg#--authfile=}}" {keep}/authfile-$$-$n.json ;;
+    esac
+done
+exec {buildah} "$@"
+"""
+
+
+class AuthfileRecorder:
+    """A ``buildah`` first on PATH that keeps a copy of each ``--authfile`` it is given (the kit
+    removes its own when the build ends), then runs the real one."""
+
+    def __init__(self, directory: Path) -> None:
+        real = shutil.which("buildah")
+        assert real is not None, "buildah is not installed"
+        self.directory = directory
+        self.kept = directory / "kept"
+        self.kept.mkdir(parents=True)
+        script = directory / "buildah"
+        script.write_text(_RECORDER.format(keep=shlex.quote(str(self.kept)), buildah=real))
+        script.chmod(0o755)
+
+    def configs(self) -> list[dict[str, Any]]:
+        """The docker configs buildah was given, in no particular order."""
+        return [json.loads(path.read_text()) for path in sorted(self.kept.iterdir())]
