@@ -6,7 +6,7 @@ variables, and a second one holding the base image, whose credential only a cred
 buildah build ``FROM`` that base succeeds because the docker config the kit hands buildah holds
 the base registry's entry, written as a value; without the helper entry the same build cannot
 pull its base. A recording ``buildah`` first on PATH keeps the config the kit wrote. BuildKit
-reads the same config through buildctl.
+reads the same config through buildctl, and Kaniko through the config under /kaniko.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from tests.support.builds import BUSYBOX
 from tests.support.credential_helpers import AuthfileRecorder, CredentialHelper, docker_config
 from tests.support.example_image import remove_storage
 from tests.support.gitrepo import GitRepo, cli, traced_cli
-from tests.support.kitbuild import manifest_with_auth
+from tests.support.kitbuild import build_in_process, manifest_with_auth
 from tests.support.services.buildkitd import BuildkitDaemon
+from tests.support.services.kaniko import KanikoSandbox
 from tests.support.services.registry import RegistryServer
 
 IMAGE_USER, IMAGE_PASSWORD = "builder", "image-Passw0rd-81d4c2"
@@ -230,3 +231,35 @@ def test_buildkit_pulls_the_private_base_with_the_helpers_credential(
     assert BASE_PASSWORD not in result.stdout + result.stderr
     assert BASE_PASSWORD not in buildkitd.log_path.read_text(errors="replace")
     assert manifest_with_auth(images, "team/buildkit", record["digest"], IMAGE_PASSWORD)
+
+
+def test_kaniko_pulls_the_private_base_with_the_helpers_credential(
+    tmp_path: Path, registries: dict[str, Any], kaniko: KanikoSandbox
+) -> None:
+    """Kaniko wipes the root filesystem between stages and runs no helper: the kit asks the
+    helper before the executor starts, and the executor finds the answer in the docker config
+    under /kaniko (tests/support/services/kaniko.py is the only way the executor runs)."""
+    images, private = registries["images"], registries["private"]
+    repo = _service(tmp_path, images, private, "kaniko")
+    config = (repo.path / "pipeline-kit.yaml").read_text()
+    repo.commit({"pipeline-kit.yaml": config.replace("builder: buildah", "builder: kaniko")})
+    helper = CredentialHelper(
+        tmp_path / "helper", "pktest", {private.host: (BASE_USER, BASE_PASSWORD)}
+    )
+    environ = {
+        **_bound(images, IMAGE_USER, IMAGE_PASSWORD),
+        "DOCKER_CONFIG": str(
+            docker_config(tmp_path / "docker", {"credHelpers": {private.host: "pktest"}})
+        ),
+        "PATH": helper.path_with(),
+    }
+    before = len(kaniko.runs)
+    record = build_in_process(repo, kaniko.builder(), environ=environ)
+    assert (record["strategy"], record["builder"]) == ("builder", "kaniko"), record["_stderr"]
+    (run,) = kaniko.runs[before:]
+    assert set(helper.servers()) == {private.host}
+    assert [arg for arg in run.argv if BASE_PASSWORD in arg] == []
+    assert [name for name, value in run.env.items() if BASE_PASSWORD in value] == []
+    assert BASE_PASSWORD not in record["_stderr"] + run.text
+    assert f"{private.host}/team/base:v1" in run.text  # the executor pulled the private base
+    assert manifest_with_auth(images, "team/kaniko", record["digest"], IMAGE_PASSWORD)
