@@ -42,6 +42,18 @@ class CommandFailed(EnvironmentFault):
         )
 
 
+class TimedOut(EnvironmentFault):
+    """A command did not finish within its timeout; callers that can say more catch it."""
+
+    def __init__(self, argv: Sequence[str], timeout: float) -> None:
+        self.argv = list(argv)
+        self.timeout = timeout
+        super().__init__(
+            f"`{shlex.join(self.argv)}` did not finish within {timeout:g} s.",
+            hint="Check that the service it talks to is up.",
+        )
+
+
 def _not_installed(argv: Sequence[str], exc: OSError) -> EnvironmentFault:
     return EnvironmentFault(
         f"`{argv[0]}` is not installed or not on PATH.",
@@ -95,10 +107,8 @@ def run(
             timeout=timeout,
         )
     except subprocess.TimeoutExpired:
-        raise EnvironmentFault(
-            f"`{shlex.join(argv)}` did not finish within {timeout:g} s.",
-            hint="Check that the service it talks to is up.",
-        ) from None
+        assert timeout is not None
+        raise TimedOut(argv, timeout) from None
     except FileNotFoundError as exc:
         raise _not_installed(argv, exc) from None
     if check and proc.returncode != 0:

@@ -388,8 +388,8 @@ def _run_builder(
     assert builder is not None
     groups = LogGroups(checkout.ci.provider, log)
     with scratch_dir("pipeline-kit-build-", *_keep_out(checkout)) as workdir:
-        docker_config = publisher.docker_config(workdir / "docker", planned.settings.cache_repo)
         request = _own_storage(planned.request, workdir, checkout.trust)
+        docker_config = publisher.docker_config(workdir / "docker", request)
         write_secrets(request.secrets, workdir, planned.environ)
         with groups.group(f"{builder.name}: build {checkout.image}"):
             output = builder.build(request, workdir, docker_config, groups.line)

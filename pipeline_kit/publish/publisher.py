@@ -7,6 +7,7 @@ request of the build shares its token cache and retry policy.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import partial
 from pathlib import Path
@@ -15,9 +16,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 from pipeline_kit.adapters.registry.client import Manifest, RegistryClient, in_parallel
 from pipeline_kit.adapters.registry.credentials import resolve_credential, write_docker_config
 from pipeline_kit.adapters.registry.references import ImageRef
+from pipeline_kit.build.builders.base import BuildRequest
 from pipeline_kit.build.plan import BuildPlan
 from pipeline_kit.ci.trust import TRUSTED, Trust, vouched
 from pipeline_kit.detect.records import key_tag, read_prefixes
+from pipeline_kit.dockerfile.pulls import pulled_images
+from pipeline_kit.dockerfile.stages import parse_dockerfile
+from pipeline_kit.errors import InputError
 from pipeline_kit.publish.layout import push_layout_counted
 from pipeline_kit.publish.retag import point_tags
 
@@ -134,14 +139,17 @@ class Publisher:
         self._say(f"{self.ref.repository}@{digest}: rebased, {sent / 1e6:.3f} MB uploaded")
         return digest, sent
 
-    def docker_config(self, directory: Path, cache_repo: str) -> Path | None:
+    def docker_config(self, directory: Path, request: BuildRequest) -> Path | None:
         """A 0600 docker config with the credentials the builder needs (None: there are none).
 
-        Only hosts a credential is bound to get an entry (``resolve_credential``): a cache
-        repository on any other host gets none, and the builder talks to it anonymously.
+        The registries the build touches, each once: the image's, the cache repository's and
+        every registry the Dockerfile pulls from (``build_registries``). Only hosts a credential
+        is bound to get an entry (``resolve_credential``, which asks a credential helper the
+        runner set up for the host): any other gets none, and the builder talks to it
+        anonymously. Helpers' answers are written as values, so the builder needs no helper.
         """
-        hosts = {self.ref.registry, ImageRef.parse(cache_repo).registry}
-        entries = {h: c for h in sorted(hosts) if (c := resolve_credential(h, self.environ))}
+        hosts = build_registries(request)
+        entries = {h: c for h in hosts if (c := resolve_credential(h, self.environ))}
         if not entries:
             return None
         write_docker_config(directory, entries)
@@ -165,3 +173,22 @@ class Publisher:
                 f"PUT manifest by digest, then tags {tags}",
             ]
         return [f"upload missing blobs to {repo}", f"PUT manifest by digest, then tags {tags}"]
+
+
+def build_registries(request: BuildRequest) -> list[str]:
+    """The registries a build of ``request`` talks to, sorted: the image's, the cache
+    repository's, and those of the images its Dockerfile pulls (a reference that does not
+    parse is left to the builder, which says what is wrong with it)."""
+    hosts = {ImageRef.parse(request.image).registry, ImageRef.parse(request.cache_repo).registry}
+    graph = parse_dockerfile(
+        request.dockerfile.read_text(encoding="utf-8"),
+        source=os.path.relpath(request.dockerfile, request.context),
+        build_args=request.build_args,
+        platform=request.platform,
+    )
+    for reference in pulled_images(graph, request.target):
+        try:
+            hosts.add(ImageRef.parse(reference).registry)
+        except InputError:
+            continue
+    return sorted(hosts)

@@ -1,7 +1,8 @@
 """The OCI distribution API as registries really serve it (docker-registry, GitLab, GHCR, Hub).
 
 Auth: anonymous, basic, and bearer tokens from the registry's ``WWW-Authenticate`` challenge,
-cached per scope. A client's credential (``credentials``, bound to its host) goes
+cached per scope; an identity token (user ``<token>``) is exchanged by OAuth2's refresh-token
+grant, as Docker does. A client's credential (``credentials``, bound to its host) goes
 only to the registry's own origin and to the token service that registry's own challenge names:
 never along a redirect to another host (blob storage), nor to a host a redirect led to that asks
 for credentials itself, nor in clear text to the token service of an HTTPS registry.
@@ -31,6 +32,7 @@ from typing import IO, TYPE_CHECKING, Any, NamedTuple, TextIO, TypeVar, cast
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from pipeline_kit import __version__
+from pipeline_kit.adapters.registry.credential_helpers import TOKEN_USERNAME
 from pipeline_kit.adapters.registry.credentials import Credential, resolve_credential
 from pipeline_kit.adapters.registry.references import sha256_digest
 from pipeline_kit.errors import EnvironmentFault, InputError
@@ -428,13 +430,23 @@ class RegistryClient:
                 "credentials are not sent in clear text.",
                 hint="Check the registry's auth service: its realm should be an https:// URL.",
             )
-        if self.credential:
+        method, body = "GET", None
+        if self.credential and self.credential.username == TOKEN_USERNAME:
+            # An identity token (a helper's or ``docker login``'s): OAuth2's refresh-token
+            # grant, in a POST body as Docker sends it, never in the URL.
+            method, url = "POST", realm
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            form = [("grant_type", "refresh_token"), ("refresh_token", self.credential.password)]
+            form += [("client_id", "pipeline-kit"), ("service", params.get("service", ""))]
+            form += [("scope", scope)] if scope else []
+            body = urlencode(form).encode()
+        elif self.credential:
             secret = f"{self.credential.username}:{self.credential.password}".encode()
             headers["Authorization"] = "Basic " + base64.b64encode(secret).decode()
         from pipeline_kit.adapters import http
 
         try:
-            answer = self.transport.request("GET", url, headers=headers)
+            answer = self.transport.request(method, url, headers=headers, body=body)
         except http.TLSFailed as exc:
             raise EnvironmentFault(
                 f"{self.host}: TLS to the token endpoint failed ({exc}).",

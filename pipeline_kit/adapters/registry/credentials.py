@@ -2,12 +2,17 @@
 
 Every credential is bound to the one registry it names, and is given for that host only:
 ``PIPELINE_KIT_REGISTRY_USER``/``PASSWORD`` for ``PIPELINE_KIT_REGISTRY``,
-``CI_REGISTRY_USER``/``PASSWORD`` for ``CI_REGISTRY``, ``GITHUB_TOKEN`` for ghcr.io, a docker
-config's ``auths`` entry for its key, a ``.netrc`` (``$NETRC``, else ``~/.netrc``) ``machine``
-entry for its host name (a netrc names no port; its ``default`` entry, meant for any host, is not
-used). A host a change names (a ``FROM`` line, the image, a cache repository) gets none unless
-the environment bound one to it.
-Secrets never go into argv or logs; builders get them only through ``write_docker_config``.
+``CI_REGISTRY_USER``/``PASSWORD`` for ``CI_REGISTRY``, ``GITHUB_TOKEN`` for ghcr.io, then the
+docker config as Docker reads it for a host: its ``credHelpers`` entry for that host, else its
+``credsStore``, else its ``auths`` entry for that key (a helper's miss passes on to the next),
+then a ``.netrc`` (``$NETRC``, else ``~/.netrc``) ``machine`` entry for its host name (a netrc
+names no port; its ``default`` entry, meant for any host, is not used). A host a change names
+(a ``FROM`` line, the image, a cache repository) gets none unless the environment bound one to
+it: the docker config is the runner's, and a ``credHelpers`` entry names its host; a
+``credsStore`` is asked for any host a build touches, and answers only for the registries the
+runner logged into (``docs/trust-model.md``).
+Secrets never go into argv or logs; builders get them only through ``write_docker_config``,
+as resolved values, so a builder needs no helper of its own.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline_kit.adapters.registry.credential_helpers import TOKEN_USERNAME, ask_helper
 from pipeline_kit.errors import ConfigError
 
 REGISTRY_VARIABLE = "PIPELINE_KIT_REGISTRY"
@@ -94,6 +100,7 @@ def docker_config_path(environ: Mapping[str, str]) -> Path:
 
 
 def _from_docker_config(host: str, environ: Mapping[str, str]) -> Credential | None:
+    """Docker's order for ``host``: ``credHelpers[host]``, ``credsStore``, ``auths``."""
     path = docker_config_path(environ)
     try:
         data = json.loads(path.read_text())
@@ -105,7 +112,34 @@ def _from_docker_config(host: str, environ: Mapping[str, str]) -> Credential | N
             hint="Fix or remove the file, or give credentials in "
             f"{USER_VARIABLE}/PASSWORD (with {REGISTRY_VARIABLE}).",
         ) from None
-    auths = data.get("auths") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    helpers = data.get("credHelpers")
+    for key, helper in helpers.items() if isinstance(helpers, dict) else ():
+        if registry_host(key) == host and isinstance(helper, str) and helper:
+            found = _from_helper(helper, host, environ, f"{path} (credHelpers.{key})")
+            if found is not None:
+                return found
+            break
+    store = data.get("credsStore")
+    if isinstance(store, str) and store:
+        found = _from_helper(store, host, environ, f"{path} (credsStore)")
+        if found is not None:
+            return found
+    return _from_auths(host, data.get("auths"), path)
+
+
+def _from_helper(
+    helper: str, host: str, environ: Mapping[str, str], origin: str
+) -> Credential | None:
+    answer = ask_helper(helper, host, environ, origin)
+    if answer is None:
+        return None
+    username, secret = answer
+    return Credential(username, secret, f"{origin}: docker-credential-{helper}")
+
+
+def _from_auths(host: str, auths: object, path: Path) -> Credential | None:
     if not isinstance(auths, dict):
         return None
     for key, entry in auths.items():
@@ -113,7 +147,7 @@ def _from_docker_config(host: str, environ: Mapping[str, str]) -> Credential | N
             continue
         source = f"{path} (auths.{key})"
         if entry.get("identitytoken"):
-            return Credential("<token>", str(entry["identitytoken"]), source)
+            return Credential(TOKEN_USERNAME, str(entry["identitytoken"]), source)
         if entry.get("username") and entry.get("password"):
             return Credential(str(entry["username"]), str(entry["password"]), source)
         if entry.get("auth"):
@@ -155,12 +189,17 @@ def write_docker_config(directory: Path, entries: Mapping[str, Credential]) -> P
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     directory.chmod(0o700)
     path = directory / "config.json"
-    auths = {
-        host: {"auth": base64.b64encode(f"{c.username}:{c.password}".encode()).decode()}
-        for host, c in entries.items()
-    }
+    auths = {host: _auth_entry(c) for host, c in entries.items()}
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump({"auths": auths}, fh)
     path.chmod(0o600)
     return path
+
+
+def _auth_entry(credential: Credential) -> dict[str, str]:
+    """An ``auths`` entry: an identity token as Docker writes one, else user and password."""
+    if credential.username == TOKEN_USERNAME:
+        return {"identitytoken": credential.password}
+    pair = f"{credential.username}:{credential.password}".encode()
+    return {"auth": base64.b64encode(pair).decode()}

@@ -35,6 +35,7 @@ from pipeline_kit.adapters.registry.references import sha256_digest
 from pipeline_kit.errors import ConfigError, EnvironmentFault, InputError
 from pipeline_kit.github_action import ActionInputs, credentials_environ
 from tests.support.builds import BUSYBOX
+from tests.support.credential_helpers import CredentialHelper, docker_config
 from tests.support.example_image import remove_storage
 from tests.support.gitrepo import GitRepo, cli
 from tests.support.services import QuietHandler
@@ -205,6 +206,34 @@ def test_a_from_line_on_another_host_gets_no_credentials_from_append(
         "in base: only a change inside the last layer (code) can be appended"
     ) in result.stderr
     assert "buildah bud failed" in result.stderr and "unauthorized" in result.stderr
+    assert PASSWORD not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_from_line_on_another_host_makes_the_kit_ask_no_helper_bound_elsewhere(
+    service: dict[str, Any], trusted: RegistryServer, evil: LoopbackServer, tmp_path: Path
+) -> None:
+    """The same attack on a runner whose docker config names credential helpers: a
+    ``credHelpers`` entry for the trusted registry, and a ``credsStore`` that holds the trusted
+    registry's login only. The helper bound to the trusted registry is never asked about the
+    attacker's host; the store is (it is not keyed by host), answers "not found", and the
+    attacker still gets no credential."""
+    helper = CredentialHelper(tmp_path / "helper", "pkbound", {trusted.host: (USER, PASSWORD)})
+    store = CredentialHelper(tmp_path / "store", "pkstore", {trusted.host: (USER, PASSWORD)})
+    config = {"credHelpers": {trusted.host: "pkbound"}, "credsStore": "pkstore"}
+    dockerfile = DOCKERFILE.replace("FROM scratch AS base", f"FROM {evil.host}/team/base AS base")
+    repo = _branch(service, "evil-from-helpers", {"Dockerfile": dockerfile})
+    env = {
+        "DOCKER_CONFIG": str(docker_config(tmp_path / "docker", config)),
+        "PATH": f"{helper.directory}:{store.path_with()}",
+    }
+    result = cli("build", "--format", "json", cwd=repo.path, env=env)
+    assert evil.seen, "the attacker's host was never asked: the test proves nothing"
+    assert evil.authorizations() == []
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert evil.host not in helper.servers()
+    assert set(helper.servers()) == {trusted.host}  # the image's registry, through its helper
+    assert evil.host in store.servers()  # asked, and had nothing
     assert PASSWORD not in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
 

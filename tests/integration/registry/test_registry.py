@@ -305,6 +305,30 @@ def test_bearer_tokens_with_scopes_and_mount(
         anonymous.head_manifest("bearer/src", "v1")
 
 
+def test_an_identity_token_is_exchanged_by_the_refresh_token_grant(
+    tmp_path: Path, token_registry: tuple[RegistryServer, TokenServer]
+) -> None:
+    """A credential helper's (or ``docker login``'s) identity token, user ``<token>``: the
+    token service gets it in a POST body as OAuth2's refresh token, never as Basic credentials
+    nor in the URL, and grants the scopes; a token it does not know is refused."""
+    server, tokens = token_registry
+    tokens.identity_token = "identity-T0ken-48e1aa"
+    try:
+        before = len(tokens.requests)
+        client = client_for(server, Credential("<token>", "identity-T0ken-48e1aa", "test"))
+        layout = make_layout(tmp_path / "l", layers=1, size=1000)
+        digest = push_layout(client, layout, "identity/svc", ["v1"])
+        assert client.head_manifest("identity/svc", "v1").digest == digest  # type: ignore[union-attr]
+        asked = tokens.requests[before:]
+        assert asked and {request.get("grant") for request in asked} == {"refresh_token"}
+        assert "repository:identity/svc:pull,push" in {s for r in asked for s in r["scopes"]}
+        wrong = client_for(server, Credential("<token>", "not-it", "test"))
+        with pytest.raises(EnvironmentFault, match="credentials refused as '<token>'"):
+            wrong.head_manifest("identity/svc", "v1")
+    finally:
+        tokens.identity_token = None
+
+
 # -- faults -------------------------------------------------------------------------------
 
 

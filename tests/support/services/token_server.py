@@ -7,7 +7,8 @@ and in the registry's `rootcertbundle`.
 A broken token service on demand: ``status`` other than 200 answers every request with that
 status (and ``Retry-After: <retry_after>`` when that is given), ``give_token=False`` answers 200
 with JSON that holds no token, and ``tls=True`` serves HTTPS with a self-signed certificate for
-127.0.0.1 that no client trusts (``tls_cert`` is it).
+127.0.0.1 that no client trusts (``tls_cert`` is it). ``identity_token`` is a refresh token it
+grants ``user``'s scopes for, in a POST, as Docker sends an identity token.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class TokenServer:
     retry_after: str | None = None
     give_token: bool = True
     tls: bool = False
+    identity_token: str | None = None  # a refresh token it takes for ``user`` (POST, OAuth2)
 
     def start(self) -> TokenServer:
         self.key = self.workdir / "token.key"
@@ -86,6 +88,22 @@ class TokenServer:
                     self._json(200, {"expires_in": 300, "issued_at": "2026-01-01T00:00:00Z"})
                 else:
                     self._json(200, {"token": server._token(user, scopes)})
+
+            def do_POST(self) -> None:
+                """OAuth2's refresh-token grant, as Docker sends an identity token."""
+                length = int(self.headers.get("Content-Length") or 0)
+                form = parse_qs(self.rfile.read(length).decode())
+                scopes = [s for value in form.get("scope", []) for s in value.split(" ")]
+                given = form.get("refresh_token", [""])[0]
+                grant = form.get("grant_type", [""])[0]
+                expected = server.identity_token
+                ok = grant == "refresh_token" and expected is not None and given == expected
+                user = server.user if ok else False
+                server.requests.append({"user": user, "scopes": scopes, "grant": grant})
+                if not ok:
+                    self._json(401, {"error": "invalid_grant"})
+                else:
+                    self._json(200, {"access_token": server._token(user, scopes)})
 
             def _json(
                 self, status: int, answer: dict[str, Any], headers: dict[str, str] | None = None
