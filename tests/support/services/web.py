@@ -44,6 +44,14 @@ class Origin:
     tls: bool = False
     seen: list[dict[str, Any]] = field(default_factory=list)
     closed: set[int] = field(default_factory=set)
+    # /together?n=N answers only when N requests are being handled at once (or fails after
+    # 10 s): N requests in flight together need N connections, whatever the machine's load.
+    barriers: dict[int, threading.Barrier] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def barrier(self, parties: int) -> threading.Barrier:
+        with self._lock:
+            return self.barriers.setdefault(parties, threading.Barrier(parties))
 
     def start(self) -> Origin:
         origin = self
@@ -67,8 +75,14 @@ class Origin:
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
+                status = 200
+                if parts.path == "/together":
+                    try:
+                        origin.barrier(int(parse_qs(parts.query)["n"][0])).wait(timeout=10)
+                    except threading.BrokenBarrierError:
+                        status = 504  # fewer than n were ever in flight at once
                 answer = json.dumps(entry).encode()
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))
                 if parts.path == "/close":
