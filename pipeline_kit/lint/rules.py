@@ -84,9 +84,9 @@ _RULES = (
         image.apt_hygiene,
         "Use apt-get install --no-install-recommends and remove /var/lib/apt/lists/* in the "
         "same RUN.",
-        "apt-get/apt install without --no-install-recommends, or without removing "
-        "/var/lib/apt/lists in the same RUN (unless it cache-mounts /var/lib/apt or "
-        "/var/cache/apt).",
+        "apt-get/apt install without --no-install-recommends, or a RUN that fetches the "
+        "package lists (apt-get update, add-apt-repository) without removing "
+        "/var/lib/apt/lists (unless it cache-mounts /var/lib/apt or /var/cache/apt).",
     ),
     Rule(
         "PK007",

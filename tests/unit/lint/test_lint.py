@@ -650,6 +650,38 @@ CASES = [
         [],
     ),
     Case(
+        # The lists come from the base stage's update; the later install adds none of its own
+        "pk006-install-on-lists-a-lower-layer-left",
+        f"FROM {PINNED} AS base\n"
+        "RUN apt-get update && apt-get install -y --no-install-recommends python3 curl\n"
+        "FROM base AS builder\n"
+        "RUN apt-get install -y --no-install-recommends git && rm -rf /tmp/*\n"
+        "USER 10001\n",
+        [("PK006", 2)],
+    ),
+    Case(
+        "pk006-update-alone",
+        _stage("RUN apt-get update\nRUN apt-get install -y --no-install-recommends curl\n"),
+        [("PK006", 3)],
+    ),
+    Case(
+        "pk006-add-apt-repository-updates",
+        _stage(
+            "RUN add-apt-repository -y ppa:deadsnakes/ppa && "
+            "apt-get install -y --no-install-recommends python3.11\n"
+        ),
+        [("PK006", 3)],
+    ),
+    Case(
+        "pk006-add-apt-repository-no-update",
+        _stage(
+            "RUN add-apt-repository -n -y ppa:deadsnakes/ppa && apt-get update && "
+            "apt-get install -y --no-install-recommends python3.11 && "
+            "rm -rf /var/lib/apt/lists/*\n"
+        ),
+        [],
+    ),
+    Case(
         "pk006-cache-mount",
         _stage(
             "RUN --mount=type=cache,target=/var/cache/apt --mount=type=cache,target=/var/lib/apt "
