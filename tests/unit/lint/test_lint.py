@@ -396,6 +396,15 @@ CASES = [
         [],
     ),
     Case(
+        # a dev stage that upgrades its installers, then builds the project's wheel
+        "pk004-pip-build-frontend",
+        _stage(
+            "RUN --mount=type=cache,target=/root/.cache python3 -m venv /opt/py && "
+            "pip install --upgrade pip build\nRUN pip install --upgrade pip build numpy\n"
+        ),
+        [("PK004", 4)],
+    ),
+    Case(
         "pk004-constraints-pin-a-name",
         _stage("COPY constraints.txt .\nRUN pip install -c constraints.txt fastapi\n"),
         [],
