@@ -77,7 +77,9 @@ def _pin_fix(image: str, args: Mapping[str, str | None]) -> str:
 
 
 def apt_hygiene(lint: LintInput) -> Iterator[Hit]:
-    for stage in lint.stages:
+    # A builder stage that others only COPY --from ships what they copy, not its packages or
+    # its package lists: only the stages a final image is made of count.
+    for stage in lint.image_stages:
         for ins in stage.instructions:
             if ins.cmd != "RUN":
                 continue

@@ -86,7 +86,8 @@ _RULES = (
         "same RUN.",
         "apt-get/apt install without --no-install-recommends, or a RUN that fetches the "
         "package lists (apt-get update, add-apt-repository) without removing "
-        "/var/lib/apt/lists (unless it cache-mounts /var/lib/apt or /var/cache/apt).",
+        "/var/lib/apt/lists (unless it cache-mounts /var/lib/apt or /var/cache/apt), in a "
+        "stage a final image is made of.",
     ),
     Rule(
         "PK007",

@@ -669,6 +669,17 @@ CASES = [
         [("PK006", 2)],
     ),
     Case(
+        # A Rust builder stage keeps its lists; the image only copies the binary out of it
+        "pk006-builder-stage-only-copied-from",
+        f"FROM {PINNED} AS builder\n"
+        "RUN apt-get update && apt-get install -y --no-install-recommends protobuf-compiler\n"
+        "RUN cargo build --release --locked\n"
+        f"FROM {PINNED}\n"
+        "COPY --from=builder /src/target/release/router /usr/local/bin/router\n"
+        "USER 10001\n",
+        [],
+    ),
+    Case(
         "pk006-update-alone",
         _stage("RUN apt-get update\nRUN apt-get install -y --no-install-recommends curl\n"),
         [("PK006", 3)],
