@@ -21,6 +21,8 @@ def code_copy_without_link(lint: LintInput) -> Iterator[Hit]:
     for ins in stage.instructions:
         if ins.cmd != "COPY" or link_flag(ins) is not None:  # an explicit --link=false is a choice
             continue
+        if lint.code_line is not None and ins.line < lint.code_line:
+            continue  # base or deps of the same stage: a code change leaves it a cache hit
         yield Hit(
             lint.dockerfile,
             ins.line,

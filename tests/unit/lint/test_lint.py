@@ -734,6 +734,17 @@ CASES = [
         config="build: {builder: buildkit}\n",
     ),
     Case("pk009-kaniko", _stage("COPY app.py .\n"), [], {"app.py": ""}, config="build: {}\n"),
+    Case(
+        # one stage holds base, deps and code: a code change leaves the deps COPY a cache hit
+        "pk009-only-the-code-range-of-the-stage",
+        _stage(
+            "COPY requirements.txt .\nRUN pip install --no-cache-dir -r requirements.txt\n"
+            "COPY app/ ./app/\n"
+        ),
+        [("PK009", 5)],
+        {"requirements.txt": PINNED_REQUIREMENTS, "app/main.py": ""},
+        config="build: {builder: buildkit}\n",
+    ),
 ]
 
 
