@@ -113,8 +113,9 @@ _RULES = (
         link.code_copy_without_link,
         "Use COPY --link in the code stage.",
         "With BuildKit as the builder (build.builder or lint --builder), a COPY in the code "
-        "layer (its stage, from the line the layer starts at) without --link: each code "
-        "change then pulls the layers below it (5.5 s vs 0.20 s with a 1 GiB deps layer).",
+        "layer (its stage, from the line the layer starts at) without --link and with no RUN "
+        "after it on the way to the target: each code change then pulls the layers below it "
+        "(5.5 s vs 0.20 s with a 1 GiB deps layer).",
     ),
 )
 

@@ -745,6 +745,28 @@ CASES = [
         {"requirements.txt": PINNED_REQUIREMENTS, "app/main.py": ""},
         config="build: {builder: buildkit}\n",
     ),
+    Case(
+        # a RUN after the code COPY runs on the whole file system: the pull happens anyway
+        "pk009-not-before-a-run",
+        _stage(
+            "COPY requirements.txt .\nRUN pip install --no-cache-dir -r requirements.txt\n"
+            "COPY app/ ./app/\nRUN python -m compileall app\nCOPY conf/ ./conf/\n"
+        ),
+        [("PK009", 7)],
+        {"requirements.txt": PINNED_REQUIREMENTS, "app/main.py": "", "conf/a": ""},
+        config="build: {builder: buildkit}\n",
+    ),
+    Case(
+        # the binary goes into a stage that the target builds on and runs a RUN in
+        "pk009-run-in-the-target-built-on-the-code-stage",
+        f"FROM {PINNED} AS base\nCOPY requirements.txt .\n"
+        "RUN pip install --no-cache-dir -r requirements.txt\nCOPY app/ ./app/\n"
+        "FROM base\nCOPY entrypoint.sh /entrypoint.sh\nRUN chmod +x /entrypoint.sh\n"
+        "USER 10001\n",
+        [],
+        {"requirements.txt": PINNED_REQUIREMENTS, "app/main.py": "", "entrypoint.sh": ""},
+        config="build: {builder: buildkit}\n",
+    ),
 ]
 
 
