@@ -4,7 +4,9 @@ What a new user of the kit would do on a repository that ships an LLM-serving im
 over its real history so that every answer can be checked against `git diff`:
 
 1. clone the repository (a bare mirror is fine) into a scratch directory, shared with the
-   source through git's alternates, so the source is only read, never written;
+   source through git's alternates, so the source is only read, never written
+   (a source without some objects, such as a mirror without its largest blobs, checks out
+   without those files: the trial names them);
 2. `pipeline-kit init --ci none --dockerfile DOCKERFILE` in the clone, and print the
    config it wrote (`--context DIR` then sets `context:` in it, saying so);
 3. `pipeline-kit detect --base P --head C --no-worktree --format json` for each of the last
@@ -61,6 +63,7 @@ REASONS_SHOWN = 3
 # Answer fields a newer kit may add; shown when present.
 EXTRA_ANSWER_FIELDS = ("rebuild_point", "strategy")
 FILES_KEPT = 50  # changed paths kept per pair in --json, for checking by hand
+MISSING_SHOWN = 5  # files the checkout could not write, named in the output
 
 
 class Pair(NamedTuple):
@@ -328,6 +331,16 @@ def trial(
     head = scratch_clone(source, args.ref, clone)
     crashes: list[str] = []
     print(f"trial of {source} at {head[:12]}, Dockerfile {args.dockerfile}, CLI {cli}")
+    # git checks out what it can and exits 0 when the source lacks some objects (a partial
+    # mirror): lint then reads a tree without those files, which the reader must know.
+    missing = git(clone, "ls-files", "--deleted").splitlines()
+    if missing:
+        shown = ", ".join(missing[:MISSING_SHOWN])
+        more = f" and {len(missing) - MISSING_SHOWN} more" if len(missing) > MISSING_SHOWN else ""
+        print(
+            f"(the checkout lacks {len(missing)} file(s) whose objects the source does not "
+            f"hold; lint does not see them: {shown}{more})"
+        )
 
     init_argv = [str(cli), "init", "--ci", "none", "--dockerfile", args.dockerfile]
     init_argv += ["--image", "trial.invalid/image"]
@@ -405,6 +418,7 @@ def trial(
             "dockerfile": args.dockerfile,
             "context": args.context,
             "cli": str(cli),
+            "checkout_missing": missing,
             "init": {"exit": init.exit, "config": config_text, "note": context_note},
             "pairs": [asdict(r) for r in rows],
             "lint": {"exit": lint.exit, "findings": findings},

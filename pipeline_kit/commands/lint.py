@@ -64,6 +64,7 @@ def run(options: LintOptions, out: TextIO) -> int:
     ignore, ignore_file = read_dockerignore(dockerfile, context, root)
     _check_sources(graph, graph.target(config.target).index, context, ignore, name, root)
     builder = options.builder or str(config.section("build").get("builder", "auto"))
+    code_stage, code_line = _code_layer(graph, config) if builder == "buildkit" else (None, None)
     lint = LintInput(
         graph=graph,
         target=graph.target(config.target),
@@ -74,7 +75,8 @@ def run(options: LintOptions, out: TextIO) -> int:
         max_file_mb=config.lint_max_file_mb,
         display_root=root,
         builder=builder,
-        code_stage=_code_stage(graph, config) if builder == "buildkit" else None,
+        code_stage=code_stage,
+        code_line=code_line,
     )
     findings = diagnose(lint, rules)
     report = render(findings)
@@ -104,12 +106,19 @@ def _check_sources(
         )
 
 
-def _code_stage(graph: StageGraph, config: Config) -> int:
-    """The stage of the code layer (configured or inferred), else the target."""
-    from pipeline_kit.detect.layers import layers_for
+def _code_layer(graph: StageGraph, config: Config) -> tuple[int, int | None]:
+    """The stage of the code layer (configured or inferred), else the target; and the line
+    its range starts at in that stage (None: the whole stage is code)."""
+    from pipeline_kit.detect.layers import chain_instructions, layers_for
 
     layers, target = layers_for(graph, config)
-    return next((layer.stage for layer in layers.layers if layer.name == "code"), target)
+    code = next((layer for layer in layers.layers if layer.name == "code"), None)
+    if code is None:
+        return target, None
+    steps = chain_instructions(graph, target)
+    if code.steps is None or code.steps.start >= len(steps):
+        return code.stage, None
+    return code.stage, steps[code.steps.start][1].line
 
 
 def _read_dockerfile(

@@ -77,16 +77,20 @@ def _pin_fix(image: str, args: Mapping[str, str | None]) -> str:
 
 
 def apt_hygiene(lint: LintInput) -> Iterator[Hit]:
-    for stage in lint.stages:
+    # A builder stage that others only COPY --from ships what they copy, not its packages or
+    # its package lists: only the stages a final image is made of count.
+    for stage in lint.image_stages:
         for ins in stage.instructions:
             if ins.cmd != "RUN":
                 continue
             words = [simple(c) for c in commands(run_script(ins))]
             apt_installs = [w for w in words if _is_apt_install(w)]
-            if not apt_installs:
-                continue
-            tool = program(apt_installs[0])
-            if not all(_skips_recommends(w) for w in apt_installs):
+            # Only a RUN that fetches the package lists writes them into its layer: an install
+            # without an update reads lists a lower layer left, and removing them there would
+            # hide them without making the image any smaller.
+            updates = [w for w in words if _updates_lists(w)]
+            if apt_installs and not all(_skips_recommends(w) for w in apt_installs):
+                tool = program(apt_installs[0])
                 yield Hit(
                     lint.dockerfile,
                     ins.line,
@@ -94,18 +98,43 @@ def apt_hygiene(lint: LintInput) -> Iterator[Hit]:
                     "packages the model server never uses.",
                     fix=f"Add --no-install-recommends to {tool} install.",
                 )
-            if not any(_removes_lists(w) for w in words) and not _caches_apt(ins):
+            if not updates or any(_removes_lists(w) for w in words) or _caches_apt(ins):
+                continue
+            if apt_installs:
                 yield Hit(
                     lint.dockerfile,
                     ins.line,
-                    f"{tool} install leaves the package lists of {_APT_LISTS} in the layer.",
+                    f"{program(apt_installs[0])} install leaves the package lists of "
+                    f"{_APT_LISTS} in the layer.",
                     fix=f"End the same RUN with `rm -rf {_APT_LISTS}/*`, or mount a cache on "
                     "/var/lib/apt and /var/cache/apt.",
                 )
+            else:
+                what = program(updates[0]) + (" update" if _is_apt(updates[0]) else "")
+                yield Hit(
+                    lint.dockerfile,
+                    ins.line,
+                    f"{what} leaves the package lists of {_APT_LISTS} in the layer.",
+                    fix="Update and install in one RUN that ends with "
+                    f"`rm -rf {_APT_LISTS}/*`, or mount a cache on /var/lib/apt and "
+                    "/var/cache/apt.",
+                )
+
+
+def _is_apt(words: list[str]) -> bool:
+    return program(words) in _APT
 
 
 def _is_apt_install(words: list[str]) -> bool:
-    return program(words) in _APT and operands(words, _APT_VALUE_OPTIONS)[:1] == ["install"]
+    return _is_apt(words) and operands(words, _APT_VALUE_OPTIONS)[:1] == ["install"]
+
+
+def _updates_lists(words: list[str]) -> bool:
+    """Whether the command fetches the package lists: apt-get update, or
+    add-apt-repository, which updates unless told not to."""
+    if _is_apt(words):
+        return operands(words, _APT_VALUE_OPTIONS)[:1] == ["update"]
+    return program(words) == "add-apt-repository" and not {"-n", "--no-update"} & set(words)
 
 
 def _skips_recommends(words: list[str]) -> bool:

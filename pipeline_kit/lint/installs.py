@@ -49,8 +49,10 @@ _MANAGERS: dict[tuple[str, ...], str] = {
 }
 
 
-# Installer tooling, not the service's dependencies: `pip install -U pip uv` is routine.
-TOOLING = frozenset(("pip", "setuptools", "wheel", "uv"))
+# Installer and build tooling, not the service's dependencies: `pip install -U pip uv` is
+# routine, and so is `pip install -U pip build` before a stage builds the project's wheel
+# (the build backend it runs is the one pyproject.toml names).
+TOOLING = frozenset(("pip", "setuptools", "wheel", "uv", "build"))
 
 
 @dataclass(frozen=True)

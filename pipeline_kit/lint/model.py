@@ -75,6 +75,7 @@ class LintInput:
     display_root: Path  # findings name files relative to this directory
     builder: str | None = None  # the builder that will build it, when known (build.builder)
     code_stage: int | None = None  # the stage of the code layer (rules that care about it)
+    code_line: int | None = None  # where the code layer starts in it (None: the whole stage)
 
     @property
     def stages(self) -> tuple[Stage, ...]:

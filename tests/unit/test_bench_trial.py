@@ -267,3 +267,18 @@ def test_bad_input_exits_2_naming_it(
         "nosuch" in proc.stderr or str(source) in proc.stderr
     )
     assert "Traceback" not in proc.stderr
+
+
+def test_files_a_partial_source_cannot_check_out_are_named(
+    history: tuple[GitRepo, dict[str, str]], tmp_path: Path
+) -> None:
+    """A mirror without some large blobs checks out with exit 0 and those files absent:
+    the trial says which, since lint then reads a tree without them."""
+    repo, _ = history
+    repo.commit({"assets/font.ttc": "not really a font\n"}, "add a font")
+    blob = repo.git("rev-parse", "HEAD:assets/font.ttc").strip()
+    (repo.path / ".git" / "objects" / blob[:2] / blob[2:]).unlink()
+    proc, doc = run_trial(repo, tmp_path, "-n", "2")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert doc["checkout_missing"] == ["assets/font.ttc"]
+    assert "the checkout lacks 1 file(s)" in proc.stdout and "assets/font.ttc" in proc.stdout

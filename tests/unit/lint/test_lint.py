@@ -396,6 +396,15 @@ CASES = [
         [],
     ),
     Case(
+        # a dev stage that upgrades its installers, then builds the project's wheel
+        "pk004-pip-build-frontend",
+        _stage(
+            "RUN --mount=type=cache,target=/root/.cache python3 -m venv /opt/py && "
+            "pip install --upgrade pip build\nRUN pip install --upgrade pip build numpy\n"
+        ),
+        [("PK004", 4)],
+    ),
+    Case(
         "pk004-constraints-pin-a-name",
         _stage("COPY constraints.txt .\nRUN pip install -c constraints.txt fastapi\n"),
         [],
@@ -650,6 +659,49 @@ CASES = [
         [],
     ),
     Case(
+        # The lists come from the base stage's update; the later install adds none of its own
+        "pk006-install-on-lists-a-lower-layer-left",
+        f"FROM {PINNED} AS base\n"
+        "RUN apt-get update && apt-get install -y --no-install-recommends python3 curl\n"
+        "FROM base AS builder\n"
+        "RUN apt-get install -y --no-install-recommends git && rm -rf /tmp/*\n"
+        "USER 10001\n",
+        [("PK006", 2)],
+    ),
+    Case(
+        # A Rust builder stage keeps its lists; the image only copies the binary out of it
+        "pk006-builder-stage-only-copied-from",
+        f"FROM {PINNED} AS builder\n"
+        "RUN apt-get update && apt-get install -y --no-install-recommends protobuf-compiler\n"
+        "RUN cargo build --release --locked\n"
+        f"FROM {PINNED}\n"
+        "COPY --from=builder /src/target/release/router /usr/local/bin/router\n"
+        "USER 10001\n",
+        [],
+    ),
+    Case(
+        "pk006-update-alone",
+        _stage("RUN apt-get update\nRUN apt-get install -y --no-install-recommends curl\n"),
+        [("PK006", 3)],
+    ),
+    Case(
+        "pk006-add-apt-repository-updates",
+        _stage(
+            "RUN add-apt-repository -y ppa:deadsnakes/ppa && "
+            "apt-get install -y --no-install-recommends python3.11\n"
+        ),
+        [("PK006", 3)],
+    ),
+    Case(
+        "pk006-add-apt-repository-no-update",
+        _stage(
+            "RUN add-apt-repository -n -y ppa:deadsnakes/ppa && apt-get update && "
+            "apt-get install -y --no-install-recommends python3.11 && "
+            "rm -rf /var/lib/apt/lists/*\n"
+        ),
+        [],
+    ),
+    Case(
         "pk006-cache-mount",
         _stage(
             "RUN --mount=type=cache,target=/var/cache/apt --mount=type=cache,target=/var/lib/apt "
@@ -682,6 +734,39 @@ CASES = [
         config="build: {builder: buildkit}\n",
     ),
     Case("pk009-kaniko", _stage("COPY app.py .\n"), [], {"app.py": ""}, config="build: {}\n"),
+    Case(
+        # one stage holds base, deps and code: a code change leaves the deps COPY a cache hit
+        "pk009-only-the-code-range-of-the-stage",
+        _stage(
+            "COPY requirements.txt .\nRUN pip install --no-cache-dir -r requirements.txt\n"
+            "COPY app/ ./app/\n"
+        ),
+        [("PK009", 5)],
+        {"requirements.txt": PINNED_REQUIREMENTS, "app/main.py": ""},
+        config="build: {builder: buildkit}\n",
+    ),
+    Case(
+        # a RUN after the code COPY runs on the whole file system: the pull happens anyway
+        "pk009-not-before-a-run",
+        _stage(
+            "COPY requirements.txt .\nRUN pip install --no-cache-dir -r requirements.txt\n"
+            "COPY app/ ./app/\nRUN python -m compileall app\nCOPY conf/ ./conf/\n"
+        ),
+        [("PK009", 7)],
+        {"requirements.txt": PINNED_REQUIREMENTS, "app/main.py": "", "conf/a": ""},
+        config="build: {builder: buildkit}\n",
+    ),
+    Case(
+        # the binary goes into a stage that the target builds on and runs a RUN in
+        "pk009-run-in-the-target-built-on-the-code-stage",
+        f"FROM {PINNED} AS base\nCOPY requirements.txt .\n"
+        "RUN pip install --no-cache-dir -r requirements.txt\nCOPY app/ ./app/\n"
+        "FROM base\nCOPY entrypoint.sh /entrypoint.sh\nRUN chmod +x /entrypoint.sh\n"
+        "USER 10001\n",
+        [],
+        {"requirements.txt": PINNED_REQUIREMENTS, "app/main.py": "", "entrypoint.sh": ""},
+        config="build: {builder: buildkit}\n",
+    ),
 ]
 
 
