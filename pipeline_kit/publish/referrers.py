@@ -10,7 +10,7 @@ digest's referrers, updated on each attach.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,8 +55,10 @@ def attach(
     artifact_type: str,
     data: bytes,
     created: str,
+    annotations: Mapping[str, str] | None = None,
 ) -> str:
-    """Attach ``data`` to ``subject`` as an artifact of ``artifact_type``; its manifest digest."""
+    """Attach ``data`` to ``subject`` as an artifact of ``artifact_type``; its manifest digest.
+    ``annotations`` join the creation time on the manifest (and on its referrers entry)."""
     blob = Descriptor(artifact_type, sha256_digest(data), len(data))
     empty = Descriptor(EMPTY_TYPE, sha256_digest(EMPTY_CONFIG), len(EMPTY_CONFIG))
     client.upload_missing_blob(repo, EMPTY_CONFIG, empty.digest)
@@ -68,14 +70,14 @@ def attach(
         "config": _descriptor(empty),
         "layers": [_descriptor(blob)],
         "subject": _descriptor(subject),
-        "annotations": {CREATED: created},
+        "annotations": {CREATED: created, **(annotations or {})},
     }
     raw = json.dumps(manifest, separators=(",", ":")).encode()
     digest = client.put_manifest(repo, sha256_digest(raw), raw, OCI_MANIFEST)
     if client.referrers(repo, subject.digest) is None:
         entry = {**_descriptor(Descriptor(OCI_MANIFEST, digest, len(raw)))}
         entry["artifactType"] = artifact_type
-        entry["annotations"] = {CREATED: created}
+        entry["annotations"] = manifest["annotations"]
         _add_to_tag(client, repo, subject.digest, entry)
     return digest
 
@@ -89,11 +91,9 @@ def latest(
 ) -> Artifact | None:
     """The newest artifact of ``artifact_type`` attached to ``subject`` whose blob ``accept``
     takes, or None."""
-    found = client.referrers(repo, subject)
-    if found is None:
-        index = client.find_manifest(repo, referrers_tag(subject))
-        found = _manifests(index.raw, f"{repo}:{referrers_tag(subject)}") if index else []
-    candidates = [e for e in found if e.get("artifactType") == artifact_type]
+    candidates = [
+        e for e in listed(client, repo, subject) if e.get("artifactType") == artifact_type
+    ]
     candidates.sort(key=lambda e: str((e.get("annotations") or {}).get(CREATED, "")), reverse=True)
     for entry in candidates:
         digest = str(entry.get("digest", ""))
@@ -106,6 +106,15 @@ def latest(
             created = str((entry.get("annotations") or {}).get(CREATED, ""))
             return Artifact(digest, artifact_type, created, data)
     return None
+
+
+def listed(client: RegistryClient, repo: str, subject: str) -> list[dict[str, Any]]:
+    """The referrers entries of ``subject``: the referrers API's, else the referrers tag's."""
+    found = client.referrers(repo, subject)
+    if found is None:
+        index = client.find_manifest(repo, referrers_tag(subject))
+        found = _manifests(index.raw, f"{repo}:{referrers_tag(subject)}") if index else []
+    return found
 
 
 def _add_to_tag(client: RegistryClient, repo: str, subject: str, entry: dict[str, Any]) -> None:
