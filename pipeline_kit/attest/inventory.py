@@ -10,9 +10,10 @@ layer is read.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any, NamedTuple
 
-from pipeline_kit.adapters.registry.client import RegistryClient
+from pipeline_kit.adapters.registry.client import RegistryClient, in_parallel
 from pipeline_kit.attest.layers import (
     LayerChange,
     PackageState,
@@ -42,14 +43,19 @@ def image_inventory(
 ) -> Inventory:
     if parent is not None:
         shared = _shared(layers, parent.layers)
-        replaced = parent.layers[shared:]
-        if all(_read(client, repo, layer, parent.state).neutral for layer in replaced):
-            state = dict(parent.state)
-            for layer in layers[shared:]:
-                state = apply(state, _read(client, repo, layer, state))
-            return Inventory(state, len(replaced) + len(layers) - shared, parent.reference)
+        replaced, added = parent.layers[shared:], layers[shared:]
+        # The few small layers side by side: those the parent had past the shared ones, to
+        # check they changed no database, and the new ones, to apply over its SBOM.
+        changes = in_parallel(
+            [partial(_read, client, repo, layer, parent.state) for layer in (*replaced, *added)]
+        )
+        if all(change.neutral for change in changes[: len(replaced)]):
+            state: PackageState = dict(parent.state)
+            for change in changes[len(replaced) :]:
+                state = apply(state, change)
+            return Inventory(state, len(changes), parent.reference)
     state = {}
-    for layer in layers:
+    for layer in layers:  # one at a time: the big ones, each read as a stream
         state = apply(state, _read(client, repo, layer, state))
     return Inventory(state, len(layers), None)
 

@@ -608,33 +608,39 @@ class RegistryClient:
     def open_blob(self, repo: str, digest: str) -> Iterator[IO[bytes]]:
         """The blob as a stream read as it arrives, never held whole (a layer can be
         gigabytes). Leaving the block normally reads what is left and checks the digest."""
-        if not self.blob_exists(repo, digest):  # also fetches the token for the pull scope
-            raise EnvironmentFault(
-                f"{self.host}: blob {repo}@{digest}: not found.",
-                hint="Check that the image's layers are in its repository.",
-            )
-        headers = {}
-        auth = self._authorization(_pull(repo))
-        if auth:
-            headers["Authorization"] = auth
         from pipeline_kit.adapters import http
 
         what = f"{self.host}: blob {repo}@{digest[:19]}"
-        try:
-            with self.transport.stream(
-                "GET", f"{self.base}/v2/{repo}/blobs/{digest}", headers=headers, redirects=True
-            ) as answer:
-                if answer.status != 200:
-                    raise EnvironmentFault(
-                        f"{what}: HTTP {answer.status}.", hint="Check the registry's logs."
-                    )
-                stream = _CheckedStream(answer.chunks(), digest, what)
-                yield cast(IO[bytes], stream)
-                stream.finish()
-        except http.TransportError as exc:
-            raise EnvironmentFault(
-                f"{what}: reading it failed ({exc}).", hint="Check the registry; run again."
-            ) from None
+        for asked in range(2):
+            auth = self._authorization(_pull(repo))
+            headers = {"Authorization": auth} if auth else {}
+            try:
+                with self.transport.stream(
+                    "GET", f"{self.base}/v2/{repo}/blobs/{digest}", headers=headers,
+                    redirects=True,
+                ) as answer:  # fmt: skip
+                    refused = answer.status == 401 and not asked
+                    if answer.status == 404:
+                        raise EnvironmentFault(
+                            f"{what}: not found.",
+                            hint="Check that the image's layers are in its repository.",
+                        )
+                    if answer.status != 200 and not refused:
+                        raise EnvironmentFault(
+                            f"{what}: HTTP {answer.status}.", hint="Check the registry's logs."
+                        )
+                    if not refused:
+                        stream = _CheckedStream(answer.chunks(), digest, what)
+                        yield cast(IO[bytes], stream)
+                        stream.finish()
+                        return
+            except http.TransportError as exc:
+                raise EnvironmentFault(
+                    f"{what}: reading it failed ({exc}).", hint="Check the registry; run again."
+                ) from None
+            # No token for this scope yet: a HEAD goes through the challenge and fetches one.
+            self.blob_exists(repo, digest)
+        raise EnvironmentFault(f"{what}: access refused.", hint="Check the credentials.")
 
     def mount_blob(self, repo: str, digest: str, from_repo: str) -> bool:
         """Cross-repository mount; False when the registry chose to open an upload instead."""
