@@ -631,7 +631,8 @@ class RegistryClient:
                         )
                     if not refused:
                         stream = _CheckedStream(answer.chunks(), digest, what)
-                        yield cast(IO[bytes], stream)
+                        # Buffered: read(n) gives n bytes (but at the end), as readers expect.
+                        yield cast(IO[bytes], io.BufferedReader(stream, 1 << 16))
                         stream.finish()
                         return
             except http.TransportError as exc:
