@@ -247,18 +247,46 @@ def build(
 @click.argument("targets", nargs=-1, required=True, metavar="TAG...")
 @click.option("--insecure-registry", "insecure", multiple=True, metavar="HOST")
 @_ci_outputs
+@click.pass_obj
 def promote(
-    source: str, targets: tuple[str, ...], insecure: tuple[str, ...], fmt: str, dotenv: Path
+    config_path: Path | None,
+    source: str,
+    targets: tuple[str, ...],
+    insecure: tuple[str, ...],
+    fmt: str,
+    dotenv: Path,
 ) -> int:
     """Point TAGs (tag or repo:tag) at SOURCE's digest (repo:tag or repo@sha256:...).
 
     Registry operations only: a manifest GET and PUT per tag, blobs mounted across
-    repositories; nothing is pulled or rebuilt.
+    repositories; nothing is pulled or rebuilt. The digest's provenance and SBOM go along
+    (attached in a target repository that lacks them; the config's `attest` turns them off).
     """
+    from pipeline_kit.attest.attach import AttestSettings
     from pipeline_kit.commands.promote import PromoteOptions, run
+    from pipeline_kit.config.loader import load_config
 
-    options = PromoteOptions(source, targets, insecure, fmt, dict(os.environ), dotenv)
+    attest = AttestSettings.from_section(load_config(config_path, Path.cwd()).section("attest"))
+    options = PromoteOptions(
+        source, targets, insecure, fmt, dict(os.environ), dotenv,
+        attest_provenance=attest.provenance, attest_sbom=attest.sbom,
+    )  # fmt: skip
     return run(options, sys.stdout)
+
+
+@cli.command()
+@click.argument("image")
+@click.option("--insecure-registry", "insecure", multiple=True, metavar="HOST")
+@click.option("--format", "fmt", type=click.Choice(_FORMATS), default="text")
+def verify(image: str, insecure: tuple[str, ...], fmt: str) -> int:
+    """Check that IMAGE (repo@sha256:...) carries a provenance and an SBOM about it, intact.
+
+    Exit 0 when both are attached and consistent; 1 when one is missing or an attestation's
+    subject, digest or predicate type is not what it should be.
+    """
+    from pipeline_kit.commands.verify import VerifyOptions, run
+
+    return run(VerifyOptions(image, insecure, fmt, dict(os.environ)), sys.stdout)
 
 
 @cli.group()

@@ -36,6 +36,7 @@ COMMANDS: dict[str, Command] = {
     "build": Command(("build",), ("base", "head"), github=True),
     "tags": Command(("tags",), ("head",), github=True),
     "promote": Command(("promote",), github=True),
+    "verify": Command(("verify",)),
     "deploy": Command(("deploy",), github=True),
     "smoke": Command(("smoke",), github=True),
     "lint": Command(("lint",), github=True),

@@ -266,6 +266,11 @@ class Streamed:
         with self._by_deadline():
             return b"".join(_chunks(self._answer))
 
+    def chunks(self) -> Iterator[bytes]:
+        """The body in pieces as they arrive, never whole (a layer can be gigabytes)."""
+        with self._by_deadline():
+            yield from _chunks(self._answer)
+
     @contextmanager
     def _by_deadline(self) -> Iterator[None]:
         """A body cut at the deadline ends early or fails: either way, it timed out."""

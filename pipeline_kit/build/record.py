@@ -2,7 +2,7 @@
 
 The JSON is a contract (the action's outputs, the GitLab dotenv report, scripts): its keys and
 their order stay as they are; ``append`` appears only when the plan appended, ``commands`` and
-``publish`` only on a dry run.
+``publish`` only on a dry run, ``attestations`` only when the digest was attested.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ class BuildRecord:
     publish: Sequence[str] | None = None  # dry run: the registry operations
     # dry run without the registry: why, and each lookup not done with what it would decide
     offline: Mapping[str, Any] | None = None
+    # the provenance's and the SBOM's manifest digests (attest.attach.Attested.to_json)
+    attestations: Mapping[str, Any] | None = None
     timings: Mapping[str, float] = field(default_factory=dict)  # seconds per phase, and total
 
     def published(self, digest: str | None, bytes_uploaded: int | None) -> BuildRecord:
@@ -85,5 +87,7 @@ class BuildRecord:
             document["publish"] = list(self.publish)
         if self.offline is not None:
             document["offline"] = dict(self.offline)
+        if self.attestations is not None:
+            document["attestations"] = dict(self.attestations)
         document["timings"] = dict(self.timings)
         return document

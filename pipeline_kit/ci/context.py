@@ -44,6 +44,7 @@ class CIContext:
     ref: str | None = None  # the full ref built: refs/heads/x, refs/tags/v1, refs/pull/3/merge
     ref_protected: bool = False  # the CI itself says the ref is protected
     trusted_refs: tuple[str, ...] = ()  # PIPELINE_KIT_TRUSTED_REFS, from the CI definition
+    run_url: str | None = None  # the CI job or run, as its provider shows it (provenance)
 
     @property
     def is_ci(self) -> bool:
@@ -122,6 +123,7 @@ def _gitlab(env: Mapping[str, str]) -> CIContext:
         actor=env.get("GITLAB_USER_LOGIN") or None,
         ref=ref,
         ref_protected=env.get("CI_COMMIT_REF_PROTECTED") == "true",
+        run_url=env.get("CI_JOB_URL") or env.get("CI_PIPELINE_URL") or None,
     )
 
 
@@ -160,6 +162,10 @@ def _github(env: Mapping[str, str]) -> CIContext:
     default_branch = repo.get("default_branch") if isinstance(repo, dict) else None
     server, slug = env.get("GITHUB_SERVER_URL"), env.get("GITHUB_REPOSITORY")
     before = payload.get("before")
+    run_id, attempt = env.get("GITHUB_RUN_ID"), env.get("GITHUB_RUN_ATTEMPT")
+    run_url = f"{server}/{slug}/actions/runs/{run_id}" if server and slug and run_id else None
+    if run_url and attempt:
+        run_url += f"/attempts/{attempt}"
     return CIContext(
         provider="github",
         event=event_name,
@@ -174,6 +180,7 @@ def _github(env: Mapping[str, str]) -> CIContext:
         actor=env.get("GITHUB_ACTOR") or None,
         ref=ref or None,
         ref_protected=env.get("GITHUB_REF_PROTECTED") == "true",
+        run_url=run_url,
     )
 
 

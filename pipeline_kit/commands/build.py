@@ -106,6 +106,7 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     from pipeline_kit.report.outputs import check_destination
 
     check_destination(options.format, options.environ)
+    started = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     phases = _Phases()
     checkout = _read_checkout(options, log)
     phases.done("detect")
@@ -117,6 +118,7 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         record = _dry_run(record, checkout, planned)
     else:
         record = _publish(record, checkout, planned, phases, log)
+        record = _attest(record, checkout, planned, started, phases, log)
     _write(dataclasses.replace(record, timings=phases.total()), options, out)
     return ExitCode.OK
 
@@ -398,6 +400,68 @@ def _run_builder(
             return record.published(output.digest, None)
         with groups.group(f"push {checkout.image}"):
             return record.published(*publisher.push_layout(output.layout, request.tags))
+
+
+def _attest(
+    record: BuildRecord,
+    checkout: _Checkout,
+    planned: _Planned,
+    started: str,
+    phases: _Phases,
+    log: TextIO,
+) -> BuildRecord:
+    """Provenance and an SBOM attached to the published digest, unless it has them or the
+    config's ``attest`` section turns them off."""
+    from pipeline_kit.attest.attach import AttestSettings, attest, now
+    from pipeline_kit.attest.facts import build_facts
+
+    settings = AttestSettings.from_section(checkout.config.section("attest"))
+    if not settings.any or record.digest is None:
+        return record
+    parent, bases = None, _base_images(checkout, planned)
+    if planned.append is not None:
+        parent = planned.append.previous.reference
+    elif planned.rebase is not None:
+        parent = planned.rebase.image.reference
+    facts = build_facts(
+        record, checkout.config, checkout.ci, checkout.detection.dockerfile, checkout.root,
+        started=started, finished=now(), parent=parent, base_images=bases,
+        secrets=[secret.id for secret in planned.request.secrets],
+    )  # fmt: skip
+    publisher = planned.publisher
+    # An append's SBOM is its previous image's plus the new layers; a rebase's new layers are
+    # the bottom ones, so its SBOM reads every layer.
+    attested = attest(
+        publisher.client, publisher.ref.repository, record.digest, facts, settings,
+        parent=parent if planned.append is not None else None,
+    )  # fmt: skip
+    phases.done("attest")
+    if attested.attached:
+        log.write(f"pipeline-kit: attested {record.digest[:19]} ({attested.seconds:.2f}s)\n")
+    return dataclasses.replace(record, attestations=attested.to_json())
+
+
+def _base_images(checkout: _Checkout, planned: _Planned) -> list[tuple[str, str | None]]:
+    """The base image by digest where the plan knows it (a rebase) or its registry says it
+    at once (a build); an append's and a retag's base is its previous image's."""
+    if planned.rebase is not None:
+        return [(planned.rebase.base.reference, planned.rebase.base.digest)]
+    chain = checkout.detection.chain
+    if planned.builder is None or chain is None or chain.from_ref == "scratch":
+        return []
+    from pipeline_kit.adapters.registry.client import RegistryClient, RetryPolicy
+    from pipeline_kit.adapters.registry.references import ImageRef
+
+    try:
+        ref = ImageRef.parse(chain.from_ref)
+        client = RegistryClient.connect(
+            ref.registry, planned.environ, planned.settings.insecure_hosts
+        )
+        client.retry = RetryPolicy(attempts=1)
+        found = client.head_manifest(ref.repository, ref.reference)
+    except KitError:
+        found = None
+    return [(chain.from_ref, found.digest if found else None)]
 
 
 def _keep_out(checkout: _Checkout) -> tuple[Path, Path]:

@@ -10,11 +10,17 @@ digest's referrers, updated on each attach.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from pipeline_kit.adapters.registry.client import MANIFEST_TYPES, Descriptor, RegistryClient
+from pipeline_kit.adapters.registry.client import (
+    MANIFEST_TYPES,
+    Descriptor,
+    RegistryClient,
+    in_parallel,
+)
 from pipeline_kit.adapters.registry.references import sha256_digest
 from pipeline_kit.errors import EnvironmentFault, InputError
 
@@ -55,29 +61,54 @@ def attach(
     artifact_type: str,
     data: bytes,
     created: str,
+    annotations: Mapping[str, str] | None = None,
 ) -> str:
-    """Attach ``data`` to ``subject`` as an artifact of ``artifact_type``; its manifest digest."""
-    blob = Descriptor(artifact_type, sha256_digest(data), len(data))
-    empty = Descriptor(EMPTY_TYPE, sha256_digest(EMPTY_CONFIG), len(EMPTY_CONFIG))
-    client.upload_missing_blob(repo, EMPTY_CONFIG, empty.digest)
-    client.upload_missing_blob(repo, data, blob.digest)
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": artifact_type,
-        "config": _descriptor(empty),
-        "layers": [_descriptor(blob)],
-        "subject": _descriptor(subject),
-        "annotations": {CREATED: created},
-    }
-    raw = json.dumps(manifest, separators=(",", ":")).encode()
-    digest = client.put_manifest(repo, sha256_digest(raw), raw, OCI_MANIFEST)
-    if client.referrers(repo, subject.digest) is None:
-        entry = {**_descriptor(Descriptor(OCI_MANIFEST, digest, len(raw)))}
-        entry["artifactType"] = artifact_type
-        entry["annotations"] = {CREATED: created}
-        _add_to_tag(client, repo, subject.digest, entry)
+    """Attach ``data`` to ``subject`` as an artifact of ``artifact_type``; its manifest digest.
+    ``annotations`` join the creation time on the manifest (and on its referrers entry)."""
+    (digest,) = attach_all(client, repo, subject, [(artifact_type, data, created, annotations)])
     return digest
+
+
+# artifact type, its one blob, creation time, further annotations
+ArtifactSpec = tuple[str, bytes, str, "Mapping[str, str] | None"]
+
+
+def attach_all(
+    client: RegistryClient, repo: str, subject: Descriptor, artifacts: Sequence[ArtifactSpec]
+) -> list[str]:
+    """Attach several artifacts to ``subject`` at once: blobs and manifests sent side by side,
+    the referrers tag (where there is no referrers API) updated once. Their manifest digests."""
+    empty = Descriptor(EMPTY_TYPE, sha256_digest(EMPTY_CONFIG), len(EMPTY_CONFIG))
+    uploads: list[Callable[[], bool]] = [
+        partial(client.upload_missing_blob, repo, EMPTY_CONFIG, empty.digest)
+    ]
+    manifests = []
+    for artifact_type, data, created, extra in artifacts:
+        blob = Descriptor(artifact_type, sha256_digest(data), len(data))
+        uploads.append(partial(client.upload_missing_blob, repo, data, blob.digest))
+        manifests.append({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": artifact_type,
+            "config": _descriptor(empty),
+            "layers": [_descriptor(blob)],
+            "subject": _descriptor(subject),
+            "annotations": {CREATED: created, **(extra or {})},
+        })  # fmt: skip
+    in_parallel(uploads)
+    raws = [json.dumps(manifest, separators=(",", ":")).encode() for manifest in manifests]
+    digests = in_parallel(
+        [partial(client.put_manifest, repo, sha256_digest(raw), raw, OCI_MANIFEST) for raw in raws]
+    )
+    if client.referrers(repo, subject.digest) is None:
+        entries = []
+        for manifest, raw, digest in zip(manifests, raws, digests, strict=True):
+            entry = {**_descriptor(Descriptor(OCI_MANIFEST, digest, len(raw)))}
+            entry["artifactType"] = manifest["artifactType"]
+            entry["annotations"] = manifest["annotations"]
+            entries.append(entry)
+        _add_to_tag(client, repo, subject.digest, entries)
+    return digests
 
 
 def latest(
@@ -89,11 +120,9 @@ def latest(
 ) -> Artifact | None:
     """The newest artifact of ``artifact_type`` attached to ``subject`` whose blob ``accept``
     takes, or None."""
-    found = client.referrers(repo, subject)
-    if found is None:
-        index = client.find_manifest(repo, referrers_tag(subject))
-        found = _manifests(index.raw, f"{repo}:{referrers_tag(subject)}") if index else []
-    candidates = [e for e in found if e.get("artifactType") == artifact_type]
+    candidates = [
+        e for e in listed(client, repo, subject) if e.get("artifactType") == artifact_type
+    ]
     candidates.sort(key=lambda e: str((e.get("annotations") or {}).get(CREATED, "")), reverse=True)
     for entry in candidates:
         digest = str(entry.get("digest", ""))
@@ -108,11 +137,23 @@ def latest(
     return None
 
 
-def _add_to_tag(client: RegistryClient, repo: str, subject: str, entry: dict[str, Any]) -> None:
+def listed(client: RegistryClient, repo: str, subject: str) -> list[dict[str, Any]]:
+    """The referrers entries of ``subject``: the referrers API's, else the referrers tag's."""
+    found = client.referrers(repo, subject)
+    if found is None:
+        index = client.find_manifest(repo, referrers_tag(subject))
+        found = _manifests(index.raw, f"{repo}:{referrers_tag(subject)}") if index else []
+    return found
+
+
+def _add_to_tag(
+    client: RegistryClient, repo: str, subject: str, entries: Sequence[dict[str, Any]]
+) -> None:
     tag = referrers_tag(subject)
     index = client.find_manifest(repo, tag)
     manifests = _manifests(index.raw, f"{repo}:{tag}") if index else []
-    manifests = [m for m in manifests if m.get("digest") != entry["digest"]] + [entry]
+    added = {entry["digest"] for entry in entries}
+    manifests = [m for m in manifests if m.get("digest") not in added] + list(entries)
     document = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}
     client.put_manifest(repo, tag, json.dumps(document).encode(), OCI_INDEX)
 

@@ -25,10 +25,29 @@ def as_text(record: BuildRecord) -> str:
     if record.digest:
         lines.append(f"digest: {record.digest}")
     lines += [f"  {ref}" for ref in record.references]
+    lines += _attestations(record)
     lines += ["  $ " + " ".join(argv) for argv in record.commands or ()]
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in record.timings.items())
     lines.append(f"timings: {timings}")
     return "\n".join(lines) + "\n"
+
+
+def _attestations(record: BuildRecord) -> list[str]:
+    found = record.attestations
+    if not found:
+        return []
+    lines = []
+    for name in ("provenance", "sbom"):
+        if found.get(name):
+            new = "attached" if name in found.get("attached", ()) else "already attached"
+            lines.append(f"{name}: {found[name]} ({new})")
+    if found.get("packages") is not None:
+        source = f", extends {found['sbom_from']}" if found.get("sbom_from") else ""
+        lines.append(
+            f"  sbom lists {found['packages']} packages ({found['layers_read']} layers read"
+            f"{source})"
+        )
+    return lines
 
 
 def outputs(record: BuildRecord) -> list[tuple[str, str]]:

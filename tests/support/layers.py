@@ -14,6 +14,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("rebase",),
     ("build",),
     ("publish",),
+    ("attest",),
     ("render",),
     ("preview",),
     ("smoke",),

@@ -21,12 +21,14 @@ import base64
 import datetime
 import email.utils
 import hashlib
+import io
 import ipaddress
 import random
 import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, TextIO, TypeVar, cast
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -614,6 +616,45 @@ class RegistryClient:
 
         return self._with_retries(fetch, f"blob {digest[:19]}")
 
+    @contextmanager
+    def open_blob(self, repo: str, digest: str) -> Iterator[IO[bytes]]:
+        """The blob as a stream read as it arrives, never held whole (a layer can be
+        gigabytes). Leaving the block normally reads what is left and checks the digest."""
+        from pipeline_kit.adapters import http
+
+        what = f"{self.host}: blob {repo}@{digest[:19]}"
+        for asked in range(2):
+            auth = self._authorization(_pull(repo))
+            headers = {"Authorization": auth} if auth else {}
+            try:
+                with self.transport.stream(
+                    "GET", f"{self.base}/v2/{repo}/blobs/{digest}", headers=headers,
+                    redirects=True,
+                ) as answer:  # fmt: skip
+                    refused = answer.status == 401 and not asked
+                    if answer.status == 404:
+                        raise EnvironmentFault(
+                            f"{what}: not found.",
+                            hint="Check that the image's layers are in its repository.",
+                        )
+                    if answer.status != 200 and not refused:
+                        raise EnvironmentFault(
+                            f"{what}: HTTP {answer.status}.", hint="Check the registry's logs."
+                        )
+                    if not refused:
+                        stream = _CheckedStream(answer.chunks(), digest, what)
+                        # Buffered: read(n) gives n bytes (but at the end), as readers expect.
+                        yield cast(IO[bytes], io.BufferedReader(stream, 1 << 16))
+                        stream.finish()
+                        return
+            except http.TransportError as exc:
+                raise EnvironmentFault(
+                    f"{what}: reading it failed ({exc}).", hint="Check the registry; run again."
+                ) from None
+            # No token for this scope yet: a HEAD goes through the challenge and fetches one.
+            self.blob_exists(repo, digest)
+        raise EnvironmentFault(f"{what}: access refused.", hint="Check the credentials.")
+
     def mount_blob(self, repo: str, digest: str, from_repo: str) -> bool:
         """Cross-repository mount; False when the registry chose to open an upload instead."""
         response = self._request(
@@ -761,6 +802,48 @@ class RegistryClient:
             match = _LINK_NEXT.search(response.header("Link"))
             url = urljoin(self.base + "/", match.group(1)) if match else None
         return tags
+
+
+class _CheckedStream(io.RawIOBase):
+    """A blob's bytes as they arrive, hashed on the way; its end checks them against the
+    digest the blob was asked for."""
+
+    def __init__(self, chunks: Iterator[bytes], digest: str, what: str) -> None:
+        self._chunks = chunks
+        self._pending = b""
+        self._hash = hashlib.sha256()
+        self._digest = digest
+        self._what = what
+        self._ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending and not self._ended:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                self._ended = True
+                self._check()
+            else:
+                self._hash.update(chunk)
+                self._pending = chunk
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+    def finish(self) -> None:
+        """Read what the reader left (a tar's end padding) and check the digest."""
+        while self.readinto(bytearray(1 << 16)):
+            pass
+
+    def _check(self) -> None:
+        if f"sha256:{self._hash.hexdigest()}" != self._digest:
+            raise EnvironmentFault(
+                f"{self._what}: its content does not match its digest.",
+                hint="The registry (or a proxy) altered the blob; check it.",
+            )
 
 
 def _pull(repo: str) -> str:

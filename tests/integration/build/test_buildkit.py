@@ -223,3 +223,25 @@ def test_cache_gc_keeps_the_buildkit_cache_manifest(
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert (report["entries"], report["kept"], report["deleted"]) == (1, 1, [])
+
+
+def test_the_cold_build_is_attested_and_verifies(
+    rows: dict[str, Any], registry: RegistryServer
+) -> None:
+    """The builder's digest gets provenance naming the builder and an SBOM; verify passes."""
+    import json as json_module
+
+    from pipeline_kit.adapters.registry.client import RegistryClient
+    from pipeline_kit.attest.attach import attestations, read_attestation
+    from pipeline_kit.attest.statement import PROVENANCE
+    from pipeline_kit.attest.verify import verify
+
+    cold = rows["cold"]
+    assert cold["attestations"]["attached"] == ["provenance", "sbom"]
+    client = RegistryClient(registry.host)
+    found = attestations(client, "buildkit/rows", cold["digest"])
+    provenance = json_module.loads(read_attestation(client, "buildkit/rows", found[PROVENANCE]))
+    assert (
+        provenance["predicate"]["buildDefinition"]["externalParameters"]["strategy"] == "buildkit"
+    )
+    assert verify(client, "buildkit/rows", cold["digest"]).passed

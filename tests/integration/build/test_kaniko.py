@@ -420,3 +420,23 @@ def test_an_argument_the_executor_refuses_fails_the_check(
     run = kaniko.run([arg])
     assert run.returncode != 0
     assert run.log[0].startswith("Error: ") and arg.split("=")[0] in run.log[0], run.text
+
+
+def test_the_cold_build_is_attested_and_verifies(
+    rows: dict[str, Any], registry: RegistryServer
+) -> None:
+    """The builder's digest gets provenance naming the builder and an SBOM; verify passes."""
+    import json as json_module
+
+    from pipeline_kit.adapters.registry.client import RegistryClient
+    from pipeline_kit.attest.attach import attestations, read_attestation
+    from pipeline_kit.attest.statement import PROVENANCE
+    from pipeline_kit.attest.verify import verify
+
+    cold = rows["cold"]
+    assert cold["attestations"]["attached"] == ["provenance", "sbom"]
+    client = RegistryClient(registry.host)
+    found = attestations(client, "kaniko/rows", cold["digest"])
+    provenance = json_module.loads(read_attestation(client, "kaniko/rows", found[PROVENANCE]))
+    assert provenance["predicate"]["buildDefinition"]["externalParameters"]["strategy"] == "kaniko"
+    assert verify(client, "kaniko/rows", cold["digest"]).passed

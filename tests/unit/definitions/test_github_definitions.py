@@ -298,3 +298,19 @@ def test_deploy_cluster_is_off_by_default_and_deploys_before_promote() -> None:
     assert "umask 077" in written[0]["run"]
     removed = steps[commands.index("deploy") + 1]
     assert removed["if"] == "always() && inputs.deploy-cluster" and "rm -f" in removed["run"]
+
+
+def test_require_attestations_is_off_by_default_and_verifies_first() -> None:
+    """require-attestations adds ``pipeline-kit verify`` of the gated digest as the deploy
+    job's first command: a digest without consistent attestations is neither deployed nor
+    promoted (the step fails the job)."""
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "pipeline.yml").read_text())
+    declared = workflow[True]["workflow_call"]["inputs"]["require-attestations"]
+    assert (declared["type"], declared["default"]) == ("boolean", False)
+    steps = workflow["jobs"]["deploy"]["steps"]
+    commands = [(step.get("with") or {}).get("command") for step in steps]
+    verify = steps[commands.index("verify")]
+    assert commands.index("verify") < commands.index("deploy") < commands.index("promote")
+    assert verify["if"] == "inputs.require-attestations"
+    assert verify["with"]["args"] == "${{ needs.gate.outputs.image }}"
+    assert verify["with"]["registry-password"] == "${{ secrets.registry-password }}"

@@ -1,4 +1,5 @@
-"""The GitLab template's promote job with and without ``kubernetes-deploy``: its script run by
+"""The GitLab template's promote job with and without ``kubernetes-deploy`` and
+``require-attestations``: its script run by
 a real ``sh`` and ``bash`` (runners use either) with a recording ``pipeline-kit`` on PATH, so
 the order of the commands, their argv and what stops the job are what GitLab's runner would
 do. (The template as a whole is checked against GitLab's schema with gitlab-ci-local in
@@ -44,8 +45,9 @@ def _promote(tmp_path: Path, shell: str, deploy: str, exit_code: int = 0, **env:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     kit = bin_dir / "pipeline-kit"
+    failing = env.pop("FAILING", "deploy")
     kit.write_text(f'#!/bin/sh\necho "$*" >> "{tmp_path}/calls"\n'
-                   f'[ "$1" = deploy ] && exit {exit_code}\nexit 0\n')  # fmt: skip
+                   f'[ "$1" = {failing} ] && exit {exit_code}\nexit 0\n')  # fmt: skip
     kit.chmod(0o755)
     script = "\n".join(job["script"])
     variables = {"PIPELINE_KIT_PROMOTE_TAGS": "stable", "PIPELINE_KIT_KUBERNETES_DEPLOY": deploy,
@@ -102,3 +104,30 @@ def test_on_without_a_kubeconfig_stops_before_any_command(tmp_path: Path, shell:
     result, calls = _promote(tmp_path, shell, "true")
     assert result.returncode != 0 and calls == []
     assert "kubernetes-deploy needs KUBECONFIG" in result.stderr
+
+
+def test_require_attestations_is_a_boolean_input_off_by_default() -> None:
+    header, jobs = _template()
+    spec = header["spec"]["inputs"]["require-attestations"]
+    assert (spec["type"], spec["default"]) == ("boolean", False)
+    variables = jobs[".pipeline-kit:promote"]["variables"]
+    assert variables["PIPELINE_KIT_REQUIRE_ATTESTATIONS"] == "$[[ inputs.require-attestations ]]"
+
+
+def test_require_attestations_verifies_before_deploy_and_promote(
+    tmp_path: Path, shell: str
+) -> None:
+    result, calls = _promote(tmp_path, shell, "true", KUBECONFIG="/dev/null",
+                             PIPELINE_KIT_REQUIRE_ATTESTATIONS="true")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert [call.split()[0] for call in calls] == ["verify", "deploy", "promote"]
+    assert calls[0] == f"verify {IMAGE}"
+
+
+def test_a_digest_that_fails_verify_is_neither_deployed_nor_promoted(
+    tmp_path: Path, shell: str
+) -> None:
+    env = {"KUBECONFIG": "/dev/null", "PIPELINE_KIT_REQUIRE_ATTESTATIONS": "true"}
+    result, calls = _promote(tmp_path, shell, "true", 1, FAILING="verify", **env)
+    assert result.returncode == 1
+    assert calls == [f"verify {IMAGE}"]

@@ -1,0 +1,1 @@
+"""Attestations: provenance and an SBOM on every digest the kit publishes, and their check."""
