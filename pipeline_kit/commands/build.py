@@ -38,7 +38,8 @@ class BuildOptions:
     head: str | None = None
     merge_base: bool = False
     build_args: Mapping[str, str] = field(default_factory=dict)
-    platform: str | None = None  # overrides the config's platform
+    platform: str | None = None  # overrides the config's platform (or picks one of platforms)
+    platforms: tuple[str, ...] = ()  # overrides the config's platform and platforms
     builder: str | None = None
     strategy: str | None = None
     extra_tags: tuple[str, ...] = ()
@@ -129,10 +130,20 @@ def _read_checkout(options: BuildOptions, log: TextIO) -> _Checkout:
     from pipeline_kit.config.loader import for_run, load_config
     from pipeline_kit.detect.changes import detect_changes
     from pipeline_kit.detect.revisions import choose_range
+    from pipeline_kit.dockerfile.platform import child_of, tag_suffix
     from pipeline_kit.publish.tags import compute_tags, rules_from_section
 
     config = for_run(load_config(options.config_path, options.cwd), options.environ, log)
-    config = config.with_build_args(options.build_args).with_platform(options.platform)
+    if options.platform and options.platforms:
+        raise InputError(
+            f"--platform {options.platform} and --platforms {','.join(options.platforms)}: "
+            "give one or the other.",
+            hint="--platforms for one multi-platform build (BuildKit); --platform for one "
+            "child of it (a Kaniko or buildah job), then `pipeline-kit merge`.",
+        )
+    config = config.with_build_args(options.build_args).with_platforms(options.platforms)
+    config = config.with_platform(options.platform)
+    child = child_of(config)
     if not config.image:
         raise InputError(
             f"{config.display}: no `image` to build.",
@@ -156,6 +167,8 @@ def _read_checkout(options: BuildOptions, log: TextIO) -> _Checkout:
         ci = resolve_context(config.root, options.environ, rng.head, git)
     tags = [t.name for t in compute_tags(ci, rules_from_section(config.section("tags")))]
     tags += [t for t in options.extra_tags if t not in tags]
+    if child is not None:  # one job of several: its tags must not overwrite the others'
+        tags = [f"{tag}{tag_suffix(child)}" for tag in tags]
     return _Checkout(
         config, config.image, ci_environ.trust, ci, detection, paths, tuple(tags), git.root
     )
@@ -373,6 +386,8 @@ def _publish(
         record = record.published(*publisher.publish_append(planned.append, tags))
     else:
         record = _run_builder(record, checkout, planned, phases, log)
+    if record.digest is not None and (planned.request.platforms or plan.strategy == "retag"):
+        record = dataclasses.replace(record, children=publisher.children(record.digest))
     phases.done("push")
     return record
 

@@ -34,7 +34,7 @@ from pipeline_kit.detect.revisions import RevisionRange
 from pipeline_kit.detect.sources import check_sources
 from pipeline_kit.dockerfile.context_tree import ContextSnapshot, SourceLeavesContext
 from pipeline_kit.dockerfile.dockerignore import DockerIgnore, ignore_file_candidates
-from pipeline_kit.dockerfile.platform import Platform, platform_of
+from pipeline_kit.dockerfile.platform import Platform, platform_of, platforms_of
 from pipeline_kit.dockerfile.stages import StageGraph, parse_dockerfile
 from pipeline_kit.dockerfile.tree_cache import store_for
 from pipeline_kit.errors import InputError
@@ -146,8 +146,10 @@ def detect_changes(
     context = repo_path(git, config.context_path, "context")
     platform = platform_of(config)
     # FROM takes the target platform's image, and RUN runs its binaries: the same Dockerfile
-    # and context make another image on another platform, so another key.
-    inputs = (*config.build_inputs(), f"platform {platform}")
+    # and context make another image on another platform, so another key. A multi-platform
+    # image is keyed by all its platforms (its Dockerfile is read for the first).
+    platforms = ",".join(map(str, platforms_of(config)))
+    inputs = (*config.build_inputs(), f"platform {platforms}")
     head = _read_side(
         git, rng.head_tree, dockerfile, context, config.build_args, inputs, None, platform,
         revision=f"{rng.head} and its working tree" if rng.worktree else rng.head,

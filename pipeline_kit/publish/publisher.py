@@ -18,6 +18,7 @@ from pipeline_kit.adapters.registry.references import ImageRef
 from pipeline_kit.build.plan import BuildPlan
 from pipeline_kit.ci.trust import TRUSTED, Trust, vouched
 from pipeline_kit.detect.records import key_tag, read_prefixes
+from pipeline_kit.publish.index import is_attestation, platform_name
 from pipeline_kit.publish.layout import push_layout_counted
 from pipeline_kit.publish.retag import point_tags
 
@@ -79,6 +80,11 @@ class Publisher:
             return True
         manifest = self.client.get_manifest(self.ref.repository, digest)
         labels = None
+        if manifest.is_index:  # a multi-platform image: its children carry the same labels
+            entries = json.loads(manifest.raw).get("manifests", [])
+            first = next((e for e in entries if not is_attestation(e)), None)
+            if first is not None:
+                manifest = self.client.get_manifest(self.ref.repository, first["digest"])
         if not manifest.is_index:
             config_digest = json.loads(manifest.raw)["config"]["digest"]
             config = json.loads(self.client.get_blob(self.ref.repository, config_digest))
@@ -101,6 +107,17 @@ class Publisher:
             manifest = json.loads(self.client.get_manifest(self.ref.repository, first).raw)
         sizes = [int(layer.get("size", 0)) for layer in manifest.get("layers", [])]
         return max(sizes, default=0)
+
+    def children(self, digest: str) -> dict[str, str] | None:
+        """Each platform's image digest when ``digest`` is an index (None: an image)."""
+        manifest = self.client.get_manifest(self.ref.repository, digest)
+        if not manifest.is_index:
+            return None
+        return {
+            platform_name(entry.get("platform") or {}): str(entry["digest"])
+            for entry in json.loads(manifest.raw).get("manifests", [])
+            if not is_attestation(entry)
+        }
 
     def retag(self, source: str, tags: Sequence[str]) -> str:
         targets = [ImageRef.parse(f"{self.ref.registry}/{self.ref.repository}:{t}") for t in tags]
