@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_kit.adapters.registry.references import ImageRef
+from pipeline_kit.adapters.registry.references import ImageRef, is_attestation, platform_name
 from pipeline_kit.build.builders.base import BuildRequest
 from pipeline_kit.build.builders.buildah import BuildahBuilder
 from pipeline_kit.build.builders.buildkit import buildctl_argv, buildx_argv
@@ -29,9 +29,7 @@ from pipeline_kit.publish.index import (
     Child,
     check_children,
     index_body,
-    is_attestation,
     parse_child,
-    platform_name,
 )
 from tests.support.gitrepo import GitRepo, cli
 
@@ -239,3 +237,33 @@ def test_the_index_lists_each_child_with_its_platform() -> None:
     assert platform_name(body["manifests"][1]["platform"]) == "linux/arm/v7"
     attestation = {"platform": {"os": "unknown", "architecture": "unknown"}}
     assert is_attestation(attestation) and not is_attestation(body["manifests"][0])
+
+
+def test_a_file_only_another_platform_copies_changes_the_image_key(tmp_path: Path) -> None:
+    """The Dockerfile is read for the first platform; arm64's own file still counts, and only
+    at its own instruction: a code change is still a change of the code alone."""
+    repo = GitRepo.init(tmp_path)
+    repo.commit(
+        {
+            "Dockerfile": "FROM scratch\nARG TARGETARCH\nCOPY tool-${TARGETARCH} /tool\n"
+            "COPY app /app\n",
+            "tool-amd64": "amd64 v1\n",
+            "tool-arm64": "arm64 v1\n",
+            "app": "v1\n",
+            "pipeline-kit.yaml": "image: r.io/a/b\nplatforms: [linux/amd64, linux/arm64]\n",
+        }
+    )
+
+    def key() -> str:
+        proc = cli("detect", "--format", "json", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        return str(json.loads(proc.stdout)["image_key"])
+
+    first = key()
+    repo.commit({"tool-arm64": "arm64 v2\n"})
+    second = key()
+    assert second != first
+    repo.commit({"app": "v2\n"})
+    detected = json.loads(cli("detect", "--format", "json", cwd=tmp_path).stdout)
+    assert detected["image_key"] != second
+    assert detected["rebuild_point"]["line"] == 4  # the change starts at the code
