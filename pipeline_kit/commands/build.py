@@ -18,7 +18,7 @@ from pipeline_kit.errors import ExitCode, InputError, KitError
 if TYPE_CHECKING:
     from pipeline_kit.adapters.git import Git
     from pipeline_kit.adapters.registry.client import Manifest
-    from pipeline_kit.append.planner import AppendPlan
+    from pipeline_kit.append.planner import AppendPlan, IndexAppendPlan
     from pipeline_kit.build.builders.base import Builder, BuildRequest
     from pipeline_kit.build.plan import BuildPlan, BuildSettings, CheckoutPaths
     from pipeline_kit.build.record import BuildRecord
@@ -96,7 +96,7 @@ class _Planned:
     publisher: Publisher
     request: BuildRequest
     plan: BuildPlan
-    append: AppendPlan | None
+    append: AppendPlan | IndexAppendPlan | None
     builder: Builder | None
     offline: Mapping[str, Any] | None = None  # dry run: the lookups the registry did not answer
     rebase: RebasePlan | None = None
@@ -386,7 +386,8 @@ def _publish(
         record = record.published(*publisher.publish_append(planned.append, tags))
     else:
         record = _run_builder(record, checkout, planned, phases, log)
-    if record.digest is not None and (planned.request.platforms or plan.strategy == "retag"):
+    multi = planned.request.platforms or plan.strategy in ("retag", "append")
+    if record.digest is not None and multi:  # an index: its platforms' image digests too
         record = dataclasses.replace(record, children=publisher.children(record.digest))
     phases.done("push")
     return record
@@ -427,7 +428,7 @@ def _try_append(
     created: str,
     environ: Mapping[str, str],
     manifests: Mapping[str, Manifest | None],
-) -> tuple[AppendPlan | None, str | None]:
+) -> tuple[AppendPlan | IndexAppendPlan | None, str | None]:
     """An append plan, or None and why the builder is needed."""
     from pipeline_kit.append import CannotAppend
     from pipeline_kit.append.attempt import prepare_append

@@ -10,16 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from pipeline_kit.adapters.registry.client import RegistryClient
-from pipeline_kit.adapters.registry.references import ImageRef, sha256_digest
+from pipeline_kit.adapters.registry.references import ImageRef, platform_name, sha256_digest
 from pipeline_kit.dockerfile.platform import Platform, parse_platform
 from pipeline_kit.errors import InputError
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-# BuildKit lists its provenance and SBOM as children of platform unknown/unknown.
-_ATTESTATION = "vnd.docker.reference.type"
 
 
 class Child(NamedTuple):
@@ -35,18 +33,6 @@ class MergedIndex:
 
     digest: str
     children: Mapping[str, str]  # platform -> image digest, in the index's order
-
-
-def platform_name(platform: Mapping[str, Any]) -> str:
-    """``linux/arm64`` for an index entry's (or a config's) os, architecture and variant."""
-    parts = (platform.get("os"), platform.get("architecture"), platform.get("variant"))
-    return "/".join(str(part) for part in parts if part)
-
-
-def is_attestation(entry: Mapping[str, Any]) -> bool:
-    """An index entry that is not an image of a platform (BuildKit's attestation manifests)."""
-    annotations = entry.get("annotations") or {}
-    return _ATTESTATION in annotations or (entry.get("platform") or {}).get("os") == "unknown"
 
 
 def parse_child(text: str, image: ImageRef) -> Child:

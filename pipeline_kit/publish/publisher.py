@@ -14,16 +14,20 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from pipeline_kit.adapters.registry.client import Manifest, RegistryClient, in_parallel
 from pipeline_kit.adapters.registry.credentials import resolve_credential, write_docker_config
-from pipeline_kit.adapters.registry.references import ImageRef
+from pipeline_kit.adapters.registry.references import (
+    ImageRef,
+    is_attestation,
+    platform_entries,
+    platform_name,
+)
 from pipeline_kit.build.plan import BuildPlan
 from pipeline_kit.ci.trust import TRUSTED, Trust, vouched
 from pipeline_kit.detect.records import key_tag, read_prefixes
-from pipeline_kit.publish.index import is_attestation, platform_name
 from pipeline_kit.publish.layout import push_layout_counted
 from pipeline_kit.publish.retag import point_tags
 
 if TYPE_CHECKING:
-    from pipeline_kit.append.planner import AppendPlan
+    from pipeline_kit.append.planner import AppendPlan, IndexAppendPlan
     from pipeline_kit.append.remote import AppendRemote
     from pipeline_kit.rebase.planner import RebasePlan
     from pipeline_kit.rebase.remote import RebaseRemote
@@ -115,8 +119,7 @@ class Publisher:
             return None
         return {
             platform_name(entry.get("platform") or {}): str(entry["digest"])
-            for entry in json.loads(manifest.raw).get("manifests", [])
-            if not is_attestation(entry)
+            for entry in platform_entries(json.loads(manifest.raw))
         }
 
     def retag(self, source: str, tags: Sequence[str]) -> str:
@@ -134,7 +137,9 @@ class Publisher:
 
         return AppendRemote(self.client, self.ref.repository, self.environ, self.insecure_hosts)
 
-    def publish_append(self, plan: AppendPlan, tags: Sequence[str]) -> tuple[str, int]:
+    def publish_append(
+        self, plan: AppendPlan | IndexAppendPlan, tags: Sequence[str]
+    ) -> tuple[str, int]:
         """Publish an append plan: the digest and the bytes uploaded."""
         digest, sent = self.append_remote().publish(plan, tags)
         self._say(f"{self.ref.repository}@{digest}: {sent / 1e6:.3f} MB uploaded, {len(tags)} tags")

@@ -145,6 +145,45 @@ def test_a_second_build_of_the_same_content_retags_the_index(
     assert set(again["children"]) == {"linux/amd64", "linux/arm64"}
 
 
+@pytest.fixture(scope="module")
+def appended(
+    service: dict[str, Any], buildkit_index: dict[str, Any], buildkitd: BuildkitDaemon
+) -> dict[str, Any]:
+    """A code change on a branch of its own, built after the index (the checkout goes back)."""
+    repo: GitRepo = service["repo"]
+    branch = repo.git("rev-parse", "--abbrev-ref", "HEAD")
+    repo.git("checkout", "-q", "-b", "code-change")
+    try:
+        repo.commit({"app/main.txt": "hello v2\n"}, message="code change")
+        return build_cli(repo, "--tag", "v2", env=buildkitd.env)
+    finally:
+        repo.git("checkout", "-q", branch)
+
+
+def test_a_code_change_is_appended_to_every_platform_of_the_index(
+    service: dict[str, Any], buildkit_index: dict[str, Any], appended: dict[str, Any]
+) -> None:
+    client = service["client"]
+    assert appended["strategy"] == "append", (appended["reason"], appended["fallback"])
+    assert appended["previous"] == f"mp/svc@{buildkit_index['digest']}"
+    assert set(appended["append"]["platforms"]) == {"linux/amd64", "linux/arm64"}
+    assert appended["append"]["new_layers"] == 1  # one code layer for both platforms
+    before = _children(client, "mp/svc", buildkit_index["digest"])
+    after = _children(client, "mp/svc", appended["digest"])
+    assert appended["children"] == {p: c["digest"] for p, c in after.items()}
+    code_layers = {p: c["manifest"]["layers"][-1]["digest"] for p, c in after.items()}
+    assert len(set(code_layers.values())) == 1, code_layers
+    for platform, binary in (("linux/amd64", BUSYBOX), ("linux/arm64", BUSYBOX_ARM64)):
+        old, new = before[platform], after[platform]
+        assert new["manifest"]["layers"][:-1] == old["manifest"]["layers"][:-1]
+        assert new["manifest"]["layers"][-1] != old["manifest"]["layers"][-1]
+        assert new["config"]["architecture"] == old["config"]["architecture"]
+        assert new["files"]["bin/busybox"] == binary.read_bytes()
+        assert new["files"]["srv/app/main.txt"] == b"hello v2\n"
+    v2 = client.get_manifest("mp/svc", "v2")
+    assert (v2.digest, v2.media_type) == (appended["digest"], OCI_INDEX)
+
+
 def test_promote_keeps_the_index_byte_for_byte(
     service: dict[str, Any], buildkit_index: dict[str, Any]
 ) -> None:
