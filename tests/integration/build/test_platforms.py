@@ -18,6 +18,7 @@ import os
 import subprocess
 import tarfile
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -340,3 +341,22 @@ def test_merge_refuses_what_cannot_be_one_index(
     assert message.format(**values) in refused.stderr
     assert "Traceback" not in refused.stderr
     assert client.get_manifest("mp/merged", "main").digest == before  # nothing pushed
+
+
+def test_cache_gc_keeps_the_platform_images_a_kept_index_lists(
+    service: dict[str, Any], per_platform: dict[str, dict[str, Any]], merged: dict[str, Any]
+) -> None:
+    """Every per-platform tag is past a one-second TTL, but the index (which has no config,
+    so no age) stays, and so does each image it lists."""
+    client = service["client"]
+    index = client.get_manifest("mp/merged", "main").digest
+    time.sleep(1.5)
+    gc = cli(
+        "cache", "gc", "--repository", f"{service['registry'].host}/mp/merged",
+        "--ttl", "1s", "--keep", "0", "--delete", "--format", "json", cwd=service["repo"].path,
+    )  # fmt: skip
+    assert gc.returncode == 0, gc.stderr
+    assert json.loads(gc.stdout)["deleted"] == []
+    for record in per_platform.values():
+        assert client.head_manifest("mp/merged", record["digest"]) is not None
+    assert client.get_manifest("mp/merged", "main").digest == index
