@@ -3,8 +3,8 @@
 The service's Dockerfile has only COPY, ENV and WORKDIR, so no step runs a binary of the other
 architecture: each platform gets its own busybox-static (this machine's for amd64, Debian's
 arm64 package, which scripts/test-images downloads, for arm64) by ``COPY busybox-${TARGETARCH}``.
-BuildKit builds both in one run and pushes an index; buildah builds one per run, and ``merge``
-puts the two children in an index. The arm64 child is never run (no emulator is assumed):
+BuildKit builds both in one run and pushes an index; buildah and Kaniko (in its sandbox) build
+one per run, and ``merge`` puts the two children in an index. The arm64 child is never run (no emulator is assumed):
 its content is read from the registry, layer by layer. The amd64 child is run by podman from
 the index, which shows that the runner's platform is the one taken.
 """
@@ -29,8 +29,9 @@ from pipeline_kit.adapters.registry.references import sha256_digest
 from tests.support.builds import BUSYBOX
 from tests.support.example_image import CACHE, remove_storage
 from tests.support.gitrepo import GitRepo, cli
-from tests.support.kitbuild import build_cli
+from tests.support.kitbuild import build_cli, build_in_process
 from tests.support.services.buildkitd import BuildkitDaemon
+from tests.support.services.kaniko import KanikoSandbox
 from tests.support.services.registry import RegistryServer
 
 BUSYBOX_ARM64 = CACHE / "busybox-arm64"
@@ -103,6 +104,8 @@ def service(tmp_path_factory: pytest.TempPathFactory, registry: RegistryServer) 
             "pipeline-kit.yaml": f"image: {registry.host}/mp/svc\n{PLATFORMS}"
             "build:\n  builder: buildkit\n",
             "ci/buildah.yaml": buildah,
+            "ci/kaniko.yaml": f"image: {registry.host}/mp/kaniko\ndockerfile: ../Dockerfile\n"
+            f"context: ..\n{PLATFORMS}build:\n  builder: kaniko\n",
         },
         message="two-platform service",
     )
@@ -360,3 +363,31 @@ def test_cache_gc_keeps_the_platform_images_a_kept_index_lists(
     for record in per_platform.values():
         assert client.head_manifest("mp/merged", record["digest"]) is not None
     assert client.get_manifest("mp/merged", "main").digest == index
+
+
+def test_kaniko_builds_each_platform_and_merge_makes_the_index(
+    service: dict[str, Any], kaniko: KanikoSandbox
+) -> None:
+    """Kaniko, one run per platform as two jobs of a matrix (--custom-platform; only COPY, so
+    nothing of arm64 runs), then merge by the build's tags."""
+    client, repo = service["client"], service["repo"]
+    config = repo.path / "ci" / "kaniko.yaml"
+    built = {
+        platform: build_in_process(
+            repo, kaniko.builder(), "--platform", platform, "--tag", "k", config=config
+        )
+        for platform in ("linux/amd64", "linux/arm64")
+    }
+    for platform, record in built.items():
+        assert (record["strategy"], record["builder"]) == ("builder", "kaniko")
+        assert f"k{'-' + platform.replace('/', '-')}" in record["tags"]
+    merged = cli(
+        "--config", "ci/kaniko.yaml", "merge", "--tag", "k", "--format", "json", cwd=repo.path
+    )
+    assert merged.returncode == 0, merged.stderr
+    record = json.loads(merged.stdout)
+    assert record["children"] == {p: r["digest"] for p, r in built.items()}
+    children = _children(client, "mp/kaniko", record["digest"])
+    assert children["linux/arm64"]["files"]["bin/busybox"] == BUSYBOX_ARM64.read_bytes()
+    assert children["linux/amd64"]["files"]["bin/busybox"] == BUSYBOX.read_bytes()
+    assert children["linux/arm64"]["config"]["architecture"] == "arm64"
