@@ -4,9 +4,9 @@ The service's Dockerfile has only COPY, ENV and WORKDIR, so no step runs a binar
 architecture: each platform gets its own busybox-static (this machine's for amd64, Debian's
 arm64 package, which scripts/test-images downloads, for arm64) by ``COPY busybox-${TARGETARCH}``.
 BuildKit builds both in one run and pushes an index; buildah and Kaniko (in its sandbox) build
-one per run, and ``merge`` puts the two children in an index. The arm64 child is never run (no emulator is assumed):
-its content is read from the registry, layer by layer. The amd64 child is run by podman from
-the index, which shows that the runner's platform is the one taken.
+one per run, and ``merge`` puts the two children in an index. The arm64 child is never run (no
+emulator is assumed): its content is read from the registry, layer by layer. The amd64 child is
+run by podman from the index, which shows that the runner's platform is the one taken.
 """
 
 from __future__ import annotations
