@@ -177,6 +177,13 @@ def lint(
 @click.option("--build-arg", "build_args", multiple=True, metavar="NAME=VALUE")
 @_platform
 @click.option(
+    "--platforms",
+    default=None,
+    metavar="OS/ARCH,...",
+    help="Build a multi-platform image (an index), e.g. linux/amd64,linux/arm64; BuildKit "
+    "only, not with --platform (default: `platforms` in the config).",
+)
+@click.option(
     "--builder",
     type=click.Choice(BUILDERS.choices),
     default=None,
@@ -209,6 +216,7 @@ def build(
     merge_base: bool,
     build_args: tuple[str, ...],
     platform: str | None,
+    platforms: str | None,
     builder: str | None,
     strategy: str | None,
     extra_tags: tuple[str, ...],
@@ -229,12 +237,56 @@ def build(
         merge_base=merge_base,
         build_args=_build_args(build_args),
         platform=platform,
+        platforms=_split_platforms(platforms),
         builder=builder,
         strategy=strategy,
         extra_tags=extra_tags,
         cache_repo=cache_repo,
         insecure_registries=insecure,
         dry_run=dry_run,
+        format=fmt,
+        dotenv=dotenv,
+        environ=dict(os.environ),
+    )
+    return run(options, sys.stdout)
+
+
+def _split_platforms(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+@cli.command()
+@click.argument("children", nargs=-1, metavar="[PLATFORM=REFERENCE]...")
+@click.option("--head", help="Commit the tags are for (default: the CI commit, else HEAD).")
+@click.option("--tag", "extra_tags", multiple=True, metavar="TAG", help="Add a tag (repeatable).")
+@click.option("--insecure-registry", "insecure", multiple=True, metavar="HOST")
+@_ci_outputs
+@click.pass_obj
+def merge(
+    config_path: Path | None,
+    children: tuple[str, ...],
+    head: str | None,
+    extra_tags: tuple[str, ...],
+    insecure: tuple[str, ...],
+    fmt: str,
+    dotenv: Path,
+) -> int:
+    """Put per-platform images in one multi-platform index, pushed under the build's tags.
+
+    Each child is PLATFORM=REFERENCE (a tag, a digest or repo@sha256:... in the image's
+    repository); without any, each of the config's `platforms` is taken from the build's first
+    tag with the platform's suffix (what `build --platform OS/ARCH` pushes). Registry
+    operations only; each child's config must say the platform it is listed as.
+    """
+    from pipeline_kit.commands.merge import MergeOptions, run
+
+    options = MergeOptions(
+        config_path=config_path,
+        cwd=Path.cwd(),
+        children=children,
+        head=head,
+        extra_tags=extra_tags,
+        insecure_registries=insecure,
         format=fmt,
         dotenv=dotenv,
         environ=dict(os.environ),

@@ -34,6 +34,7 @@ class Command:
 COMMANDS: dict[str, Command] = {
     "detect": Command(("detect",), ("base", "head"), github=True),
     "build": Command(("build",), ("base", "head"), github=True),
+    "merge": Command(("merge",), ("head",), github=True),
     "tags": Command(("tags",), ("head",), github=True),
     "promote": Command(("promote",), github=True),
     "verify": Command(("verify",)),

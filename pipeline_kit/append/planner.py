@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from pipeline_kit.adapters.registry.references import sha256_digest
+from pipeline_kit.adapters.registry.references import platform_name, sha256_digest
 from pipeline_kit.append import CannotAppend
 from pipeline_kit.append.copy_sources import place, read_ignore, resolve_sources
 from pipeline_kit.append.image_config import evaluate, keep_untouched
@@ -42,10 +42,12 @@ COMMENT = "pipeline-kit append"
 
 class PreviousImage(NamedTuple):
     repository: str
-    digest: str
-    manifest: Mapping[str, Any]
+    digest: str  # an index's, when ``index_body`` is set
+    manifest: Mapping[str, Any]  # an index: its first platform's, as are config and provenance
     config: Mapping[str, Any]
     provenance: Provenance
+    index_body: Mapping[str, Any] | None = None  # a multi-platform image: the index itself
+    children: tuple[PreviousImage, ...] = ()  # and each platform's image, in its order
 
     @property
     def reference(self) -> str:
@@ -106,13 +108,43 @@ class AppendPlan:
         }
 
 
+@dataclass
+class IndexAppendPlan:
+    """An append onto a multi-platform index: one plan per platform's image, then a new index
+    over their new manifests. Layers equal across platforms (a COPY of files) are one blob."""
+
+    previous: PreviousImage  # the index
+    children: list[AppendPlan]  # in the index's order
+
+    @property
+    def new_layers(self) -> list[LayerBlob]:
+        unique = {layer.digest: layer for plan in self.children for layer in plan.new_layers}
+        return list(unique.values())
+
+    def summary(self) -> dict[str, Any]:
+        first = self.children[0].summary()
+        return {
+            **first,
+            "previous": self.previous.reference,
+            "new_layers": len(self.new_layers),
+            "new_layer_bytes": sum(layer.size for layer in self.new_layers),
+            "platforms": {
+                platform_name(plan.previous.config): plan.previous.digest for plan in self.children
+            },
+        }
+
+
 def plan_append(
     inputs: AppendInputs,
     previous: PreviousImage,
     base: BaseImage,
     read_layers: Callable[[Sequence[Mapping[str, Any]]], list[bytes]],
+    made: dict[tuple[Any, ...], LayerBlob] | None = None,
 ) -> AppendPlan:
-    """The whole new image, or ``CannotAppend`` with the first reason the builder is needed."""
+    """The whole new image, or ``CannotAppend`` with the first reason the builder is needed.
+
+    ``made``: layers already made for another platform's image of the same index, by what
+    they hold; an equal layer is made once."""
     old = previous.provenance
     first = inputs.provenance.first_difference(old)
     if old.start != inputs.provenance.start:
@@ -189,7 +221,7 @@ def plan_append(
             for before in reused:
                 own.update(reader.listing(before))
         all_reused = False
-        blob = _new_layer(step, inputs, ignore, own, reader, first, old_step, media_type)
+        blob = _new_layer(step, inputs, ignore, own, reader, first, old_step, media_type, made)
         layer_descriptors.append(
             {"mediaType": blob.media_type, "digest": blob.digest, "size": blob.size}
         )
@@ -256,6 +288,7 @@ def _new_layer(
     first: int,
     old_step: RecordedStep | None,
     media_type: str,
+    made: dict[tuple[Any, ...], LayerBlob] | None = None,
 ) -> LayerBlob:
     position = step.key.position
     items = resolve_sources(step, inputs.context, ignore)
@@ -264,7 +297,13 @@ def _new_layer(
     same_effect = old_step is not None and old_step.effect == step.key.effect[:KEY_CHARS]
     same = reader.listing(position) if same_effect and reader.has_layer(position) else None
     entries = complete_layer(step, placement, own, earlier, same)
-    return make_layer(entries, inputs.mtime, media_type)
+    key = (tuple(entries), inputs.mtime, media_type)
+    if made is not None and key in made:
+        return made[key]
+    blob = make_layer(entries, inputs.mtime, media_type)
+    if made is not None:
+        made[key] = blob
+    return blob
 
 
 def _unchanged_around(

@@ -14,16 +14,17 @@ from functools import partial
 from typing import Any
 
 from pipeline_kit.adapters.registry.client import Manifest, RegistryClient, in_parallel
-from pipeline_kit.adapters.registry.references import ImageRef, sha256_digest
+from pipeline_kit.adapters.registry.references import ImageRef, platform_entries, sha256_digest
 from pipeline_kit.append import CannotAppend
 from pipeline_kit.append.layer_tar import LayerBlob
-from pipeline_kit.append.planner import AppendPlan, BaseImage, PreviousImage
+from pipeline_kit.append.planner import AppendPlan, BaseImage, IndexAppendPlan, PreviousImage
 from pipeline_kit.ci.trust import vouched
 from pipeline_kit.detect.provenance import Provenance
 from pipeline_kit.errors import KitError
 
 SCRATCH = "scratch"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 
 
 class AppendRemote:
@@ -65,22 +66,12 @@ class AppendRemote:
             if manifest is None or manifest.digest in seen:
                 continue
             seen.add(manifest.digest)
-            if manifest.is_index:
-                refused.append(f"{self.repository}:{tag} is a multi-platform index")
+            previous = self._previous(tag, manifest)
+            if isinstance(previous, str):
+                refused.append(previous)
                 continue
-            body = json.loads(manifest.raw)
-            body.setdefault("mediaType", manifest.media_type)
-            config = json.loads(self.client.get_blob(self.repository, body["config"]["digest"]))
-            labels = (config.get("config") or {}).get("Labels")
-            if not vouched(tag, labels):
-                refused.append(f"{tag} ({manifest.digest[:19]}) was not built by a protected ref")
-                continue
-            recorded = Provenance.from_labels(labels)
-            if isinstance(recorded, str):
-                refused.append(f"{tag} ({manifest.digest[:19]}): {recorded}")
-                continue
-            found.append(PreviousImage(self.repository, manifest.digest, body, config, recorded))
-            if mine.first_difference(recorded) >= good_enough:
+            found.append(previous)
+            if mine.first_difference(previous.provenance) >= good_enough:
                 break
         if not found:
             if refused:
@@ -88,6 +79,37 @@ class AppendRemote:
             shown = ", ".join(tag[:15] + "…" for tag in tags) or "none"
             raise CannotAppend(f"no previous image recorded by pipeline-kit (looked for {shown})")
         return max(found, key=lambda image: mine.first_difference(image.provenance))
+
+    def _previous(self, tag: str, manifest: Manifest) -> PreviousImage | str:
+        """The image (or index) under ``tag`` as append reads it, or why it cannot be used."""
+        if not manifest.is_index:
+            return self._image(tag, manifest.digest, manifest)
+        index = json.loads(manifest.raw)
+        children: list[PreviousImage] = []
+        for entry in platform_entries(index):
+            child = self.client.get_manifest(self.repository, str(entry["digest"]))
+            if child.is_index:
+                return f"{self.repository}:{tag} is an index of indexes"
+            image = self._image(tag, child.digest, child)
+            if isinstance(image, str):
+                return image
+            children.append(image)
+        if not children:
+            return f"{self.repository}:{tag} is an index without images"
+        first = children[0]
+        return first._replace(digest=manifest.digest, index_body=index, children=tuple(children))
+
+    def _image(self, tag: str, digest: str, manifest: Manifest) -> PreviousImage | str:
+        body = json.loads(manifest.raw)
+        body.setdefault("mediaType", manifest.media_type)
+        config = json.loads(self.client.get_blob(self.repository, body["config"]["digest"]))
+        labels = (config.get("config") or {}).get("Labels")
+        if not vouched(tag, labels):
+            return f"{tag} ({digest[:19]}) was not built by a protected ref"
+        recorded = Provenance.from_labels(labels)
+        if isinstance(recorded, str):
+            return f"{tag} ({digest[:19]}): {recorded}"
+        return PreviousImage(self.repository, digest, body, config, recorded)
 
     def base_image(self, reference: str, platform: Mapping[str, Any]) -> BaseImage:
         if reference == SCRATCH:
@@ -119,13 +141,15 @@ class AppendRemote:
             [partial(self.client.get_blob, self.repository, str(d["digest"])) for d in descriptors]
         )
 
-    def publish(self, plan: AppendPlan, tags: Sequence[str]) -> tuple[str, int]:
+    def publish(self, plan: AppendPlan | IndexAppendPlan, tags: Sequence[str]) -> tuple[str, int]:
         """Upload what is missing, then the manifest by digest, then the tags.
 
         The blobs go up side by side, and so do the tags once the manifest is in: each
-        request is a round trip of its own, and a code change has several tags.
+        request is a round trip of its own, and a code change has several tags. An index's
+        layers go up once for all its platforms, then each platform's manifest, then the
+        index.
         """
-        config_digest = plan.manifest["config"]["digest"]
+        plans = plan.children if isinstance(plan, IndexAppendPlan) else [plan]
 
         def upload_layer(layer: LayerBlob) -> int:
             sent = self.client.upload_missing_blob(
@@ -133,15 +157,25 @@ class AppendRemote:
             )
             return layer.size if sent else 0
 
-        def upload_config() -> int:  # new every time (it holds the creation time)
-            self.client.upload_blob(self.repository, plan.config_blob, config_digest)
-            return len(plan.config_blob)
+        def upload_config(one: AppendPlan) -> int:  # new every time (it holds the creation time)
+            self.client.upload_blob(
+                self.repository, one.config_blob, one.manifest["config"]["digest"]
+            )
+            return len(one.config_blob)
 
-        uploads: list[Callable[[], int]] = [upload_config]
+        uploads: list[Callable[[], int]] = [partial(upload_config, one) for one in plans]
         uploads += [partial(upload_layer, layer) for layer in plan.new_layers]
         sent = sum(in_parallel(uploads))
-        raw = json.dumps(plan.manifest, separators=(",", ":")).encode()
-        media_type = str(plan.manifest.get("mediaType") or OCI_MANIFEST)
+        manifests = []
+        for one in plans:
+            raw = json.dumps(one.manifest, separators=(",", ":")).encode()
+            media_type = str(one.manifest.get("mediaType") or OCI_MANIFEST)
+            self.client.put_manifest(self.repository, sha256_digest(raw), raw, media_type)
+            manifests.append((raw, media_type))
+            sent += len(raw)
+        if isinstance(plan, IndexAppendPlan):
+            raw, media_type = _new_index(plan, manifests)
+            sent += len(raw)
         digest = self.client.put_manifest(self.repository, sha256_digest(raw), raw, media_type)
         in_parallel(
             [
@@ -149,7 +183,24 @@ class AppendRemote:
                 for tag in tags
             ]
         )
-        return digest, sent + len(raw) * (1 + len(tags))
+        return digest, sent + len(raw) * len(tags)
+
+
+def _new_index(plan: IndexAppendPlan, manifests: Sequence[tuple[bytes, str]]) -> tuple[bytes, str]:
+    """The previous index with each platform's new manifest in its entry; its attestations,
+    which describe the previous build, are left out."""
+    assert plan.previous.index_body is not None
+    index = dict(plan.previous.index_body)
+    entries = []
+    for entry, (raw, media_type) in zip(
+        platform_entries(plan.previous.index_body), manifests, strict=True
+    ):
+        entries.append(
+            {**entry, "mediaType": media_type, "digest": sha256_digest(raw), "size": len(raw)}
+        )
+    index["manifests"] = entries
+    media_type = str(index.get("mediaType") or OCI_INDEX)
+    return json.dumps(index, separators=(",", ":")).encode(), media_type
 
 
 def _platform_digest(index: Mapping[str, Any], platform: Mapping[str, Any]) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pipeline_kit.build.builders.base import BuildRequest
 from pipeline_kit.ci.context import CIContext
@@ -24,7 +24,7 @@ from pipeline_kit.config.durations import go_duration, parse_duration
 from pipeline_kit.config.loader import Config
 from pipeline_kit.detect.changes import Detection
 from pipeline_kit.detect.records import key_tag, on_tags
-from pipeline_kit.dockerfile.platform import platform_of
+from pipeline_kit.dockerfile.platform import platforms_of
 from pipeline_kit.errors import InputError
 
 LABEL_PREFIX = "dev.pipeline-kit"
@@ -196,8 +196,18 @@ def build_request(
         volumes=settings.volumes,
         storage=settings.storage,
         isolation=settings.isolation,
-        platform=None if config.platform is None else str(platform_of(config)),
+        **_platforms(config),
     )
+
+
+def _platforms(config: Config) -> dict[str, Any]:
+    """``platform`` for one chosen platform, ``platforms`` for several; neither: the runner's."""
+    if config.platform is None and not config.platforms:
+        return {}
+    platforms = platforms_of(config)
+    if len(platforms) == 1:
+        return {"platform": str(platforms[0])}
+    return {"platforms": tuple(map(str, platforms))}
 
 
 def plan_build(

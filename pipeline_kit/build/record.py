@@ -1,8 +1,9 @@
 """What a build did, as CI reads it: one frozen record, written as JSON by ``to_json``.
 
 The JSON is a contract (the action's outputs, the GitLab dotenv report, scripts): its keys and
-their order stay as they are; ``append`` appears only when the plan appended, ``commands`` and
-``publish`` only on a dry run, ``attestations`` only when the digest was attested.
+their order stay as they are; ``append`` appears only when the plan appended, ``children`` only
+when the image is a multi-platform index, ``commands`` and ``publish`` only on a dry run,
+``attestations`` only when the digest was attested.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class BuildRecord:
     # the provenance's and the SBOM's manifest digests (attest.attach.Attested.to_json)
     attestations: Mapping[str, Any] | None = None
     timings: Mapping[str, float] = field(default_factory=dict)  # seconds per phase, and total
+    children: Mapping[str, str] | None = None  # an index: each platform's image digest
 
     def published(self, digest: str | None, bytes_uploaded: int | None) -> BuildRecord:
         return replace(self, digest=digest, bytes_uploaded=bytes_uploaded)
@@ -81,6 +83,8 @@ class BuildRecord:
             document["append"] = dict(self.append)
         if self.rebase is not None:
             document["rebase"] = dict(self.rebase)
+        if self.children is not None:
+            document["children"] = dict(self.children)
         if self.commands is not None:
             document["commands"] = [list(argv) for argv in self.commands]
         if self.publish is not None:

@@ -18,7 +18,7 @@ from pipeline_kit.errors import ExitCode, InputError, KitError
 if TYPE_CHECKING:
     from pipeline_kit.adapters.git import Git
     from pipeline_kit.adapters.registry.client import Manifest
-    from pipeline_kit.append.planner import AppendPlan
+    from pipeline_kit.append.planner import AppendPlan, IndexAppendPlan
     from pipeline_kit.build.builders.base import Builder, BuildRequest
     from pipeline_kit.build.plan import BuildPlan, BuildSettings, CheckoutPaths
     from pipeline_kit.build.record import BuildRecord
@@ -38,7 +38,8 @@ class BuildOptions:
     head: str | None = None
     merge_base: bool = False
     build_args: Mapping[str, str] = field(default_factory=dict)
-    platform: str | None = None  # overrides the config's platform
+    platform: str | None = None  # overrides the config's platform (or picks one of platforms)
+    platforms: tuple[str, ...] = ()  # overrides the config's platform and platforms
     builder: str | None = None
     strategy: str | None = None
     extra_tags: tuple[str, ...] = ()
@@ -95,7 +96,7 @@ class _Planned:
     publisher: Publisher
     request: BuildRequest
     plan: BuildPlan
-    append: AppendPlan | None
+    append: AppendPlan | IndexAppendPlan | None
     builder: Builder | None
     offline: Mapping[str, Any] | None = None  # dry run: the lookups the registry did not answer
     rebase: RebasePlan | None = None
@@ -131,10 +132,20 @@ def _read_checkout(options: BuildOptions, log: TextIO) -> _Checkout:
     from pipeline_kit.config.loader import for_run, load_config
     from pipeline_kit.detect.changes import detect_changes
     from pipeline_kit.detect.revisions import choose_range
+    from pipeline_kit.dockerfile.platform import child_of, tag_suffix
     from pipeline_kit.publish.tags import compute_tags, rules_from_section
 
     config = for_run(load_config(options.config_path, options.cwd), options.environ, log)
-    config = config.with_build_args(options.build_args).with_platform(options.platform)
+    if options.platform and options.platforms:
+        raise InputError(
+            f"--platform {options.platform} and --platforms {','.join(options.platforms)}: "
+            "give one or the other.",
+            hint="--platforms for one multi-platform build (BuildKit); --platform for one "
+            "child of it (a Kaniko or buildah job), then `pipeline-kit merge`.",
+        )
+    config = config.with_build_args(options.build_args).with_platforms(options.platforms)
+    config = config.with_platform(options.platform)
+    child = child_of(config)
     if not config.image:
         raise InputError(
             f"{config.display}: no `image` to build.",
@@ -158,6 +169,8 @@ def _read_checkout(options: BuildOptions, log: TextIO) -> _Checkout:
         ci = resolve_context(config.root, options.environ, rng.head, git)
     tags = [t.name for t in compute_tags(ci, rules_from_section(config.section("tags")))]
     tags += [t for t in options.extra_tags if t not in tags]
+    if child is not None:  # one job of several: its tags must not overwrite the others'
+        tags = [f"{tag}{tag_suffix(child)}" for tag in tags]
     return _Checkout(
         config, config.image, ci_environ.trust, ci, detection, paths, tuple(tags), git.root
     )
@@ -375,6 +388,9 @@ def _publish(
         record = record.published(*publisher.publish_append(planned.append, tags))
     else:
         record = _run_builder(record, checkout, planned, phases, log)
+    multi = planned.request.platforms or plan.strategy in ("retag", "append")
+    if record.digest is not None and multi:  # an index: its platforms' image digests too
+        record = dataclasses.replace(record, children=publisher.children(record.digest))
     phases.done("push")
     return record
 
@@ -476,7 +492,7 @@ def _try_append(
     created: str,
     environ: Mapping[str, str],
     manifests: Mapping[str, Manifest | None],
-) -> tuple[AppendPlan | None, str | None]:
+) -> tuple[AppendPlan | IndexAppendPlan | None, str | None]:
     """An append plan, or None and why the builder is needed."""
     from pipeline_kit.append import CannotAppend
     from pipeline_kit.append.attempt import prepare_append

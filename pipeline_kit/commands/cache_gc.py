@@ -113,7 +113,10 @@ def _read_entries(client: RegistryClient, repo: str, log: TextIO) -> list[CacheE
         layers = frozenset(
             (layer["digest"], int(layer.get("size", 0))) for layer in body.get("layers", [])
         )
-        entries.append(CacheEntry(tag, manifest.digest, created, layers))
+        children = frozenset(
+            str(entry["digest"]) for entry in body.get("manifests", []) if manifest.is_index
+        )
+        entries.append(CacheEntry(tag, manifest.digest, created, layers, children))
     return entries
 
 

@@ -26,7 +26,7 @@ def run(options: ConfigShowOptions, out: TextIO) -> int:
     from pipeline_kit.adapters.checkout import inside, repository_root
     from pipeline_kit.config.loader import load_config, schema
     from pipeline_kit.detect.layers import describe_layer, layers_for
-    from pipeline_kit.dockerfile.platform import platform_of
+    from pipeline_kit.dockerfile.platform import platform_of, platforms_of
     from pipeline_kit.dockerfile.stages import parse_dockerfile
 
     config = load_config(options.config_path, options.cwd).with_platform(options.platform)
@@ -55,10 +55,11 @@ def run(options: ConfigShowOptions, out: TextIO) -> int:
             graph.stages[target].label,
             _origin(config, "target") if config.target else "default: the last stage",
         ),
+        ("platform", str(platform), _platform_origin(config)),
         (
-            "platform",
-            str(platform),
-            _origin(config, "platform") if config.platform else "default: this machine's",
+            "platforms",
+            [str(p) for p in platforms_of(config)] if config.platforms else [],
+            _origin(config, "platforms") if config.platforms else "default: one platform",
         ),
     ]
     for name, value in config.build_args.items():
@@ -97,8 +98,18 @@ def run(options: ConfigShowOptions, out: TextIO) -> int:
 
 
 # Keys the entries above show with what the kit made of them (inferred layers, the target).
-_SHOWN_ABOVE = frozenset("image dockerfile context target platform build_args layers lint".split())
+_SHOWN_ABOVE = frozenset(
+    "image dockerfile context target platform platforms build_args layers lint".split()
+)
 _UNSET = object()
+
+
+def _platform_origin(config: Config) -> str:
+    if config.platform:
+        return _origin(config, "platform")
+    if config.platforms:
+        return "the first of platforms: the Dockerfile is read for it"
+    return "default: this machine's"
 
 
 def _section_entries(

@@ -57,6 +57,7 @@ class Config:
     context: str = "."
     target: str | None = None
     platform: str | None = None  # None: the runner's platform
+    platforms: tuple[str, ...] = ()  # a multi-platform image's; never together with platform
     build_args: Mapping[str, str] = field(default_factory=dict)
     layers: Mapping[str, str] | None = None
     lint_disable: tuple[str, ...] = ()
@@ -114,11 +115,21 @@ class Config:
         return dataclasses.replace(self, build_args=merged, origins=origins)
 
     def with_platform(self, platform: str | None) -> Config:
-        """``--platform`` over the config's ``platform`` (dockerfile.platform reads it)."""
+        """``--platform`` over the config's ``platform`` (dockerfile.platform reads it).
+
+        The config's ``platforms`` stay: a build of one of them is one child of the
+        multi-platform image (``dockerfile.platform.child_of``)."""
         if platform is None:
             return self
         origins = {**self.origins, "platform": "--platform"}
         return dataclasses.replace(self, platform=platform, origins=origins)
+
+    def with_platforms(self, platforms: Sequence[str]) -> Config:
+        """``--platforms`` over the config's ``platform`` or ``platforms``."""
+        if not platforms:
+            return self
+        origins = {**self.origins, "platforms": "--platforms", "platform": "default"}
+        return dataclasses.replace(self, platform=None, platforms=tuple(platforms), origins=origins)
 
 
 def schema() -> dict[str, Any]:
@@ -151,6 +162,7 @@ def load_config(path: Path | None, cwd: Path) -> Config:
         data = _parse_yaml(text, display)
         _validate(data, text, display, spec_text)
         _check_layers(data, text, display)
+        _check_platforms(data, text, display)
         _remember(marker, data)
     return _build(path, display, path.parent, data, text)
 
@@ -354,6 +366,16 @@ def _check_layers(data: Mapping[str, Any], text: str, display: str) -> None:
                 hint="Map each layer to a stage of its own, or drop one of the two.",
             )
         owner[key] = str(name)
+
+
+def _check_platforms(data: Mapping[str, Any], text: str, display: str) -> None:
+    """One platform or a list of them: both would leave open which the build is for."""
+    if "platform" in data and "platforms" in data:
+        raise ConfigError(
+            f"{_where(text, display, ['platforms'])}: platforms: `platform` is set too "
+            f"({_where(text, display, ['platform'])}); give one or the other.",
+            hint="For a multi-platform image list every platform under `platforms`.",
+        )
 
 
 def _validate(data: dict[str, Any], text: str, display: str, spec_text: bytes) -> None:
@@ -563,6 +585,7 @@ def _build(path: Path | None, display: str, root: Path, data: dict[str, Any], te
         context=take("context", DEFAULTS["context"]),
         target=take("target", None),
         platform=take("platform", None),
+        platforms=tuple(str(p) for p in take("platforms", ())),
         build_args=build_args,
         layers=dict(data["layers"]) if "layers" in data else None,
         lint_disable=tuple(lint.get("disable", ())),

@@ -34,7 +34,7 @@ from pipeline_kit.detect.revisions import RevisionRange
 from pipeline_kit.detect.sources import check_sources
 from pipeline_kit.dockerfile.context_tree import ContextSnapshot, SourceLeavesContext
 from pipeline_kit.dockerfile.dockerignore import DockerIgnore, ignore_file_candidates
-from pipeline_kit.dockerfile.platform import Platform, platform_of
+from pipeline_kit.dockerfile.platform import Platform, platform_of, platforms_of
 from pipeline_kit.dockerfile.stages import StageGraph, parse_dockerfile
 from pipeline_kit.dockerfile.tree_cache import store_for
 from pipeline_kit.errors import InputError
@@ -146,10 +146,17 @@ def detect_changes(
     context = repo_path(git, config.context_path, "context")
     platform = platform_of(config)
     # FROM takes the target platform's image, and RUN runs its binaries: the same Dockerfile
-    # and context make another image on another platform, so another key.
-    inputs = (*config.build_inputs(), f"platform {platform}")
+    # and context make another image on another platform, so another key. A multi-platform
+    # image is keyed by all its platforms (its Dockerfile is read for the first).
+    platforms = platforms_of(config)
+    inputs = (*config.build_inputs(), f"platform {','.join(map(str, platforms))}")
+    head_inputs = _other_platforms(
+        git, rng.head_tree, dockerfile, context, config, inputs, platforms, None
+    )
+    if isinstance(head_inputs, str):
+        raise InputError(f"{head_inputs}.", hint="Check `dockerfile` and `context`.")
     head = _read_side(
-        git, rng.head_tree, dockerfile, context, config.build_args, inputs, None, platform,
+        git, rng.head_tree, dockerfile, context, config.build_args, head_inputs, None, platform,
         revision=f"{rng.head} and its working tree" if rng.worktree else rng.head,
     )  # fmt: skip
     if isinstance(head, str):
@@ -167,15 +174,22 @@ def detect_changes(
         revision="the working tree" if rng.worktree else rng.head[:12],
         treeish=rng.head_tree,
     )
-    head_chain = keys_of(head, target, config.build_args, inputs)
+    head_chain = keys_of(head, target, config.build_args, head_inputs)
     steps = chain_steps(head.graph, target, head_chain)
 
     base: Side | str | None = None
     reason = rng.fail_safe
     if reason is None and rng.base is not None:
-        base = _read_side(
-            git, rng.base, dockerfile, context, config.build_args, inputs, head, platform,
-            revision=rng.base,
+        base_inputs = _other_platforms(
+            git, rng.base, dockerfile, context, config, inputs, platforms, head
+        )
+        base = (
+            base_inputs
+            if isinstance(base_inputs, str)
+            else _read_side(
+                git, rng.base, dockerfile, context, config.build_args, base_inputs, head,
+                platform, revision=rng.base,
+            )
         )  # fmt: skip
         if isinstance(base, str):
             reason = f"{base} at base {rng.base[:12]}: nothing to compare with"
@@ -192,7 +206,7 @@ def detect_changes(
             head,
             base,
             build_args=config.build_args,
-            inputs=inputs,
+            inputs=head_inputs,
             changed_paths=changed_paths,
             dockerfile=dockerfile,
         )
@@ -222,6 +236,52 @@ def detect_changes(
         ),
         append_base_key=_append_base_key(layer_map, steps),
     )
+
+
+def _other_platforms(
+    git: Git,
+    treeish: str,
+    dockerfile: str,
+    context: str,
+    config: Config,
+    inputs: tuple[str, ...],
+    platforms: Sequence[Platform],
+    other_side: Side | None,
+) -> tuple[str, ...] | str:
+    """``inputs`` plus what the platforms after the first read differently from it.
+
+    The Dockerfile is read for the first platform; a file only another platform COPYs
+    (``COPY busybox-${TARGETARCH}``) must still change the image's keys. Each instruction
+    whose own key differs on another platform adds that key, so a change to what every
+    platform reads alike (the code) stays a change of that one instruction, and append can
+    still publish it; a chain of another shape adds that platform's whole image key."""
+    if len(platforms) < 2:
+        return inputs
+    first = _read_side(
+        git, treeish, dockerfile, context, config.build_args, inputs, other_side, platforms[0]
+    )
+    if isinstance(first, str):
+        return first
+    _, first_target = layers_for(first.graph, config)
+    mine = keys_of(first, first_target, config.build_args, inputs)
+    extra: list[str] = []
+    for platform in platforms[1:]:
+        side = _read_side(
+            git, treeish, dockerfile, context, config.build_args, inputs, other_side, platform
+        )
+        if isinstance(side, str):
+            return side
+        _, target = layers_for(side.graph, config)
+        theirs = keys_of(side, target, config.build_args, inputs)
+        if theirs.start != mine.start or len(theirs.instructions) != len(mine.instructions):
+            extra.append(f"platform {platform} image {side.keys[target]}")
+            continue
+        extra += [
+            f"platform {platform} step {key.position} {key.own}"
+            for key, own in zip(theirs.instructions, mine.instructions, strict=True)
+            if key.own != own.own
+        ]
+    return (*inputs, *extra)
 
 
 def _append_base_key(layer_map: LayerMap, steps: Sequence[Step]) -> str | None:

@@ -8,8 +8,10 @@ BuildKit normalises it (``aarch64`` is ``linux/arm64``, ``linux/arm`` is ``linux
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from pipeline_kit.errors import InputError
@@ -84,12 +86,65 @@ def runner_platform() -> Platform:
 
 def platform_of(config: Config) -> Platform:
     """The platform ``config`` builds for: ``--platform``, else its ``platform``, else the
-    runner's; an unreadable one is an error naming where it was given."""
+    first of its ``platforms``, else the runner's; an unreadable one is an error naming where
+    it was given. (A multi-platform build's Dockerfile is read for its first platform.)"""
     if config.platform is None:
-        return runner_platform()
+        return platforms_of(config)[0]
     given = config.origins.get("platform", "config")
     what = "--platform" if given == "--platform" else f"{config.where('platform')}: platform"
     return parse_platform(config.platform, what=what)
+
+
+def platforms_of(config: Config) -> tuple[Platform, ...]:
+    """Every platform one build of ``config`` makes: one, unless ``platforms`` (or
+    ``--platforms``) lists several and no ``--platform`` picks one of them."""
+    if config.platform is not None:
+        return (platform_of(config),)
+    if not config.platforms:
+        return (runner_platform(),)
+    given = config.origins.get("platforms", "config")
+    what = "--platforms" if given == "--platforms" else f"{config.where('platforms')}: platforms"
+    return parse_platforms(config.platforms, what=what)
+
+
+def parse_platforms(texts: Sequence[str], *, what: str = "--platforms") -> tuple[Platform, ...]:
+    """Each platform read as ``parse_platform`` reads it; two that name the same platform once
+    normalised (``arm64`` and ``linux/aarch64``) are refused."""
+    seen: dict[Platform, str] = {}
+    for text in texts:
+        platform = parse_platform(text, what=what)
+        if platform in seen:
+            raise InputError(
+                f"{what}: {text!r} is {seen[platform]!r} again ({platform}).",
+                hint="List each platform once.",
+            )
+        seen[platform] = text
+    if not seen:
+        raise InputError(f"{what}: no platform given.", hint="e.g. linux/amd64,linux/arm64.")
+    return tuple(seen)
+
+
+def child_of(config: Config) -> Platform | None:
+    """The platform when this build makes one child of a multi-platform image: ``--platform``
+    picks one of the config's ``platforms`` (a Kaniko or buildah job of a matrix); else None.
+    A platform the config does not list is refused: its child would not be merged."""
+    if config.platform is None or not config.platforms:
+        return None
+    platform = platform_of(config)
+    listed = platforms_of(dataclasses.replace(config, platform=None))
+    if platform not in listed:
+        raise InputError(
+            f"--platform {config.platform}: not one of the platforms "
+            f"{config.where('platforms')} lists ({', '.join(map(str, listed))}).",
+            hint="Build one of those, or add it to `platforms`.",
+        )
+    return platform
+
+
+def tag_suffix(platform: Platform) -> str:
+    """What a child's tags end with (``-linux-arm64``), so the jobs of one multi-platform
+    build do not overwrite each other's tags; ``merge`` finds the children by it."""
+    return "-" + str(platform).replace("/", "-")
 
 
 def automatic_args(target: Platform, build: Platform | None = None) -> dict[str, str]:

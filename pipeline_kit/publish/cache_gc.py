@@ -17,6 +17,7 @@ class CacheEntry:
     digest: str
     created: datetime | None  # None: unknown age, never deleted
     layers: frozenset[tuple[str, int]]  # (digest, size) of its layers
+    children: frozenset[str] = frozenset()  # an index: the manifests it lists
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,9 @@ def plan_gc(entries: Sequence[CacheEntry], now: datetime, ttl_seconds: int, keep
         and e.digest not in protected
     ]
     doomed = {e.digest for e in delete}
+    # A manifest an index that stays lists must stay too (its own tag past the TTL or not):
+    # the registry would otherwise keep an index whose platform image is gone.
+    doomed -= {child for e in entries if e.digest not in doomed for child in e.children}
     # Tags that share a manifest go together: a registry deletes the manifest, not the tag.
     return GcPlan(
         keep=tuple(e for e in entries if e.digest not in doomed),

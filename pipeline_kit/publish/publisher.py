@@ -15,7 +15,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from pipeline_kit.adapters.registry.client import Manifest, RegistryClient, in_parallel
 from pipeline_kit.adapters.registry.credentials import resolve_credential, write_docker_config
-from pipeline_kit.adapters.registry.references import ImageRef
+from pipeline_kit.adapters.registry.references import (
+    ImageRef,
+    is_attestation,
+    platform_entries,
+    platform_name,
+)
 from pipeline_kit.build.builders.base import BuildRequest
 from pipeline_kit.build.plan import BuildPlan
 from pipeline_kit.ci.trust import TRUSTED, Trust, vouched
@@ -27,7 +32,7 @@ from pipeline_kit.publish.layout import push_layout_counted
 from pipeline_kit.publish.retag import point_tags
 
 if TYPE_CHECKING:
-    from pipeline_kit.append.planner import AppendPlan
+    from pipeline_kit.append.planner import AppendPlan, IndexAppendPlan
     from pipeline_kit.append.remote import AppendRemote
     from pipeline_kit.rebase.planner import RebasePlan
     from pipeline_kit.rebase.remote import RebaseRemote
@@ -84,6 +89,11 @@ class Publisher:
             return True
         manifest = self.client.get_manifest(self.ref.repository, digest)
         labels = None
+        if manifest.is_index:  # a multi-platform image: its children carry the same labels
+            entries = json.loads(manifest.raw).get("manifests", [])
+            first = next((e for e in entries if not is_attestation(e)), None)
+            if first is not None:
+                manifest = self.client.get_manifest(self.ref.repository, first["digest"])
         if not manifest.is_index:
             config_digest = json.loads(manifest.raw)["config"]["digest"]
             config = json.loads(self.client.get_blob(self.ref.repository, config_digest))
@@ -107,6 +117,16 @@ class Publisher:
         sizes = [int(layer.get("size", 0)) for layer in manifest.get("layers", [])]
         return max(sizes, default=0)
 
+    def children(self, digest: str) -> dict[str, str] | None:
+        """Each platform's image digest when ``digest`` is an index (None: an image)."""
+        manifest = self.client.get_manifest(self.ref.repository, digest)
+        if not manifest.is_index:
+            return None
+        return {
+            platform_name(entry.get("platform") or {}): str(entry["digest"])
+            for entry in platform_entries(json.loads(manifest.raw))
+        }
+
     def retag(self, source: str, tags: Sequence[str]) -> str:
         targets = [ImageRef.parse(f"{self.ref.registry}/{self.ref.repository}:{t}") for t in tags]
         return point_tags(self.client, ImageRef.parse(source), targets)
@@ -122,7 +142,9 @@ class Publisher:
 
         return AppendRemote(self.client, self.ref.repository, self.environ, self.insecure_hosts)
 
-    def publish_append(self, plan: AppendPlan, tags: Sequence[str]) -> tuple[str, int]:
+    def publish_append(
+        self, plan: AppendPlan | IndexAppendPlan, tags: Sequence[str]
+    ) -> tuple[str, int]:
         """Publish an append plan: the digest and the bytes uploaded."""
         digest, sent = self.append_remote().publish(plan, tags)
         self._say(f"{self.ref.repository}@{digest}: {sent / 1e6:.3f} MB uploaded, {len(tags)} tags")

@@ -68,6 +68,8 @@ def build_in_process(
             options["base"] = rest.pop(0)
         elif flag == "--strategy":
             options["strategy"] = rest.pop(0)
+        elif flag == "--platform":
+            options["platform"] = rest.pop(0)
         else:
             raise ValueError(f"build_in_process: unsupported flag {flag}")
     home = repo.path.parent / f"{repo.path.name}-home"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 from pipeline_kit.errors import InputError
 
@@ -84,3 +86,24 @@ def sha256_digest(data: bytes) -> str:
     import hashlib
 
     return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+# BuildKit lists its provenance and SBOM in an index as children of platform unknown/unknown.
+_ATTESTATION = "vnd.docker.reference.type"
+
+
+def platform_name(platform: Mapping[str, Any]) -> str:
+    """``linux/arm64`` for an index entry's (or a config's) os, architecture and variant."""
+    parts = (platform.get("os"), platform.get("architecture"), platform.get("variant"))
+    return "/".join(str(part) for part in parts if part)
+
+
+def is_attestation(entry: Mapping[str, Any]) -> bool:
+    """An index entry that is not an image of a platform (BuildKit's attestation manifests)."""
+    annotations = entry.get("annotations") or {}
+    return _ATTESTATION in annotations or (entry.get("platform") or {}).get("os") == "unknown"
+
+
+def platform_entries(index: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """An index's entries that are platforms' images, in its order."""
+    return [entry for entry in index.get("manifests") or [] if not is_attestation(entry)]

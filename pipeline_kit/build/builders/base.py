@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from pipeline_kit.errors import ExitCode, KitError
+from pipeline_kit.errors import ExitCode, InputError, KitError
 
 
 class BuildFailed(KitError):
@@ -70,6 +70,7 @@ class BuildRequest:
     storage: Mapping[str, str] = field(default_factory=dict)  # buildah storage-driver/root/runroot
     isolation: str = "chroot"
     platform: str | None = None  # OS/ARCH[/VARIANT] when the config chose one; else the runner's
+    platforms: tuple[str, ...] = ()  # several: one run builds them all and pushes an index
     secrets: tuple[BuildSecret, ...] = ()  # RUN --mount=type=secret values (BuildKit, buildah)
 
     @property
@@ -78,6 +79,16 @@ class BuildRequest:
 
     def references(self) -> list[str]:
         return [f"{self.image}:{tag}" for tag in self.tags]
+
+
+def refuse_several_platforms(request: BuildRequest, builder: str) -> None:
+    """A builder that makes one platform per run refuses a multi-platform request."""
+    if len(request.platforms) > 1:
+        raise InputError(
+            f"platforms ({', '.join(request.platforms)}): {builder} builds one platform per run.",
+            hint="Build with --builder buildkit, or run one job per platform with --platform "
+            "OS/ARCH and then `pipeline-kit merge` to put the children in one index.",
+        )
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from pipeline_kit.build.builders.base import (
     BuildOutput,
     BuildRequest,
     LineSink,
+    refuse_several_platforms,
     secret_flags,
 )
 from pipeline_kit.dockerfile.copy_link import with_link_flag
@@ -107,7 +108,8 @@ class BuildahBuilder:
 
     def preflight(self, request: BuildRequest) -> None:
         """A ``--link`` in a stage the build runs fails buildah < 1.41 only at that step: say so
-        before anything is built."""
+        before anything is built. One platform per run."""
+        refuse_several_platforms(request, "buildah")
         linked = next(_link_flags(request), None)
         if linked is None:
             return

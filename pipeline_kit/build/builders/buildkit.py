@@ -1,9 +1,10 @@
 """BuildKit: ``buildctl`` against a running buildkitd, or ``docker buildx`` where one answers.
 
 BuildKit builds and pushes in one run: one image output names every tag, and the pushed digest
-comes from the metadata file. Its layer cache is a single cache manifest in the kit's cache
-repository (``<cache>:buildkit``, or ``buildkit-<target>``), exported with ``mode=max`` so the
-layers of every stage, not only the final one, are there for the next build to import.
+comes from the metadata file (an OCI image index's, when the request names several platforms).
+Its layer cache is a single cache manifest in the kit's cache repository (``<cache>:buildkit``,
+or ``buildkit-<target>``), exported with ``mode=max`` so the layers of every stage, not only
+the final one, are there for the next build to import.
 
 ``buildctl`` reads the daemon address from ``BUILDKIT_HOST`` itself, and both clients read
 registry credentials from the docker config that ``DOCKER_CONFIG`` names.
@@ -54,6 +55,11 @@ def cache_specs(request: BuildRequest) -> tuple[str, str]:
     return f"type=registry,ref={ref}{insecure}", f"type=registry,ref={ref},mode=max{insecure}"
 
 
+def platform_list(request: BuildRequest) -> str | None:
+    """The platforms as BuildKit takes them: several, comma-separated, make an index."""
+    return ",".join(request.platforms) or request.platform
+
+
 def buildctl_argv(request: BuildRequest, metadata_file: Path) -> list[str]:
     """``buildctl build`` for ``request`` (a pure function, tested as a table)."""
     cache_from, cache_to = cache_specs(request)
@@ -68,8 +74,8 @@ def buildctl_argv(request: BuildRequest, metadata_file: Path) -> list[str]:
     ]
     if request.target:
         argv.append(f"--opt=target={request.target}")
-    if request.platform:
-        argv.append(f"--opt=platform={request.platform}")
+    if platform := platform_list(request):
+        argv.append(f"--opt=platform={platform}")
     argv += [
         f"--opt=build-arg:{name}={value}" for name, value in sorted(request.build_args.items())
     ]
@@ -96,8 +102,8 @@ def buildx_argv(request: BuildRequest, metadata_file: Path) -> list[str]:
     ]
     if request.target:
         argv.append(f"--target={request.target}")
-    if request.platform:
-        argv.append(f"--platform={request.platform}")
+    if platform := platform_list(request):
+        argv.append(f"--platform={platform}")
     argv += [f"--build-arg={name}={value}" for name, value in sorted(request.build_args.items())]
     argv += [f"--label={name}={value}" for name, value in sorted(request.labels.items())]
     argv += secret_flags(request, metadata_file.parent)

@@ -22,7 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline_kit.adapters.process import stream
-from pipeline_kit.build.builders.base import BuildFailed, BuildOutput, BuildRequest, LineSink
+from pipeline_kit.build.builders.base import (
+    BuildFailed,
+    BuildOutput,
+    BuildRequest,
+    LineSink,
+    refuse_several_platforms,
+)
 from pipeline_kit.dockerfile.secret_mounts import SecretMount, secret_mounts
 from pipeline_kit.dockerfile.stages import parse_dockerfile
 from pipeline_kit.errors import ConfigError, EnvironmentFault, InputError
@@ -105,7 +111,9 @@ class KanikoBuilder:
         """Build secrets are refused before the executor starts. Upstream Kaniko (archived at
         1.24) has no secret mounts and runs such a step without the file; forks that take
         ``--secret`` still run every RUN step in the job's own container, where a step reads
-        what the job holds, so no mount keeps a value apart. ``COPY --link`` builds."""
+        what the job holds, so no mount keeps a value apart. ``COPY --link`` builds.
+        One platform per run."""
+        refuse_several_platforms(request, "Kaniko")
         if request.secrets:
             names = ", ".join(secret.id for secret in request.secrets)
             raise ConfigError(

@@ -5,8 +5,10 @@ The base is an OCI image index in the test registry with two children, arm64 lis
 amd64 second, each one layer and a config of its platform (the arm64 child is never run). A
 service ``FROM`` that index is built by buildah (which takes the amd64 child on this machine),
 then a code change is appended: append must read the base through the child of the previous
-image's platform, not the first one listed. A base index with no child for that platform, and
-a previous image recorded as an index, go to the builder, and the build says why.
+image's platform, not the first one listed. A base index with no child for that platform goes to
+the builder, and the build says why. A previous image recorded as an index is appended to per
+platform, into a new index; one whose other platform's image does not sit on that platform's
+base goes to the builder, naming the platform.
 """
 
 from __future__ import annotations
@@ -95,27 +97,54 @@ def push_index(client: RegistryClient, repo: str, tag: str, children: list[Child
 
 
 def wrap_in_index(
-    client: RegistryClient, source: str, digest: str, target: str, tags: list[str]
+    client: RegistryClient,
+    source: str,
+    digest: str,
+    target: str,
+    tags: list[str],
+    *,
+    posing_as_arm64: bool = False,
 ) -> None:
     """Copy ``source@digest`` into ``target`` as the only child of an index pushed under ``tags``
-    (what a multi-platform build of the same Dockerfile would have recorded)."""
+    (what a multi-platform build of the same Dockerfile would have recorded). ``posing_as_arm64``
+    adds a second child: the same image with a config that says arm64, which does not sit on
+    the base's arm64 image."""
     manifest = json.loads(client.get_manifest(source, digest).raw)
     for blob in [manifest["config"], *manifest["layers"]]:
         assert client.mount_blob(target, blob["digest"], source)
     raw = client.get_manifest(source, digest).raw
     child = client.put_manifest(target, digest, raw, manifest["mediaType"])
-    index = {
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [
+    entries = [
+        {
+            "mediaType": manifest["mediaType"],
+            "digest": child,
+            "size": len(raw),
+            "platform": {"architecture": "amd64", "os": "linux"},
+        }
+    ]
+    if posing_as_arm64:
+        config = json.loads(client.get_blob(source, manifest["config"]["digest"]))
+        raw_config = json.dumps({**config, "architecture": "arm64"}).encode()
+        client.upload_blob(target, raw_config, sha256_digest(raw_config))
+        arm_manifest = {
+            **manifest,
+            "config": {
+                **manifest["config"],
+                "digest": sha256_digest(raw_config),
+                "size": len(raw_config),
+            },
+        }
+        raw_arm = json.dumps(arm_manifest).encode()
+        arm = client.put_manifest(target, sha256_digest(raw_arm), raw_arm, manifest["mediaType"])
+        entries.append(
             {
                 "mediaType": manifest["mediaType"],
-                "digest": child,
-                "size": len(raw),
-                "platform": {"architecture": "amd64", "os": "linux"},
+                "digest": arm,
+                "size": len(raw_arm),
+                "platform": {"architecture": "arm64", "os": "linux"},
             }
-        ],
-    }
+        )
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}
     raw_index = json.dumps(index).encode()
     for tag in tags:
         client.put_manifest(target, tag, raw_index, OCI_INDEX)
@@ -158,6 +187,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, registry: RegistryServer) 
             "app/main.txt": "v1\n",
             "pipeline-kit.yaml": _config(registry, "mp/svc", storage, False),
             "ci/wrapped.yaml": _config(registry, "mp/wrapped", storage, True),
+            "ci/posing.yaml": _config(registry, "mp/posing", storage, True),
         },
         message="service",
     )
@@ -165,6 +195,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, registry: RegistryServer) 
     cold = _build(repo)
     recorded = [tag for tag in cold["tags"] if tag.startswith("pk-")]
     wrap_in_index(client, "mp/svc", cold["digest"], "mp/wrapped", recorded)
+    wrap_in_index(client, "mp/svc", cold["digest"], "mp/posing", recorded, posing_as_arm64=True)
     return {
         "repo": repo,
         "start": start,
@@ -234,28 +265,57 @@ def test_a_base_index_without_the_platform_goes_to_the_builder(service: dict[str
     assert f"not appended: {reason}" in planned.stderr
 
 
-def test_a_previous_image_recorded_as_an_index_goes_to_the_builder(
+def test_a_previous_image_recorded_as_an_index_is_appended_per_platform(
     service: dict[str, Any],
 ) -> None:
-    """append refuses an index it would have to pick a child of (and then rewrite whole);
-    with ``--strategy append`` that is exit 1 naming the tag, in auto mode buildah runs and
-    the record says why."""
+    """The change goes into the index's image, on that platform's base, and a new index
+    names it: the record gives the index's digest and its platform's image digest."""
+    registry, amd64 = service["registry"], service["amd64"]
     repo = _branch(service, "wrapped", {})
-    tag = f"pk-{service['cold']['image_key']}"
-    reason = f"no previous image to append to: mp/wrapped:{tag} is a multi-platform index"
+    record = _build(repo, "--config", "ci/wrapped.yaml")
+    assert record["strategy"] == "append", (record["reason"], record["fallback"])
+    client = RegistryClient(registry.host)
+    wrapped = client.get_manifest("mp/wrapped", f"pk-{service['cold']['image_key']}")
+    assert record["previous"] == f"mp/wrapped@{wrapped.digest}"
+    assert record["append"]["platforms"] == {"linux/amd64": service["cold"]["digest"]}
+    index = client.get_manifest("mp/wrapped", record["digest"])
+    assert index.media_type == OCI_INDEX
+    (entry,) = json.loads(index.raw)["manifests"]
+    assert record["children"] == {"linux/amd64": entry["digest"]}
+    assert entry["platform"] == {"architecture": "amd64", "os": "linux"}
+    config = image_config(registry.url, "mp/wrapped", entry["digest"])
+    assert config["architecture"] == "amd64"
+    assert config["rootfs"]["diff_ids"][0] == amd64.diff_id
+    previous = image_manifest(registry.url, "mp/svc", service["cold"]["digest"])
+    appended = image_manifest(registry.url, "mp/wrapped", entry["digest"])
+    assert appended["layers"][:-1] == previous["layers"][:-1]
 
-    refused = cli("--config", "ci/wrapped.yaml", "build", "--strategy", "append", cwd=repo.path)
+
+def test_an_index_whose_other_platform_does_not_fit_goes_to_the_builder(
+    service: dict[str, Any],
+) -> None:
+    """Its arm64 image claims arm64 but holds the amd64 base's layer: append cannot put the
+    change on the base's arm64 image under it, so with ``--strategy append`` that is exit 1
+    naming the platform, and in auto mode buildah runs and the record says why."""
+    repo = _branch(service, "posing", {})
+    client = RegistryClient(service["registry"].host)
+    index = client.get_manifest("mp/posing", f"pk-{service['cold']['image_key']}").digest
+    reason = (
+        f"mp/posing@{index} is a multi-platform index, and its linux/arm64 image cannot be "
+        f"appended to: the base image {service['registry'].host}/mp/base:multi changed since "
+        "the previous image was built"
+    )
+    refused = cli("--config", "ci/posing.yaml", "build", "--strategy", "append", cwd=repo.path)
     assert refused.returncode == 1, refused.stderr
     assert f"append cannot publish this change: {reason}" in refused.stderr
     assert "Traceback" not in refused.stderr
 
-    record = _build(repo, "--config", "ci/wrapped.yaml")
+    record = _build(repo, "--config", "ci/posing.yaml")
     assert (record["strategy"], record["builder"], record["fallback"]) == (
         "builder",
         "buildah",
         reason,
     )
     assert f"not appended: {reason}" in record["_stderr"]
-    built = image_manifest(service["registry"].url, "mp/wrapped", record["digest"])
+    built = image_manifest(service["registry"].url, "mp/posing", record["digest"])
     assert built["mediaType"] == OCI_MANIFEST
-    assert record["digest"] != service["cold"]["digest"]

@@ -515,7 +515,8 @@ def test_kaniko_build_job_runs_the_kit_from_the_builder_image(tmp_path: Path) ->
     assert job["before_script"] == [] and "after_script" not in job
     assert job["script"] == [
         '/kaniko/pipeline-kit/bin/pipeline-kit --config "$PIPELINE_KIT_CONFIG" build'
-        " --builder kaniko --format gitlab --dotenv pipeline-kit.env"
+        ' --builder kaniko ${PIPELINE_KIT_PLATFORM:+--platform "$PIPELINE_KIT_PLATFORM"}'
+        " --format gitlab --dotenv pipeline-kit.env"
     ]
     assert job["variables"]["GIT_DEPTH"] == "0"
     assert job["artifacts"] == {"reports": {"dotenv": "pipeline-kit.env"}}

@@ -332,3 +332,47 @@ def test_a_private_registry_is_pulled_with_an_authfile_never_argv(
         remove_storage(runroot)
         remove_storage(tmp_path / "p")
         remove_storage(tmp_path / "b")
+
+
+def test_run_gates_a_multi_platform_index_through_the_runner_s_image(
+    example_image: BuiltExample,
+) -> None:
+    """An index listing an arm64 image first and the example's amd64 image second: podman on
+    this amd64 runner pulls and runs the amd64 one, the gate judges it, and the record names
+    the index it was given. (The arm64 entry is the same image with a config that says arm64:
+    which one podman took shows in the architecture it reports.)"""
+    from pipeline_kit.adapters.registry.client import RegistryClient
+    from pipeline_kit.adapters.registry.references import ImageRef, sha256_digest
+    from pipeline_kit.dockerfile.platform import Platform
+    from pipeline_kit.publish.index import OCI_INDEX, index_body
+
+    ref = ImageRef.parse(example_image.repository)
+    client, repo = RegistryClient(ref.registry), ref.repository
+    amd64 = client.get_manifest(repo, example_image.digest)
+    body = json.loads(amd64.raw)
+    config = json.loads(client.get_blob(repo, body["config"]["digest"]))
+    raw_config = json.dumps({**config, "architecture": "arm64"}).encode()
+    client.upload_blob(repo, raw_config, sha256_digest(raw_config))
+    arm_config = {**body["config"], "digest": sha256_digest(raw_config), "size": len(raw_config)}
+    raw_arm = json.dumps({**body, "config": arm_config}).encode()
+    arm64 = client.put_manifest(repo, sha256_digest(raw_arm), raw_arm, amd64.media_type)
+    index = index_body([
+        (Platform("linux", "arm64"), amd64.media_type, arm64, len(raw_arm)),
+        (Platform("linux", "amd64"), amd64.media_type, amd64.digest, len(amd64.raw)),
+    ])  # fmt: skip
+    digest = client.put_manifest(repo, sha256_digest(index), index, OCI_INDEX)
+
+    result = preview(example_image, "run", "--image", f"{example_image.repository}@{digest}",
+                     "--weights", str(example_image.weights), "--name", "index",
+                     "--format", "json")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["passed"] is True and document["smoke"]["digest"] == digest
+    # podman names the image by the index it pulled; its config says which entry that was.
+    inspected = subprocess.run(
+        [*example_image.podman, "image", "inspect", "--format", "{{.Architecture}}",
+         f"{example_image.repository}@{digest}"],
+        capture_output=True, text=True, env=example_image.podman_env, check=True,
+    )  # fmt: skip
+    assert inspected.stdout.strip() == "amd64"
+    assert names(example_image) == set()

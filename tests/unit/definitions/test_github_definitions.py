@@ -314,3 +314,54 @@ def test_require_attestations_is_off_by_default_and_verifies_first() -> None:
     assert verify["if"] == "inputs.require-attestations"
     assert verify["with"]["args"] == "${{ needs.gate.outputs.image }}"
     assert verify["with"]["registry-password"] == "${{ secrets.registry-password }}"
+
+
+def test_platform_runners_make_one_build_per_platform_and_a_merge() -> None:
+    """Without platform-runners the build jobs' matrix is one entry with no platform (the
+    jobs as they were); with it, one per platform on its runner, and merge's index is what
+    the gate and the workflow's outputs take."""
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "pipeline.yml").read_text())
+    inputs = workflow[True]["workflow_call"]["inputs"]
+    assert inputs["platforms"]["default"] == inputs["platform-runners"]["default"] == ""
+    jobs = workflow["jobs"]
+    single = '[{"platform":"","runs-on":""}]'
+    for name in ("build", "build-kaniko"):
+        include = jobs[name]["strategy"]["matrix"]["include"]
+        assert include == f"${{{{ fromJSON(inputs.platform-runners || '{single}') }}}}"
+        assert jobs[name]["runs-on"] == "${{ matrix.runs-on || inputs.runs-on }}"
+    args = jobs["build"]["steps"][-1]["with"]["args"]
+    assert "${{ matrix.platform != '' && '--platform' || '' }}" in args
+    assert "${{ matrix.platform == '' && inputs.platforms != '' && '--platforms' || '' }}" in args
+    merge = jobs["merge"]
+    assert merge["needs"] == ["build", "build-kaniko"]
+    assert "inputs.platform-runners != ''" in merge["if"]
+    assert merge["steps"][-1]["with"]["command"] == "merge"
+    assert "merge" in jobs["gate"]["needs"]
+    (up,) = [step for step in jobs["gate"]["steps"] if step.get("id") == "up"]
+    assert "|| needs.merge.outputs.image }}" in up["with"]["args"]
+    # A matrix leg of one platform reports nothing: merge's index is the build's image.
+    for name in ("build", "build-kaniko"):
+        assert jobs[name]["outputs"]["image"] == (
+            "${{ matrix.platform == '' && steps.build.outputs.image || '' }}"
+        )
+    outputs = workflow[True]["workflow_call"]["outputs"]
+    assert outputs["image"]["value"].endswith("|| jobs.merge.outputs.image }}")
+
+
+def test_kaniko_job_builds_its_matrix_platform(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    stand_in = bin_dir / "pipeline-kit"
+    stand_in.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path}/argv\n')
+    stand_in.chmod(0o755)
+    _, build = _kaniko_job_scripts()
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "CONFIG": "pk.yaml", "PLATFORM": "linux/arm64"}
+    result = subprocess.run(
+        ["busybox", "sh", "-e", "-c", build], env={**env, "BUILD_ARGS": "--tag\nx\n"},
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "argv").read_text().splitlines() == [
+        "--config", "pk.yaml", "build", "--builder", "kaniko", "--format", "github",
+        "--platform", "linux/arm64", "--tag", "x",
+    ]  # fmt: skip

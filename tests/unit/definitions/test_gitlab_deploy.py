@@ -131,3 +131,44 @@ def test_a_digest_that_fails_verify_is_neither_deployed_nor_promoted(
     result, calls = _promote(tmp_path, shell, "true", 1, FAILING="verify", **env)
     assert result.returncode == 1
     assert calls == [f"verify {IMAGE}"]
+
+
+@pytest.mark.parametrize("builder", ["kaniko", "buildah", "buildkit"])
+def test_a_matrix_platform_reaches_the_build(tmp_path: Path, shell: str, builder: str) -> None:
+    """Each builder's script, with and without PIPELINE_KIT_PLATFORM (set by the matrix of
+    .pipeline-kit:build-platforms), as the runner's shell expands it."""
+    _, jobs = _template()
+    script = "\n".join(jobs[f".pipeline-kit:build-{builder}"]["script"])
+    script = script.replace("/kaniko/pipeline-kit/bin/pipeline-kit", "pipeline-kit")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    kit = bin_dir / "pipeline-kit"
+    kit.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{tmp_path}/argv"\n')
+    kit.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "PIPELINE_KIT_CONFIG": "pk.yaml"}
+    for platform, expected in (("linux/arm64", ["--platform", "linux/arm64"]), ("", [])):
+        result = subprocess.run(
+            [shell, "-e", "-c", script], env={**env, "PIPELINE_KIT_PLATFORM": platform},
+            capture_output=True, text=True,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / "argv").read_text().splitlines() == [
+            "--config", "pk.yaml", "build", "--builder", builder, *expected,
+            "--format", "gitlab", "--dotenv", "pipeline-kit.env",
+        ]  # fmt: skip
+
+
+def test_the_platform_jobs_build_on_their_runners_and_merge_reports_the_index() -> None:
+    _, jobs = _template()
+    platforms = jobs[".pipeline-kit:build-platforms"]
+    assert platforms["extends"] == ".pipeline-kit:build"
+    assert platforms["tags"] == ["$PIPELINE_KIT_RUNNER"]
+    matrix = platforms["parallel"]["matrix"]
+    assert [entry["PIPELINE_KIT_PLATFORM"] for entry in matrix] == ["linux/amd64", "linux/arm64"]
+    merge = jobs[".pipeline-kit:merge"]
+    assert merge["script"] == [
+        'pipeline-kit --config "$PIPELINE_KIT_CONFIG" merge --format gitlab --dotenv '
+        "pipeline-kit.env"
+    ]
+    assert merge["artifacts"]["reports"]["dotenv"] == "pipeline-kit.env"
+    assert merge["rules"] == jobs[".pipeline-kit:build"]["rules"]
