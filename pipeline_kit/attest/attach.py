@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 
 from pipeline_kit.adapters.registry.client import Descriptor, RegistryClient, in_parallel
+from pipeline_kit.adapters.registry.references import platform_entries
 from pipeline_kit.attest.inventory import Parent, image_inventory
 from pipeline_kit.attest.provenance import BuildFacts, slsa_predicate
 from pipeline_kit.attest.sbom import package_count, package_state, spdx_document
@@ -125,6 +126,11 @@ def attest(
         digests = attach_all(client, repo, subject, specs)
         found.update(zip([predicate for predicate, _ in statements], digests, strict=True))
     attached = tuple(predicate for predicate, _ in statements)
+    if manifest.is_index:  # each platform's image gets its own, as it is what runs
+        for entry in platform_entries(json.loads(manifest.raw)):
+            child = attest(client, repo, str(entry["digest"]), facts, settings, copy_from=copy_from)
+            layers_read += child.layers_read
+            packages = (packages or 0) + (child.packages or 0)
     return Attested(found.get(PROVENANCE), found.get(SPDX), attached, packages,
                     layers_read, sbom_from, round(time.monotonic() - started, 3))  # fmt: skip
 

@@ -17,7 +17,7 @@ BUILD_TYPE = (
     "https://github.com/pipeline-kit/pipeline-kit/blob/main/docs/attestations.md#build-type"
 )
 BUILDER_ID = "https://github.com/pipeline-kit/pipeline-kit"
-STRATEGIES = ("append", "retag", "rebase", "promote")  # and a builder's name: kaniko, ...
+STRATEGIES = ("append", "retag", "rebase", "promote", "merge")  # and a builder's name: kaniko, ...
 
 
 @dataclass(frozen=True)

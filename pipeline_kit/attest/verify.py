@@ -4,7 +4,8 @@ For each in-toto artifact among the digest's referrers: its manifest names the d
 ``subject``, its one blob has the digest and size its descriptor gives, the blob is an in-toto
 Statement v1 whose ``subject`` names the digest, and its predicate type is the one the
 manifest's annotation says, with the predicate's required parts there. The image passes when
-it has a provenance and an SBOM and nothing inconsistent is attached.
+it has a provenance and an SBOM and nothing inconsistent is attached. A multi-platform index
+passes when it has a provenance and each platform's image it lists passes on its own.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline_kit.adapters.registry.client import RegistryClient
+from pipeline_kit.adapters.registry.references import platform_entries, platform_name
 from pipeline_kit.attest.sbom import package_count
 from pipeline_kit.attest.statement import (
     ARTIFACT_TYPE,
@@ -46,13 +48,19 @@ class Verification:
     image: str  # registry/repository@digest
     digest: str
     checked: tuple[Checked, ...]
+    # a multi-platform index: each platform's image verified on its own (platform, result);
+    # the index itself needs only a provenance, having no layers for an SBOM to list
+    children: tuple[tuple[str, Verification], ...] = ()
 
     @property
     def problems(self) -> list[str]:
         found = [f"{c.manifest[:19]}: {p}" for c in self.checked for p in c.problems]
-        for predicate, name in EXPECTED.items():
+        required = {PROVENANCE: EXPECTED[PROVENANCE]} if self.children else EXPECTED
+        for predicate, name in required.items():
             if not any(c.predicate_type == predicate and not c.problems for c in self.checked):
                 found.append(f"no consistent {name} attestation ({predicate}) is attached")
+        for platform, child in self.children:
+            found += [f"{platform} ({child.digest[:19]}): {p}" for p in child.problems]
         return found
 
     @property
@@ -70,13 +78,26 @@ class Verification:
                  "problems": list(c.problems), **c.facts}
                 for c in self.checked
             ],
+            **({"children": {platform: child.to_json() for platform, child in self.children}}
+               if self.children else {}),
         }  # fmt: skip
 
 
 def verify(client: RegistryClient, repo: str, digest: str) -> Verification:
     entries = [e for e in listed(client, repo, digest) if e.get("artifactType") == ARTIFACT_TYPE]
     checked = tuple(_check(client, repo, digest, entry) for entry in entries)
-    return Verification(f"{client.host}/{repo}@{digest}", digest, checked)
+    manifest = client.get_manifest(repo, digest)
+    children: tuple[tuple[str, Verification], ...] = ()
+    if manifest.is_index:
+        children = tuple(
+            (platform_name(entry.get("platform") or {}) or str(entry["digest"]),
+             verify(client, repo, str(entry["digest"])))
+            for entry in platform_entries(json.loads(manifest.raw))
+        )  # fmt: skip
+        if not children:
+            missing = Checked(digest, "", ("an index that lists no platform's image",))
+            checked = (*checked, missing)
+    return Verification(f"{client.host}/{repo}@{digest}", digest, checked, children)
 
 
 def _check(client: RegistryClient, repo: str, digest: str, entry: Mapping[str, Any]) -> Checked:

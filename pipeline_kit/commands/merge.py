@@ -35,6 +35,8 @@ class MergeOptions:
 def run(options: MergeOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     from pipeline_kit.adapters.registry.client import RegistryClient, is_plain_http
     from pipeline_kit.adapters.registry.references import ImageRef
+    from pipeline_kit.attest.attach import AttestSettings, attest, now
+    from pipeline_kit.attest.provenance import BuildFacts
     from pipeline_kit.ci.context import resolve_context
     from pipeline_kit.config.loader import for_run, load_config
     from pipeline_kit.publish.index import merge_index, parse_child
@@ -63,6 +65,7 @@ def run(options: MergeOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     if is_plain_http(image.registry, insecure):
         insecure.add(image.registry)
     client = RegistryClient.connect(image.registry, options.environ, insecure, log)
+    started = now()
     merged = merge_index(client, image, children, tags)
     record: dict[str, Any] = {
         "image": f"{image.registry}/{image.repository}",
@@ -71,6 +74,15 @@ def run(options: MergeOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
         "references": [str(image.with_tag(tag)) for tag in tags],
         "children": dict(merged.children),
     }
+    settings = AttestSettings.from_section(config.section("attest"))
+    if settings.any:  # the index's provenance; each platform's image has its own from its build
+        facts = BuildFacts(
+            image=record["image"], strategy="merge", started=started, finished=now(),
+            revision=ci.sha or None, run_url=ci.run_url or None,
+        )  # fmt: skip
+        record["attestations"] = attest(
+            client, image.repository, merged.digest, facts, settings
+        ).to_json()
     if options.format == "json":
         out.write(json.dumps(record, indent=2) + "\n")
         return ExitCode.OK

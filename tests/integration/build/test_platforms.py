@@ -391,3 +391,56 @@ def test_kaniko_builds_each_platform_and_merge_makes_the_index(
     assert children["linux/arm64"]["files"]["bin/busybox"] == BUSYBOX_ARM64.read_bytes()
     assert children["linux/amd64"]["files"]["bin/busybox"] == BUSYBOX.read_bytes()
     assert children["linux/arm64"]["config"]["architecture"] == "arm64"
+
+
+def _verify(service: dict[str, Any], image: str) -> tuple[int, dict[str, Any]]:
+    proc = cli("verify", image, "--format", "json", cwd=service["repo"].path)
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def test_verify_passes_on_the_built_appended_and_merged_indexes(
+    service: dict[str, Any],
+    buildkit_index: dict[str, Any],
+    appended: dict[str, Any],
+    merged: dict[str, Any],
+) -> None:
+    """Each platform's image carries its own provenance and SBOM (what runs is a child), the
+    index a provenance; verify checks the index and every child."""
+    host = service["registry"].host
+    for repo, record in (("mp/svc", buildkit_index), ("mp/svc", appended), ("mp/merged", merged)):
+        code, result = _verify(service, f"{host}/{repo}@{record['digest']}")
+        assert code == 0, result["problems"]
+        assert set(result["children"]) == {"linux/amd64", "linux/arm64"}
+        for platform, child in result["children"].items():
+            assert child["digest"] == record["children"][platform]
+            kinds = sorted(a["predicateType"].split("/")[2] for a in child["attestations"])
+            assert kinds == ["slsa.dev", "spdx.dev"], child
+            assert child["passed"]
+
+
+def test_verify_fails_an_index_whose_platform_image_lacks_its_sbom(
+    service: dict[str, Any], merged: dict[str, Any], tmp_path: Path
+) -> None:
+    """The merged index's arm64 image copied into a repository of its own without its
+    referrers fails on its own; an index over it there, with no provenance either, fails on
+    both counts, the child's named by its platform."""
+    client: RegistryClient = service["client"]
+    host = service["registry"].host
+    arm64 = merged["children"]["linux/arm64"]
+    raw = client.get_manifest("mp/merged", arm64).raw
+    manifest = json.loads(raw)
+    for blob in (manifest["config"], *manifest["layers"]):
+        client.mount_blob("mp/bare", blob["digest"], "mp/merged")
+    client.put_manifest("mp/bare", arm64, raw, manifest["mediaType"])
+    code, result = _verify(service, f"{host}/mp/bare@{arm64}")
+    assert code == 1
+    assert any("no consistent SBOM" in problem for problem in result["problems"])
+    index = json.loads(client.get_manifest("mp/merged", merged["digest"]).raw)
+    index["manifests"] = [m for m in index["manifests"] if m["digest"] == arm64]
+    raw_index = json.dumps(index).encode()
+    index_digest = client.put_manifest("mp/bare", sha256_digest(raw_index), raw_index,
+                                       index["mediaType"])  # fmt: skip
+    code, result = _verify(service, f"{host}/mp/bare@{index_digest}")
+    assert code == 1
+    assert any(p.startswith("linux/arm64") and "SBOM" in p for p in result["problems"])
+    assert any("no consistent provenance" in p for p in result["problems"])
