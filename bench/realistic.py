@@ -354,8 +354,8 @@ def in_child(call: Callable[[], tuple[float, dict[str, Any]]]) -> tuple[float, i
 # -- the run -------------------------------------------------------------------------------
 
 
-def run(cli: Path, work: Path, args: argparse.Namespace, executors: Any) -> Results:
-    results = Results()
+def run(cli: Path, work: Path, args: argparse.Namespace, executors: Any, results: Results) -> None:
+    """Every commit for every column, into ``results`` as each is measured."""
     env = {**bench_env(), "PYTHONPYCACHEPREFIX": str(work / "pycache"),
            "XDG_CACHE_HOME": str(work / "cache")}  # fmt: skip
     env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -375,7 +375,6 @@ def run(cli: Path, work: Path, args: argparse.Namespace, executors: Any) -> Resu
                            scenario, number, args)  # fmt: skip
     finally:
         registry.stop()
-    return results
 
 
 def measure_commit(
@@ -528,18 +527,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {column}: skipped ({why})")
     print(f"  load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     work = Path(tempfile.mkdtemp(prefix="pk-bench-real-", dir=os.environ.get("TMPDIR")))
+    results, failure = Results(), None
     try:
-        results = run(cli, work, args, executors)
+        run(cli, work, args, executors, results)
     except CliFailure as exc:
-        print(f"\nFAIL: {exc}", file=sys.stderr)
-        return 1
+        failure = exc
     finally:
         if args.keep:
             print(f"\nKept {work}")
         else:
             _remove(work)
-    report(results, args)
+    report(results, args)  # what was measured, a failed run's too
     print(f"\n  load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if failure is not None:
+        print(f"\nFAIL (the table holds what ran before it): {failure}", file=sys.stderr)
+        return 1
     return 0
 
 
