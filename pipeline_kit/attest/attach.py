@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline_kit.adapters.registry.client import Descriptor, RegistryClient, in_parallel
 from pipeline_kit.adapters.registry.references import platform_entries
-from pipeline_kit.attest.inventory import Parent, image_inventory
+from pipeline_kit.attest.inventory import NoSbom, Parent, image_inventory
 from pipeline_kit.attest.provenance import BuildFacts, slsa_predicate
 from pipeline_kit.attest.sbom import package_count, package_state, spdx_document
 from pipeline_kit.attest.statement import (
@@ -60,6 +60,7 @@ class Attested:
     layers_read: int = 0
     sbom_from: str | None = None  # the parent whose SBOM this one extends
     seconds: float = 0.0
+    no_sbom: str | None = None  # why no SBOM could be made (its layers cannot be read)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,6 +71,7 @@ class Attested:
             "layers_read": self.layers_read,
             "sbom_from": self.sbom_from,
             "seconds": self.seconds,
+            **({"no_sbom": self.no_sbom} if self.no_sbom else {}),
         }
 
 
@@ -111,14 +113,18 @@ def attest(
     if settings.provenance and PROVENANCE not in found:
         data = statement(facts.image, digest, PROVENANCE, slsa_predicate(facts))
         statements.append((PROVENANCE, data))
-    packages, layers_read, sbom_from = None, 0, None
+    packages, layers_read, sbom_from, no_sbom = None, 0, None, None
     if settings.sbom and SPDX not in found and not manifest.is_index:
         layers = list(json.loads(manifest.raw).get("layers") or [])
-        inventory = image_inventory(client, repo, layers, parents[0] if parents else None)
-        document = spdx_document(facts.image, digest, inventory.state, now())
-        statements.append((SPDX, statement(facts.image, digest, SPDX, document)))
-        packages, layers_read = package_count(document), inventory.layers_read
-        sbom_from = inventory.from_parent
+        try:
+            inventory = image_inventory(client, repo, layers, parents[0] if parents else None)
+        except NoSbom as exc:  # the image is published; verify will say it has no SBOM
+            no_sbom = str(exc)
+        else:
+            document = spdx_document(facts.image, digest, inventory.state, now())
+            statements.append((SPDX, statement(facts.image, digest, SPDX, document)))
+            packages, layers_read = package_count(document), inventory.layers_read
+            sbom_from = inventory.from_parent
     if statements:
         moment = now()
         specs = [(ARTIFACT_TYPE, data, moment, {PREDICATE_ANNOTATION: predicate})
@@ -131,8 +137,9 @@ def attest(
             child = attest(client, repo, str(entry["digest"]), facts, settings, copy_from=copy_from)
             layers_read += child.layers_read
             packages = (packages or 0) + (child.packages or 0)
-    return Attested(found.get(PROVENANCE), found.get(SPDX), attached, packages,
-                    layers_read, sbom_from, round(time.monotonic() - started, 3))  # fmt: skip
+            no_sbom = no_sbom or child.no_sbom
+    return Attested(found.get(PROVENANCE), found.get(SPDX), attached, packages, layers_read,
+                    sbom_from, round(time.monotonic() - started, 3), no_sbom)  # fmt: skip
 
 
 def attestations(client: RegistryClient, repo: str, digest: str) -> dict[str, str]:

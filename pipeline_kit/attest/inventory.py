@@ -77,9 +77,14 @@ def _read(
         with client.open_blob(repo, digest) as stream:
             return read_layer(stream, below.keys())
     except UnreadableLayer as exc:
-        raise EnvironmentFault(
+        raise NoSbom(
             f"{client.host}/{repo}@{digest[:19]}: the layer cannot be read for the SBOM ({exc}; "
             f"{layer.get('mediaType', 'no media type')}).",
             hint="The SBOM reads plain and gzip layers; set attest.sbom: false to publish "
             "without one.",
         ) from None
+
+
+class NoSbom(EnvironmentFault):
+    """The image's layers cannot be read for an SBOM: a fact about the image, not a fault of
+    the publish, which goes on without the SBOM and says why."""

@@ -454,6 +454,8 @@ def _attest(
     phases.done("attest")
     if attested.attached:
         log.write(f"pipeline-kit: attested {record.digest[:19]} ({attested.seconds:.2f}s)\n")
+    if attested.no_sbom:
+        log.write(f"pipeline-kit: warning: published without an SBOM: {attested.no_sbom}\n")
     return dataclasses.replace(record, attestations=attested.to_json())
 
 

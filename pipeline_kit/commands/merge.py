@@ -80,9 +80,10 @@ def run(options: MergeOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
             image=record["image"], strategy="merge", started=started, finished=now(),
             revision=ci.sha or None, run_url=ci.run_url or None,
         )  # fmt: skip
-        record["attestations"] = attest(
-            client, image.repository, merged.digest, facts, settings
-        ).to_json()
+        attested = attest(client, image.repository, merged.digest, facts, settings)
+        record["attestations"] = attested.to_json()
+        if attested.no_sbom:
+            log.write(f"pipeline-kit: warning: without an SBOM: {attested.no_sbom}\n")
     if options.format == "json":
         out.write(json.dumps(record, indent=2) + "\n")
         return ExitCode.OK

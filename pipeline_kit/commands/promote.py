@@ -47,6 +47,10 @@ def run(options: PromoteOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     attested = _attest(client, source, targets, digest, options)
     if attested:
         record["attestations"] = attested
+    for entry in attested:
+        if entry.get("no_sbom"):
+            log.write(f"pipeline-kit: warning: {entry['repository']} without an SBOM: "
+                      f"{entry['no_sbom']}\n")  # fmt: skip
     if options.format == "json":
         out.write(json.dumps(record) + "\n")
         return ExitCode.OK

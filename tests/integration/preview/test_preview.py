@@ -145,8 +145,11 @@ def test_run_records_its_result_and_the_next_run_compares_with_it_without_a_seco
     request = urllib.request.Request(referrers + example_image.digest.replace(":", "-"))
     request.add_header("Accept", "application/vnd.oci.image.index.v1+json")
     with urllib.request.urlopen(request, timeout=10) as answer:
-        (entry,) = json.loads(answer.read())["manifests"]
-    assert entry["artifactType"] == "application/vnd.pipeline-kit.smoke-result.v1+json"
+        kinds = sorted(entry["artifactType"] for entry in json.loads(answer.read())["manifests"])
+    # one result, beside the provenance and the SBOM the promote brought along
+    assert kinds == ["application/vnd.in-toto+json"] * 2 + [
+        "application/vnd.pipeline-kit.smoke-result.v1+json"
+    ]
 
     second = preview(example_image, "run", "--image", image, "--weights",
                      str(example_image.weights), "--baseline", "candidate", "--no-record",
