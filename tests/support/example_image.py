@@ -238,6 +238,9 @@ def prepare_example(
     ``registry/name`` and to preview with podman under ``workdir``. ``runroot``: podman refuses
     one longer than 50 characters, so it cannot live in tmp_path."""
     check_cache()
+    # Made here, not as a side effect of pushing the base, which a registry that has the base
+    # already skips (another test pushed it first).
+    workdir.mkdir(parents=True, exist_ok=True)
     base = push_base(workdir / "base-storage", registry)
     (workdir / "pip.conf").write_text("[global]\nno-index = true\nfind-links = /wheels\n")
     repo = GitRepo.init(workdir / "llm-service")
