@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.attested import assert_attested_by
 from tests.support.builds import layer_digests, manifest
 from tests.support.gitrepo import traced_cli
 from tests.support.kitbuild import build_cli, busybox_service, manifest_with_auth
@@ -229,19 +230,4 @@ def test_the_cold_build_is_attested_and_verifies(
     rows: dict[str, Any], registry: RegistryServer
 ) -> None:
     """The builder's digest gets provenance naming the builder and an SBOM; verify passes."""
-    import json as json_module
-
-    from pipeline_kit.adapters.registry.client import RegistryClient
-    from pipeline_kit.attest.attach import attestations, read_attestation
-    from pipeline_kit.attest.statement import PROVENANCE
-    from pipeline_kit.attest.verify import verify
-
-    cold = rows["cold"]
-    assert cold["attestations"]["attached"] == ["provenance", "sbom"]
-    client = RegistryClient(registry.host)
-    found = attestations(client, "buildkit/rows", cold["digest"])
-    provenance = json_module.loads(read_attestation(client, "buildkit/rows", found[PROVENANCE]))
-    assert (
-        provenance["predicate"]["buildDefinition"]["externalParameters"]["strategy"] == "buildkit"
-    )
-    assert verify(client, "buildkit/rows", cold["digest"]).passed
+    assert_attested_by(registry, "buildkit/rows", rows["cold"], "buildkit")

@@ -22,6 +22,7 @@ import pytest
 from pipeline_kit.build.builders import kaniko as kit_kaniko
 from pipeline_kit.build.builders.base import BuildRequest
 from pipeline_kit.errors import KitError
+from tests.support.attested import assert_attested_by
 from tests.support.builds import MULTI_STAGE, layer_digests, manifest
 from tests.support.gitrepo import GitRepo
 from tests.support.kitbuild import (
@@ -426,17 +427,4 @@ def test_the_cold_build_is_attested_and_verifies(
     rows: dict[str, Any], registry: RegistryServer
 ) -> None:
     """The builder's digest gets provenance naming the builder and an SBOM; verify passes."""
-    import json as json_module
-
-    from pipeline_kit.adapters.registry.client import RegistryClient
-    from pipeline_kit.attest.attach import attestations, read_attestation
-    from pipeline_kit.attest.statement import PROVENANCE
-    from pipeline_kit.attest.verify import verify
-
-    cold = rows["cold"]
-    assert cold["attestations"]["attached"] == ["provenance", "sbom"]
-    client = RegistryClient(registry.host)
-    found = attestations(client, "kaniko/rows", cold["digest"])
-    provenance = json_module.loads(read_attestation(client, "kaniko/rows", found[PROVENANCE]))
-    assert provenance["predicate"]["buildDefinition"]["externalParameters"]["strategy"] == "kaniko"
-    assert verify(client, "kaniko/rows", cold["digest"]).passed
+    assert_attested_by(registry, "kaniko/rows", rows["cold"], "kaniko")
