@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from pipeline_kit.errors import ExitCode, InputError, KitError
+from pipeline_kit.dockerfile.platform import Platform, parse_platform, runner_platform
+from pipeline_kit.errors import EnvironmentFault, ExitCode, InputError, KitError
 
 
 class BuildFailed(KitError):
@@ -89,6 +91,62 @@ def refuse_several_platforms(request: BuildRequest, builder: str) -> None:
             hint="Build with --builder buildkit, or run one job per platform with --platform "
             "OS/ARCH and then `pipeline-kit merge` to put the children in one index.",
         )
+
+
+def local_machine_runs(platform: Platform) -> bool | None:
+    """Whether RUN steps of ``platform`` run on this machine (buildah's and Kaniko's RUN
+    steps execute here): natively, or through an emulator the kernel hands them to."""
+    here = runner_platform()
+    if (platform.os, platform.arch) == (here.os, here.arch):
+        return True
+    if platform.os != "linux":
+        return None
+    from pipeline_kit.adapters.emulator import runs_programs_of
+
+    return runs_programs_of(platform.arch)
+
+
+def refuse_unrunnable_platforms(
+    request: BuildRequest,
+    builder: str,
+    runs: Callable[[Platform], bool | None],
+    where: str = "this machine",
+) -> None:
+    """Refuse, before anything is built, a build with a RUN step of a platform ``runs`` says
+    cannot run there: it would fail at that step with ``exec format error``, after the steps
+    before it. A platform ``runs`` cannot tell about is left to the builder."""
+    from pipeline_kit.dockerfile.run_platforms import runs_by_platform
+
+    texts = request.platforms or ((request.platform,) if request.platform else ())
+    platforms = [parse_platform(text) for text in texts] or [runner_platform()]
+    steps = runs_by_platform(
+        request.dockerfile.read_text(encoding="utf-8"),
+        source=dockerfile_shown(request),
+        build_args=request.build_args,
+        target=request.target,
+        platforms=platforms,
+    )
+    for step in steps:
+        if runs(step.platform) is not False:
+            continue
+        building = "" if step.built == step.platform else f" (building {step.built})"
+        arch = step.platform.arch
+        shown = f"{dockerfile_shown(request)}:{step.instruction.line}"
+        raise EnvironmentFault(
+            f"{shown}: RUN as {step.platform}{building}: "
+            f"{where} does not run {step.platform} programs, so {builder} would fail at this "
+            "step with `exec format error`.",
+            hint=f"Run this platform's build on a {step.platform} runner (a job per platform, "
+            "then `pipeline-kit merge`), register an emulator on the machine that builds "
+            f"(`docker run --privileged --rm tonistiigi/binfmt --install {arch}`, or Debian's "
+            "qemu-user-static), or start the stage with `FROM --platform=$BUILDPLATFORM` "
+            "so that it runs natively and cross-compiles.",
+        )
+
+
+def dockerfile_shown(request: BuildRequest) -> str:
+    """The Dockerfile's path as messages show it: relative to the build context."""
+    return os.path.relpath(request.dockerfile, request.context)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ and "tags last" are the kit's, whatever builder made the image.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -19,7 +18,10 @@ from pipeline_kit.build.builders.base import (
     BuildOutput,
     BuildRequest,
     LineSink,
+    dockerfile_shown,
+    local_machine_runs,
     refuse_several_platforms,
+    refuse_unrunnable_platforms,
     secret_flags,
 )
 from pipeline_kit.dockerfile.copy_link import with_link_flag
@@ -110,6 +112,7 @@ class BuildahBuilder:
         """A ``--link`` in a stage the build runs fails buildah < 1.41 only at that step: say so
         before anything is built. One platform per run."""
         refuse_several_platforms(request, "buildah")
+        refuse_unrunnable_platforms(request, "buildah", local_machine_runs)
         linked = next(_link_flags(request), None)
         if linked is None:
             return
@@ -118,7 +121,8 @@ class BuildahBuilder:
             return
         shown = ".".join(map(str, version))
         raise InputError(
-            f"{_display(request)}:{linked.line}: {linked.cmd} --link: buildah {shown} rejects "
+            f"{dockerfile_shown(request)}:{linked.line}: {linked.cmd} --link: buildah {shown} "
+            "rejects "
             "--link (buildah accepts it from 1.41) and would fail at that step, after building "
             "the steps before it.",
             hint="Build with --builder buildkit or kaniko, upgrade buildah to 1.41 or later, or "
@@ -149,16 +153,12 @@ class BuildahBuilder:
         return BuildOutput(layout=layout)
 
 
-def _display(request: BuildRequest) -> str:
-    return os.path.relpath(request.dockerfile, request.context)
-
-
 def _link_flags(request: BuildRequest) -> Iterator[Instruction]:
     """COPY/ADD with a --link flag in the stages a build of the target runs (buildah skips
     the others)."""
     graph = parse_dockerfile(
         request.dockerfile.read_text(encoding="utf-8"),
-        source=_display(request),
+        source=dockerfile_shown(request),
         build_args=request.build_args,
         platform=request.platform,
     )

@@ -24,8 +24,10 @@ from pipeline_kit.build.builders.base import (
     BuildOutput,
     BuildRequest,
     LineSink,
+    refuse_unrunnable_platforms,
     secret_flags,
 )
+from pipeline_kit.dockerfile.platform import Platform
 from pipeline_kit.errors import EnvironmentFault
 
 CACHE_TAG = "buildkit"
@@ -177,7 +179,35 @@ class BuildkitBuilder:
         return self.client() is not None
 
     def preflight(self, request: BuildRequest) -> None:
-        """BuildKit parses the Dockerfile with the same parser the kit uses."""
+        """BuildKit parses the Dockerfile with the same parser the kit uses. A RUN step of a
+        platform the daemon's workers do not list (natively, or through the emulators the
+        daemon found at its start) is refused before the build. With ``docker buildx`` the
+        builder's platforms are not asked for, and the build finds out."""
+        listed: list[frozenset[tuple[str, str]] | None] = []
+
+        def runs(platform: Platform) -> bool | None:
+            if not listed:  # asked once, and only for a build with a RUN step
+                listed.append(self.worker_platforms())
+            known = listed[0]
+            return None if known is None else (platform.os, platform.arch) in known
+
+        refuse_unrunnable_platforms(request, "BuildKit", runs, where="the BuildKit daemon")
+
+    def worker_platforms(self) -> frozenset[tuple[str, str]] | None:
+        """(os, architecture) of every platform the daemon's workers run, or None when no
+        daemon answers ``buildctl``."""
+        if self.client() != "buildctl":
+            return None
+        argv = ["buildctl", "debug", "workers", "--format", "{{json .}}"]
+        try:
+            done = run(argv, check=False, timeout=PROBE_TIMEOUT_S)
+        except EnvironmentFault:
+            return None
+        return (
+            parse_worker_platforms(done.stdout.decode(errors="replace"))
+            if not done.returncode
+            else None
+        )
 
     def commands(self, request: BuildRequest, workdir: Path) -> list[list[str]]:
         return [self._argv(self.client() or "buildctl", request, workdir / "metadata.json")]
@@ -214,6 +244,19 @@ class BuildkitBuilder:
         if client == "buildx":
             return buildx_argv(request, metadata_file)
         return buildctl_argv(request, metadata_file)
+
+
+def parse_worker_platforms(text: str) -> frozenset[tuple[str, str]] | None:
+    """The (os, architecture) pairs ``buildctl debug workers --format '{{json .}}'`` lists."""
+    try:
+        workers = json.loads(text)
+        return frozenset(
+            (str(p["os"]), str(p["architecture"]))
+            for worker in workers
+            for p in worker.get("platforms") or ()
+        )
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
 
 
 def _answers(argv: list[str]) -> bool:

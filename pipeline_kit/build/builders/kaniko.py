@@ -27,7 +27,10 @@ from pipeline_kit.build.builders.base import (
     BuildOutput,
     BuildRequest,
     LineSink,
+    dockerfile_shown,
+    local_machine_runs,
     refuse_several_platforms,
+    refuse_unrunnable_platforms,
 )
 from pipeline_kit.dockerfile.secret_mounts import SecretMount, secret_mounts
 from pipeline_kit.dockerfile.stages import parse_dockerfile
@@ -124,12 +127,14 @@ class KanikoBuilder:
         mount = next(_secret_mounts(request), None)
         if mount is not None:
             raise InputError(
-                f"{os.path.relpath(request.dockerfile, request.context)}:"
+                f"{dockerfile_shown(request)}:"
                 f"{mount.instruction.line}: RUN --mount=type=secret,id={mount.id}: Kaniko "
                 "builds get no build secrets; the step would run without the file.",
                 hint="Build with --builder buildkit or buildah, with the secret in the "
                 "config's `secrets`.",
             )
+        # The executor runs RUN steps in the container the kit runs in.
+        refuse_unrunnable_platforms(request, "Kaniko", local_machine_runs)
 
     def executor(self) -> str:
         return str(self.home / "executor")
@@ -190,7 +195,7 @@ def _secret_mounts(request: BuildRequest) -> Iterator[SecretMount]:
     """The secret mounts in the stages a build of the target runs."""
     graph = parse_dockerfile(
         request.dockerfile.read_text(encoding="utf-8"),
-        source=os.path.relpath(request.dockerfile, request.context),
+        source=dockerfile_shown(request),
         build_args=request.build_args,
         platform=request.platform,
     )

@@ -6,13 +6,18 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pipeline_kit.adapters.registry.references import ImageRef, is_attestation, platform_name
-from pipeline_kit.build.builders.base import BuildRequest
+from pipeline_kit.build.builders.base import BuildRequest, refuse_unrunnable_platforms
 from pipeline_kit.build.builders.buildah import BuildahBuilder
-from pipeline_kit.build.builders.buildkit import buildctl_argv, buildx_argv
+from pipeline_kit.build.builders.buildkit import (
+    buildctl_argv,
+    buildx_argv,
+    parse_worker_platforms,
+)
 from pipeline_kit.build.builders.kaniko import KanikoBuilder
 from pipeline_kit.config.loader import Config, load_config
 from pipeline_kit.dockerfile.platform import (
@@ -23,7 +28,7 @@ from pipeline_kit.dockerfile.platform import (
     platforms_of,
     tag_suffix,
 )
-from pipeline_kit.errors import ConfigError, InputError
+from pipeline_kit.errors import ConfigError, EnvironmentFault, InputError
 from pipeline_kit.publish.index import (
     OCI_INDEX,
     Child,
@@ -267,3 +272,65 @@ def test_a_file_only_another_platform_copies_changes_the_image_key(tmp_path: Pat
     detected = json.loads(cli("detect", "--format", "json", cwd=tmp_path).stdout)
     assert detected["image_key"] != second
     assert detected["rebuild_point"]["line"] == 4  # the change starts at the code
+
+
+def _request(tmp_path: Path, dockerfile: str, **fields: Any) -> BuildRequest:
+    (tmp_path / "Dockerfile").write_text(dockerfile)
+    return BuildRequest(
+        image="registry.example/svc", dockerfile=tmp_path / "Dockerfile", context=tmp_path,
+        target=None, build_args={}, labels={}, tags=("t",), cache_repo="registry.example/c",
+        cache_ttl="1h", **fields,
+    )  # fmt: skip
+
+
+def test_a_run_step_of_a_platform_the_builder_cannot_run_is_refused(tmp_path: Path) -> None:
+    request = _request(tmp_path, "FROM busybox\nCOPY a /a\nRUN true\n", platform="linux/arm64")
+    asked: list[str] = []
+
+    def runs(platform: Platform) -> bool | None:
+        asked.append(str(platform))
+        return platform.arch != "arm64"
+
+    with pytest.raises(EnvironmentFault) as refused:
+        refuse_unrunnable_platforms(request, "buildah", runs)
+    assert asked == ["linux/arm64"]
+    assert str(refused.value).startswith(
+        "Dockerfile:3: RUN as linux/arm64: this machine does not run linux/arm64 programs, so "
+        "buildah would fail at this step with `exec format error`."
+    )
+    assert "tonistiigi/binfmt --install arm64" in str(refused.value)
+
+
+@pytest.mark.parametrize("answer", [True, None])
+def test_a_platform_that_runs_or_cannot_be_told_is_left_to_the_builder(
+    tmp_path: Path, answer: bool | None
+) -> None:
+    request = _request(
+        tmp_path, "FROM busybox\nRUN true\n", platforms=("linux/amd64", "linux/arm64")
+    )
+    refuse_unrunnable_platforms(request, "BuildKit", lambda platform: answer)
+
+
+def test_a_build_that_runs_nothing_asks_nothing(tmp_path: Path) -> None:
+    request = _request(tmp_path, "FROM busybox\nCOPY a /a\n", platform="linux/arm64")
+    refuse_unrunnable_platforms(request, "buildah", lambda platform: pytest.fail("asked"))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            '[{"platforms":[{"architecture":"amd64","os":"linux"},{"architecture":"386","os":"linux"}]}]',
+            {("linux", "amd64"), ("linux", "386")},
+        ),
+        ('[{"platforms":null}]', set()),
+        ("not json", None),
+        ('[{"platforms":[{"os":"linux"}]}]', None),
+    ],
+)
+def test_worker_platforms_as_buildctl_lists_them(
+    text: str, expected: set[tuple[str, str]] | None
+) -> None:
+    """The shape of ``buildctl debug workers --format '{{json .}}'`` (BuildKit v0.32; the
+    integration test asks a real daemon)."""
+    assert parse_worker_platforms(text) == (None if expected is None else frozenset(expected))
