@@ -23,6 +23,7 @@ import pytest
 from pipeline_kit.adapters.emulator import probe_program, runs_programs_of
 from pipeline_kit.adapters.registry.client import RegistryClient
 from pipeline_kit.errors import ExitCode
+from tests.support.builder_image import repository_copy
 from tests.support.builds import BUSYBOX
 from tests.support.example_image import CACHE
 from tests.support.gitrepo import GitRepo, cli
@@ -205,3 +206,30 @@ def _config(service: dict[str, Any], repo: str, digest: str) -> dict[str, Any]:
     manifest = json.loads(client.get_manifest(repo, digest).raw)
     config: dict[str, Any] = json.loads(client.get_blob(repo, manifest["config"]["digest"]))
     return config
+
+
+def test_the_builder_image_for_arm64_is_refused_here(
+    tmp_path: Path, registry: RegistryServer
+) -> None:
+    """The Kaniko builder image bundles an interpreter and git of the platform it is for, so
+    its base stage runs apt and pip as that platform: an arm64 builder image is made on an arm64
+    runner or with an emulator, and here, with neither, the kit says so before building."""
+    repo = repository_copy(tmp_path / "repo")
+    config = repo.path / "images" / "kaniko" / "pipeline-kit.yaml"
+    config.write_text(
+        config.read_text().replace(
+            "image: ghcr.io/pipeline-kit/kaniko", f"image: {registry.host}/kaniko"
+        )
+    )
+    repo.commit(message="the builder image")
+    dockerfile = (repo.path / "images" / "kaniko" / "Dockerfile").read_text().splitlines()
+    first_run = next(n for n, line in enumerate(dockerfile, 1) if line.startswith("RUN "))
+    result = cli(
+        "--config", "images/kaniko/pipeline-kit.yaml", "build", "--platform", "linux/arm64",
+        "--builder", "buildah", "--dry-run", cwd=repo.path,
+    )  # fmt: skip
+    assert result.returncode == ExitCode.INFRA, result.stderr[-3000:]
+    assert (
+        f"images/kaniko/Dockerfile:{first_run}: RUN as linux/arm64: this machine does not run "
+        "linux/arm64 programs" in result.stderr
+    )
