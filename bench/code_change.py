@@ -85,6 +85,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests.support.services
 
 from _synthrepo import CliFailure, bench_env, describe_failure, resolve_cli, timed_run
+from startup import ImportRecord, parse_importtime
 
 if TYPE_CHECKING:
     from tests.support.services.buildkitd import BuildkitDaemon
@@ -190,6 +191,7 @@ class SizeResult:
     mib: int
     series: dict[str, Series]
     load: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    imports: tuple[list[ImportRecord], list[ImportRecord]] | None = None  # (b)'s, the floor's
 
     def __getitem__(self, key: str) -> Series:
         return self.series[key]
@@ -547,9 +549,61 @@ def measure(
             result["buildah"].add(seconds, built["bytes_uploaded"] or 0, stored)
             line += f", buildah {seconds:.1f} s"
         print(line, flush=True)
+    if mib == min(args.sizes_mib):
+        result.imports = import_breakdown(cli, registry, repo, base, env)
     result.load = os.getloadavg()
     _remove(base)
     return result
+
+
+def import_breakdown(
+    cli: Path, registry: Registry, repo: Path, base: Path, env: dict[str, str]
+) -> tuple[list[ImportRecord], list[ImportRecord]]:
+    """The imports of one more (b) and one more floor run (``-X importtime``, not timed):
+    what the kit's process loads that the floor's does not."""
+    code_change(repo, "imports")
+    profiled = {**env, "PYTHONPROFILEIMPORTTIME": "1"}
+    argv = [str(cli), "build", "--strategy", "append", "--format", "json"]
+    proc = output_of(argv, repo, profiled)
+    if proc.returncode != 0:
+        raise CliFailure(describe_failure(argv, proc))
+    kit = parse_importtime(proc.stderr.decode(errors="replace"))
+    script = base / "floor.py"  # with the layer and config of the last floor run
+    floor_argv = [sys.executable, str(script), registry.host, "bench/floor"]
+    floor_argv += [str(base / "floor-layer"), str(base / "floor-config")]
+    proc = output_of(floor_argv, base, profiled)
+    if proc.returncode != 0:
+        raise CliFailure(describe_failure(floor_argv, proc))
+    return kit, parse_importtime(proc.stderr.decode(errors="replace"))
+
+
+def _by_package(records: Sequence[ImportRecord]) -> dict[str, int]:
+    """Microseconds of each top-level import, by its top-level package."""
+    top = min((r.depth for r in records), default=0)
+    totals: dict[str, int] = {}
+    for rec in records:
+        if rec.depth == top:
+            package = rec.name.split(".")[0]
+            totals[package] = totals.get(package, 0) + rec.cumulative_us
+    return totals
+
+
+def print_imports(results: Sequence[SizeResult]) -> None:
+    """Where (b)'s start-up goes beyond the floor's, import by import (one profiled run each;
+    -X importtime adds its own cost, so the figures are larger than in the timed runs)."""
+    profiled = [r for r in results if r.imports is not None]
+    if not profiled:
+        return
+    assert profiled[0].imports is not None
+    kit, floor = (_by_package(records) for records in profiled[0].imports)
+    print(f"\nImports of one (b) and one floor run at {profiled[0].mib} MiB (-X importtime):")
+    print(f"  {'package':<24} {'(b) ms':>8} {'floor ms':>9}")
+    for package in sorted(kit, key=lambda name: -kit[name]):
+        if kit[package] >= 500 or package in floor:
+            print(f"  {package:<24} {kit[package] / 1000:8.1f} {floor.get(package, 0) / 1000:9.1f}")
+    rest = sum(us for name, us in kit.items() if us < 500 and name not in floor)
+    print(f"  {'(others, each < 0.5 ms)':<24} {rest / 1000:8.1f}")
+    print(f"  {'all':<24} {sum(kit.values()) / 1000:8.1f} {sum(floor.values()) / 1000:9.1f}")
 
 
 def append_run(
@@ -795,6 +849,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the working directory")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    args.sizes_mib = sizes
     args.skip = [s for s in args.skip.split(",") if s]
     if args.buildkit_runs is None:
         args.buildkit_runs = args.runs
@@ -835,6 +890,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             _remove(work)
     print_table(results)
+    print_imports(results)
     print_ratios(results)
     print_goals(results)
     print(f"\n  load average at the end: {_load(os.getloadavg())}")
