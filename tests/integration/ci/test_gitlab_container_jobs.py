@@ -19,7 +19,9 @@ says ``Deleting filesystem``), and the kit, kept under /kaniko, reads the digest
 dotenv report after it. An ``after_script`` added to the job lists the container's root after
 the build: Kaniko left the last stage's files there, and the image's own are gone. The detect
 job runs in the Python image and installs the kit with pip, offline (the ``install`` input's
-default finds this checkout's wheel in a mounted folder).
+default finds this checkout's wheel in a mounted folder). The ``builder: buildkit`` build job
+runs in that image with BuildKit's client added, and the session's buildkitd (its socket
+mounted into the job) builds and pushes.
 
 The project is the busybox service of tests/support/kitbuild.py with a multi-stage Dockerfile,
 a bare ``origin`` and its default branch checked out (a push pipeline on it).
@@ -46,6 +48,7 @@ from tests.support.example_image import KIT_WHEELHOUSE, kit_wheel
 from tests.support.gitrepo import GIT_ENV, GitRepo
 from tests.support.images import image_manifest
 from tests.support.kitbuild import busybox_service
+from tests.support.services.buildkitd import BuildkitDaemon
 from tests.support.services.docker_engine import DockerEngine
 from tests.support.services.registry import RegistryServer
 from tests.support.tools import GITLAB_CI_LOCAL
@@ -64,6 +67,20 @@ pipeline-kit:build:
   after_script:
     - echo "root after the build:" $(ls /)
     - echo "etc after the build:" $(ls /etc)
+"""
+
+# The template with builder buildkit and a job image that has buildctl, as a user whose runners
+# reach a BuildKit daemon (BUILDKIT_HOST) includes it.
+GITLAB_CI_BUILDKIT = f"""\
+include:
+  - local: .gitlab-ci-template.yml
+    inputs:
+      builder: buildkit
+      image: {PYTHON_IMAGE}-buildctl
+"""
+BUILDCTL_IMAGE = f"""\
+FROM {PYTHON_IMAGE}
+COPY buildctl /usr/local/bin/buildctl
 """
 
 FAILING_RUN = MULTI_STAGE.replace(
@@ -89,11 +106,13 @@ class Runner:
     engine: DockerEngine
     wheels: Path  # this checkout's wheel
 
-    def project(self, path: Path, image: str, dockerfile: str = MULTI_STAGE) -> GitRepo:
+    def project(
+        self, path: Path, image: str, dockerfile: str = MULTI_STAGE, gitlab_ci: str = GITLAB_CI
+    ) -> GitRepo:
         """The busybox service with the template, on main, with a bare origin."""
         repo = busybox_service(path / "repo", image, "kaniko", dockerfile=dockerfile)
         shutil.copy(TEMPLATE, repo.path / ".gitlab-ci-template.yml")
-        repo.commit({".gitlab-ci.yml": GITLAB_CI}, message="GitLab CI with pipeline-kit")
+        repo.commit({".gitlab-ci.yml": gitlab_ci}, message="GitLab CI with pipeline-kit")
         origin = path / "origin.git"
         subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
         repo.git("remote", "add", "origin", "https://gitlab.example.com/ml/service.git")
@@ -107,7 +126,9 @@ class Runner:
         repo.git("push", "-q", "origin", "main:main")
         repo.git("update-ref", "refs/remotes/origin/main", "main")
 
-    def run(self, repo: GitRepo, job: str, variables: Mapping[str, str]) -> Job:
+    def run(
+        self, repo: GitRepo, job: str, variables: Mapping[str, str], volumes: tuple[str, ...] = ()
+    ) -> Job:
         """gitlab-ci-local's docker executor on the checked-out commit: one job."""
         every = {
             "GITLAB_CI": "true",
@@ -126,6 +147,7 @@ class Runner:
             "--network", "host",
             f"--volume={self.wheels}:/pk-wheels/kit:ro",
             f"--volume={KIT_WHEELHOUSE}:/pk-wheels/deps:ro",
+            *(f"--volume={volume}" for volume in volumes),
             *(f"--variable={name}={value}" for name, value in every.items()),
             f"--ignore-predefined-vars={','.join(predefined)}",
             job,
@@ -227,3 +249,39 @@ def test_detect_job_runs_in_the_default_python_image(
     assert job.dotenv["PIPELINE_KIT_CODE_CHANGED"] == "true"
     assert job.dotenv["PIPELINE_KIT_BASE_CHANGED"] == "false"
     assert job.dotenv["PIPELINE_KIT_IMAGE_CHANGED"] == "true"
+
+
+def test_buildkit_job_builds_in_its_image_through_the_runners_daemon(
+    gitlab: Runner,
+    registry: RegistryServer,
+    buildkitd: BuildkitDaemon,
+    tmp_path: Path,
+) -> None:
+    """The ``builder: buildkit`` path: the build job in a job image with buildctl (the default
+    Python image plus BuildKit's client, built on the engine), pip installing the kit there,
+    and ``BUILDKIT_HOST`` naming the runner's buildkitd (its socket mounted into the job, as a
+    runner mounts a daemon's socket or a service listens). The daemon runs the build and pushes;
+    the kit in the container reports the registry's digest."""
+    context = tmp_path / "buildctl-image"
+    context.mkdir()
+    shutil.copy(buildkitd.bin_dir / "buildctl", context / "buildctl")
+    (context / "Dockerfile").write_text(BUILDCTL_IMAGE)
+    gitlab.engine.docker("build", "--quiet", "--tag", f"{PYTHON_IMAGE}-buildctl", str(context))
+    repository = "gitlab/buildkit-job"
+    repo = gitlab.project(tmp_path, f"{registry.host}/{repository}", gitlab_ci=GITLAB_CI_BUILDKIT)
+    builds = buildkitd.build_count()
+    socket_dir = str(buildkitd.root)
+    job = gitlab.run(
+        repo,
+        "pipeline-kit:build",
+        {"BUILDKIT_HOST": buildkitd.address},
+        volumes=(f"{socket_dir}:{socket_dir}",),
+    )
+    assert job.returncode == 0, job.output[-6000:]
+    assert job.passed("pipeline-kit:build")
+    assert f"pipeline-kit:build starting {PYTHON_IMAGE}-buildctl (build)" in job.output
+    assert buildkitd.build_count() > builds  # the runner's daemon built it
+    assert job.dotenv["PIPELINE_KIT_STRATEGY"] == "builder"
+    short = repo.head()[:7]
+    pushed = image_manifest(registry.url, repository, f"sha-{short}")
+    assert job.dotenv["PIPELINE_KIT_DIGEST"] == pushed["_digest"]
