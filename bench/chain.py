@@ -20,10 +20,17 @@ run it), the kit with overlay storage (layers shared, nothing copied), buildah's
 overlay. Every build record is checked (strategy; the digest the registry serves). One warm-up
 chain per column fills the podman store and is not counted. Medians of --runs.
 
-Run (takes minutes; root, podman, runc, buildah, docker-registry: scripts/system-packages;
-the test images: scripts/test-images):
+At a real LLM image's size: ``--base-mib``, ``--deps-mib`` and ``--deps-files`` add to the
+example's base stage shared-library-like files and to its deps stage a site-packages-like tree
+(bench/realistic.py's generator, deterministic), so the layers below the code change weigh what
+a CUDA base and a torch install do. buildah then builds on overlay storage too (vfs would copy
+every layer whole at each step), and the warm-up chain of each column pulls the whole image.
+
+Run (takes minutes, and half an hour or more with 6 GiB of ballast; root, podman, runc,
+buildah, docker-registry: scripts/system-packages; the test images: scripts/test-images):
 
     .venv/bin/python bench/chain.py --runs 3
+    .venv/bin/python bench/chain.py --runs 3 --base-mib 3072 --deps-mib 3072 --deps-files 50000
 """
 
 from __future__ import annotations
@@ -43,8 +50,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests.support
 
 from _synthrepo import CliFailure, bench_env, describe_failure, resolve_cli, timed_run
+from realistic import GENERATOR
 
 from tests.support.example_image import (
+    fast_storage_driver,
     prepare_example,
     remove_storage,
 )
@@ -87,6 +96,40 @@ def preview_config(repo: Path, work: Path, base_config: str, driver: str, runroo
     return path
 
 
+def add_ballast(repo: Path, work: Path, args: argparse.Namespace) -> None:
+    """The example at a real image's size: generated files in its base and deps stages, and
+    buildah on overlay storage (see the module's docstring); committed."""
+    (repo / "ballast.py").write_text(GENERATOR)
+    dockerfile = repo / "Dockerfile"
+    text = dockerfile.read_text()
+    base_end = "\nFROM base AS deps\n"
+    libs = (
+        "COPY ballast.py /opt/ballast.py\n"
+        f"RUN python3 /opt/ballast.py libs /usr/local/lib/cuda-like {args.base_mib}\n"
+    )
+    deps_end = "\nFROM deps AS code\n"
+    packages = (
+        "RUN python3 /opt/ballast.py packages /opt/venv/lib/site-like "
+        f"{args.deps_mib} {args.deps_files} /tmp/requirements.txt\n"
+    )
+    if base_end not in text or deps_end not in text:
+        raise CliFailure("the example's Dockerfile has no base, deps and code stages")
+    text = text.replace(base_end, f"{libs}{base_end}").replace(deps_end, f"{packages}{deps_end}")
+    dockerfile.write_text(text)
+    config = repo / "pipeline-kit.yaml"
+    driver = fast_storage_driver()
+    old = f"    storage_driver: vfs\n    root: {work}/build/root"
+    if old not in config.read_text():
+        raise CliFailure("the example's config has no vfs buildah storage to replace")
+    config.write_text(
+        config.read_text().replace(
+            old, f"    storage_driver: {driver}\n    root: {work}/build/root"
+        )
+    )
+    for git in (["add", "-A"], ["commit", "-qm", "ballast"]):
+        subprocess.run(["git", *git], cwd=repo, check=True, capture_output=True, env=bench_env())
+
+
 def chain(
     cli: Path, repo: Path, image: str, weights: Path, strategy: str, config: Path, number: int
 ) -> dict[str, float]:
@@ -113,6 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cli", help="the pipeline-kit executable (default: .venv's)")
+    parser.add_argument("--base-mib", type=int, default=0, help="ballast in the base stage")
+    parser.add_argument("--deps-mib", type=int, default=0, help="ballast in the deps stage")
+    parser.add_argument("--deps-files", type=int, default=50_000, help="files of --deps-mib")
     args = parser.parse_args(argv)
     cli = resolve_cli(args.cli)
     print(f"  load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -123,7 +169,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         with running_registry(work / "registry") as registry:
             example = prepare_example(work, runroot, registry, "bench/llm-service")
             repo = example.repo.path
-            _, first = cli_json(cli, repo, "build")
+            if args.base_mib or args.deps_mib:
+                add_ballast(repo, work, args)
+                print(f"  ballast: base {args.base_mib} MiB, deps {args.deps_mib} MiB in "
+                      f"{args.deps_files} files; buildah on {fast_storage_driver()}")  # fmt: skip
+            seconds, first = cli_json(cli, repo, "build")
+            print(f"  the first image, built by buildah: {seconds:.1f} s", flush=True)
             base_config = (repo / "pipeline-kit.yaml").read_text()
             number = 0
             for label, strategy, driver in COLUMNS:
@@ -135,6 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   config, number)  # fmt: skip
                     if run:
                         samples.append(times)
+                    shown = " ".join(f"{k} {v:.2f}" for k, v in times.items())
+                    print(f"  {label}, run {run}{' (warm-up)' if not run else ''}: {shown}",
+                          flush=True)  # fmt: skip
                 results[label] = samples
         assert first["digest"]
     except CliFailure as failure:
