@@ -12,8 +12,9 @@ No Kaniko image can be pulled here, so the image is built FROM two stand-ins mad
   pushed as ``PYTHON_BASE`` (the container-job tests run the template's Python jobs in it).
 
 ``pipeline-kit build`` builds images/kaniko with buildah from a copy of this repository, with
-images/kaniko/pipeline-kit.yaml pointed at the test registry and the dependencies installed
-from the wheelhouse scripts/test-images prepared.
+images/kaniko/pipeline-kit.yaml pointed at the test registry, and pip in the build reads the
+wheelhouse scripts/test-images prepared from a package index on loopback (``index-url`` in a
+pip.conf mounted at /etc/pip.conf), as it would read PyPI or a mirror of it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import yaml
 
@@ -45,6 +47,7 @@ from tests.support.example_image import (
 from tests.support.gitrepo import GitRepo, cli
 from tests.support.images import ImageReader, image_config, image_manifest
 from tests.support.services.kaniko import IMAGE_ENV
+from tests.support.services.package_index import PackageIndex, make_index, project_name
 from tests.support.services.registry import RegistryServer
 
 IMAGE_DIR = REPO / "images" / "kaniko"
@@ -80,6 +83,33 @@ class BuiltBuilder:
     config: dict[str, Any]  # the image's config blob
     layers: list[dict[str, Any]]  # the manifest's layers
     standin_layers: int  # how many of them the stand-in Kaniko image has
+    index_requested: list[str]  # the paths pip asked the package index for
+
+
+def pinned(*files: str) -> dict[str, str]:
+    """Normalized project name -> version of the pins in images/kaniko's requirement ``files``."""
+    pins = {}
+    for name in files:
+        for line in (IMAGE_DIR / name).read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                project, version = line.split("==")
+                pins[re.sub(r"[-_.]+", "-", project).lower()] = version.strip()
+    return pins
+
+
+def wheels_fetched(requested: list[str]) -> dict[str, str]:
+    """Normalized project name -> version of the wheels pip fetched from the package index."""
+    names = (unquote(path).rsplit("/", 1)[-1] for path in requested if path.startswith("/files/"))
+    return {project_name(name): name.split("-")[1] for name in names if name.endswith(".whl")}
+
+
+def bundled(kaniko_dir: Path) -> dict[str, str]:
+    """Normalized project name -> version of the packages in the image's deps/."""
+    found = {}
+    for info in (kaniko_dir / "pipeline-kit" / "deps").glob("*.dist-info"):
+        project, version = info.name.removesuffix(".dist-info").split("-")
+        found[re.sub(r"[-_.]+", "-", project).lower()] = version
+    return found
 
 
 def _standin_kaniko(
@@ -130,7 +160,7 @@ def _point_config_at(
             "storage_driver": driver,
             "root": str(storage / "root"),
             "runroot": str(storage / "run"),
-            "volumes": [f"{WHEELHOUSE}:/wheels:ro", f"{pip}:/etc/pip.conf:ro"],
+            "volumes": [f"{pip}:/etc/pip.conf:ro"],
         },
     }
     path.write_text(yaml.safe_dump(config))
@@ -161,13 +191,14 @@ def built_builder_image(
         raise MissingTestImages(
             f"no base root filesystem or builder wheelhouse in {CACHE}: run scripts/test-images"
         )
+    index = PackageIndex(make_index(workdir / "index", sorted(WHEELHOUSE.glob("*.whl")))).start()
     # One storage for the stand-ins, the kit's build and the copy out: layers pushed from it
     # are not pulled into it again.
     storage, driver = workdir / "storage", fast_storage_driver()
     try:
         kaniko_base = _standin_kaniko(storage, driver, workdir, executor, registry)
         python_base = push_base(workdir, registry, PYTHON_BASE, _git_files())
-        (workdir / "pip.conf").write_text("[global]\nno-index = true\nfind-links = /wheels\n")
+        (workdir / "pip.conf").write_text(f"[global]\nindex-url = {index.url}\n")
         repo = repository_copy(workdir / "repo")
         _point_config_at(repo, registry, storage, driver, workdir / "pip.conf")
         repo.commit(message="pipeline-kit")
@@ -194,7 +225,9 @@ def built_builder_image(
             config=config,
             layers=image_manifest(registry.url, REPOSITORY, record["digest"])["layers"],
             standin_layers=len(standin["layers"]),
+            index_requested=index.requested,
         )
     finally:
+        index.stop()
         _buildah(storage, "rm", "--all", driver=driver)  # no container left mounted
         remove_storage(storage)
