@@ -9,7 +9,10 @@ No Kaniko image can be pulled here, so the image is built FROM two stand-ins mad
   image, no ``/tmp`` and no libc;
 - a Debian bookworm Python: the mmdebstrap root filesystem of scripts/test-images with this
   machine's git added with its HTTP(S) transport and libcurl (a bookworm build),
-  pushed as ``PYTHON_BASE`` (the container-job tests run the template's Python jobs in it).
+  pushed as ``PYTHON_BASE`` (the container-job tests run the template's Python jobs in it);
+  or, given an apt mirror, the bare bookworm root of scripts/test-images (no python3, no git)
+  with an ``/etc/apt/sources.list`` that names the mirror, pushed as ``BARE_BASE``: the
+  Dockerfile then installs git, python3 and python3-venv with apt, as on ``debian:bookworm-slim``.
 
 ``pipeline-kit build`` builds images/kaniko with buildah from a copy of this repository, with
 images/kaniko/pipeline-kit.yaml pointed at the test registry, and pip in the build reads the
@@ -46,16 +49,20 @@ from tests.support.example_image import (
 )
 from tests.support.gitrepo import GitRepo, cli
 from tests.support.images import ImageReader, image_config, image_manifest
+from tests.support.services.apt_mirror import AptMirror
 from tests.support.services.kaniko import IMAGE_ENV
 from tests.support.services.package_index import PackageIndex, make_index, project_name
 from tests.support.services.registry import RegistryServer
 
 IMAGE_DIR = REPO / "images" / "kaniko"
 WHEELHOUSE = CACHE / "builder-wheelhouse"
+BARE_TAR = CACHE / "bookworm-bare.tar"  # mmdebstrap minbase: apt, no python3, no git
+DEBS = CACHE / "builder-debs"  # what apt installs on it for the Dockerfile
 BUILD_TIMEOUT_S = 900
 REPOSITORY = "pipeline-kit/kaniko"
 KANIKO_BASE = "standin/kaniko:v1.28.3-debug"
 PYTHON_BASE = "standin/python:bookworm-git"
+BARE_BASE = "standin/debian:bookworm-mirror"
 
 # osscontainertools/kaniko deploy/Dockerfile, stage kaniko-debug (v1.28.x), on a stand-in base.
 STANDIN_KANIKO = """\
@@ -84,6 +91,7 @@ class BuiltBuilder:
     layers: list[dict[str, Any]]  # the manifest's layers
     standin_layers: int  # how many of them the stand-in Kaniko image has
     index_requested: list[str]  # the paths pip asked the package index for
+    log: str  # pipeline-kit build's stderr: the builder's output
 
 
 def pinned(*files: str) -> dict[str, str]:
@@ -181,15 +189,29 @@ def _git_files() -> dict[str, Path]:
     return files
 
 
+def _bare_base(workdir: Path, registry: RegistryServer, mirror: AptMirror) -> str:
+    """The bare bookworm root, its apt sources naming ``mirror`` alone, in ``registry``."""
+    sources = workdir / "sources.list"
+    sources.write_text(mirror.sources_line())
+    # Tagged with the mirror's port: a base pushed for another mirror names that one.
+    repository = f"{BARE_BASE}-{mirror.port}"
+    return push_base(workdir, registry, repository, {"/etc/apt/sources.list": sources}, BARE_TAR)
+
+
 @contextmanager
 def built_builder_image(
-    workdir: Path, registry: RegistryServer, executor: Path
+    workdir: Path, registry: RegistryServer, executor: Path, apt_mirror: AptMirror | None = None
 ) -> Iterator[BuiltBuilder]:
     """Build images/kaniko with the kit into ``registry``; its /kaniko copied out to
-    ``workdir`` until the context ends."""
+    ``workdir`` until the context ends. With ``apt_mirror``, FROM the bare base that installs
+    python3 and git from it."""
     if not BASE_TAR.is_file() or not (WHEELHOUSE / ".requirements.sha256").is_file():
         raise MissingTestImages(
             f"no base root filesystem or builder wheelhouse in {CACHE}: run scripts/test-images"
+        )
+    if apt_mirror and not (BARE_TAR.is_file() and (DEBS / ".request.sha256").is_file()):
+        raise MissingTestImages(
+            f"no bare root filesystem or builder .debs in {CACHE}: run scripts/test-images"
         )
     index = PackageIndex(make_index(workdir / "index", sorted(WHEELHOUSE.glob("*.whl")))).start()
     # One storage for the stand-ins, the kit's build and the copy out: layers pushed from it
@@ -197,7 +219,10 @@ def built_builder_image(
     storage, driver = workdir / "storage", fast_storage_driver()
     try:
         kaniko_base = _standin_kaniko(storage, driver, workdir, executor, registry)
-        python_base = push_base(workdir, registry, PYTHON_BASE, _git_files())
+        if apt_mirror:
+            python_base = _bare_base(workdir, registry, apt_mirror)
+        else:
+            python_base = push_base(workdir, registry, PYTHON_BASE, _git_files())
         (workdir / "pip.conf").write_text(f"[global]\nindex-url = {index.url}\n")
         repo = repository_copy(workdir / "repo")
         _point_config_at(repo, registry, storage, driver, workdir / "pip.conf")
@@ -226,6 +251,7 @@ def built_builder_image(
             layers=image_manifest(registry.url, REPOSITORY, record["digest"])["layers"],
             standin_layers=len(standin["layers"]),
             index_requested=index.requested,
+            log=result.stderr,
         )
     finally:
         index.stop()
