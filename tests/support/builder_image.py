@@ -11,13 +11,15 @@ No Kaniko image can be pulled here, so the image is built FROM two stand-ins mad
   machine's git added with its HTTP(S) transport and libcurl (a bookworm build),
   pushed as ``PYTHON_BASE`` (the container-job tests run the template's Python jobs in it);
   or, given an apt mirror, the bare bookworm root of scripts/test-images (no python3, no git)
-  with an ``/etc/apt/sources.list`` that names the mirror, pushed as ``BARE_BASE``: the
-  Dockerfile then installs git, python3 and python3-venv with apt, as on ``debian:bookworm-slim``.
+  with an ``/etc/apt/sources.list`` that names the mirror and the ``/etc/pip.conf`` below,
+  pushed as ``BARE_BASE``: the Dockerfile then installs git, python3 and python3-venv with apt,
+  as on ``debian:bookworm-slim``, and the base carries its mirrors' settings as a user's would.
 
 ``pipeline-kit build`` builds images/kaniko with buildah from a copy of this repository, with
 images/kaniko/pipeline-kit.yaml pointed at the test registry, and pip in the build reads the
-wheelhouse scripts/test-images prepared from a package index on loopback (``index-url`` in a
-pip.conf mounted at /etc/pip.conf), as it would read PyPI or a mirror of it.
+wheelhouse scripts/test-images prepared from a package index on loopback (``index-url`` in
+/etc/pip.conf: mounted into the RUN steps by ``build.buildah.volumes``, or in the bare base),
+as it would read PyPI or a mirror of it.
 """
 
 from __future__ import annotations
@@ -156,7 +158,7 @@ def repository_copy(path: Path) -> GitRepo:
 
 
 def _point_config_at(
-    repo: GitRepo, registry: RegistryServer, storage: Path, driver: str, pip: Path
+    repo: GitRepo, registry: RegistryServer, storage: Path, driver: str, pip: Path | None
 ) -> None:
     """images/kaniko/pipeline-kit.yaml as it is, but for the test registry and buildah here."""
     path = repo.path / "images" / "kaniko" / "pipeline-kit.yaml"
@@ -168,7 +170,7 @@ def _point_config_at(
             "storage_driver": driver,
             "root": str(storage / "root"),
             "runroot": str(storage / "run"),
-            "volumes": [f"{pip}:/etc/pip.conf:ro"],
+            "volumes": [f"{pip}:/etc/pip.conf:ro"] if pip else [],
         },
     }
     path.write_text(yaml.safe_dump(config))
@@ -189,13 +191,14 @@ def _git_files() -> dict[str, Path]:
     return files
 
 
-def _bare_base(workdir: Path, registry: RegistryServer, mirror: AptMirror) -> str:
-    """The bare bookworm root, its apt sources naming ``mirror`` alone, in ``registry``."""
+def _bare_base(workdir: Path, registry: RegistryServer, mirror: AptMirror, pip: Path) -> str:
+    """The bare bookworm root in ``registry``, its apt sources naming ``mirror`` alone, and
+    ``pip`` as its /etc/pip.conf."""
     sources = workdir / "sources.list"
     sources.write_text(mirror.sources_line())
+    files = {"/etc/apt/sources.list": sources, "/etc/pip.conf": pip}
     # Tagged with the mirror's port: a base pushed for another mirror names that one.
-    repository = f"{BARE_BASE}-{mirror.port}"
-    return push_base(workdir, registry, repository, {"/etc/apt/sources.list": sources}, BARE_TAR)
+    return push_base(workdir, registry, f"{BARE_BASE}-{mirror.port}", files, BARE_TAR)
 
 
 @contextmanager
@@ -219,13 +222,14 @@ def built_builder_image(
     storage, driver = workdir / "storage", fast_storage_driver()
     try:
         kaniko_base = _standin_kaniko(storage, driver, workdir, executor, registry)
+        pip = workdir / "pip.conf"
+        pip.write_text(f"[global]\nindex-url = {index.url}\n")
         if apt_mirror:
-            python_base = _bare_base(workdir, registry, apt_mirror)
+            python_base = _bare_base(workdir, registry, apt_mirror, pip)
         else:
             python_base = push_base(workdir, registry, PYTHON_BASE, _git_files())
-        (workdir / "pip.conf").write_text(f"[global]\nindex-url = {index.url}\n")
         repo = repository_copy(workdir / "repo")
-        _point_config_at(repo, registry, storage, driver, workdir / "pip.conf")
+        _point_config_at(repo, registry, storage, driver, None if apt_mirror else pip)
         repo.commit(message="pipeline-kit")
         result = cli(
             "--config", "images/kaniko/pipeline-kit.yaml", "build", "--format", "json",

@@ -6,13 +6,16 @@ The base is the minbase root of scripts/test-images (what ``debian:bookworm-slim
 ``/etc/apt/sources.list`` naming a flat repository on loopback (support/services/apt_mirror.py)
 that holds exactly the .debs the Dockerfile's ``apt-get install`` needs on it; pip reads the
 builder wheelhouse from a PEP 503 index on loopback (support/services/package_index.py), set
-by ``index-url`` in /etc/pip.conf. The kit builds images/kaniko with buildah once for this module;
-real apt and real pip run in its RUN steps.
+by ``index-url`` in the base's /etc/pip.conf. The kit builds images/kaniko with buildah once for
+this module; real apt and real pip run in its RUN steps.
 """
 
 from __future__ import annotations
 
+import io
 import re
+import tarfile
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote
@@ -22,6 +25,7 @@ import pytest
 from pipeline_kit import __version__
 from tests.support.builder_image import (
     DEBS,
+    REPOSITORY,
     BuiltBuilder,
     built_builder_image,
     bundled,
@@ -96,3 +100,18 @@ def test_the_kit_built_from_mirrors_runs_with_nothing_but_kaniko(
         run = root.run_kit(["--version"], from_mirrors.env)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == f"pipeline-kit, version {__version__}"
+
+
+def test_the_mirrors_settings_stay_out_of_the_builder_image(
+    from_mirrors: BuiltBuilder, registry: RegistryServer
+) -> None:
+    """The base's sources.list and pip.conf name the mirrors; the layers the build adds to the
+    Kaniko image hold /kaniko/pipeline-kit alone."""
+    for layer in from_mirrors.layers[from_mirrors.standin_layers :]:
+        url = f"{registry.url}/v2/{REPOSITORY}/blobs/{layer['digest']}"
+        with urllib.request.urlopen(url, timeout=60) as answer:
+            blob = answer.read()
+        with tarfile.open(fileobj=io.BytesIO(blob), mode="r:*") as tar:
+            names = [name.removeprefix("./") for name in tar.getnames()]
+        outside = [n for n in names if n != "kaniko" and not n.startswith("kaniko/pipeline-kit")]
+        assert names and not outside, outside[:10]
