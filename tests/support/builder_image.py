@@ -9,11 +9,17 @@ No Kaniko image can be pulled here, so the image is built FROM two stand-ins mad
   image, no ``/tmp`` and no libc;
 - a Debian bookworm Python: the mmdebstrap root filesystem of scripts/test-images with this
   machine's git added with its HTTP(S) transport and libcurl (a bookworm build),
-  pushed as ``PYTHON_BASE`` (the container-job tests run the template's Python jobs in it).
+  pushed as ``PYTHON_BASE`` (the container-job tests run the template's Python jobs in it);
+  or, given an apt mirror, the bare bookworm root of scripts/test-images (no python3, no git)
+  with an ``/etc/apt/sources.list`` that names the mirror and the ``/etc/pip.conf`` below,
+  pushed as ``BARE_BASE``: the Dockerfile then installs git, python3 and python3-venv with apt,
+  as on ``debian:bookworm-slim``, and the base carries its mirrors' settings as a user's would.
 
 ``pipeline-kit build`` builds images/kaniko with buildah from a copy of this repository, with
-images/kaniko/pipeline-kit.yaml pointed at the test registry and the dependencies installed
-from the wheelhouse scripts/test-images prepared.
+images/kaniko/pipeline-kit.yaml pointed at the test registry, and pip in the build reads the
+wheelhouse scripts/test-images prepared from a package index on loopback (``index-url`` in
+/etc/pip.conf: mounted into the RUN steps by ``build.buildah.volumes``, or in the bare base),
+as it would read PyPI or a mirror of it.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import yaml
 
@@ -44,15 +51,20 @@ from tests.support.example_image import (
 )
 from tests.support.gitrepo import GitRepo, cli
 from tests.support.images import ImageReader, image_config, image_manifest
+from tests.support.services.apt_mirror import AptMirror
 from tests.support.services.kaniko import IMAGE_ENV
+from tests.support.services.package_index import PackageIndex, make_index, project_name
 from tests.support.services.registry import RegistryServer
 
 IMAGE_DIR = REPO / "images" / "kaniko"
 WHEELHOUSE = CACHE / "builder-wheelhouse"
+BARE_TAR = CACHE / "bookworm-bare.tar"  # mmdebstrap minbase: apt, no python3, no git
+DEBS = CACHE / "builder-debs"  # what apt installs on it for the Dockerfile
 BUILD_TIMEOUT_S = 900
 REPOSITORY = "pipeline-kit/kaniko"
 KANIKO_BASE = "standin/kaniko:v1.28.3-debug"
 PYTHON_BASE = "standin/python:bookworm-git"
+BARE_BASE = "standin/debian:bookworm-mirror"
 
 # osscontainertools/kaniko deploy/Dockerfile, stage kaniko-debug (v1.28.x), on a stand-in base.
 STANDIN_KANIKO = """\
@@ -80,6 +92,34 @@ class BuiltBuilder:
     config: dict[str, Any]  # the image's config blob
     layers: list[dict[str, Any]]  # the manifest's layers
     standin_layers: int  # how many of them the stand-in Kaniko image has
+    index_requested: list[str]  # the paths pip asked the package index for
+    log: str  # pipeline-kit build's stderr: the builder's output
+
+
+def pinned(*files: str) -> dict[str, str]:
+    """Normalized project name -> version of the pins in images/kaniko's requirement ``files``."""
+    pins = {}
+    for name in files:
+        for line in (IMAGE_DIR / name).read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                project, version = line.split("==")
+                pins[re.sub(r"[-_.]+", "-", project).lower()] = version.strip()
+    return pins
+
+
+def wheels_fetched(requested: list[str]) -> dict[str, str]:
+    """Normalized project name -> version of the wheels pip fetched from the package index."""
+    names = (unquote(path).rsplit("/", 1)[-1] for path in requested if path.startswith("/files/"))
+    return {project_name(name): name.split("-")[1] for name in names if name.endswith(".whl")}
+
+
+def bundled(kaniko_dir: Path) -> dict[str, str]:
+    """Normalized project name -> version of the packages in the image's deps/."""
+    found = {}
+    for info in (kaniko_dir / "pipeline-kit" / "deps").glob("*.dist-info"):
+        project, version = info.name.removesuffix(".dist-info").split("-")
+        found[re.sub(r"[-_.]+", "-", project).lower()] = version
+    return found
 
 
 def _standin_kaniko(
@@ -118,7 +158,7 @@ def repository_copy(path: Path) -> GitRepo:
 
 
 def _point_config_at(
-    repo: GitRepo, registry: RegistryServer, storage: Path, driver: str, pip: Path
+    repo: GitRepo, registry: RegistryServer, storage: Path, driver: str, pip: Path | None
 ) -> None:
     """images/kaniko/pipeline-kit.yaml as it is, but for the test registry and buildah here."""
     path = repo.path / "images" / "kaniko" / "pipeline-kit.yaml"
@@ -130,7 +170,7 @@ def _point_config_at(
             "storage_driver": driver,
             "root": str(storage / "root"),
             "runroot": str(storage / "run"),
-            "volumes": [f"{WHEELHOUSE}:/wheels:ro", f"{pip}:/etc/pip.conf:ro"],
+            "volumes": [f"{pip}:/etc/pip.conf:ro"] if pip else [],
         },
     }
     path.write_text(yaml.safe_dump(config))
@@ -151,25 +191,45 @@ def _git_files() -> dict[str, Path]:
     return files
 
 
+def _bare_base(workdir: Path, registry: RegistryServer, mirror: AptMirror, pip: Path) -> str:
+    """The bare bookworm root in ``registry``, its apt sources naming ``mirror`` alone, and
+    ``pip`` as its /etc/pip.conf."""
+    sources = workdir / "sources.list"
+    sources.write_text(mirror.sources_line())
+    files = {"/etc/apt/sources.list": sources, "/etc/pip.conf": pip}
+    # Tagged with the mirror's port: a base pushed for another mirror names that one.
+    return push_base(workdir, registry, f"{BARE_BASE}-{mirror.port}", files, BARE_TAR)
+
+
 @contextmanager
 def built_builder_image(
-    workdir: Path, registry: RegistryServer, executor: Path
+    workdir: Path, registry: RegistryServer, executor: Path, apt_mirror: AptMirror | None = None
 ) -> Iterator[BuiltBuilder]:
     """Build images/kaniko with the kit into ``registry``; its /kaniko copied out to
-    ``workdir`` until the context ends."""
+    ``workdir`` until the context ends. With ``apt_mirror``, FROM the bare base that installs
+    python3 and git from it."""
     if not BASE_TAR.is_file() or not (WHEELHOUSE / ".requirements.sha256").is_file():
         raise MissingTestImages(
             f"no base root filesystem or builder wheelhouse in {CACHE}: run scripts/test-images"
         )
+    if apt_mirror and not (BARE_TAR.is_file() and (DEBS / ".request.sha256").is_file()):
+        raise MissingTestImages(
+            f"no bare root filesystem or builder .debs in {CACHE}: run scripts/test-images"
+        )
+    index = PackageIndex(make_index(workdir / "index", sorted(WHEELHOUSE.glob("*.whl")))).start()
     # One storage for the stand-ins, the kit's build and the copy out: layers pushed from it
     # are not pulled into it again.
     storage, driver = workdir / "storage", fast_storage_driver()
     try:
         kaniko_base = _standin_kaniko(storage, driver, workdir, executor, registry)
-        python_base = push_base(workdir, registry, PYTHON_BASE, _git_files())
-        (workdir / "pip.conf").write_text("[global]\nno-index = true\nfind-links = /wheels\n")
+        pip = workdir / "pip.conf"
+        pip.write_text(f"[global]\nindex-url = {index.url}\n")
+        if apt_mirror:
+            python_base = _bare_base(workdir, registry, apt_mirror, pip)
+        else:
+            python_base = push_base(workdir, registry, PYTHON_BASE, _git_files())
         repo = repository_copy(workdir / "repo")
-        _point_config_at(repo, registry, storage, driver, workdir / "pip.conf")
+        _point_config_at(repo, registry, storage, driver, None if apt_mirror else pip)
         repo.commit(message="pipeline-kit")
         result = cli(
             "--config", "images/kaniko/pipeline-kit.yaml", "build", "--format", "json",
@@ -194,7 +254,10 @@ def built_builder_image(
             config=config,
             layers=image_manifest(registry.url, REPOSITORY, record["digest"])["layers"],
             standin_layers=len(standin["layers"]),
+            index_requested=index.requested,
+            log=result.stderr,
         )
     finally:
+        index.stop()
         _buildah(storage, "rm", "--all", driver=driver)  # no container left mounted
         remove_storage(storage)

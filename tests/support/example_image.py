@@ -111,8 +111,9 @@ def push_base(
     registry: RegistryServer,
     repository: str = "examples/base:bookworm",
     files: Mapping[str, Path] | None = None,
+    tar: Path = BASE_TAR,
 ) -> str:
-    """The mmdebstrap root filesystem as an image in the test registry.
+    """An mmdebstrap root filesystem (``tar``) as an image in the test registry.
 
     Its tar is the image's first layer as it is (nothing extracted, committed or compressed:
     that took buildah half a minute); ``files`` (path in the image -> file on this machine)
@@ -124,7 +125,7 @@ def push_base(
     layout = workdir / "base-layout"
     blobs = layout / "blobs" / "sha256"
     blobs.mkdir(parents=True)
-    layers = [_layer_blob(blobs, BASE_TAR)]
+    layers = [_layer_blob(blobs, tar)]
     history = [{"created_by": "mmdebstrap bookworm (scripts/test-images)"}]
     if files:
         added = io.BytesIO()

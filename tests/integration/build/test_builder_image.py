@@ -23,7 +23,7 @@ import pytest
 
 from pipeline_kit import DISTRIBUTION, __version__
 from tests.support import REPO
-from tests.support.builder_image import BuiltBuilder
+from tests.support.builder_image import BuiltBuilder, bundled, pinned, wheels_fetched
 from tests.support.builds import MULTI_STAGE
 from tests.support.gitrepo import GIT_ENV, cli
 from tests.support.images import MANIFEST_ACCEPT, image_manifest
@@ -52,6 +52,19 @@ def test_the_kit_builds_its_builder_image_from_its_config(
     runtime, deps, code, launcher = builder_image.layers[builder_image.standin_layers :]
     assert runtime["size"] > 10_000_000 and deps["size"] > 1_000_000
     assert code["size"] < 1_000_000 and launcher["size"] < 10_000
+
+
+def test_pip_in_the_build_takes_the_pinned_wheels_from_the_package_index(
+    builder_image: BuiltBuilder,
+) -> None:
+    """pip in the build reads an index on loopback through ``index-url`` in /etc/pip.conf, as it
+    would read PyPI or a mirror of it: it asks for every pinned project, fetches exactly the
+    pinned wheels, and the image bundles those versions."""
+    pins = pinned("build-requirements.txt", "requirements.txt")
+    requested = builder_image.index_requested
+    assert {f"/simple/{project}/" for project in pins} <= set(requested)
+    assert wheels_fetched(requested) == pins
+    assert bundled(builder_image.kaniko_dir) == pinned("requirements.txt")
 
 
 def test_the_kit_runs_with_nothing_but_kaniko(
