@@ -100,6 +100,39 @@ def test_the_builder_image_is_built_by_the_kit_itself() -> None:
         assert "ghcr.io/pipeline-kit/kaniko:" in (REPO / name).read_text()
 
 
+def named_step(job: str, name: str) -> dict[str, Any]:
+    (step,) = [step for step in JOBS[job]["steps"] if step.get("name") == name]
+    return dict(step)
+
+
+@pytest.mark.parametrize("buildkit_host", ["", "unix:///run/buildkit/buildkitd.sock"])
+def test_the_builder_image_job_makes_a_buildx_builder_unless_the_runner_has_buildkitd(
+    tmp_path: Path, buildkit_host: str
+) -> None:
+    """GitHub's runners: a docker-container buildx builder, as before. A runner whose own
+    buildkitd BUILDKIT_HOST names: nothing to make, the kit speaks buildctl to it."""
+    steps = JOBS["builder-image"]["steps"]
+    buildkit = named_step("builder-image", "BuildKit")
+    assert steps.index(buildkit) == [s.get("id") for s in steps].index("build") - 1
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    seen = tmp_path / "docker.argv"
+    docker = bin_dir / "docker"  # the Docker client: records its arguments
+    docker.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >> {seen}\n')
+    docker.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "BUILDKIT_HOST": buildkit_host}
+    result = bash(buildkit["run"], tmp_path, env)
+    assert result.returncode == 0, result.stderr
+    if buildkit_host:
+        assert not seen.exists()
+        assert "BuildKit: the runner's buildkitd (BUILDKIT_HOST)" in result.stdout
+    else:
+        assert seen.read_text().splitlines() == [
+            "buildx", "create", "--name", "pipeline-kit", "--driver", "docker-container",
+            "--use", "--bootstrap",
+        ]  # fmt: skip
+
+
 def step_script(job: str, index: int = -1) -> str:
     script: str = [step for step in JOBS[job]["steps"] if "run" in step][index]["run"]
     return script
