@@ -82,7 +82,7 @@ class BuiltBuilder:
     standin_layers: int  # how many of them the stand-in Kaniko image has
 
 
-def _standin_kaniko(
+def standin_kaniko(
     storage: Path, driver: str, workdir: Path, executor: Path, registry: RegistryServer
 ) -> str:
     context = workdir / "standin-kaniko"
@@ -136,7 +136,7 @@ def _point_config_at(
     path.write_text(yaml.safe_dump(config))
 
 
-def _git_files() -> dict[str, Path]:
+def git_files() -> dict[str, Path]:
     """This machine's git (a bookworm build) with its HTTP(S) transport and the libraries
     that needs (libcurl and the rest, which the mmdebstrap root lacks), as Debian's git
     package installs them; paths under /usr (bookworm's /lib is a link to usr/lib)."""
@@ -151,6 +151,37 @@ def _git_files() -> dict[str, Path]:
     return files
 
 
+def offline_pip_files(workdir: Path) -> dict[str, Path]:
+    """A pip configuration that installs from the builder wheelhouse alone, and the wheels:
+    the files (path in the image -> file here) a Python stand-in carries for a builder that
+    mounts nothing into RUN steps (BuildKit)."""
+    (workdir / "pip.conf").write_text("[global]\nno-index = true\nfind-links = /wheels\n")
+    wheels = {f"/wheels/{path.name}": path for path in sorted(WHEELHOUSE.glob("*.whl"))}
+    return {"/etc/pip.conf": workdir / "pip.conf", **wheels}
+
+
+@contextmanager
+def standin_bases(
+    workdir: Path, registry: RegistryServer, executor: Path, python: str, offline_pip: bool
+) -> Iterator[tuple[str, str]]:
+    """The two stand-ins in ``registry``: (Kaniko debug image, Python as ``python``), for the
+    build arguments KANIKO_IMAGE and PYTHON_IMAGE. ``offline_pip``: the Python stand-in
+    installs from the builder wheelhouse by itself (``offline_pip_files``)."""
+    if not BASE_TAR.is_file() or not (WHEELHOUSE / ".requirements.sha256").is_file():
+        raise MissingTestImages(
+            f"no base root filesystem or builder wheelhouse in {CACHE}: run scripts/test-images"
+        )
+    workdir.mkdir(parents=True, exist_ok=True)
+    storage, driver = workdir / "storage", fast_storage_driver()
+    try:
+        kaniko_base = standin_kaniko(storage, driver, workdir, executor, registry)
+        files = {**git_files(), **(offline_pip_files(workdir) if offline_pip else {})}
+        yield kaniko_base, push_base(workdir, registry, python, files)
+    finally:
+        _buildah(storage, "rm", "--all", driver=driver)
+        remove_storage(storage)
+
+
 @contextmanager
 def built_builder_image(
     workdir: Path, registry: RegistryServer, executor: Path
@@ -163,10 +194,11 @@ def built_builder_image(
         )
     # One storage for the stand-ins, the kit's build and the copy out: layers pushed from it
     # are not pulled into it again.
+    workdir.mkdir(parents=True, exist_ok=True)
     storage, driver = workdir / "storage", fast_storage_driver()
     try:
-        kaniko_base = _standin_kaniko(storage, driver, workdir, executor, registry)
-        python_base = push_base(workdir, registry, PYTHON_BASE, _git_files())
+        kaniko_base = standin_kaniko(storage, driver, workdir, executor, registry)
+        python_base = push_base(workdir, registry, PYTHON_BASE, git_files())
         (workdir / "pip.conf").write_text("[global]\nno-index = true\nfind-links = /wheels\n")
         repo = repository_copy(workdir / "repo")
         _point_config_at(repo, registry, storage, driver, workdir / "pip.conf")

@@ -21,13 +21,13 @@ from pipeline_kit import DISTRIBUTION, __version__
 from tests.support import REPO
 from tests.support.example_image import CACHE
 from tests.support.gitrepo import GIT_ENV, GitRepo
+from tests.support.release import NEXT, released_clone
 from tests.support.tools import unpinned_uses
 
 RELEASE_YML = REPO / ".github" / "workflows" / "release.yml"
 WORKFLOW: dict[Any, Any] = yaml.safe_load(RELEASE_YML.read_text())
 JOBS: dict[str, Any] = WORKFLOW["jobs"]
-_MAJOR, _MINOR, _ = __version__.split(".")
-NEXT = f"{_MAJOR}.{int(_MINOR) + 1}.0"
+_MAJOR = __version__.split(".")[0]
 DIGEST = "sha256:" + "5eed" * 16
 
 
@@ -140,18 +140,8 @@ def step_script(job: str, index: int = -1) -> str:
 
 @pytest.fixture
 def released(tmp_path: Path) -> GitRepo:
-    """A clone of this repository with NEXT released by scripts/release and pinned by
-    scripts/release-pins: the commit a tag vNEXT would name."""
-    subprocess.run(["git", "clone", "-q", str(REPO), str(tmp_path / "kit")], check=True)
-    clone = GitRepo(tmp_path / "kit")
-    env = {**os.environ, **GIT_ENV}
-    for script in (["scripts/release", NEXT], ["scripts/release-pins", NEXT]):
-        done = subprocess.run(
-            [str(REPO / script[0]), *script[1:]], cwd=clone.path, env=env,
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-    return clone
+    """The commit a tag vNEXT would name (tests/support/release.py)."""
+    return released_clone(tmp_path / "kit", tag=False)
 
 
 def checkout(released: GitRepo, job: str, into: Path) -> Path:
