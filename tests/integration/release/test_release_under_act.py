@@ -30,6 +30,20 @@ What stands in, and why:
   environment (``PIPELINE_KIT_BUILD_ARGS``), the repository by ``PIPELINE_KIT_IMAGE_REPOSITORY``;
 - pip in the ``dist`` job and in the action finds the build system and the kit's dependencies
   in the test cache's kit wheelhouse (``PIP_NO_INDEX``, ``PIP_FIND_LINKS``).
+
+Then a user's pipelines take what the release published:
+
+- GitLab: gitlab-ci-local (tests/support/gitlab_pipeline.py, on the host) runs the merge request
+  pipeline of a code-only change (detect, lint, build by append onto the default branch's
+  image, a podman preview, the smoke gate) of the bundled example, which includes the
+  template the release attached (the builder image pinned by digest); the kit's jobs install
+  ``llm-pipeline-kit==<version>`` with pip from the index the release uploaded to and nothing
+  else (``PIP_INDEX_URL``, no pip configuration), the kit's dependencies served there from the
+  test cache;
+- GitHub: act runs a user's workflow that names the action by the release's tag
+  (``pipeline-kit/pipeline-kit@v<version>``), which ``--local-repository`` resolves to the
+  tagged clone; detect, then build by append, of a push to the default branch. The action
+  installs the kit from its own files, as it does on GitHub (offline: the kit wheelhouse).
 """
 
 from __future__ import annotations
@@ -41,6 +55,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,7 +67,22 @@ import yaml
 from pipeline_kit import DISTRIBUTION
 from tests.support import REPO
 from tests.support.builder_image import standin_bases
-from tests.support.example_image import CACHE, KIT_WHEELHOUSE, MissingTestImages
+from tests.support.example_image import (
+    CACHE,
+    KIT_WHEELHOUSE,
+    BuiltExample,
+    ExampleRepo,
+    MissingTestImages,
+    prepare_example,
+    remove_storage,
+)
+from tests.support.gitlab_pipeline import (
+    GITLAB_CI_LOCAL,
+    Project,
+    Run,
+    merge_request_variables,
+    seed_default_branch,
+)
 from tests.support.gitrepo import GIT_ENV, GitRepo
 from tests.support.images import image_manifest
 from tests.support.release import NEXT, act_binary, released_clone
@@ -171,6 +201,26 @@ def job_env(
     }
 
 
+def act_push(
+    repo: Path,
+    workflow: Path,
+    event: dict[str, Any],
+    env: dict[str, str],
+    cache: Path,
+    extra: list[str],
+) -> subprocess.CompletedProcess[str]:
+    """act on the host, offline, for a push event; its log in the result's stdout."""
+    event_file = cache.parent / f"{workflow.stem}-event.json"
+    event_file.write_text(json.dumps(event))
+    return subprocess.run(
+        [act_binary(), "push", "--workflows", str(workflow), "--eventpath", str(event_file),
+         "--platform", "ubuntu-latest=-self-hosted", "--no-cache-server",
+         "--action-offline-mode", "--action-cache-path", str(cache), *extra],
+        cwd=repo, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=ACT_TIMEOUT_S,
+    )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def release(
     tmp_path_factory: pytest.TempPathFactory,
@@ -190,10 +240,7 @@ def release(
     (gh_dir / "gh").write_text(GH.format(record=record))
     (gh_dir / "gh").chmod(0o755)
     workflow = workflow_under_test(workdir / "release.yml")
-    event = workdir / "event.json"
-    event.write_text(
-        json.dumps({"ref": f"refs/tags/v{NEXT}", "repository": {"default_branch": "main"}})
-    )
+    event = {"ref": f"refs/tags/v{NEXT}", "repository": {"default_branch": "main"}}
     secrets = workdir / "secrets"
     secrets.write_text(f"GITHUB_TOKEN={GH_TOKEN}\n")
     image = f"{registry.host}/{REPOSITORY}"
@@ -205,15 +252,10 @@ def release(
                 env = job_env(workdir, index, buildkitd, bases, image, gh_dir)
         except MissingTestImages as exc:
             pytest.fail(str(exc))
-        proc = subprocess.run(
-            [act_binary(), "push", "--workflows", str(workdir / "release.yml"),
-             "--eventpath", str(event), "--platform", "ubuntu-latest=-self-hosted",
-             "--no-cache-server", "--action-offline-mode",
-             "--action-cache-path", str(workdir / "act-cache"),
-             "--secret-file", str(secrets), "--env", "GITHUB_REF_PROTECTED=true",
+        proc = act_push(
+            clone.path, workdir / "release.yml", event, env, workdir / "act-cache",
+            ["--secret-file", str(secrets), "--env", "GITHUB_REF_PROTECTED=true",
              *standin_mappings(workflow)],
-            cwd=clone.path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, timeout=ACT_TIMEOUT_S,
         )  # fmt: skip
         (workdir / "act.log").write_text(proc.stdout)
         yield Release(clone, proc.returncode, proc.stdout, index, record, image, workdir)
@@ -318,3 +360,190 @@ def test_the_github_release_is_created_with_the_notes_and_assets(release: Releas
     notes = (files / "notes.md").read_text()
     assert notes.startswith(section) and section.strip()
     assert f"pip install {DISTRIBUTION}=={NEXT}\n" in notes
+
+
+# -- a user's pipelines, installing from what the release published ---------------------------
+
+GITLAB_REPOSITORY = "release-user/gitlab/llm-service"
+GITHUB_REPOSITORY = "release-user/github/llm-service"
+MR_IID = "12"
+KIT_ACTION = "pipeline-kit/pipeline-kit"
+# A user's workflow: detect and build with the released action, then what they gave.
+USER_WORKFLOW = f"""\
+name: Build
+on: push
+permissions:
+  contents: read
+jobs:
+  build:
+    runs-on: ubuntu-latest
+    steps:
+      - uses: actions/checkout@08c6903cd8c0fde910a37f88322edcfb5dd907a8 # v5.0.0
+        with:
+          fetch-depth: 0
+          persist-credentials: false
+      - id: detect
+        uses: {KIT_ACTION}@v{NEXT}
+        with:
+          command: detect
+      - id: build
+        uses: {KIT_ACTION}@v{NEXT}
+        with:
+          command: build
+          args: |
+            --strategy
+            append
+      - env:
+          DETECT: ${{{{ steps.detect.outputs.json }}}}
+          BUILD: ${{{{ steps.build.outputs.json }}}}
+        run: |
+          printf '%s' "$DETECT" > "$PK_TEST_RECORD/detect.json"
+          printf '%s' "$BUILD" > "$PK_TEST_RECORD/build.json"
+          "$RUNNER_TOOL_CACHE"/pipeline-kit/*/bin/pipeline-kit --version > "$PK_TEST_RECORD/version"
+"""
+
+
+def code_change(example: ExampleRepo, branch: str | None) -> tuple[str, str]:
+    """(before, after): a code-only commit on ``branch`` (made from the checked-out one)."""
+    before = example.repo.head()
+    if branch:
+        example.repo.git("checkout", "-q", "-b", branch)
+    app = example.repo.path / "server" / "app.py"
+    after = example.repo.commit(
+        {"server/app.py": app.read_text() + "\n# a code change\n"}, message="code only"
+    )
+    return before, after
+
+
+@dataclass(frozen=True)
+class GitlabUser:
+    run: Run
+    template: str  # the .gitlab-ci-template.yml the project included
+
+
+@pytest.fixture(scope="module")
+def gitlab_user(
+    request: pytest.FixtureRequest,
+    release: Release,
+    registry: RegistryServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[GitlabUser]:
+    """A GitLab project including the release's template asset (the builder image pinned by
+    digest), whose kit jobs install ``llm-pipeline-kit==<version>`` from the index the release
+    published to and from nowhere else: the merge request pipeline of a code-only change."""
+    assert release.returncode == 0, release.log[-4000:]
+    if not GITLAB_CI_LOCAL.exists():
+        pytest.fail(f"{GITLAB_CI_LOCAL} is missing: run scripts/test-tools (scripts/test does).")
+    example_image: BuiltExample = request.getfixturevalue("example_image")
+    workdir = tmp_path_factory.mktemp("release-gitlab-user")
+    runroot = Path(tempfile.mkdtemp(prefix="pk-rel-"))
+    project = None
+    try:
+        example = prepare_example(workdir, runroot, registry, name=GITLAB_REPOSITORY)
+        seed_default_branch(example_image, registry, GITLAB_REPOSITORY)
+        template = release.gh / "files" / "assets" / "gitlab-ci-template.yml"
+        pip = {"PIP_INDEX_URL": release.index.url, "PIP_CONFIG_FILE": os.devnull}
+        project = Project(example, workdir, pip, template=template)
+        before, _ = code_change(example, "feature")
+        run = project.run(variables=merge_request_variables(MR_IID, before))
+        included = (project.repo.path / ".gitlab-ci-template.yml").read_text()
+        yield GitlabUser(run, included)
+    finally:
+        if project is not None:
+            project.remove_previews()
+        remove_storage(workdir)
+        remove_storage(runroot)
+
+
+def test_a_gitlab_merge_request_installs_the_release_from_its_index(
+    gitlab_user: GitlabUser, release: Release, registry: RegistryServer
+) -> None:
+    run = gitlab_user.run
+    assert run.returncode == 0, run.why()
+    assert run.kit_jobs() == {
+        f"pipeline-kit:{job}" for job in ("detect", "lint", "build", "preview", "smoke")
+    }
+    # Each kit job installed the release's wheel from the index, and says its version.
+    assert run.output.count(f"pipeline-kit, version {NEXT}") >= 5
+    wheel = f"/files/llm_pipeline_kit-{NEXT}-py3-none-any.whl"
+    assert wheel in release.index.requested
+    pinned = (release.gh / "files" / "assets" / "kaniko-image.txt").read_text().strip()
+    header = yaml.safe_load(gitlab_user.template.split("\n---\n", 1)[0])
+    assert header["spec"]["inputs"]["kaniko-image"]["default"] == pinned
+    assert f'PIPELINE_KIT_VERSION: "{NEXT}"' in gitlab_user.template
+
+    build = run.witnessed["saw-build"]
+    assert build["PIPELINE_KIT_STRATEGY"] == "append"
+    manifest = image_manifest(registry.url, GITLAB_REPOSITORY, f"mr-{MR_IID}")
+    assert build["PIPELINE_KIT_DIGEST"] == manifest["_digest"]
+    assert run.witnessed["saw-detect"]["PIPELINE_KIT_REBUILD_FROM"] == "code"
+    smoke = run.witnessed["saw-smoke"]
+    assert smoke["PIPELINE_KIT_VERDICT"] == "passed"
+    assert smoke["PIPELINE_KIT_DIGEST"] == build["PIPELINE_KIT_DIGEST"]
+    assert run.witnessed["saw-preview"]["PIPELINE_KIT_DIGEST"] == build["PIPELINE_KIT_DIGEST"]
+
+
+@dataclass(frozen=True)
+class GithubUser:
+    returncode: int
+    log: str
+    record: Path  # detect.json, build.json, version
+    after: str
+
+
+@pytest.fixture(scope="module")
+def github_user(
+    release: Release,
+    registry: RegistryServer,
+    example_image: BuiltExample,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[GithubUser]:
+    """A user's repository whose workflow names the action by the release's tag
+    (``pipeline-kit/pipeline-kit@v<version>``), which act's ``--local-repository`` resolves to
+    the tagged release clone: a push of a code-only
+    change to the default branch, detected and appended onto its image in the registry. The
+    action installs the kit from its own files with pip, offline (the kit wheelhouse)."""
+    assert release.returncode == 0, release.log[-4000:]
+    workdir = tmp_path_factory.mktemp("release-github-user")
+    runroot = Path(tempfile.mkdtemp(prefix="pk-rel-"))
+    try:
+        example = prepare_example(workdir, runroot, registry, name=GITHUB_REPOSITORY)
+        seed_default_branch(example_image, registry, GITHUB_REPOSITORY)
+        example.repo.commit({".github/workflows/build.yml": USER_WORKFLOW}, message="CI")
+        before, after = code_change(example, None)
+        record = workdir / "record"
+        record.mkdir()
+        dropped = ("GITHUB_", "ACT", "PIP_", "PIPELINE_KIT_", "VIRTUAL_ENV", "BUILDKIT_HOST")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
+        wheels = shutil.copytree(KIT_WHEELHOUSE, workdir / "kit-wheelhouse")
+        env.update(GIT_ENV, PIP_NO_INDEX="1", PIP_FIND_LINKS=str(wheels),
+                   PIP_CONFIG_FILE=os.devnull, PK_TEST_RECORD=str(record))  # fmt: skip
+        event = {
+            "ref": "refs/heads/main", "before": before, "after": after,
+            "repository": {"default_branch": "main", "full_name": "team/llm-service"},
+        }  # fmt: skip
+        proc = act_push(
+            example.repo.path, example.repo.path / ".github" / "workflows" / "build.yml", event,
+            env, workdir / "act-cache",
+            [f"--local-repository={KIT_ACTION}@v{NEXT}={release.clone.path}"],
+        )  # fmt: skip
+        (workdir / "act.log").write_text(proc.stdout)
+        yield GithubUser(proc.returncode, proc.stdout, record, after)
+    finally:
+        remove_storage(workdir)
+        remove_storage(runroot)
+
+
+def test_a_github_workflow_uses_the_released_action_by_its_tag(
+    github_user: GithubUser, registry: RegistryServer
+) -> None:
+    assert github_user.returncode == 0, github_user.log[-6000:]
+    assert re.search(r"^\[Build/build\s*\] .*Job succeeded$", github_user.log, re.M)
+    assert (github_user.record / "version").read_text() == f"pipeline-kit, version {NEXT}\n"
+    detect = json.loads((github_user.record / "detect.json").read_text())
+    assert detect["rebuild_from"] == "code" and detect["image_changed"] is True
+    build = json.loads((github_user.record / "build.json").read_text())
+    assert build["strategy"] == "append"
+    assert build["head"] == github_user.after
+    tag = f"sha-{github_user.after[:7]}"
+    assert image_manifest(registry.url, GITHUB_REPOSITORY, tag)["_digest"] == build["digest"]
