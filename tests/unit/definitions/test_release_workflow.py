@@ -21,13 +21,13 @@ from pipeline_kit import DISTRIBUTION, __version__
 from tests.support import REPO
 from tests.support.example_image import CACHE
 from tests.support.gitrepo import GIT_ENV, GitRepo
+from tests.support.release import NEXT, released_clone
 from tests.support.tools import unpinned_uses
 
 RELEASE_YML = REPO / ".github" / "workflows" / "release.yml"
 WORKFLOW: dict[Any, Any] = yaml.safe_load(RELEASE_YML.read_text())
 JOBS: dict[str, Any] = WORKFLOW["jobs"]
-_MAJOR, _MINOR, _ = __version__.split(".")
-NEXT = f"{_MAJOR}.{int(_MINOR) + 1}.0"
+_MAJOR = __version__.split(".")[0]
 DIGEST = "sha256:" + "5eed" * 16
 
 
@@ -100,6 +100,39 @@ def test_the_builder_image_is_built_by_the_kit_itself() -> None:
         assert "ghcr.io/pipeline-kit/kaniko:" in (REPO / name).read_text()
 
 
+def named_step(job: str, name: str) -> dict[str, Any]:
+    (step,) = [step for step in JOBS[job]["steps"] if step.get("name") == name]
+    return dict(step)
+
+
+@pytest.mark.parametrize("buildkit_host", ["", "unix:///run/buildkit/buildkitd.sock"])
+def test_the_builder_image_job_makes_a_buildx_builder_unless_the_runner_has_buildkitd(
+    tmp_path: Path, buildkit_host: str
+) -> None:
+    """GitHub's runners: a docker-container buildx builder, as before. A runner whose own
+    buildkitd BUILDKIT_HOST names: nothing to make, the kit speaks buildctl to it."""
+    steps = JOBS["builder-image"]["steps"]
+    buildkit = named_step("builder-image", "BuildKit")
+    assert steps.index(buildkit) == [s.get("id") for s in steps].index("build") - 1
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    seen = tmp_path / "docker.argv"
+    docker = bin_dir / "docker"  # the Docker client: records its arguments
+    docker.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" >> {seen}\n')
+    docker.chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "BUILDKIT_HOST": buildkit_host}
+    result = bash(buildkit["run"], tmp_path, env)
+    assert result.returncode == 0, result.stderr
+    if buildkit_host:
+        assert not seen.exists()
+        assert "BuildKit: the runner's buildkitd (BUILDKIT_HOST)" in result.stdout
+    else:
+        assert seen.read_text().splitlines() == [
+            "buildx", "create", "--name", "pipeline-kit", "--driver", "docker-container",
+            "--use", "--bootstrap",
+        ]  # fmt: skip
+
+
 def step_script(job: str, index: int = -1) -> str:
     script: str = [step for step in JOBS[job]["steps"] if "run" in step][index]["run"]
     return script
@@ -107,18 +140,8 @@ def step_script(job: str, index: int = -1) -> str:
 
 @pytest.fixture
 def released(tmp_path: Path) -> GitRepo:
-    """A clone of this repository with NEXT released by scripts/release and pinned by
-    scripts/release-pins: the commit a tag vNEXT would name."""
-    subprocess.run(["git", "clone", "-q", str(REPO), str(tmp_path / "kit")], check=True)
-    clone = GitRepo(tmp_path / "kit")
-    env = {**os.environ, **GIT_ENV}
-    for script in (["scripts/release", NEXT], ["scripts/release-pins", NEXT]):
-        done = subprocess.run(
-            [str(REPO / script[0]), *script[1:]], cwd=clone.path, env=env,
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
-        assert done.returncode == 0, done.stderr
-    return clone
+    """The commit a tag vNEXT would name (tests/support/release.py)."""
+    return released_clone(tmp_path / "kit", tag=False)
 
 
 def checkout(released: GitRepo, job: str, into: Path) -> Path:
