@@ -124,8 +124,9 @@ class Config:
                 continue
             name, eq, value = line.partition("=")
             if not eq or not name.strip() or any(c.isspace() for c in name.strip()):
+                # The line is not echoed: a value written without its name is still a value.
                 raise ConfigError(
-                    f"{BUILD_ARGS_VARIABLE}: line {number} is not NAME=value ({line!r}).",
+                    f"{BUILD_ARGS_VARIABLE}: line {number} is not NAME=value.",
                     hint="Write one build argument a line, NAME=value.",
                 )
             build_args[name.strip()] = value

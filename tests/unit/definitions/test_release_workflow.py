@@ -280,3 +280,12 @@ def test_the_release_job_publishes_the_notes_and_the_image_by_digest(
     assert notes.startswith(section)
     assert f"pip install {DISTRIBUTION}=={NEXT}\n" in notes
     assert f"`{pinned}`" in notes
+
+
+def test_the_reusable_workflows_buildkit_build_makes_its_builder_the_same_way() -> None:
+    """The reusable workflow's build job (with ``builder: buildkit``) runs the same step as
+    the release's builder image job, whose behaviour the test above runs."""
+    pipeline = yaml.safe_load((REPO / ".github" / "workflows" / "pipeline.yml").read_text())
+    (step,) = [s for s in pipeline["jobs"]["build"]["steps"] if s.get("name") == "BuildKit"]
+    assert step["if"] == "inputs.builder == 'buildkit'"
+    assert step["run"] == named_step("builder-image", "BuildKit")["run"]
