@@ -48,10 +48,11 @@ def test_the_kit_builds_its_builder_image_from_its_config(
     assert env["PATH"] == "/usr/local/bin:/kaniko:/busybox:/kaniko/pipeline-kit/bin"
     assert env["TMPDIR"] == "/kaniko/pipeline-kit/tmp"
     # One layer per stage on top of the Kaniko image, the kit's code last and small: a code
-    # change ships kilobytes, not the interpreter.
+    # change ships the kit's sources and bytecode (about 1 MB compressed), not the
+    # interpreter and libraries below it.
     runtime, deps, code, launcher = builder_image.layers[builder_image.standin_layers :]
     assert runtime["size"] > 10_000_000 and deps["size"] > 1_000_000
-    assert code["size"] < 1_000_000 and launcher["size"] < 10_000
+    assert code["size"] < min(2_000_000, runtime["size"] // 5) and launcher["size"] < 10_000
 
 
 def test_pip_in_the_build_takes_the_pinned_wheels_from_the_package_index(
