@@ -167,13 +167,32 @@ def read_metadata_digest(metadata_file: Path) -> str:
 class BuildkitBuilder:
     name = "buildkit"
 
+    def __init__(self) -> None:
+        # (BUILDKIT_HOST, PATH) -> (client, buildctl's workers as JSON)
+        self._clients: dict[tuple[str, str], tuple[str | None, str]] = {}
+
     def client(self) -> str | None:
-        """``buildctl`` when a daemon answers it, else ``buildx`` when docker has it, else None."""
-        if shutil.which("buildctl") and _answers(["buildctl", "debug", "workers"]):
-            return "buildctl"
+        """``buildctl`` when a daemon answers it, else ``buildx`` when docker has it, else None.
+        A build asks once: the answer is kept for the daemon address and ``PATH`` it was for."""
+        key = (os.environ.get("BUILDKIT_HOST", ""), os.environ.get("PATH", ""))
+        if key not in self._clients:
+            self._clients[key] = self._find_client()
+        return self._clients[key][0]
+
+    def _find_client(self) -> tuple[str | None, str]:
+        """The client, and for ``buildctl`` its daemon's workers as JSON (one call answers
+        both: whether a daemon answers, and what it runs)."""
+        if shutil.which("buildctl"):
+            argv = ["buildctl", "debug", "workers", "--format", "{{json .}}"]
+            try:
+                done = run(argv, check=False, timeout=PROBE_TIMEOUT_S)
+            except EnvironmentFault:
+                done = None
+            if done is not None and done.returncode == 0:
+                return "buildctl", done.stdout.decode(errors="replace")
         if shutil.which("docker") and _answers(["docker", "buildx", "version"]):
-            return "buildx"
-        return None
+            return "buildx", ""
+        return None, ""
 
     def available(self) -> bool:
         return self.client() is not None
@@ -198,16 +217,8 @@ class BuildkitBuilder:
         daemon answers ``buildctl``."""
         if self.client() != "buildctl":
             return None
-        argv = ["buildctl", "debug", "workers", "--format", "{{json .}}"]
-        try:
-            done = run(argv, check=False, timeout=PROBE_TIMEOUT_S)
-        except EnvironmentFault:
-            return None
-        return (
-            parse_worker_platforms(done.stdout.decode(errors="replace"))
-            if not done.returncode
-            else None
-        )
+        key = (os.environ.get("BUILDKIT_HOST", ""), os.environ.get("PATH", ""))
+        return parse_worker_platforms(self._clients[key][1])
 
     def commands(self, request: BuildRequest, workdir: Path) -> list[list[str]]:
         return [self._argv(self.client() or "buildctl", request, workdir / "metadata.json")]
