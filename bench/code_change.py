@@ -436,10 +436,8 @@ class KanikoColumn:
 
         self.builder.run_executor = timed  # type: ignore[method-assign]
 
-    def build(
-        self, registry: Registry, repo: Path, config: Path, repo_name: str
-    ) -> tuple[float, int, dict[str, Any]]:
-        """``build --strategy builder`` for ``config``: (executor seconds, stored, record)."""
+    def run(self, repo: Path, config: Path) -> dict[str, Any]:
+        """``build --strategy builder`` for ``config``, in process: the build record."""
         from pipeline_kit.build.builders import BUILDERS
         from pipeline_kit.commands.build import BuildOptions, run
 
@@ -454,14 +452,21 @@ class KanikoColumn:
         saved = BUILDERS["kaniko"]
         BUILDERS["kaniko"] = self.builder
         try:
-            _, code, stored = measured(registry, run, options, out, log)
+            code = run(options, out, log)
         finally:
             BUILDERS["kaniko"] = saved
         if code != 0:
             raise CliFailure(f"(d) Kaniko build exited {code}: {log.getvalue()[-3000:]}")
-        record = json.loads(out.getvalue())
+        record: dict[str, Any] = json.loads(out.getvalue())
         if record["strategy"] != "builder" or record["builder"] != "kaniko":
             raise CliFailure(f"(d) did not run Kaniko: {json.dumps(record)[:2000]}")
+        return record
+
+    def build(
+        self, registry: Registry, repo: Path, config: Path, repo_name: str
+    ) -> tuple[float, int, dict[str, Any]]:
+        """``run``, checked against the registry: (executor seconds, stored, record)."""
+        _, record, stored = measured(registry, self.run, repo, config)
         check_digest(registry, repo_name, record["tags"][0], record["digest"], "Kaniko")
         return self.executor_seconds[-1], stored, record
 
@@ -803,7 +808,9 @@ def print_goals(results: Sequence[SizeResult]) -> None:
 # -- main ----------------------------------------------------------------------------------
 
 
-def find_executors(args: argparse.Namespace) -> Executors:
+def find_executors(args: argparse.Namespace, needs_one: bool = True) -> Executors:
+    """The builders' executables from ``args``; those missing or --skip'ped, with why. With
+    ``needs_one``, at least BuildKit or Kaniko (the append's first image needs ``--link``)."""
     skipped = {column: "--skip" for column in args.skip}
     buildkit = Path(args.buildkit_bin) if args.buildkit_bin else None
     if "buildkit" not in skipped:
@@ -819,7 +826,7 @@ def find_executors(args: argparse.Namespace) -> Executors:
             skipped["kaniko"] = "KANIKO_EXECUTOR not set"
         elif not kaniko.is_file():
             skipped["kaniko"] = f"KANIKO_EXECUTOR={kaniko} is not a file"
-    if "buildkit" in skipped and "kaniko" in skipped:
+    if needs_one and "buildkit" in skipped and "kaniko" in skipped:
         raise SystemExit(
             "error: (b) appends to an image of a COPY --link Dockerfile, which BuildKit or Kaniko "
             "must build first (buildah cannot): set BUILDKIT_BIN or KANIKO_EXECUTOR "
