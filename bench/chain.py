@@ -117,10 +117,14 @@ def preview_config(repo: Path, work: Path, base_config: str, driver: str, runroo
 
 def wheels_in_context(repo: Path) -> None:
     """The deps stage installs from wheels in the build context, not a buildah volume: BuildKit
-    and Kaniko mount nothing into a RUN. Committed."""
+    and Kaniko mount nothing into a RUN. The ``# syntax=`` line goes (BuildKit would pull that
+    frontend image from Docker Hub; its built-in Dockerfile frontend builds the same). Committed."""
     shutil.copytree(WHEELHOUSE, repo / "wheels")
     dockerfile = repo / "Dockerfile"
     text = dockerfile.read_text()
+    syntax = "# syntax=docker/dockerfile:1\n"
+    if text.startswith(syntax):
+        text = text[len(syntax) :]
     copy = "COPY requirements.txt /tmp/requirements.txt\n"
     if copy not in text:
         raise CliFailure(f"the example's Dockerfile has no line {copy.strip()!r}")
