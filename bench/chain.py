@@ -308,7 +308,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         fastest = min(builders, key=lambda label: builders[label])
         for label in ("kit, vfs", "kit, overlay"):
             ratio = builders[fastest] / totals[label]
-            print(f"  {label}: {ratio:.1f}x faster than the fastest builder's chain ({fastest})")
+            than = f"{ratio:.1f}x faster" if ratio >= 1 else f"{1 / ratio:.1f}x slower"
+            print(f"  {label}: {than} than the fastest builder's chain ({fastest})")
         ready = statistics.median(sample["ready"] for sample in results["kit, overlay"])
         kit = totals["kit, overlay"] - ready
         ratio = builders[fastest] / totals["kit, overlay"]
