@@ -204,6 +204,15 @@ def add_ballast(repo: Path, work: Path, args: argparse.Namespace) -> None:
         subprocess.run(["git", *git], cwd=repo, check=True, capture_output=True, env=bench_env())
 
 
+def remove_store(work: Path, runroot: Path, driver: str) -> None:
+    """Podman's store for ``driver`` removed, with its images and containers."""
+    store = ["podman", f"--storage-driver={driver}", f"--root={work}/podman-{driver}",
+             f"--runroot={runroot}-{driver}"]  # fmt: skip
+    subprocess.run([*store, "system", "reset", "--force"], capture_output=True, check=False)
+    remove_storage(Path(f"{runroot}-{driver}"))
+    remove_storage(work / f"podman-{driver}")
+
+
 def chain(
     cli: Path,
     repo: Path,
@@ -268,7 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  the first image, built by buildah: {seconds:.1f} s", flush=True)
             base_config = (repo / "pipeline-kit.yaml").read_text()
             number = 0
-            for label, builder, driver in columns:
+            for column in columns:
+                label, builder, driver = column
                 config = preview_config(repo, work, base_config, driver, runroot)
                 samples = []
                 with builds(builder, cli, repo, work, base_config, executors) as build:
@@ -282,16 +292,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         print(f"  {label}, run {run}{' (warm-up)' if not run else ''}: {shown}",
                               flush=True)  # fmt: skip
                 results[label] = samples
+                if all(later[2] != driver for later in columns[columns.index(column) + 1 :]):
+                    remove_store(work, runroot, driver)  # a vfs store of 6 GiB images is 20 GB+
         assert first["digest"]
     except CliFailure as failure:
         print(f"FAILED: {failure}", file=sys.stderr)
         return 1
     finally:
         for driver in ("vfs", "overlay"):
-            store = ["podman", f"--storage-driver={driver}", f"--root={work}/podman-{driver}",
-                     f"--runroot={runroot}-{driver}"]  # fmt: skip
-            subprocess.run([*store, "system", "reset", "--force"], capture_output=True, check=False)
-            remove_storage(Path(f"{runroot}-{driver}"))
+            remove_store(work, runroot, driver)
         remove_storage(work)
         remove_storage(runroot)
     header = "".join(f"{step:>9}" for step in STEPS)
