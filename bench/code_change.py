@@ -716,7 +716,8 @@ def _phases(phases: Sequence[dict[str, float]]) -> str:
         return statistics.median(p.get(name, 0.0) for p in phases) * 1000
 
     startup = statistics.median(p["wall"] - p["total"] for p in phases) * 1000
-    inside = ", ".join(f"{name} {median(name):.0f}" for name in ("detect", "plan", "push"))
+    names = ("detect", "plan", "push", "attest")
+    inside = ", ".join(f"{name} {median(name):.0f}" for name in names)
     return f"start-up {startup:.0f}, {inside}, total {median('wall'):.0f}"
 
 
