@@ -277,8 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  the first image, built by buildah: {seconds:.1f} s", flush=True)
             base_config = (repo / "pipeline-kit.yaml").read_text()
             number = 0
-            for column in columns:
-                label, builder, driver = column
+            for index, (label, builder, driver) in enumerate(columns):
                 config = preview_config(repo, work, base_config, driver, runroot)
                 samples = []
                 with builds(builder, cli, repo, work, base_config, executors) as build:
@@ -292,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         print(f"  {label}, run {run}{' (warm-up)' if not run else ''}: {shown}",
                               flush=True)  # fmt: skip
                 results[label] = samples
-                if all(later[2] != driver for later in columns[columns.index(column) + 1 :]):
+                if all(later[2] != driver for later in columns[index + 1 :]):
                     remove_store(work, runroot, driver)  # a vfs store of 6 GiB images is 20 GB+
         assert first["digest"]
     except CliFailure as failure:
