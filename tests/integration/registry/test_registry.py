@@ -7,9 +7,12 @@ manifest references, not layer formats.
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -188,6 +191,22 @@ def test_chunked_and_monolithic_uploads_agree(registry: RegistryServer) -> None:
     assert client.blob_exists("api/chunks", digest_of(other))
     with pytest.raises(InputError, match="does not have that digest"):
         client.upload_blob("api/chunks", b"x", digest)
+
+
+def test_the_stored_files_scan_reads_an_upload_cut_off_midway(registry: RegistryServer) -> None:
+    """The secret-leak tests search ``RegistryServer.stored_files``: an upload cut off midway
+    (half a gzip stream in ``_uploads``, no end marker) is read as far as it goes, so what it
+    carried is found, not skipped or fatal to the search."""
+    marker = b"CUT-OFF-UPLOAD-" + os.urandom(8).hex().encode()
+    stream = gzip.compress(marker + os.urandom(200_000))
+    start = urllib.request.Request(f"{registry.url}/v2/api/cut/blobs/uploads/", method="POST")
+    with urllib.request.urlopen(start, timeout=10) as answer:
+        location = urllib.parse.urljoin(registry.url, answer.headers["Location"])
+    part = urllib.request.Request(location, data=stream[: len(stream) // 2], method="PATCH",
+                                  headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+    urllib.request.urlopen(part, timeout=10).close()
+    found = [path for path, data in registry.stored_files() if marker in data]
+    assert found and all("_uploads" in str(path) for path in found), found
 
 
 def test_upload_of_a_missing_blob_mounts_what_the_repository_has(
