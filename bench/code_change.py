@@ -84,6 +84,7 @@ from typing import TYPE_CHECKING, Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests.support.services
 
+from _latency import DelayProxy
 from _synthrepo import CliFailure, bench_env, describe_failure, resolve_cli, timed_run
 from startup import ImportRecord, parse_importtime
 
@@ -206,9 +207,10 @@ class Executors:
 
 
 class Registry:
-    """docker-registry on a free loopback port, in its own directory."""
+    """docker-registry on a free loopback port, in its own directory; with ``rtt_ms``, ``host``
+    is a proxy that puts that round trip between every client and it (bench/_latency.py)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, rtt_ms: float = 0) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.host = f"127.0.0.1:{sock.getsockname()[1]}"
@@ -230,11 +232,12 @@ class Registry:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
+        self.proxy: DelayProxy | None = None
         deadline = time.monotonic() + 20
         while True:
             try:
                 urllib.request.urlopen(f"http://{self.host}/v2/", timeout=2).close()
-                return
+                break
             except OSError:
                 if time.monotonic() > deadline or self.process.poll() is not None:
                     self.stop()
@@ -242,6 +245,9 @@ class Registry:
                         f"docker-registry did not start; see {workdir / 'log'}"
                     ) from None
                 time.sleep(0.1)
+        if rtt_ms:
+            self.proxy = DelayProxy(self.host, rtt_ms)
+            self.host = self.proxy.host
 
     def _get(self, repo: str, reference: str, method: str) -> Any:
         request = urllib.request.Request(
@@ -267,6 +273,8 @@ class Registry:
         return sum(path.stat().st_size for path in blobs.rglob("data"))
 
     def stop(self) -> None:
+        if self.proxy is not None:
+            self.proxy.stop()
         self.process.terminate()
         try:
             self.process.wait(timeout=10)
@@ -558,7 +566,8 @@ def measure(
     if mib == min(args.sizes_mib):
         result.imports = import_breakdown(cli, registry, repo, base, env)
     result.load = os.getloadavg()
-    _remove(base)
+    if not args.keep:
+        _remove(base)
     return result
 
 
@@ -861,7 +870,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the Kaniko executor, run only in the sandbox (default: $KANIKO_EXECUTOR)",
     )
     parser.add_argument("--cli", help="pipeline-kit executable (default: next to python)")
-    parser.add_argument("--keep", action="store_true", help="keep the working directory")
+    parser.add_argument(
+        "--rtt-ms",
+        type=float,
+        default=0,
+        help="a network round trip (ms) between every column and the registry (a delaying proxy)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the working directory (repositories, registry)"
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     args.sizes_mib = sizes
@@ -890,9 +907,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("  (a) buildah builds ci/Dockerfile.plain (plain COPY): buildah 1.28 rejects --link")
     for column, why in executors.skipped.items():
         print(f"  {column}: skipped ({why})")
+    if args.rtt_ms:
+        print(f"  every column reaches the registry {args.rtt_ms:g} ms (round trip) away")
     print(f"  load average at start: {_load(os.getloadavg())}")
     work = Path(tempfile.mkdtemp(prefix="pk-bench-append-"))
-    registry = Registry(work / "registry")
+    registry = Registry(work / "registry", args.rtt_ms)
     try:
         results = [measure(cli, registry, work, mib, args, executors) for mib in sizes]
     except CliFailure as exc:
