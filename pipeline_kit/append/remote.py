@@ -170,13 +170,13 @@ class AppendRemote:
         for one in plans:
             raw = json.dumps(one.manifest, separators=(",", ":")).encode()
             media_type = str(one.manifest.get("mediaType") or OCI_MANIFEST)
-            self.client.put_manifest(self.repository, sha256_digest(raw), raw, media_type)
+            digest = self.client.put_manifest(self.repository, sha256_digest(raw), raw, media_type)
             manifests.append((raw, media_type))
             sent += len(raw)
         if isinstance(plan, IndexAppendPlan):
             raw, media_type = _new_index(plan, manifests)
             sent += len(raw)
-        digest = self.client.put_manifest(self.repository, sha256_digest(raw), raw, media_type)
+            digest = self.client.put_manifest(self.repository, sha256_digest(raw), raw, media_type)
         in_parallel(
             [
                 partial(self.client.put_manifest, self.repository, tag, raw, media_type)

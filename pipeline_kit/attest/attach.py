@@ -91,12 +91,16 @@ def attest(
     *,
     parent: str | None = None,  # repository@digest whose SBOM this image extends
     copy_from: str | None = None,  # another repository of the registry that may have them
+    parent_read: Callable[[], Parent | None] | None = None,  # read_parent, already going
 ) -> Attested:
     """Attach what ``settings`` asks for and ``repo@digest`` lacks.
 
     The reads that do not depend on each other go side by side (the digest's referrers, its
     manifest, the parent's SBOM), and both statements are attached in one round: an append
-    publishes in a fraction of a second, and its attestations should not take longer.
+    publishes in a fraction of a second, and its attestations should not take longer. The
+    parent's SBOM does not depend on the new digest: a caller that knows the parent before
+    it publishes starts ``read_parent`` then (``parent_read``), and its round trips overlap
+    the publish's.
     """
     started = time.monotonic()
     reads: list[Callable[[], Any]] = [
@@ -104,7 +108,7 @@ def attest(
         partial(client.get_manifest, repo, digest),
     ]
     if settings.sbom and parent:
-        reads.append(partial(_parent, client, parent))
+        reads.append(parent_read or partial(read_parent, client, parent))
     found, manifest, *parents = in_parallel(reads)
     if copy_from and copy_from != repo:
         found = {**_copied(client, copy_from, repo, digest, found), **found}
@@ -188,7 +192,7 @@ def _layers(client: RegistryClient, repo: str, digest: str) -> list[dict[str, An
     return list(json.loads(manifest.raw).get("layers") or [])
 
 
-def _parent(client: RegistryClient, reference: str | None) -> Parent | None:
+def read_parent(client: RegistryClient, reference: str | None) -> Parent | None:
     """The parent's layers and the databases its SBOM lists (None: it has no SBOM)."""
     if not reference:
         return None

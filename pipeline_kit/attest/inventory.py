@@ -1,4 +1,5 @@
-"""The packages of an image in the registry: its layers read as streams, lowest first.
+"""The packages of an image in the registry: its layers read as streams, lowest first
+(those the client holds already, as an append's new layer, are read from memory).
 
 Given the SBOM of the image it was made from (an append's or a rebase's previous image), only
 the layers that image does not share are read: its SBOM stands for the shared ones. That holds
@@ -9,6 +10,7 @@ layer is read.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any, NamedTuple
@@ -73,7 +75,10 @@ def _read(
     client: RegistryClient, repo: str, layer: Mapping[str, Any], below: PackageState
 ) -> LayerChange:
     digest = str(layer.get("digest", ""))
+    held = client.held_blob(digest)  # an append's new layer, the one it replaced
     try:
+        if held is not None:
+            return read_layer(io.BytesIO(held), below.keys())
         with client.open_blob(repo, digest) as stream:
             return read_layer(stream, below.keys())
     except UnreadableLayer as exc:

@@ -6,9 +6,10 @@ import dataclasses
 import json
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from pipeline_kit.adapters.git import Git
     from pipeline_kit.adapters.registry.client import Manifest
     from pipeline_kit.append.planner import AppendPlan, IndexAppendPlan
+    from pipeline_kit.attest.inventory import Parent
     from pipeline_kit.build.builders.base import Builder, BuildRequest
     from pipeline_kit.build.plan import BuildPlan, BuildSettings, CheckoutPaths
     from pipeline_kit.build.record import BuildRecord
@@ -118,8 +120,9 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     if options.dry_run:
         record = _dry_run(record, checkout, planned)
     else:
+        parent_read = _start_parent_read(checkout, planned)
         record = _publish(record, checkout, planned, phases, log)
-        record = _attest(record, checkout, planned, started, phases, log)
+        record = _attest(record, checkout, planned, started, phases, log, parent_read)
     _write(dataclasses.replace(record, timings=phases.total()), options, out)
     return ExitCode.OK
 
@@ -389,8 +392,13 @@ def _publish(
         record = record.published(*publisher.publish_append(planned.append, tags))
     else:
         record = _run_builder(record, checkout, planned, phases, log)
-    multi = planned.request.platforms or plan.strategy in ("retag", "append")
-    if record.digest is not None and multi:  # an index: its platforms' image digests too
+    # An index: its platforms' image digests too. An append knows whether it wrote one.
+    multi = planned.request.platforms or plan.strategy == "retag"
+    if plan.strategy == "append":
+        from pipeline_kit.append.planner import IndexAppendPlan
+
+        multi = isinstance(planned.append, IndexAppendPlan)
+    if record.digest is not None and multi:
         record = dataclasses.replace(record, children=publisher.children(record.digest))
     phases.done("push")
     return record
@@ -419,6 +427,21 @@ def _run_builder(
             return record.published(*publisher.push_layout(output.layout, request.tags))
 
 
+def _start_parent_read(
+    checkout: _Checkout, planned: _Planned
+) -> Callable[[], Parent | None] | None:
+    """An append's SBOM extends its previous image's: that SBOM is read while the append
+    publishes (the reads are round trips of their own), unless no SBOM is wanted."""
+    from pipeline_kit.adapters.registry.client import started
+    from pipeline_kit.attest.attach import AttestSettings, read_parent
+
+    settings = AttestSettings.from_section(checkout.config.section("attest"))
+    if planned.append is None or not settings.sbom:
+        return None
+    client = planned.publisher.client
+    return started(partial(read_parent, client, planned.append.previous.reference))
+
+
 def _attest(
     record: BuildRecord,
     checkout: _Checkout,
@@ -426,6 +449,7 @@ def _attest(
     started: str,
     phases: _Phases,
     log: TextIO,
+    parent_read: Callable[[], Parent | None] | None = None,
 ) -> BuildRecord:
     """Provenance and an SBOM attached to the published digest, unless it has them or the
     config's ``attest`` section turns them off."""
@@ -450,7 +474,7 @@ def _attest(
     # the bottom ones, so its SBOM reads every layer.
     attested = attest(
         publisher.client, publisher.ref.repository, record.digest, facts, settings,
-        parent=parent if planned.append is not None else None,
+        parent=parent if planned.append is not None else None, parent_read=parent_read,
     )  # fmt: skip
     phases.done("attest")
     if attested.attached:

@@ -52,6 +52,8 @@ INDEX_TYPES = MANIFEST_TYPES[1], MANIFEST_TYPES[3]
 _CHALLENGE_PARAM = re.compile(r'(\w+)="([^"]*)"')
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 TIMEOUT = (10, 300)  # connect, read
+HELD_LIMIT = 8 << 20  # blobs up to this size are kept once sent or read (``held_blob``),
+HELD_TOTAL = 32 << 20  # until they add up to this much
 IN_FLIGHT = 6  # requests at once: a build's tags in one round (Docker pushes 5 layers at once)
 T = TypeVar("T")
 
@@ -92,6 +94,33 @@ def in_parallel(calls: Sequence[Callable[[], T]]) -> list[T]:
         if error is not None:
             raise error
     return cast("list[T]", results)  # every call returned: no None is left
+
+
+def started(call: Callable[[], T]) -> Callable[[], T]:
+    """``call`` set going at once on a thread of its own, for reads that may overlap other
+    work; the function returned waits for it and gives its result, or raises its error.
+
+    A daemon thread, as in ``in_parallel``: a build that fails first does not wait for it.
+    """
+    outcome: list[T] = []
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:  # handed to whoever waits
+            errors.append(exc)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+
+    def wait() -> T:
+        thread.join()
+        if errors:
+            raise errors[0]
+        return outcome[0]
+
+    return wait
 
 
 def is_plain_http(host: str, insecure_hosts: Collection[str] = ()) -> bool:
@@ -212,6 +241,12 @@ class RegistryClient:
         self._basic = False
         self._transport: Transport | None = None
         self._transport_lock = threading.Lock()
+        # A registry without the referrers API (404) is not asked again by this client.
+        self._no_referrers_api = False
+        # Small blobs this client sent or read whole, by digest (``held_blob``).
+        self._held: dict[str, bytes] = {}
+        self._held_bytes = 0
+        self._held_lock = threading.Lock()
 
     @classmethod
     def connect(
@@ -614,7 +649,21 @@ class RegistryClient:
                 raise _Retry("blob content does not match its digest")
             return response.body
 
-        return self._with_retries(fetch, f"blob {digest[:19]}")
+        return self._hold(digest, self._with_retries(fetch, f"blob {digest[:19]}"))
+
+    def held_blob(self, digest: str) -> bytes | None:
+        """The bytes of ``digest`` if this client uploaded them or read them whole (up to
+        ``HELD_LIMIT``), else None: a digest names its content, so what was sent or checked
+        on the way in is what the registry serves, without a round trip to ask it again."""
+        return self._held.get(digest)
+
+    def _hold(self, digest: str, data: T) -> T:
+        if isinstance(data, bytes) and len(data) <= HELD_LIMIT:
+            with self._held_lock:
+                if self._held_bytes + len(data) <= HELD_TOTAL and digest not in self._held:
+                    self._held[digest] = data
+                    self._held_bytes += len(data)
+        return data
 
     @contextmanager
     def open_blob(self, repo: str, digest: str) -> Iterator[IO[bytes]]:
@@ -681,6 +730,7 @@ class RegistryClient:
             lambda: self._upload_once(repo, data, digest, chunk_size),
             f"upload of {digest[:19]} to {repo}",
         )
+        self._hold(digest, data)
 
     def upload_missing_blob(self, repo: str, data: bytes | IO[bytes], digest: str) -> bool:
         """Upload ``data`` unless ``repo`` has it; True when it was sent.
@@ -694,10 +744,12 @@ class RegistryClient:
                 f"the blob given for {digest} does not have that digest.",
                 hint="The layer or file is corrupt; build it again.",
             )
-        return self._with_retries(
+        sent = self._with_retries(
             lambda: self._upload_once(repo, data, digest, None, mount=True),
             f"upload of {digest[:19]} to {repo}",
         )
+        self._hold(digest, data)
+        return sent
 
     def _upload_once(
         self,
@@ -768,7 +820,10 @@ class RegistryClient:
     def referrers(self, repo: str, digest: str) -> list[dict[str, Any]] | None:
         """The descriptors of the manifests whose ``subject`` is ``digest`` (the OCI 1.1
         referrers API), or None when the registry has no such API (the caller falls back to the
-        referrers tag, ``sha256-<hex>``)."""
+        referrers tag, ``sha256-<hex>``). A registry that answered 404 once is taken at its
+        word for the rest of this client's life: an attach would otherwise ask again."""
+        if self._no_referrers_api:
+            return None
         response = self._request(
             "GET",
             f"/v2/{repo}/referrers/{digest}",
@@ -778,6 +833,7 @@ class RegistryClient:
             what=f"referrers of {repo}@{digest[:19]}",
         )
         if response.status == 404:
+            self._no_referrers_api = True
             return None
         try:
             index = response.json()

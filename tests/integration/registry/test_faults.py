@@ -1,6 +1,6 @@
 """Registry faults the client must survive or name: rewritten manifests, broken auth challenges
 and token services, refused pushes, lost upload sessions, answers without a Location, 429s, and
-errors inside ``in_parallel``.
+errors inside ``in_parallel`` and ``started``; what a client holds and asks only once.
 
 The registry is a real docker-registry on loopback. The faults come from the tests' proxy in
 front of it (tests/support/services/fault_proxy.py), which gives the answer a test scripts,
@@ -21,12 +21,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from email.utils import formatdate
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
 
-from pipeline_kit.adapters.registry.client import RegistryClient, RetryPolicy, in_parallel
+from pipeline_kit.adapters.registry.client import (
+    HELD_LIMIT,
+    RegistryClient,
+    RetryPolicy,
+    in_parallel,
+    started,
+)
 from pipeline_kit.adapters.registry.credentials import Credential
 from pipeline_kit.errors import EnvironmentFault, ExitCode
 from pipeline_kit.publish.layout import push_layout, read_layout
@@ -554,3 +561,48 @@ def test_in_parallel_gives_results_in_call_order_not_finishing_order(
 
     assert in_parallel([call(index) for index in range(len(blobs))]) == blobs
     assert finishing == [3, 2, 1, 0]
+
+
+def test_started_hands_back_the_result_or_the_error_when_waited_for(
+    registry: RegistryServer, image: Pushed, proxy: Callable[..., FaultProxy]
+) -> None:
+    """``started`` runs a read at once beside the caller: the call has reached the registry
+    before anyone waits for it, and waiting gives its result, or raises its error then."""
+    reached = threading.Event()
+
+    def note(answer: Answer) -> Answer:
+        reached.set()
+        return answer
+
+    front = proxy(registry, Rule("HEAD", "/manifests/v1$", alter=note, times=None))
+    reader = client(front.host)
+    wait = started(partial(reader.head_manifest, image.repo, "v1"))
+    assert reached.wait(WAIT_S), "the read did not start before it was waited for"
+    found = wait()
+    assert found is not None and found.digest == image.digest
+    failing = started(partial(reader.get_manifest, image.repo, "gone"))
+    with pytest.raises(EnvironmentFault, match="gone: not found"):
+        failing()
+
+
+def test_a_client_holds_small_blobs_it_sent_or_read_and_asks_once_for_referrers(
+    registry: RegistryServer, image: Pushed, proxy: Callable[..., FaultProxy]
+) -> None:
+    """What an append's attestations use to save round trips: a blob the client uploaded or
+    read whole is held by digest (up to a size, so a big layer never sits in memory), and a
+    registry that has no referrers API (distribution 2.x: 404) is asked only once."""
+    front = proxy(registry)
+    writer = client(front.host)
+    small, big = os.urandom(1000), os.urandom(HELD_LIMIT + 1)
+    writer.upload_missing_blob("faults/held", small, digest_of(small))
+    writer.upload_blob("faults/held", big, digest_of(big))
+    assert writer.held_blob(digest_of(small)) == small
+    assert writer.held_blob(digest_of(big)) is None
+    layer = json.loads(image.raw)["layers"][0]["digest"]
+    reader = client(front.host)
+    assert reader.held_blob(layer) is None
+    data = reader.get_blob(image.repo, layer)
+    assert reader.held_blob(layer) == data and digest_of(data) == layer
+    assert reader.referrers(image.repo, image.digest) is None
+    assert reader.referrers(image.repo, image.digest) is None
+    assert len(front.seen("GET", "/referrers/")) == 1

@@ -1,0 +1,150 @@
+"""The requests of a code-only append, counted at a proxy in front of a real registry.
+
+A registry CI jobs push to is one or more network round trips away, so an append's time
+there is mostly the round trips it waits for one after another. The service is built once by
+buildah (``--strategy builder``), then a code change that brings a package's metadata is
+appended; the tests' proxy (tests/support/services/fault_proxy.py, no faults) logs every
+request of the append. The registry is distribution 2.x: no referrers API, so attestations
+are listed under the referrers tag ``sha256-<hex>``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline_kit.adapters.registry.client import RegistryClient
+from tests.support.builds import BUSYBOX
+from tests.support.gitrepo import GitRepo, cli
+from tests.support.services.fault_proxy import Answer, FaultProxy, Rule
+from tests.support.services.registry import RegistryServer
+
+WAIT_S = 20.0  # how long the image's manifest PUT is held for the parent's SBOM read
+
+DOCKERFILE = """\
+FROM scratch AS base
+COPY busybox /bin/busybox
+
+FROM base AS code
+WORKDIR /srv
+COPY app/ /srv/app/
+CMD ["/bin/cat", "/srv/app/main.txt"]
+"""
+METADATA = "app/site-packages/tinyvendor-2.0.dist-info/METADATA"
+
+
+@pytest.fixture
+def front(registry: RegistryServer) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(registry.port, rate=0.0).start()
+    yield proxy
+    proxy.stop()
+
+
+def build(repo: GitRepo, *args: str) -> dict[str, Any]:
+    config = list(args[:2]) if args[:1] == ("--config",) else []
+    result = cli(*config, "build", *args[len(config) :], "--format", "json", cwd=repo.path,
+                 timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    record: dict[str, Any] = json.loads(result.stdout)
+    return record
+
+
+def test_an_append_asks_each_thing_once_and_reads_its_parents_sbom_while_it_publishes(
+    tmp_path: Path, registry: RegistryServer, front: FaultProxy
+) -> None:
+    """The append PUTs its manifest by digest once, asks for the referrers API once, reads
+    no layer it uploaded or read already (the new layer, the one it replaced) for the SBOM,
+    and asks no more about its digest than the attestations need. The parent's SBOM is read
+    while the image is published: the proxy holds the answer to the image's manifest PUT
+    until the parent's referrers have been asked for (the old order, publish then read,
+    would keep it waiting ``WAIT_S`` and fail the test). The SBOM still extends the parent's
+    with the new package."""
+    storage = tmp_path / "storage"
+    repo = GitRepo.init(tmp_path / "repo")
+    shutil.copy(BUSYBOX, repo.path / "busybox")
+    repo.commit(
+        {
+            "Dockerfile": DOCKERFILE,
+            "app/main.txt": "v1\n",
+            # The first build goes straight to the registry (buildah streams its uploads,
+            # which the proxy does not pass on); the append through the proxy.
+            "ci/builder.yaml": (
+                f"image: {registry.host}/requests/svc\ndockerfile: ../Dockerfile\ncontext: ..\n"
+                "build:\n"
+                f"  builder: buildah\n  buildah: {{storage_driver: vfs, root: {storage}/root, "
+                f"runroot: {storage}/run}}\n"
+            ),
+            "pipeline-kit.yaml": f"image: {front.host}/requests/svc\n",
+        }
+    )
+    parent = build(repo, "--config", "ci/builder.yaml", "--strategy", "builder")
+    assert parent["attestations"]["attached"] == ["provenance", "sbom"]
+
+    parent_hex = parent["digest"].removeprefix("sha256:")
+    parent_asked = threading.Event()
+    held: list[bool] = []
+
+    def note_parent(answer: Answer) -> Answer:
+        parent_asked.set()
+        return answer
+
+    def hold_manifest(answer: Answer) -> Answer:
+        held.append(parent_asked.wait(WAIT_S))
+        return answer
+
+    parent_sbom = rf"/(referrers/sha256:{parent_hex}|manifests/sha256-{parent_hex})$"
+    front.rules += [
+        Rule("GET", parent_sbom, alter=note_parent, times=None),
+        Rule("PUT", r"/manifests/sha256:[0-9a-f]{64}$", alter=hold_manifest, times=1),
+    ]
+    front.log.clear()
+    repo.commit(
+        {
+            "app/main.txt": "v2\n",
+            METADATA: "Metadata-Version: 2.1\nName: tinyvendor\nVersion: 2.0\n",
+        }
+    )
+    appended = build(repo)
+    assert appended["strategy"] == "append", appended.get("reason")
+    digest = appended["digest"]
+    assert held == [True], "the image's manifest was answered before the parent's SBOM was asked"
+
+    client = RegistryClient(registry.host)
+    manifest = json.loads(client.get_manifest("requests/svc", digest).raw)
+    before = json.loads(client.get_manifest("requests/svc", parent["digest"]).raw)
+    new_layers = [layer["digest"] for layer in manifest["layers"]][-1:]
+    replaced = [layer["digest"] for layer in before["layers"]][-1:]
+    assert new_layers != replaced
+
+    assert [e.path for e in front.seen("PUT", f"/manifests/{digest}$")] == [
+        f"/v2/requests/svc/manifests/{digest}"
+    ]
+    assert len(front.seen("GET", "/referrers/")) == 1
+    for layer in new_layers:
+        assert not front.seen("GET", f"/blobs/{layer}$"), "the new layer was read back"
+    for layer in replaced:
+        assert len(front.seen("GET", f"/blobs/{layer}$")) <= 1, "the replaced layer read twice"
+    # The attestations read the new digest's manifest once (the subject); nothing else does.
+    assert len(front.seen("GET", f"/manifests/{digest}$")) == 1
+
+    summary = appended["attestations"]
+    assert summary["attached"] == ["provenance", "sbom"]
+    assert summary["sbom_from"] == f"requests/svc@{parent['digest']}"
+    sbom_entry = [
+        e
+        for e in json.loads(client.get_manifest("requests/svc", f"sha256-{digest[7:]}").raw)[
+            "manifests"
+        ]
+        if e["digest"] == summary["sbom"]
+    ]
+    assert sbom_entry
+    sbom_manifest = json.loads(client.get_manifest("requests/svc", summary["sbom"]).raw)
+    document = json.loads(client.get_blob("requests/svc", sbom_manifest["layers"][0]["digest"]))
+    versions = {p["name"]: p.get("versionInfo") for p in document["predicate"]["packages"]}
+    assert versions.get("tinyvendor") == "2.0", versions
