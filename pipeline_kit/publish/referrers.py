@@ -95,19 +95,22 @@ def attach_all(
             "subject": _descriptor(subject),
             "annotations": {CREATED: created, **(extra or {})},
         })  # fmt: skip
-    in_parallel(uploads)
+    # Beside the uploads: whether the registry lists referrers itself, and if not, what the
+    # referrers tag lists now, so that only the tag's PUT follows the manifests.
+    calls: list[Callable[[], Any]] = [*uploads, partial(_tag_entries, client, repo, subject.digest)]
+    listed_now: list[dict[str, Any]] | None = in_parallel(calls)[-1]
     raws = [json.dumps(manifest, separators=(",", ":")).encode() for manifest in manifests]
     digests = in_parallel(
         [partial(client.put_manifest, repo, sha256_digest(raw), raw, OCI_MANIFEST) for raw in raws]
     )
-    if client.referrers(repo, subject.digest) is None:
+    if listed_now is not None:
         entries = []
         for manifest, raw, digest in zip(manifests, raws, digests, strict=True):
             entry = {**_descriptor(Descriptor(OCI_MANIFEST, digest, len(raw)))}
             entry["artifactType"] = manifest["artifactType"]
             entry["annotations"] = manifest["annotations"]
             entries.append(entry)
-        _add_to_tag(client, repo, subject.digest, entries)
+        _put_tag(client, repo, subject.digest, listed_now, entries)
     return digests
 
 
@@ -146,16 +149,28 @@ def listed(client: RegistryClient, repo: str, subject: str) -> list[dict[str, An
     return found
 
 
-def _add_to_tag(
-    client: RegistryClient, repo: str, subject: str, entries: Sequence[dict[str, Any]]
-) -> None:
+def _tag_entries(client: RegistryClient, repo: str, subject: str) -> list[dict[str, Any]] | None:
+    """None where the registry has the referrers API; else the entries of the referrers tag
+    (none when there is no tag yet)."""
+    if client.referrers(repo, subject) is not None:
+        return None
     tag = referrers_tag(subject)
     index = client.find_manifest(repo, tag)
-    manifests = _manifests(index.raw, f"{repo}:{tag}") if index else []
+    return _manifests(index.raw, f"{repo}:{tag}") if index else []
+
+
+def _put_tag(
+    client: RegistryClient,
+    repo: str,
+    subject: str,
+    manifests: Sequence[dict[str, Any]],
+    entries: Sequence[dict[str, Any]],
+) -> None:
+    """The referrers tag listing ``manifests`` (what it held) and ``entries`` (new ones)."""
     added = {entry["digest"] for entry in entries}
-    manifests = [m for m in manifests if m.get("digest") not in added] + list(entries)
-    document = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests}
-    client.put_manifest(repo, tag, json.dumps(document).encode(), OCI_INDEX)
+    kept = [m for m in manifests if m.get("digest") not in added] + list(entries)
+    document = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": kept}
+    client.put_manifest(repo, referrers_tag(subject), json.dumps(document).encode(), OCI_INDEX)
 
 
 def _manifests(raw: bytes, where: str) -> list[dict[str, Any]]:

@@ -136,6 +136,15 @@ def test_an_append_asks_each_thing_once_and_reads_its_parents_sbom_while_it_publ
     summary = appended["attestations"]
     assert summary["attached"] == ["provenance", "sbom"]
     assert summary["sbom_from"] == f"requests/svc@{parent['digest']}"
+    # The referrers tag is read beside the attestations' uploads, before their manifests go
+    # up: after those, only the tag's own PUT is left, and it is the append's last request.
+    requests = [(e.method, e.path.rsplit("/", 1)[-1]) for e in front.log]
+    referrers_tag = f"sha256-{digest.removeprefix('sha256:')}"
+    statements = [i for i, r in enumerate(requests) if r[0] == "PUT" and r[1] in (
+        summary["provenance"], summary["sbom"])]  # fmt: skip
+    tag_reads = [i for i, r in enumerate(requests) if r == ("GET", referrers_tag)]
+    assert len(statements) == 2 and tag_reads and max(tag_reads) < min(statements), requests
+    assert requests[-1] == ("PUT", referrers_tag), requests
     sbom_entry = [
         e
         for e in json.loads(client.get_manifest("requests/svc", f"sha256-{digest[7:]}").raw)[

@@ -29,6 +29,7 @@ import pytest
 
 from pipeline_kit.adapters.registry.client import (
     HELD_LIMIT,
+    Descriptor,
     RegistryClient,
     RetryPolicy,
     in_parallel,
@@ -37,6 +38,7 @@ from pipeline_kit.adapters.registry.client import (
 from pipeline_kit.adapters.registry.credentials import Credential
 from pipeline_kit.errors import EnvironmentFault, ExitCode
 from pipeline_kit.publish.layout import push_layout, read_layout
+from pipeline_kit.publish.referrers import OCI_INDEX, OCI_MANIFEST, attach
 from tests.support.layouts import digest_of, make_layout
 from tests.support.services.fault_proxy import Answer, FaultProxy, Rule
 from tests.support.services.registry import RegistryServer, running_registry
@@ -606,3 +608,27 @@ def test_a_client_holds_small_blobs_it_sent_or_read_and_asks_once_for_referrers(
     assert reader.referrers(image.repo, image.digest) is None
     assert reader.referrers(image.repo, image.digest) is None
     assert len(front.seen("GET", "/referrers/")) == 1
+
+
+def test_attaching_where_the_registry_lists_referrers_writes_no_referrers_tag(
+    registry: RegistryServer, image: Pushed, proxy: Callable[..., FaultProxy]
+) -> None:
+    """A registry with the referrers API (the proxy answers it as one: an empty OCI index)
+    lists artifacts by their ``subject`` itself: the attach sends the blob and the manifest
+    and no ``sha256-<hex>`` tag. Distribution 2.x (404) gets the tag instead."""
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}).encode()
+    listing = Rule("GET", "/referrers/", answer=Answer(200, {"Content-Type": OCI_INDEX}, index),
+                   times=None)  # fmt: skip
+    front = proxy(registry, listing)
+    subject = Descriptor(OCI_MANIFEST, image.digest, len(image.raw))
+    made = attach(client(front.host), image.repo, subject, "application/x.test", b"note", "t")
+    assert front.seen("PUT", f"/manifests/{made}$")
+    assert not front.seen("PUT", "/manifests/sha256-"), "a referrers tag beside the API"
+    assert not front.seen("GET", "/manifests/sha256-")
+
+    plain = proxy(registry)
+    made = attach(client(plain.host), image.repo, subject, "application/x.test", b"other", "t")
+    tag = f"/manifests/sha256-{image.digest.removeprefix('sha256:')}$"
+    assert [e.status for e in plain.seen("PUT", tag)] == [201]
+    listed = json.loads(client(registry.host).get_manifest(image.repo, tag[11:-1]).raw)
+    assert made in [entry["digest"] for entry in listed["manifests"]]
