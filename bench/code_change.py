@@ -30,6 +30,12 @@ all for the same commits (a new commit changing one file under app/ per run):
       tag; the kit sets the build's five, each one more manifest PUT, and so do BuildKit,
       Kaniko and buildah here).
 
+With `--baseline-cli` (another pipeline-kit executable, e.g. an earlier release installed in
+a venv of its own) a further column runs that kit exactly as (b), on commits of its own, in the
+same loop: a change to the kit is measured against what it replaces in one run. With
+`--rtt-ms` every column reaches the registry through bench/_latency.py's proxy, that many
+milliseconds (round trip) away, as a CI runner reaches a registry over the network.
+
 The image (b) appends to first is the kit's own `build --strategy builder` of the same
 Dockerfile with BuildKit (its registry cache is the one (c) imports), else with Kaniko; one of
 them must be there. (b), its fresh-runner twin and the floor run `--runs` times per size,
@@ -501,6 +507,7 @@ def measure(
     names = {
         "append": "(b) pipeline-kit build, append",
         "fresh-runner": "(b) same, fresh runner (cold ~/.cache)",
+        "baseline": "(b) same, the --baseline-cli kit",
         "buildkit": "(c) BuildKit COPY --link, fresh daemon",
         "kaniko": "(d) Kaniko --cache=true (executor run)",
         "buildah": "(a) buildah plain COPY, empty store",
@@ -509,6 +516,8 @@ def measure(
     result = SizeResult(mib, {key: Series(label) for key, label in names.items()})
     for column, why in executors.skipped.items():
         result[column].skipped = why
+    if not args.baseline_cli:
+        result["baseline"].skipped = "no --baseline-cli"
     repo_name = f"bench/svc-{mib}"
 
     kaniko = None
@@ -536,6 +545,12 @@ def measure(
         tags = record["tags"]
         floor_seconds = floor_run(registry, base, env, record, result["floor"], number)
         line = f"  run {number}: (b) {seconds:.3f} s, floor {floor_seconds:.3f} s"
+        if args.baseline_cli:
+            code_change(repo, f"{number}.0")
+            seconds, _ = append_run(
+                args.baseline_cli, registry, repo, env, result["baseline"], number
+            )
+            line += f", baseline kit {seconds:.3f} s"
         if result["fresh-runner"].skipped is None:
             code_change(repo, f"{number}.2")
             fresh = {**env, "XDG_CACHE_HOME": str(Path(tempfile.mkdtemp(dir=base)))}
@@ -700,7 +715,7 @@ def print_table(results: Sequence[SizeResult]) -> None:
     print(f"\n{rule}\n{head}\n{rule}")
     for r in results:
         append = r["append"].median
-        for key in ("append", "fresh-runner", "buildkit", "kaniko", "buildah", "floor"):
+        for key in ("append", "baseline", "fresh-runner", "buildkit", "kaniko", "buildah", "floor"):
             s = r[key]
             if not s.ran:
                 print(f"{s.label:<41} {r.mib:>4} MiB  skipped: {s.skipped or 'no runs'}")
@@ -715,7 +730,7 @@ def print_table(results: Sequence[SizeResult]) -> None:
     print("vs (b): the variant's median over (b)'s; above 1, (b) is that many times faster.")
     print("\nWhere (b)'s time goes (medians, ms; start-up: interpreter, imports, exit)")
     for r in results:
-        for key in ("append", "fresh-runner"):
+        for key in ("append", "baseline", "fresh-runner"):
             if r[key].phases:
                 print(f"  {r.mib:>4} MiB {r[key].label}: {_phases(r[key].phases)}")
 
@@ -739,6 +754,7 @@ def print_ratios(results: Sequence[SizeResult]) -> None:
     for r in results:
         parts = []
         for key, name in (
+            ("baseline", "baseline kit"),
             ("buildkit", "BuildKit COPY --link"),
             ("kaniko", "Kaniko"),
             ("buildah", "buildah"),
@@ -870,6 +886,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the Kaniko executor, run only in the sandbox (default: $KANIKO_EXECUTOR)",
     )
     parser.add_argument("--cli", help="pipeline-kit executable (default: next to python)")
+    parser.add_argument(
+        "--baseline-cli",
+        type=Path,
+        help="another pipeline-kit (an earlier release) run beside (b), on commits of its own",
+    )
     parser.add_argument(
         "--rtt-ms",
         type=float,
