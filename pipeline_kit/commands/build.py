@@ -193,6 +193,8 @@ def _plan(checkout: _Checkout, options: BuildOptions, log: TextIO) -> _Planned:
     if options.dry_run:
         # A plan is made without the registry if need be: ask once more, not for seconds.
         publisher.client.retry = RetryPolicy(attempts=2)
+    else:  # it publishes: one token for the lookups and the pushes (client.will_push)
+        publisher.client.will_push(publisher.ref.repository)
     # One round trip for the content key and every place a previous image may be.
     wants_append = settings.strategy != "builder"
     candidates = previous_candidates(detection, trust) if wants_append else []

@@ -247,6 +247,7 @@ class RegistryClient:
         self._held: dict[str, bytes] = {}
         self._held_bytes = 0
         self._held_lock = threading.Lock()
+        self._pushes: set[str] = set()  # repositories this client will push to (``will_push``)
 
     @classmethod
     def connect(
@@ -421,6 +422,12 @@ class RegistryClient:
             "credentials), or name that host as the registry.",
         )
 
+    def will_push(self, repo: str) -> None:
+        """Say that this client will push to ``repo``: the first token it asks for a read of
+        ``repo`` is asked for pull and push at once, so the first write does not take a 401
+        and a second token request (two round trips, on every build that publishes)."""
+        self._pushes.add(repo)
+
     def _authorization(self, scope: str) -> str | None:
         if scope in self._tokens:
             return f"Bearer {self._tokens[scope]}"
@@ -430,6 +437,21 @@ class RegistryClient:
         return None
 
     def _authenticate(self, response: Response, scope: str) -> None:
+        repo = scope.removeprefix("repository:").removesuffix(":pull")
+        if scope == _pull(repo) and repo in self._pushes and _push(repo) not in self._tokens:
+            try:
+                self._token_for(response, _push(repo))
+            except EnvironmentFault:  # a token service that refuses what it does not grant
+                pass
+            else:
+                # A pull and push token is good for reads too; a service that grants only a
+                # part of it gets its 401 on the write, and the write asks again as before.
+                if _push(repo) in self._tokens:
+                    self._tokens[scope] = self._tokens[_push(repo)]
+                return  # (or Basic auth, which has no scopes)
+        self._token_for(response, scope)
+
+    def _token_for(self, response: Response, scope: str) -> None:
         challenge = response.header("WWW-Authenticate")
         kind = challenge.split(" ", 1)[0].lower()
         if kind == "basic":
@@ -494,7 +516,7 @@ class RegistryClient:
         except http.TransportError as exc:
             raise _Retry(f"token endpoint: {exc}") from None
         if answer.status in (401, 403):
-            raise self._error(401, "token request", scope, answer)
+            raise self._error(answer.status, "token request", scope, answer)
         if answer.status == 429 or answer.status >= 500:
             raise _Retry(f"token endpoint HTTP {answer.status}", _retry_after(answer, self.now()))
         try:

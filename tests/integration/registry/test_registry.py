@@ -33,7 +33,7 @@ from pipeline_kit.errors import ConfigError, EnvironmentFault, ExitCode, InputEr
 from pipeline_kit.publish.layout import push_layout
 from pipeline_kit.publish.retag import point_tags
 from tests.support.ci_outputs import parse_dotenv
-from tests.support.gitrepo import cli
+from tests.support.gitrepo import GitRepo, cli
 from tests.support.layouts import client_for, digest_of, make_layout
 from tests.support.services.fault_proxy import FaultProxy
 from tests.support.services.registry import RegistryServer, running_registry
@@ -500,3 +500,67 @@ def test_cache_gc_in_a_terminal_deletes_only_in_ci(
         os.close(follower)
     assert result.returncode == 0, result.stderr
     assert client.list_tags(repo) == ([] if deleted else ["old"])
+
+
+def test_a_client_that_will_push_asks_one_token_for_its_reads_and_writes(
+    tmp_path: Path, token_registry: tuple[RegistryServer, TokenServer]
+) -> None:
+    """A build that publishes reads the repository first (the lookup), then writes. Told so
+    (``will_push``), the client asks the token service once, for pull and push, at the first
+    challenge; without it, the first write takes a 401 and a second token request."""
+    server, tokens = token_registry
+    robot = Credential("robot", "t0ken-pass", "test")
+    for will_push, expected in ((True, ["pull,push"]), (False, ["pull", "pull,push"])):
+        repo = f"bearer/once-{will_push}".lower()
+        client = client_for(server, robot)
+        if will_push:
+            client.will_push(repo)
+        asked = len(tokens.requests)
+        assert client.head_manifest(repo, "v1") is None
+        push_layout(client, make_layout(tmp_path / repo, layers=1, size=1000), repo, ["v1"])
+        scopes = [r["scopes"] for r in tokens.requests[asked:]]
+        assert scopes == [[f"repository:{repo}:{actions}"] for actions in expected], scopes
+
+
+def test_a_token_service_that_refuses_push_still_serves_the_reads(tmp_path: Path) -> None:
+    """Some token services refuse (403) a scope the user lacks instead of granting the part
+    they may: a client that will push falls back to asking for pull, and its reads work as
+    before; the write is refused, naming the scope."""
+    tokens = TokenServer(tmp_path / "t", "robot", "t0ken-pass", refuse_push=True)
+    (tmp_path / "t").mkdir()
+    tokens.start()
+    try:
+        with running_registry(tmp_path / "r", tokens.registry_auth()) as server:
+            client = client_for(server, Credential("robot", "t0ken-pass", "test"))
+            client.will_push("bearer/ro")
+            assert client.head_manifest("bearer/ro", "v1") is None
+            assert [r["scopes"] for r in tokens.requests] == [
+                ["repository:bearer/ro:pull,push"],
+                ["repository:bearer/ro:pull"],
+            ]
+            with pytest.raises(EnvironmentFault, match="token request: access denied"):
+                client.upload_blob("bearer/ro", b"x", digest_of(b"x"))
+    finally:
+        tokens.stop()
+
+
+def test_a_build_that_publishes_asks_for_push_at_once_and_a_dry_run_does_not(
+    tmp_path: Path, token_registry: tuple[RegistryServer, TokenServer]
+) -> None:
+    """The build command tells its registry client it will push, unless it is a dry run:
+    its lookup's token is for pull and push at once. (The append then finds nothing to
+    append to, which ends the call; the token request is what is checked.)"""
+    server, tokens = token_registry
+    repo = GitRepo.init(tmp_path / "repo")
+    repo.commit({
+        "Dockerfile": "FROM scratch\nCOPY app/ /app/\n",
+        "app/main.txt": "v1\n",
+        "pipeline-kit.yaml": f"image: {server.host}/bearer/build\n",
+    })  # fmt: skip
+    env = {"PIPELINE_KIT_REGISTRY": server.host, "PIPELINE_KIT_REGISTRY_USER": "robot",
+           "PIPELINE_KIT_REGISTRY_PASSWORD": "t0ken-pass"}  # fmt: skip
+    for args, actions in ((("--strategy", "append"), "pull,push"), (("--dry-run",), "pull")):
+        asked = len(tokens.requests)
+        cli("build", *args, cwd=repo.path, env=env)
+        scopes = {s for r in tokens.requests[asked:] for s in r["scopes"]}
+        assert scopes == {f"repository:bearer/build:{actions}"}, (args, scopes)

@@ -8,7 +8,8 @@ A broken token service on demand: ``status`` other than 200 answers every reques
 status (and ``Retry-After: <retry_after>`` when that is given), ``give_token=False`` answers 200
 with JSON that holds no token, and ``tls=True`` serves HTTPS with a self-signed certificate for
 127.0.0.1 that no client trusts (``tls_cert`` is it). ``identity_token`` is a refresh token it
-grants ``user``'s scopes for, in a POST, as Docker sends an identity token.
+grants ``user``'s scopes for, in a POST, as Docker sends an identity token. ``refuse_push``
+answers 403 to a request for a push scope instead of granting what it may (as some do).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class TokenServer:
     give_token: bool = True
     tls: bool = False
     identity_token: str | None = None  # a refresh token it takes for ``user`` (POST, OAuth2)
+    refuse_push: bool = False  # answer 403 to a request for any push scope (some services do)
 
     def start(self) -> TokenServer:
         self.key = self.workdir / "token.key"
@@ -78,7 +80,10 @@ class TokenServer:
                     self.send_response(401)
                     self.end_headers()
                     return
-                if server.status != 200:
+                pushes = any("push" in s.rpartition(":")[2].split(",") for s in scopes)
+                if server.refuse_push and pushes:
+                    self._json(403, {"errors": [{"code": "DENIED"}]})
+                elif server.status != 200:
                     self._json(
                         server.status,
                         {"errors": [{"code": "UNAVAILABLE"}]},
