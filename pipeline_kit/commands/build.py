@@ -78,7 +78,8 @@ class _Phases:
 
 @dataclass(frozen=True)
 class _Checkout:
-    """What the build reads from the repository: the config, the change and the tags."""
+    """What the build reads from the repository: the config, the change and the tags; and
+    the image's registry, which it started talking to while detection ran."""
 
     config: Config
     image: str
@@ -88,6 +89,8 @@ class _Checkout:
     paths: CheckoutPaths
     tags: tuple[str, ...]
     root: Path  # the repository's top directory
+    settings: BuildSettings
+    publisher: Publisher
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,8 @@ def _read_checkout(options: BuildOptions, log: TextIO) -> _Checkout:
             worktree=None,
         )
         _check_builds_checkout(git, rng.head, rng.worktree)
+        settings = _settings(config, config.image, ci_environ.trust, options)
+        publisher = _connect(config.image, settings, options, log)
         if not ci_environ.is_ci:
             git.ask_local_facts(rng.head)  # the tags' facts come while detection reads objects
         detection = detect_changes(git, config, rng, with_chain=True)
@@ -175,26 +180,34 @@ def _read_checkout(options: BuildOptions, log: TextIO) -> _Checkout:
     tags += [t for t in options.extra_tags if t not in tags]
     if child is not None:  # one job of several: its tags must not overwrite the others'
         tags = [f"{tag}{tag_suffix(child)}" for tag in tags]
-    return _Checkout(
-        config, config.image, ci_environ.trust, ci, detection, paths, tuple(tags), git.root
-    )
+    return _Checkout(config, config.image, ci_environ.trust, ci, detection, paths, tuple(tags),
+                     git.root, settings, publisher)  # fmt: skip
 
 
-def _plan(checkout: _Checkout, options: BuildOptions, log: TextIO) -> _Planned:
-    """retag > append > builder, from one round of registry lookups."""
-    from pipeline_kit.adapters.registry.client import RegistryUnreachable, RetryPolicy
-    from pipeline_kit.build.plan import build_request, image_labels, plan_build
-    from pipeline_kit.detect.records import previous_candidates
+def _connect(image: str, settings: BuildSettings, options: BuildOptions, log: TextIO) -> Publisher:
+    """The image's registry, its connection and token (if it wants one) got while the
+    checkout is read: on a registry a network away those are round trips of their own."""
+    from pipeline_kit.adapters.registry.client import RetryPolicy
     from pipeline_kit.publish.publisher import Publisher
 
-    detection, trust = checkout.detection, checkout.trust
-    settings = _settings(checkout, options)
-    publisher = Publisher(checkout.image, settings.insecure_hosts, options.environ, progress=log)
+    publisher = Publisher(image, settings.insecure_hosts, options.environ, progress=log)
     if options.dry_run:
         # A plan is made without the registry if need be: ask once more, not for seconds.
         publisher.client.retry = RetryPolicy(attempts=2)
     else:  # it publishes: one token for the lookups and the pushes (client.will_push)
         publisher.client.will_push(publisher.ref.repository)
+    publisher.warm_up()
+    return publisher
+
+
+def _plan(checkout: _Checkout, options: BuildOptions, log: TextIO) -> _Planned:
+    """retag > append > builder, from one round of registry lookups."""
+    from pipeline_kit.adapters.registry.client import RegistryUnreachable
+    from pipeline_kit.build.plan import build_request, image_labels, plan_build
+    from pipeline_kit.detect.records import previous_candidates
+
+    detection, trust = checkout.detection, checkout.trust
+    settings, publisher = checkout.settings, checkout.publisher
     # One round trip for the content key and every place a previous image may be.
     wants_append = settings.strategy != "builder"
     candidates = previous_candidates(detection, trust) if wants_append else []
@@ -300,25 +313,25 @@ def _offline(
     return {"reason": f"{unreachable.message} {unreachable.hint or ''}".strip(), "lookups": lookups}
 
 
-def _settings(checkout: _Checkout, options: BuildOptions) -> BuildSettings:
+def _settings(config: Config, image: str, trust: Trust, options: BuildOptions) -> BuildSettings:
     """The config's build settings with the flags applied; loopback registries are plain HTTP."""
     from pipeline_kit.adapters.registry.client import is_plain_http
     from pipeline_kit.adapters.registry.references import ImageRef
     from pipeline_kit.build.plan import BuildSettings
 
     settings = BuildSettings.from_config(
-        checkout.config,
-        checkout.image,
+        config,
+        image,
         builder=options.builder,
         strategy=options.strategy,
         cache_repo=options.cache_repo,
         insecure=options.insecure_registries,
-        trust=checkout.trust,
+        trust=trust,
     )
     plain = {
         host
         for host in (
-            ImageRef.parse(checkout.image).registry,
+            ImageRef.parse(image).registry,
             ImageRef.parse(settings.cache_repo).registry,
         )
         if is_plain_http(host, settings.insecure_hosts)

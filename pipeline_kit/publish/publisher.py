@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
-from pipeline_kit.adapters.registry.client import Manifest, RegistryClient, in_parallel
+from pipeline_kit.adapters.registry.client import Manifest, RegistryClient, in_parallel, started
 from pipeline_kit.adapters.registry.credentials import resolve_credential, write_docker_config
 from pipeline_kit.adapters.registry.references import (
     ImageRef,
@@ -60,6 +60,12 @@ class Publisher:
         self.client = RegistryClient.connect(
             self.ref.registry, environ, self.insecure_hosts, progress
         )
+        self._warming: Callable[[], None] | None = None
+
+    def warm_up(self) -> None:
+        """Start the registry's connection and token (``RegistryClient.warm_up``) beside
+        whatever the caller does next; the first lookup waits for it to be done."""
+        self._warming = started(partial(self.client.warm_up, self.ref.repository))
 
     def _say(self, message: str) -> None:
         self.progress.write(f"pipeline-kit: {message}\n")
@@ -70,6 +76,9 @@ class Publisher:
     ) -> tuple[Recorded | None, dict[str, Manifest | None]]:
         """In one round of requests: the record of ``image_key`` this run believes (None:
         never built), and the manifest under each candidate tag of a previous image."""
+        warming, self._warming = self._warming, None
+        if warming is not None:
+            warming()
         repo = self.ref.repository
         records = [key_tag(image_key, prefix) for prefix in read_prefixes(trust)]
         calls: list[Callable[[], Any]] = [

@@ -37,7 +37,7 @@ from pipeline_kit import __version__
 from pipeline_kit.adapters.registry.credential_helpers import TOKEN_USERNAME
 from pipeline_kit.adapters.registry.credentials import Credential, resolve_credential
 from pipeline_kit.adapters.registry.references import sha256_digest
-from pipeline_kit.errors import EnvironmentFault, InputError
+from pipeline_kit.errors import EnvironmentFault, InputError, KitError
 
 if TYPE_CHECKING:
     from pipeline_kit.adapters.http import Response, Transport
@@ -575,6 +575,18 @@ class RegistryClient:
 
     def ping(self) -> None:
         self._request("GET", "/v2/", scope="", ok=(200,), what="API check")
+
+    def warm_up(self, repo: str) -> None:
+        """Open a connection (importing the HTTP stack on the way) and, if the registry
+        challenges, get the token ``repo``'s requests will use (``will_push``'s, for a push):
+        the work of a first request, done while the caller reads its checkout. Whatever goes
+        wrong here is left to the requests that follow, which meet it again and say so."""
+        try:
+            response = self._send("GET", f"{self.base}/v2/", {}, None)
+            if response.status == 401 and self._is_own(response.url):
+                self._authenticate(response, _pull(repo))
+        except (KitError, _Retry):
+            pass
 
     def head_manifest(self, repo: str, reference: str) -> Descriptor | None:
         response = self._request(

@@ -544,23 +544,35 @@ def test_a_token_service_that_refuses_push_still_serves_the_reads(tmp_path: Path
         tokens.stop()
 
 
-def test_a_build_that_publishes_asks_for_push_at_once_and_a_dry_run_does_not(
+def test_a_build_gets_its_token_while_it_reads_the_checkout_and_asks_for_push_at_once(
     tmp_path: Path, token_registry: tuple[RegistryServer, TokenServer]
 ) -> None:
-    """The build command tells its registry client it will push, unless it is a dry run:
-    its lookup's token is for pull and push at once. (The append then finds nothing to
-    append to, which ends the call; the token request is what is checked.)"""
+    """The build command starts talking to the image's registry as soon as it knows the
+    checkout builds: one ``GET /v2/`` takes the challenge, and the token is fetched while
+    detection runs, so no request of the build itself is answered 401. That token is for pull
+    and push at once when the build publishes, for pull on a dry run. (The append then finds
+    nothing to append to, which ends the call; the requests are what is checked.)"""
     server, tokens = token_registry
-    repo = GitRepo.init(tmp_path / "repo")
-    repo.commit({
-        "Dockerfile": "FROM scratch\nCOPY app/ /app/\n",
-        "app/main.txt": "v1\n",
-        "pipeline-kit.yaml": f"image: {server.host}/bearer/build\n",
-    })  # fmt: skip
-    env = {"PIPELINE_KIT_REGISTRY": server.host, "PIPELINE_KIT_REGISTRY_USER": "robot",
-           "PIPELINE_KIT_REGISTRY_PASSWORD": "t0ken-pass"}  # fmt: skip
-    for args, actions in ((("--strategy", "append"), "pull,push"), (("--dry-run",), "pull")):
-        asked = len(tokens.requests)
-        cli("build", *args, cwd=repo.path, env=env)
-        scopes = {s for r in tokens.requests[asked:] for s in r["scopes"]}
-        assert scopes == {f"repository:bearer/build:{actions}"}, (args, scopes)
+    front = FaultProxy(server.port, rate=0.0).start()
+    try:
+        repo = GitRepo.init(tmp_path / "repo")
+        repo.commit({
+            "Dockerfile": "FROM scratch\nCOPY app/ /app/\n",
+            "app/main.txt": "v1\n",
+            "pipeline-kit.yaml": f"image: {front.host}/bearer/build\n",
+        })  # fmt: skip
+        env = {"PIPELINE_KIT_REGISTRY": front.host, "PIPELINE_KIT_REGISTRY_USER": "robot",
+               "PIPELINE_KIT_REGISTRY_PASSWORD": "t0ken-pass"}  # fmt: skip
+        for args, actions in ((("--strategy", "append"), "pull,push"), (("--dry-run",), "pull")):
+            asked, sent = len(tokens.requests), len(front.log)
+            result = cli("build", *args, cwd=repo.path, env=env)
+            assert "no previous image" in result.stderr or result.returncode == 0, result.stderr
+            scopes = [s for r in tokens.requests[asked:] for s in r["scopes"]]
+            assert scopes == [f"repository:bearer/build:{actions}"], (args, scopes)
+            requests = front.log[sent:]
+            refused = [(e.method, e.path) for e in requests if e.status == 401]
+            assert refused == [("GET", "/v2/")], (args, refused)
+            assert (requests[0].method, requests[0].path) == ("GET", "/v2/")
+            assert any("/manifests/" in e.path and e.status != 401 for e in requests)
+    finally:
+        front.stop()
