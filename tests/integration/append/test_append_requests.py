@@ -126,6 +126,8 @@ def test_an_append_asks_each_thing_once_and_reads_its_parents_sbom_while_it_publ
         f"/v2/requests/svc/manifests/{digest}"
     ]
     assert len(front.seen("GET", "/referrers/")) == 1
+    # Without credentials there is no challenge to get ahead of: no GET /v2/ before the lookup.
+    assert not front.seen("GET", "^/v2/$")
     for layer in new_layers:
         assert not front.seen("GET", f"/blobs/{layer}$"), "the new layer was read back"
     for layer in replaced:
