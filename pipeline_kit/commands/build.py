@@ -192,10 +192,11 @@ def _connect(image: str, settings: BuildSettings, options: BuildOptions, log: Te
 
     publisher = Publisher(image, settings.insecure_hosts, options.environ, progress=log)
     if options.dry_run:
-        # A plan is made without the registry if need be: ask once more, not for seconds.
+        # A plan is made without the registry if need be: ask once more, not for seconds
+        # (and no warm-up, which would wait out an unreachable registry's connect timeout).
         publisher.client.retry = RetryPolicy(attempts=2)
-    else:  # it publishes: one token for the lookups and the pushes (client.will_push)
-        publisher.client.will_push(publisher.ref.repository)
+        return publisher
+    publisher.client.will_push(publisher.ref.repository)  # one token for reads and pushes
     if publisher.client.credential is not None:
         # A registry that takes credentials asks for them (a 401, then the token service):
         # those round trips go while detection runs. Without credentials (a loopback or

@@ -550,8 +550,9 @@ def test_a_build_gets_its_token_while_it_reads_the_checkout_and_asks_for_push_at
     """The build command starts talking to the image's registry as soon as it knows the
     checkout builds: one ``GET /v2/`` takes the challenge, and the token is fetched while
     detection runs, so no request of the build itself is answered 401. That token is for pull
-    and push at once when the build publishes, for pull on a dry run. (The append then finds
-    nothing to append to, which ends the call; the requests are what is checked.)"""
+    and push at once when the build publishes. A dry run asks for pull, when it first needs
+    the registry. (The append then finds nothing to append to, which ends the call; the
+    requests are what is checked.)"""
     server, tokens = token_registry
     front = FaultProxy(server.port, rate=0.0).start()
     try:
@@ -568,9 +569,14 @@ def test_a_build_gets_its_token_while_it_reads_the_checkout_and_asks_for_push_at
             result = cli("build", *args, cwd=repo.path, env=env)
             assert "no previous image" in result.stderr or result.returncode == 0, result.stderr
             scopes = [s for r in tokens.requests[asked:] for s in r["scopes"]]
-            assert scopes == [f"repository:bearer/build:{actions}"], (args, scopes)
             requests = front.log[sent:]
             refused = [(e.method, e.path) for e in requests if e.status == 401]
+            if "--dry-run" in args:  # no warm-up (it may plan without the registry): each of
+                # the lookup's parallel requests takes its 401 and asks for pull
+                assert set(scopes) == {f"repository:bearer/build:{actions}"}, (args, scopes)
+                assert ("GET", "/v2/") not in [(e.method, e.path) for e in requests]
+                continue
+            assert scopes == [f"repository:bearer/build:{actions}"], (args, scopes)
             assert refused == [("GET", "/v2/")], (args, refused)
             assert (requests[0].method, requests[0].path) == ("GET", "/v2/")
             assert any("/manifests/" in e.path and e.status != 401 for e in requests)
