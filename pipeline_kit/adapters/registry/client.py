@@ -28,7 +28,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, TextIO, TypeVar, cast
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -241,8 +241,10 @@ class RegistryClient:
         self._basic = False
         self._transport: Transport | None = None
         self._transport_lock = threading.Lock()
-        # A registry without the referrers API (404) is not asked again by this client.
-        self._no_referrers_api = False
+        # Whether the registry has the referrers API: None until its first answer, which is
+        # asked for once (``referrers``); a registry without it (404) is not asked again.
+        self._referrers_api: bool | None = None
+        self._referrers_probe = threading.Lock()
         # Small blobs this client sent or read whole, by digest (``held_blob``).
         self._held: dict[str, bytes] = {}
         self._held_bytes = 0
@@ -855,19 +857,21 @@ class RegistryClient:
         """The descriptors of the manifests whose ``subject`` is ``digest`` (the OCI 1.1
         referrers API), or None when the registry has no such API (the caller falls back to the
         referrers tag, ``sha256-<hex>``). A registry that answered 404 once is taken at its
-        word for the rest of this client's life: an attach would otherwise ask again."""
-        if self._no_referrers_api:
-            return None
-        response = self._request(
-            "GET",
-            f"/v2/{repo}/referrers/{digest}",
-            scope=_pull(repo),
-            ok=(200, 404),
-            headers={"Accept": MANIFEST_TYPES[1]},
-            what=f"referrers of {repo}@{digest[:19]}",
-        )
-        if response.status == 404:
-            self._no_referrers_api = True
+        word for the rest of this client's life: an attach would otherwise ask again. Until
+        the first answer, calls from other threads wait for it instead of asking too."""
+        with self._referrers_probe if self._referrers_api is None else nullcontext():
+            if self._referrers_api is False:
+                return None
+            response = self._request(
+                "GET",
+                f"/v2/{repo}/referrers/{digest}",
+                scope=_pull(repo),
+                ok=(200, 404),
+                headers={"Accept": MANIFEST_TYPES[1]},
+                what=f"referrers of {repo}@{digest[:19]}",
+            )
+            self._referrers_api = response.status != 404
+        if not self._referrers_api:
             return None
         try:
             index = response.json()

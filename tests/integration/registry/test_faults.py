@@ -632,3 +632,32 @@ def test_attaching_where_the_registry_lists_referrers_writes_no_referrers_tag(
     assert [e.status for e in plain.seen("PUT", tag)] == [201]
     listed = json.loads(client(registry.host).get_manifest(image.repo, tag[11:-1]).raw)
     assert made in [entry["digest"] for entry in listed["manifests"]]
+
+
+def test_the_referrers_api_is_asked_for_once_by_threads_at_the_same_time(
+    registry: RegistryServer, image: Pushed, proxy: Callable[..., FaultProxy]
+) -> None:
+    """Two threads (an append's parent read and its attestations) ask for referrers while the
+    first answer is still on its way: the second waits for it instead of asking too. The
+    proxy holds that first answer until a second request arrives, or ``HOLD_S`` at most (the
+    bound for the right order, in which none arrives)."""
+    hold_s = 2.0
+    arrived: list[int] = []
+    first_in, second_in = threading.Event(), threading.Event()
+
+    def hold(answer: Answer) -> Answer:
+        arrived.append(1)
+        if len(arrived) == 1:
+            first_in.set()
+            second_in.wait(hold_s)
+        else:
+            second_in.set()
+        return answer
+
+    front = proxy(registry, Rule("GET", "/referrers/", alter=hold, times=None))
+    reader = client(front.host)
+    first = started(partial(reader.referrers, image.repo, image.digest))
+    assert first_in.wait(WAIT_S), "the first request did not reach the registry"
+    second = started(partial(reader.referrers, image.repo, image.digest))
+    assert first() is None and second() is None
+    assert len(front.seen("GET", "/referrers/")) == 1
