@@ -37,20 +37,11 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # tests.support.se
 from _latency import DelayProxy
 from _synthrepo import CliFailure, bench_env, describe_failure, resolve_cli, timed_run
 
+from tests.support.builds import BUSYBOX, TWO_STAGES
 from tests.support.services.registry import RegistryServer
 from tests.support.services.token_server import TokenServer
 
-BUSYBOX = Path("/usr/bin/busybox")
 USER, PASSWORD = "robot", "bench-pass"
-DOCKERFILE = """\
-FROM scratch AS base
-COPY busybox /bin/busybox
-
-FROM base AS code
-WORKDIR /srv
-COPY app/ /srv/app/
-CMD ["/bin/cat", "/srv/app/main.txt"]
-"""
 
 
 def git(repo: Path, *args: str) -> None:
@@ -95,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         repo = work / "repo"
         (repo / "app").mkdir(parents=True)
         shutil.copy(BUSYBOX, repo / "busybox")
-        (repo / "Dockerfile").write_text(DOCKERFILE)
+        (repo / "Dockerfile").write_text(TWO_STAGES)
         (repo / "app" / "main.txt").write_text("v0\n")
         storage = work / "storage"
         (repo / "pipeline-kit.yaml").write_text(

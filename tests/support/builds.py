@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,27 @@ FROM deps AS code
 COPY app/ /app/
 CMD ["/bin/sh", "-c", "cat /app/main.txt"]
 """
+
+
+# The smallest service append works on: busybox below, one `COPY app/` on top.
+TWO_STAGES = """\
+FROM scratch AS base
+COPY busybox /bin/busybox
+
+FROM base AS code
+WORKDIR /srv
+COPY app/ /srv/app/
+CMD ["/bin/cat", "/srv/app/main.txt"]
+"""
+
+
+def busybox_repo(path: Path, files: Mapping[str, str]) -> GitRepo:
+    """A git repository at ``path`` whose first commit holds busybox (for `COPY busybox`)
+    and ``files``."""
+    repo = GitRepo.init(path)
+    shutil.copy(BUSYBOX, repo.path / "busybox")
+    repo.commit(files)
+    return repo
 
 
 def manifest(registry: RegistryServer, repo: str, ref: str) -> dict[str, Any]:

@@ -23,19 +23,9 @@ import pytest
 
 from pipeline_kit.adapters.registry.client import RegistryClient
 from pipeline_kit.adapters.registry.references import sha256_digest
-from tests.support.builds import BUSYBOX
+from tests.support.builds import BUSYBOX, TWO_STAGES
 from tests.support.gitrepo import GitRepo, cli
 from tests.support.services.registry import RegistryServer
-
-DOCKERFILE = """\
-FROM scratch AS base
-COPY busybox /bin/busybox
-
-FROM base AS code
-WORKDIR /srv
-COPY app/ /srv/app/
-CMD ["/bin/cat", "/srv/app/main.txt"]
-"""
 
 
 def _archive() -> bytes:
@@ -48,16 +38,16 @@ def _archive() -> bytes:
 
 
 def _append_to_dockerfile(line: str) -> Callable[[GitRepo], None]:
-    return lambda repo: repo.write({"Dockerfile": DOCKERFILE + line + "\n"})
+    return lambda repo: repo.write({"Dockerfile": TWO_STAGES + line + "\n"})
 
 
 def _replace_in_dockerfile(old: str, new: str) -> Callable[[GitRepo], None]:
-    return lambda repo: repo.write({"Dockerfile": DOCKERFILE.replace(old, new)})
+    return lambda repo: repo.write({"Dockerfile": TWO_STAGES.replace(old, new)})
 
 
 def _add_archive(repo: GitRepo) -> None:
     (repo.path / "model.tar.gz").write_bytes(_archive())
-    repo.write({"Dockerfile": DOCKERFILE + "ADD model.tar.gz /opt/\n"})
+    repo.write({"Dockerfile": TWO_STAGES + "ADD model.tar.gz /opt/\n"})
 
 
 # name -> (config file, change besides the code change, what the reason says)
@@ -154,7 +144,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, registry: RegistryServer) 
     repo = GitRepo.init(root / "repo")
     repo.commit(
         {
-            "Dockerfile": DOCKERFILE,
+            "Dockerfile": TWO_STAGES,
             ".dockerignore": "ci/\n",
             "app/main.txt": "v1\n",
             "pipeline-kit.yaml": _config(registry, "fb/svc", storage, ""),

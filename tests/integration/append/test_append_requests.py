@@ -11,7 +11,6 @@ are listed under the referrers tag ``sha256-<hex>``.
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,22 +19,13 @@ from typing import Any
 import pytest
 
 from pipeline_kit.adapters.registry.client import RegistryClient
-from tests.support.builds import BUSYBOX
+from tests.support.builds import TWO_STAGES, busybox_repo
 from tests.support.gitrepo import GitRepo, cli
 from tests.support.services.fault_proxy import Answer, FaultProxy, Rule
 from tests.support.services.registry import RegistryServer
 
 WAIT_S = 20.0  # how long the image's manifest PUT is held for the parent's SBOM read
 
-DOCKERFILE = """\
-FROM scratch AS base
-COPY busybox /bin/busybox
-
-FROM base AS code
-WORKDIR /srv
-COPY app/ /srv/app/
-CMD ["/bin/cat", "/srv/app/main.txt"]
-"""
 METADATA = "app/site-packages/tinyvendor-2.0.dist-info/METADATA"
 
 
@@ -66,11 +56,10 @@ def test_an_append_asks_each_thing_once_and_reads_its_parents_sbom_while_it_publ
     would keep it waiting ``WAIT_S`` and fail the test). The SBOM still extends the parent's
     with the new package."""
     storage = tmp_path / "storage"
-    repo = GitRepo.init(tmp_path / "repo")
-    shutil.copy(BUSYBOX, repo.path / "busybox")
-    repo.commit(
+    repo = busybox_repo(
+        tmp_path / "repo",
         {
-            "Dockerfile": DOCKERFILE,
+            "Dockerfile": TWO_STAGES,
             "app/main.txt": "v1\n",
             # The first build goes straight to the registry (buildah streams its uploads,
             # which the proxy does not pass on); the append through the proxy.
@@ -81,7 +70,7 @@ def test_an_append_asks_each_thing_once_and_reads_its_parents_sbom_while_it_publ
                 f"runroot: {storage}/run}}\n"
             ),
             "pipeline-kit.yaml": f"image: {front.host}/requests/svc\n",
-        }
+        },
     )
     parent = build(repo, "--config", "ci/builder.yaml", "--strategy", "builder")
     assert parent["attestations"]["attached"] == ["provenance", "sbom"]

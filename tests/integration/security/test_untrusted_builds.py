@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 
 from pipeline_kit.adapters.registry.client import RegistryClient
-from tests.support.builds import BUSYBOX
+from tests.support.builds import busybox_repo
 from tests.support.ci_contexts import SECRET, github_env
 from tests.support.gitrepo import GitRepo, cli, traced_cli
 from tests.support.services.registry import RegistryServer
@@ -99,14 +98,13 @@ def service(tmp_path: Path, registry: RegistryServer) -> tuple[GitRepo, str, Pat
     """A repository whose default branch was built by a trusted (default-branch) job."""
     name = f"sec/{tmp_path.name.lower()[-40:].strip('_-')}"
     storage = tmp_path / "storage"
-    repo = GitRepo.init(tmp_path / "repo")
-    shutil.copy(BUSYBOX, repo.path / "busybox")
-    repo.commit(
+    repo = busybox_repo(
+        tmp_path / "repo",
         {
             "Dockerfile": DOCKERFILE,
             "app/main.txt": "v1\n",
             "pipeline-kit.yaml": config(registry, name, storage),
-        }
+        },
     )
     return repo, name, storage
 

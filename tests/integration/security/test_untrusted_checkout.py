@@ -18,7 +18,7 @@ import pytest
 from pipeline_kit.adapters.checkout import LeavesRoot, Node, resolve, write_file
 from pipeline_kit.config.loader import HOST_KEYS, for_run, load_config
 from pipeline_kit.errors import ConfigError, InputError
-from tests.support.builds import BUSYBOX
+from tests.support.builds import busybox_repo
 from tests.support.ci_contexts import SECRET, github_env
 from tests.support.gitrepo import GitRepo, cli, traced_cli
 from tests.support.services.registry import RegistryServer
@@ -104,9 +104,8 @@ def test_append_never_publishes_a_file_a_symlink_brings_from_outside(
     own environment. Now the build is refused, naming the Dockerfile line and the link, and
     nothing of either reaches the registry."""
     storage = tmp_path / "storage"
-    repo = GitRepo.init(tmp_path / "repo")
-    shutil.copy(BUSYBOX, repo.path / "busybox")
-    repo.commit(
+    repo = busybox_repo(
+        tmp_path / "repo",
         {
             "Dockerfile": DOCKERFILE,
             "app/main.txt": "v1\n",
@@ -117,7 +116,7 @@ def test_append_never_publishes_a_file_a_symlink_brings_from_outside(
                 f"  buildah: {{storage_driver: vfs, root: {storage}/root, "
                 f"runroot: {storage}/run}}\n"
             ),
-        }
+        },
     )
     cold = cli("build", "--format", "json", cwd=repo.path, timeout=300)
     assert cold.returncode == 0, cold.stderr[-3000:]
