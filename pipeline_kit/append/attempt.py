@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +37,14 @@ def prepare_append(
     environ: Mapping[str, str],
     manifests: Mapping[str, Manifest | None] | None = None,
     trust: Trust = TRUSTED,
+    on_previous: Callable[[PreviousImage], None] | None = None,
 ) -> AppendPlan | IndexAppendPlan:
     """The append plan for this build, or ``CannotAppend`` saying why there is none.
 
     Onto a multi-platform index, each platform's image is planned against its own base
-    image's platform; one that cannot be appended to refuses the whole, naming it."""
+    image's platform; one that cannot be appended to refuses the whole, naming it.
+    ``on_previous`` hears of the previous image as soon as it is chosen, before the plan
+    reads its base and layers (reads about it may start then)."""
     assert detection.chain is not None
     refuse_before_the_last_layer(detection)
     mine = Provenance.of(detection.chain, detection.chain_stages)
@@ -49,6 +52,8 @@ def prepare_append(
     below_target = sum(1 for key in detection.chain.instructions if key.stage != target)
     candidates = previous_candidates(detection, trust)
     previous = remote.find_previous(candidates, mine, below_target, manifests)
+    if on_previous is not None:
+        on_previous(previous)
     inputs = AppendInputs(
         chain=detection.chain,
         provenance=mine,

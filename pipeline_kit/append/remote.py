@@ -141,13 +141,19 @@ class AppendRemote:
             [partial(self.client.get_blob, self.repository, str(d["digest"])) for d in descriptors]
         )
 
-    def publish(self, plan: AppendPlan | IndexAppendPlan, tags: Sequence[str]) -> tuple[str, int]:
+    def publish(
+        self,
+        plan: AppendPlan | IndexAppendPlan,
+        tags: Sequence[str],
+        on_manifest: Callable[[], None] | None = None,
+    ) -> tuple[str, int]:
         """Upload what is missing, then the manifest by digest, then the tags.
 
         The blobs go up side by side, and so do the tags once the manifest is in: each
         request is a round trip of its own, and a code change has several tags. An index's
         layers go up once for all its platforms, then each platform's manifest, then the
-        index.
+        index. ``on_manifest`` is called once the image is in by digest, before its tags
+        (whatever refers to the image, its attestations, may go up from then on).
         """
         plans = plan.children if isinstance(plan, IndexAppendPlan) else [plan]
 
@@ -166,24 +172,38 @@ class AppendRemote:
         uploads: list[Callable[[], int]] = [partial(upload_config, one) for one in plans]
         uploads += [partial(upload_layer, layer) for layer in plan.new_layers]
         sent = sum(in_parallel(uploads))
-        manifests = []
-        for one in plans:
-            raw = json.dumps(one.manifest, separators=(",", ":")).encode()
-            media_type = str(one.manifest.get("mediaType") or OCI_MANIFEST)
-            digest = self.client.put_manifest(self.repository, sha256_digest(raw), raw, media_type)
-            manifests.append((raw, media_type))
-            sent += len(raw)
-        if isinstance(plan, IndexAppendPlan):
-            raw, media_type = _new_index(plan, manifests)
-            sent += len(raw)
-            digest = self.client.put_manifest(self.repository, sha256_digest(raw), raw, media_type)
+        manifests = written(plan)
+        for manifest in manifests:  # each platform's image before the index naming them
+            self.client.put_manifest(
+                self.repository, manifest.digest, manifest.raw, manifest.media_type
+            )
+            sent += len(manifest.raw)
+        if on_manifest is not None:
+            on_manifest()
+        image = manifests[-1]
         in_parallel(
             [
-                partial(self.client.put_manifest, self.repository, tag, raw, media_type)
+                partial(self.client.put_manifest, self.repository, tag, image.raw, image.media_type)
                 for tag in tags
             ]
         )
-        return digest, sent + len(raw) * len(tags)
+        return image.digest, sent + len(image.raw) * len(tags)
+
+
+def written(plan: AppendPlan | IndexAppendPlan) -> list[Manifest]:
+    """The manifests an append writes, in the order it writes them: the image's, or each
+    platform's and then the new index (last: the one its tags name). Known before anything
+    is sent, so what refers to the image can be made while it goes up."""
+    plans = plan.children if isinstance(plan, IndexAppendPlan) else [plan]
+    manifests = []
+    for one in plans:
+        raw = json.dumps(one.manifest, separators=(",", ":")).encode()
+        media_type = str(one.manifest.get("mediaType") or OCI_MANIFEST)
+        manifests.append(Manifest(media_type, sha256_digest(raw), raw))
+    if isinstance(plan, IndexAppendPlan):
+        raw, media_type = _new_index(plan, [(m.raw, m.media_type) for m in manifests])
+        manifests.append(Manifest(media_type, sha256_digest(raw), raw))
+    return manifests
 
 
 def _new_index(plan: IndexAppendPlan, manifests: Sequence[tuple[bytes, str]]) -> tuple[bytes, str]:

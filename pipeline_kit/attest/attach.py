@@ -15,7 +15,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from pipeline_kit.adapters.registry.client import Descriptor, RegistryClient, in_parallel
+from pipeline_kit.adapters.registry.client import (
+    Descriptor,
+    Manifest,
+    RegistryClient,
+    in_parallel,
+)
 from pipeline_kit.adapters.registry.references import platform_entries
 from pipeline_kit.attest.inventory import NoSbom, Parent, image_inventory
 from pipeline_kit.attest.provenance import BuildFacts, slsa_predicate
@@ -92,24 +97,37 @@ def attest(
     parent: str | None = None,  # repository@digest whose SBOM this image extends
     copy_from: str | None = None,  # another repository of the registry that may have them
     parent_read: Callable[[], Parent | None] | None = None,  # read_parent, already going
+    known: Mapping[str, Manifest] | None = None,  # manifests being published, by digest
+    subject_ready: Callable[[], None] | None = None,  # returns once ``known`` are all in
 ) -> Attested:
     """Attach what ``settings`` asks for and ``repo@digest`` lacks.
 
     The reads that do not depend on each other go side by side (the digest's referrers, its
     manifest, the parent's SBOM), and both statements are attached in one round: an append
-    publishes in a fraction of a second, and its attestations should not take longer. The
-    parent's SBOM does not depend on the new digest: a caller that knows the parent before
-    it publishes starts ``read_parent`` then (``parent_read``), and its round trips overlap
-    the publish's.
+    publishes in a fraction of a second, and its attestations should not take longer.
+
+    The parent's SBOM does not depend on the new digest: a caller that knows the parent
+    early starts ``read_parent`` then (``parent_read``), and its round trips overlap the
+    caller's own.
+
+    A caller that knows the manifests it is publishing (an append) passes them as ``known``
+    and attests while they go up: the statements are made and
+    their blobs uploaded beside the image's, and only their manifests wait for
+    ``subject_ready`` (the spec has registries accept a referrer before its subject, but
+    GitLab's refused one). A layer the client does not hold is read from the registry after
+    ``subject_ready`` too.
     """
     started = time.monotonic()
-    reads: list[Callable[[], Any]] = [
-        partial(attestations, client, repo, digest),
-        partial(client.get_manifest, repo, digest),
-    ]
+    manifest = (known or {}).get(digest)
+    reads: list[Callable[[], Any]] = [partial(attestations, client, repo, digest)]
+    if manifest is None:
+        reads.append(partial(client.get_manifest, repo, digest))
     if settings.sbom and parent:
         reads.append(parent_read or partial(read_parent, client, parent))
-    found, manifest, *parents = in_parallel(reads)
+    found, *rest = in_parallel(reads)
+    if manifest is None:
+        manifest, *rest = rest
+    parents = rest
     if copy_from and copy_from != repo:
         found = {**_copied(client, copy_from, repo, digest, found), **found}
     subject = Descriptor(manifest.media_type, digest, len(manifest.raw))
@@ -121,7 +139,9 @@ def attest(
     if settings.sbom and SPDX not in found and not manifest.is_index:
         layers = list(json.loads(manifest.raw).get("layers") or [])
         try:
-            inventory = image_inventory(client, repo, layers, parents[0] if parents else None)
+            inventory = image_inventory(
+                client, repo, layers, parents[0] if parents else None, subject_ready
+            )
         except NoSbom as exc:  # the image is published; verify will say it has no SBOM
             no_sbom = str(exc)
         else:
@@ -133,12 +153,13 @@ def attest(
         moment = now()
         specs = [(ARTIFACT_TYPE, data, moment, {PREDICATE_ANNOTATION: predicate})
                  for predicate, data in statements]  # fmt: skip
-        digests = attach_all(client, repo, subject, specs)
+        digests = attach_all(client, repo, subject, specs, subject_ready)
         found.update(zip([predicate for predicate, _ in statements], digests, strict=True))
     attached = tuple(predicate for predicate, _ in statements)
     if manifest.is_index:  # each platform's image gets its own, as it is what runs
         for entry in platform_entries(json.loads(manifest.raw)):
-            child = attest(client, repo, str(entry["digest"]), facts, settings, copy_from=copy_from)
+            child = attest(client, repo, str(entry["digest"]), facts, settings, copy_from=copy_from,
+                           known=known, subject_ready=subject_ready)  # fmt: skip
             layers_read += child.layers_read
             packages = (packages or 0) + (child.packages or 0)
             no_sbom = no_sbom or child.no_sbom

@@ -11,7 +11,7 @@ layer is read.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -41,16 +41,23 @@ class Inventory(NamedTuple):
 
 
 def image_inventory(
-    client: RegistryClient, repo: str, layers: Sequence[Mapping[str, Any]], parent: Parent | None
+    client: RegistryClient,
+    repo: str,
+    layers: Sequence[Mapping[str, Any]],
+    parent: Parent | None,
+    in_registry: Callable[[], None] | None = None,
 ) -> Inventory:
+    """The image's packages. ``in_registry`` returns once the image's layers are all in the
+    registry (they may still be going up): a layer the client does not hold is read after."""
+    ready = in_registry or _now
     if parent is not None:
         shared = _shared(layers, parent.layers)
         replaced, added = parent.layers[shared:], layers[shared:]
         # The few small layers side by side: those the parent had past the shared ones, to
         # check they changed no database, and the new ones, to apply over its SBOM.
-        changes = in_parallel(
-            [partial(_read, client, repo, layer, parent.state) for layer in (*replaced, *added)]
-        )
+        reads = [partial(_read, client, repo, layer, parent.state, ready) for layer in replaced]
+        reads += [partial(_read, client, repo, layer, parent.state, ready) for layer in added]
+        changes = in_parallel(reads)
         if all(change.neutral for change in changes[: len(replaced)]):
             state: PackageState = dict(parent.state)
             for change in changes[len(replaced) :]:
@@ -58,7 +65,7 @@ def image_inventory(
             return Inventory(state, len(changes), parent.reference)
     state = {}
     for layer in layers:  # one at a time: the big ones, each read as a stream
-        state = apply(state, _read(client, repo, layer, state))
+        state = apply(state, _read(client, repo, layer, state, ready))
     return Inventory(state, len(layers), None)
 
 
@@ -71,14 +78,23 @@ def _shared(layers: Sequence[Mapping[str, Any]], parents: Sequence[Mapping[str, 
     return count
 
 
+def _now() -> None:
+    """The layers are in the registry already."""
+
+
 def _read(
-    client: RegistryClient, repo: str, layer: Mapping[str, Any], below: PackageState
+    client: RegistryClient,
+    repo: str,
+    layer: Mapping[str, Any],
+    below: PackageState,
+    in_registry: Callable[[], None],
 ) -> LayerChange:
     digest = str(layer.get("digest", ""))
     held = client.held_blob(digest)  # an append's new layer, the one it replaced
     try:
         if held is not None:
             return read_layer(io.BytesIO(held), below.keys())
+        in_registry()
         with client.open_blob(repo, digest) as stream:
             return read_layer(stream, below.keys())
     except UnreadableLayer as exc:

@@ -19,7 +19,8 @@ from pipeline_kit.errors import ExitCode, InputError, KitError
 if TYPE_CHECKING:
     from pipeline_kit.adapters.git import Git
     from pipeline_kit.adapters.registry.client import Manifest
-    from pipeline_kit.append.planner import AppendPlan, IndexAppendPlan
+    from pipeline_kit.append.planner import AppendPlan, IndexAppendPlan, PreviousImage
+    from pipeline_kit.attest.attach import Attested
     from pipeline_kit.attest.inventory import Parent
     from pipeline_kit.build.builders.base import Builder, BuildRequest
     from pipeline_kit.build.plan import BuildPlan, BuildSettings, CheckoutPaths
@@ -106,6 +107,7 @@ class _Planned:
     offline: Mapping[str, Any] | None = None  # dry run: the lookups the registry did not answer
     rebase: RebasePlan | None = None
     environ: Mapping[str, str] = field(default_factory=dict)  # where the secrets' values are
+    parent_read: Callable[[], Parent | None] | None = None  # an append's parent's SBOM, going
 
 
 def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
@@ -122,10 +124,12 @@ def run(options: BuildOptions, out: TextIO, log: TextIO = sys.stderr) -> int:
     _say_plan(checkout.trust, planned.plan, log)
     if options.dry_run:
         record = _dry_run(record, checkout, planned)
+    elif planned.append is not None:
+        record = _append_and_attest(record, checkout, planned, started, phases, log)
     else:
-        parent_read = _start_parent_read(checkout, planned)
         record = _publish(record, checkout, planned, phases, log)
-        record = _attest(record, checkout, planned, started, phases, log, parent_read)
+        attested = _attest(record, checkout, planned, started)
+        record = _attested(record, attested, phases, log)
     _write(dataclasses.replace(record, timings=phases.total()), options, out)
     return ExitCode.OK
 
@@ -232,7 +236,7 @@ def _plan(checkout: _Checkout, options: BuildOptions, log: TextIO) -> _Planned:
         )
     created = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     labels = image_labels(detection, checkout.ci, created)
-    append_plan, refused, rebase_plan = None, None, None
+    append_plan, refused, rebase_plan, parent_read = None, None, None, None
     if recorded is not None and settings.rebase and settings.strategy != "builder":
         rebase_plan, not_rebased = _try_rebase(
             publisher, checkout, recorded.digest, labels, created
@@ -242,8 +246,8 @@ def _plan(checkout: _Checkout, options: BuildOptions, log: TextIO) -> _Planned:
     if offline is not None and wants_append:
         refused = "the registry could not be reached to read a previous image (dry run)"
     elif wants_append and recorded is None:
-        append_plan, refused = _try_append(
-            publisher, checkout, labels, created, options.environ, manifests
+        append_plan, refused, parent_read = _try_append(
+            publisher, checkout, labels, created, options, manifests
         )
         if append_plan is None and settings.strategy == "append":
             raise AppendRefused(
@@ -289,7 +293,7 @@ def _plan(checkout: _Checkout, options: BuildOptions, log: TextIO) -> _Planned:
         plan = dataclasses.replace(plan, request=request)
     return _Planned(
         settings, publisher, request, plan, append_plan, builder, offline, rebase_plan,
-        options.environ,
+        options.environ, parent_read,
     )  # fmt: skip
 
 
@@ -398,7 +402,12 @@ def _dry_run(record: BuildRecord, checkout: _Checkout, planned: _Planned) -> Bui
 
 
 def _publish(
-    record: BuildRecord, checkout: _Checkout, planned: _Planned, phases: _Phases, log: TextIO
+    record: BuildRecord,
+    checkout: _Checkout,
+    planned: _Planned,
+    phases: _Phases,
+    log: TextIO,
+    on_manifest: Callable[[], None] | None = None,
 ) -> BuildRecord:
     """Carry the plan out: a retag, an append, or the builder and then its push."""
     plan, publisher, tags = planned.plan, planned.publisher, planned.request.tags
@@ -410,7 +419,9 @@ def _publish(
         record = record.published(*publisher.publish_rebase(planned.rebase, tags))
     elif plan.strategy == "append":
         assert planned.append is not None
-        record = record.published(*publisher.publish_append(planned.append, tags))
+        record = record.published(
+            *publisher.publish_append(planned.append, tags, on_manifest=on_manifest)
+        )
     else:
         record = _run_builder(record, checkout, planned, phases, log)
     # An index: its platforms' image digests too. An append knows whether it wrote one.
@@ -448,19 +459,44 @@ def _run_builder(
             return record.published(*publisher.push_layout(output.layout, request.tags))
 
 
-def _start_parent_read(
-    checkout: _Checkout, planned: _Planned
-) -> Callable[[], Parent | None] | None:
-    """An append's SBOM extends its previous image's: that SBOM is read while the append
-    publishes (the reads are round trips of their own), unless no SBOM is wanted."""
-    from pipeline_kit.adapters.registry.client import started
-    from pipeline_kit.attest.attach import AttestSettings, read_parent
+def _append_and_attest(
+    record: BuildRecord,
+    checkout: _Checkout,
+    planned: _Planned,
+    started_at: str,
+    phases: _Phases,
+    log: TextIO,
+) -> BuildRecord:
+    """An append and its attestations side by side.
 
-    settings = AttestSettings.from_section(checkout.config.section("attest"))
-    if planned.append is None or not settings.sbom:
-        return None
+    The append knows its manifests, and so its digest, before it sends anything: its
+    statements are made (the parent's SBOM read, the new layers read from memory) and their
+    blobs uploaded while the image goes up; only their manifests wait for the image's to be
+    in. On a registry a network away that saves the attestations' round trips after the
+    tags. Their outcome is reported once the image is published, as for any build.
+    """
+    from pipeline_kit.adapters.registry.client import Gate, started
+    from pipeline_kit.append.remote import written
+
+    assert planned.append is not None
     client = planned.publisher.client
-    return started(partial(read_parent, client, planned.append.previous.reference))
+    for layer in planned.append.new_layers:  # the SBOM reads them before they are up
+        client.hold(layer.digest, layer.spool.body())
+    manifests = written(planned.append)
+    in_registry = Gate(f"the publish of {manifests[-1].digest[:19]}")
+    attesting = started(
+        partial(
+            _attest, record, checkout, planned, started_at,
+            digest=manifests[-1].digest,
+            known={manifest.digest: manifest for manifest in manifests},
+            subject_ready=in_registry.wait,
+        )
+    )  # fmt: skip
+    try:
+        record = _publish(record, checkout, planned, phases, log, on_manifest=in_registry.open)
+    finally:
+        in_registry.close()  # a failed publish: the attestations stop waiting for it
+    return _attested(record, attesting(), phases, log)
 
 
 def _attest(
@@ -468,18 +504,20 @@ def _attest(
     checkout: _Checkout,
     planned: _Planned,
     started: str,
-    phases: _Phases,
-    log: TextIO,
-    parent_read: Callable[[], Parent | None] | None = None,
-) -> BuildRecord:
-    """Provenance and an SBOM attached to the published digest, unless it has them or the
-    config's ``attest`` section turns them off."""
+    *,
+    digest: str | None = None,
+    known: Mapping[str, Manifest] | None = None,
+    subject_ready: Callable[[], None] | None = None,
+) -> Attested | None:
+    """Provenance and an SBOM attached to the published digest (``digest``: the one being
+    published), unless it has them or the config's ``attest`` section turns them off."""
     from pipeline_kit.attest.attach import AttestSettings, attest, now
     from pipeline_kit.attest.facts import build_facts
 
     settings = AttestSettings.from_section(checkout.config.section("attest"))
-    if not settings.any or record.digest is None:
-        return record
+    digest = digest or record.digest
+    if not settings.any or digest is None:
+        return None
     parent, bases = None, _base_images(checkout, planned)
     if planned.append is not None:
         parent = planned.append.previous.reference
@@ -493,12 +531,22 @@ def _attest(
     publisher = planned.publisher
     # An append's SBOM is its previous image's plus the new layers; a rebase's new layers are
     # the bottom ones, so its SBOM reads every layer.
-    attested = attest(
-        publisher.client, publisher.ref.repository, record.digest, facts, settings,
-        parent=parent if planned.append is not None else None, parent_read=parent_read,
+    return attest(
+        publisher.client, publisher.ref.repository, digest, facts, settings,
+        parent=parent if planned.append is not None else None, parent_read=planned.parent_read,
+        known=known, subject_ready=subject_ready,
     )  # fmt: skip
+
+
+def _attested(
+    record: BuildRecord, attested: Attested | None, phases: _Phases, log: TextIO
+) -> BuildRecord:
+    """The record with what ``_attest`` attached, said on the log."""
+    if attested is None:
+        return record
     phases.done("attest")
     if attested.attached:
+        assert record.digest is not None
         log.write(f"pipeline-kit: attested {record.digest[:19]} ({attested.seconds:.2f}s)\n")
     if attested.no_sbom:
         log.write(f"pipeline-kit: warning: published without an SBOM: {attested.no_sbom}\n")
@@ -538,12 +586,23 @@ def _try_append(
     checkout: _Checkout,
     labels: Mapping[str, str],
     created: str,
-    environ: Mapping[str, str],
+    options: BuildOptions,
     manifests: Mapping[str, Manifest | None],
-) -> tuple[AppendPlan | IndexAppendPlan | None, str | None]:
-    """An append plan, or None and why the builder is needed."""
+) -> tuple[AppendPlan | IndexAppendPlan | None, str | None, Callable[[], Parent | None] | None]:
+    """An append plan, or None and why the builder is needed; and the read of the previous
+    image's SBOM, which the new one extends: set going as soon as the previous image is
+    chosen, its round trips overlap the plan's reads and the publish."""
+    from pipeline_kit.adapters.registry.client import started
     from pipeline_kit.append import CannotAppend
     from pipeline_kit.append.attempt import prepare_append
+    from pipeline_kit.attest.attach import AttestSettings, read_parent
+
+    reading: list[Callable[[], Parent | None]] = []
+
+    def read_sbom(previous: PreviousImage) -> None:
+        sbom = AttestSettings.from_section(checkout.config.section("attest")).sbom
+        if sbom and not options.dry_run:
+            reading.append(started(partial(read_parent, publisher.client, previous.reference)))
 
     try:
         plan = prepare_append(
@@ -554,13 +613,14 @@ def _try_append(
             build_args=checkout.config.build_args,
             labels=labels,
             created=created,
-            environ=environ,
+            environ=options.environ,
             manifests=manifests,
             trust=checkout.trust,
+            on_previous=read_sbom,
         )
     except CannotAppend as refusal:
-        return None, refusal.reason
-    return plan, None
+        return None, refusal.reason, None
+    return plan, None, reading[0] if reading else None
 
 
 def _try_rebase(

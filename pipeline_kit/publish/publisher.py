@@ -152,10 +152,14 @@ class Publisher:
         return AppendRemote(self.client, self.ref.repository, self.environ, self.insecure_hosts)
 
     def publish_append(
-        self, plan: AppendPlan | IndexAppendPlan, tags: Sequence[str]
+        self,
+        plan: AppendPlan | IndexAppendPlan,
+        tags: Sequence[str],
+        on_manifest: Callable[[], None] | None = None,
     ) -> tuple[str, int]:
-        """Publish an append plan: the digest and the bytes uploaded."""
-        digest, sent = self.append_remote().publish(plan, tags)
+        """Publish an append plan: the digest and the bytes uploaded (``on_manifest``:
+        ``AppendRemote.publish``)."""
+        digest, sent = self.append_remote().publish(plan, tags, on_manifest)
         self._say(f"{self.ref.repository}@{digest}: {sent / 1e6:.3f} MB uploaded, {len(tags)} tags")
         return digest, sent
 

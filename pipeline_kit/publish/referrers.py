@@ -74,10 +74,17 @@ ArtifactSpec = tuple[str, bytes, str, "Mapping[str, str] | None"]
 
 
 def attach_all(
-    client: RegistryClient, repo: str, subject: Descriptor, artifacts: Sequence[ArtifactSpec]
+    client: RegistryClient,
+    repo: str,
+    subject: Descriptor,
+    artifacts: Sequence[ArtifactSpec],
+    subject_ready: Callable[[], None] | None = None,
 ) -> list[str]:
     """Attach several artifacts to ``subject`` at once: blobs and manifests sent side by side,
-    the referrers tag (where there is no referrers API) updated once. Their manifest digests."""
+    the referrers tag (where there is no referrers API) updated once. Their manifest digests.
+
+    ``subject_ready``: the subject is still going up; it returns once it is in. The blobs go
+    up meanwhile, the manifests naming the subject after."""
     empty = Descriptor(EMPTY_TYPE, sha256_digest(EMPTY_CONFIG), len(EMPTY_CONFIG))
     uploads: list[Callable[[], bool]] = [
         partial(client.upload_missing_blob, repo, EMPTY_CONFIG, empty.digest)
@@ -99,6 +106,8 @@ def attach_all(
     # referrers tag lists now, so that only the tag's PUT follows the manifests.
     calls: list[Callable[[], Any]] = [*uploads, partial(_tag_entries, client, repo, subject.digest)]
     listed_now: list[dict[str, Any]] | None = in_parallel(calls)[-1]
+    if subject_ready is not None:
+        subject_ready()
     raws = [json.dumps(manifest, separators=(",", ":")).encode() for manifest in manifests]
     digests = in_parallel(
         [partial(client.put_manifest, repo, sha256_digest(raw), raw, OCI_MANIFEST) for raw in raws]

@@ -123,6 +123,33 @@ def started(call: Callable[[], T]) -> Callable[[], T]:
     return wait
 
 
+class Gate:
+    """Work on another thread waits here (``wait``) until this thread has done something it
+    needs (``open``); if that never comes (``close`` without ``open``: it failed), ``wait``
+    raises instead of blocking for ever."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self._event = threading.Event()
+        self._opened = False
+
+    def open(self) -> None:
+        self._opened = True
+        self._event.set()
+
+    def close(self) -> None:
+        self._event.set()
+
+    def wait(self) -> None:
+        self._event.wait()
+        if not self._opened:
+            raise GateClosed(f"{self.what} did not happen")
+
+
+class GateClosed(Exception):
+    """What a ``Gate`` waited for failed (its own error is the one to report)."""
+
+
 def is_plain_http(host: str, insecure_hosts: Collection[str] = ()) -> bool:
     """Loopback registries and hosts the user named are reached over HTTP; all others HTTPS."""
     if host in insecure_hosts:
@@ -287,7 +314,9 @@ class RegistryClient:
                     trust_env=not is_plain_http(self.host),  # no proxy for loopback
                     user_agent=f"pipeline-kit/{__version__}",
                     timeout=TIMEOUT,
-                    pool=IN_FLIGHT,  # in_parallel's requests each keep their connection
+                    # in_parallel's requests each keep their connection; two rounds may
+                    # go at once (an append's tags and its attestations' manifests)
+                    pool=2 * IN_FLIGHT,
                 )
             return self._transport
 
@@ -685,7 +714,7 @@ class RegistryClient:
                 raise _Retry("blob content does not match its digest")
             return response.body
 
-        return self._hold(digest, self._with_retries(fetch, f"blob {digest[:19]}"))
+        return self.hold(digest, self._with_retries(fetch, f"blob {digest[:19]}"))
 
     def held_blob(self, digest: str) -> bytes | None:
         """The bytes of ``digest`` if this client uploaded them or read them whole (up to
@@ -693,7 +722,10 @@ class RegistryClient:
         on the way in is what the registry serves, without a round trip to ask it again."""
         return self._held.get(digest)
 
-    def _hold(self, digest: str, data: T) -> T:
+    def hold(self, digest: str, data: T) -> T:
+        """Keep ``data`` as the bytes of ``digest`` (if bytes, and small enough): what this
+        client reads or sends, or a blob its caller is about to send, whose readers should
+        not have to wait for the upload. The caller vouches for the digest."""
         if isinstance(data, bytes) and len(data) <= HELD_LIMIT:
             with self._held_lock:
                 if self._held_bytes + len(data) <= HELD_TOTAL and digest not in self._held:
@@ -766,7 +798,7 @@ class RegistryClient:
             lambda: self._upload_once(repo, data, digest, chunk_size),
             f"upload of {digest[:19]} to {repo}",
         )
-        self._hold(digest, data)
+        self.hold(digest, data)
 
     def upload_missing_blob(self, repo: str, data: bytes | IO[bytes], digest: str) -> bool:
         """Upload ``data`` unless ``repo`` has it; True when it was sent.
@@ -784,7 +816,7 @@ class RegistryClient:
             lambda: self._upload_once(repo, data, digest, None, mount=True),
             f"upload of {digest[:19]} to {repo}",
         )
-        self._hold(digest, data)
+        self.hold(digest, data)
         return sent
 
     def _upload_once(

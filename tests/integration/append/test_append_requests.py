@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ from tests.support.gitrepo import GitRepo, cli
 from tests.support.services.fault_proxy import Answer, FaultProxy, Rule
 from tests.support.services.registry import RegistryServer
 
-WAIT_S = 20.0  # how long the image's manifest PUT is held for the parent's SBOM read
+WAIT_S = 20.0  # how long the image's manifest PUT is held for the attestations' first steps
+EMPTY_CONFIG = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"  # {}
 
 METADATA = "app/site-packages/tinyvendor-2.0.dist-info/METADATA"
 
@@ -50,11 +51,13 @@ def test_an_append_asks_each_thing_once_and_reads_its_parents_sbom_while_it_publ
 ) -> None:
     """The append PUTs its manifest by digest once, asks for the referrers API once, reads
     no layer it uploaded or read already (the new layer, the one it replaced) for the SBOM,
-    and asks no more about its digest than the attestations need. The parent's SBOM is read
-    while the image is published: the proxy holds the answer to the image's manifest PUT
-    until the parent's referrers have been asked for (the old order, publish then read,
-    would keep it waiting ``WAIT_S`` and fail the test). The SBOM still extends the parent's
-    with the new package."""
+    and never reads back its own manifest (it wrote it). Its attestations are made while the
+    image is published: the proxy holds the answer to the image's manifest PUT until the
+    parent's referrers have been asked for and the attestations' blobs have started going up
+    (the old order, publish and then attest, would keep it waiting ``WAIT_S`` and fail the
+    test); their manifests go up only once the image's is in (GitLab's registry refused a
+    referrer before its subject). The SBOM still extends the parent's with the new
+    package."""
     storage = tmp_path / "storage"
     repo = busybox_repo(
         tmp_path / "repo",
@@ -76,20 +79,24 @@ def test_an_append_asks_each_thing_once_and_reads_its_parents_sbom_while_it_publ
     assert parent["attestations"]["attached"] == ["provenance", "sbom"]
 
     parent_hex = parent["digest"].removeprefix("sha256:")
-    parent_asked = threading.Event()
-    held: list[bool] = []
+    parent_asked, attesting = threading.Event(), threading.Event()
+    held: list[tuple[bool, bool]] = []
 
-    def note_parent(answer: Answer) -> Answer:
-        parent_asked.set()
-        return answer
+    def noted(event: threading.Event) -> Callable[[Answer], Answer]:
+        def note(answer: Answer) -> Answer:
+            event.set()
+            return answer
+
+        return note
 
     def hold_manifest(answer: Answer) -> Answer:
-        held.append(parent_asked.wait(WAIT_S))
+        held.append((parent_asked.wait(WAIT_S), attesting.wait(WAIT_S)))
         return answer
 
     parent_sbom = rf"/(referrers/sha256:{parent_hex}|manifests/sha256-{parent_hex})$"
     front.rules += [
-        Rule("GET", parent_sbom, alter=note_parent, times=None),
+        Rule("GET", parent_sbom, alter=noted(parent_asked), times=None),
+        Rule("POST", rf"/blobs/uploads/\?mount={EMPTY_CONFIG}", alter=noted(attesting), times=None),
         Rule("PUT", r"/manifests/sha256:[0-9a-f]{64}$", alter=hold_manifest, times=1),
     ]
     front.log.clear()
@@ -102,7 +109,9 @@ def test_an_append_asks_each_thing_once_and_reads_its_parents_sbom_while_it_publ
     appended = build(repo)
     assert appended["strategy"] == "append", appended.get("reason")
     digest = appended["digest"]
-    assert held == [True], "the image's manifest was answered before the parent's SBOM was asked"
+    assert held == [(True, True)], (
+        "the image's manifest was answered before (parent's SBOM asked, attestations uploading)"
+    )
 
     client = RegistryClient(registry.host)
     manifest = json.loads(client.get_manifest("requests/svc", digest).raw)
@@ -121,8 +130,8 @@ def test_an_append_asks_each_thing_once_and_reads_its_parents_sbom_while_it_publ
         assert not front.seen("GET", f"/blobs/{layer}$"), "the new layer was read back"
     for layer in replaced:
         assert len(front.seen("GET", f"/blobs/{layer}$")) <= 1, "the replaced layer read twice"
-    # The attestations read the new digest's manifest once (the subject); nothing else does.
-    assert len(front.seen("GET", f"/manifests/{digest}$")) == 1
+    # The attestations take the subject from the manifest the append wrote.
+    assert not front.seen("GET", f"/manifests/{digest}$")
 
     summary = appended["attestations"]
     assert summary["attached"] == ["provenance", "sbom"]
@@ -135,6 +144,7 @@ def test_an_append_asks_each_thing_once_and_reads_its_parents_sbom_while_it_publ
         summary["provenance"], summary["sbom"])]  # fmt: skip
     tag_reads = [i for i, r in enumerate(requests) if r == ("GET", referrers_tag)]
     assert len(statements) == 2 and tag_reads and max(tag_reads) < min(statements), requests
+    assert requests.index(("PUT", digest)) < min(statements), requests
     assert requests[-1] == ("PUT", referrers_tag), requests
     sbom_entry = [
         e
@@ -148,3 +158,52 @@ def test_an_append_asks_each_thing_once_and_reads_its_parents_sbom_while_it_publ
     document = json.loads(client.get_blob("requests/svc", sbom_manifest["layers"][0]["digest"]))
     versions = {p["name"]: p.get("versionInfo") for p in document["predicate"]["packages"]}
     assert versions.get("tinyvendor") == "2.0", versions
+
+
+def test_an_append_whose_image_is_refused_fails_with_that_and_attaches_nothing(
+    tmp_path: Path, registry: RegistryServer, front: FaultProxy
+) -> None:
+    """The attestations wait for the image's manifest to be in. When the registry refuses it
+    (the proxy answers 400 to the manifest PUT by digest, once the attestations' uploads
+    have begun), the build fails with that refusal, at once (the attestations stop waiting,
+    nothing hangs), and no artifact manifest or referrers tag is written for it."""
+    storage = tmp_path / "storage"
+    repo = busybox_repo(
+        tmp_path / "repo",
+        {
+            "Dockerfile": TWO_STAGES,
+            "app/main.txt": "v1\n",
+            "ci/builder.yaml": (
+                f"image: {registry.host}/refused/svc\ndockerfile: ../Dockerfile\ncontext: ..\n"
+                "build:\n"
+                f"  builder: buildah\n  buildah: {{storage_driver: vfs, root: {storage}/root, "
+                f"runroot: {storage}/run}}\n"
+            ),
+            "pipeline-kit.yaml": f"image: {front.host}/refused/svc\n",
+        },
+    )
+    build(repo, "--config", "ci/builder.yaml", "--strategy", "builder")
+    refusal = json.dumps({"errors": [{"code": "MANIFEST_INVALID", "message": "no thanks"}]})
+    attesting = threading.Event()
+    waited: list[bool] = []
+
+    def note(answer: Answer) -> Answer:
+        attesting.set()
+        return answer
+
+    def refuse(answer: Answer) -> Answer:  # once the attestations are under way
+        waited.append(attesting.wait(WAIT_S))
+        return Answer(400, {"Content-Type": "application/json"}, refusal.encode())
+
+    front.rules += [
+        Rule("POST", rf"/blobs/uploads/\?mount={EMPTY_CONFIG}", alter=note, times=None),
+        Rule("PUT", r"/manifests/sha256:[0-9a-f]{64}$", alter=refuse, times=None),
+    ]
+    front.log.clear()
+    repo.commit({"app/main.txt": "v2\n"})
+    result = cli("build", "--format", "json", cwd=repo.path, timeout=120)
+    assert result.returncode == 3, (result.returncode, result.stderr[-3000:])
+    assert "no thanks" in result.stderr and "did not happen" not in result.stderr
+    puts = [e.path for e in front.log if e.method == "PUT" and "/manifests/" in e.path]
+    assert len(puts) == 1, puts  # the image's, refused; no tag, no artifact, no referrers tag
+    assert waited == [True], "the attestations had not begun when the image was refused"

@@ -30,6 +30,8 @@ import pytest
 from pipeline_kit.adapters.registry.client import (
     HELD_LIMIT,
     Descriptor,
+    Gate,
+    GateClosed,
     RegistryClient,
     RetryPolicy,
     in_parallel,
@@ -38,7 +40,7 @@ from pipeline_kit.adapters.registry.client import (
 from pipeline_kit.adapters.registry.credentials import Credential
 from pipeline_kit.errors import EnvironmentFault, ExitCode
 from pipeline_kit.publish.layout import push_layout, read_layout
-from pipeline_kit.publish.referrers import OCI_INDEX, OCI_MANIFEST, attach
+from pipeline_kit.publish.referrers import OCI_INDEX, OCI_MANIFEST, attach, attach_all
 from tests.support.layouts import digest_of, make_layout
 from tests.support.services.fault_proxy import Answer, FaultProxy, Rule
 from tests.support.services.registry import RegistryServer, running_registry
@@ -661,3 +663,41 @@ def test_the_referrers_api_is_asked_for_once_by_threads_at_the_same_time(
     second = started(partial(reader.referrers, image.repo, image.digest))
     assert first() is None and second() is None
     assert len(front.seen("GET", "/referrers/")) == 1
+
+
+def test_attaching_beside_a_publish_sends_the_blobs_first_and_the_manifests_once_it_is_in(
+    registry: RegistryServer, image: Pushed, proxy: Callable[..., FaultProxy]
+) -> None:
+    """An append attests while its image goes up (``subject_ready``): the artifacts' blobs
+    and the referrers tag's read go first, and no manifest naming the subject is sent before
+    ``subject_ready`` returns (the proxy's log at that moment has none; every manifest PUT
+    comes after). A gate closed without opening (the publish failed) raises instead of
+    leaving the attestations waiting."""
+    front = proxy(registry)
+    seen_at_ready: list[list[tuple[str, str]]] = []
+
+    def subject_ready() -> None:
+        seen_at_ready.append([(e.method, e.path) for e in front.log])
+
+    subject = Descriptor(OCI_MANIFEST, image.digest, len(image.raw))
+    specs = [("application/x.test", data, "t", None) for data in (b"beside", b"too")]
+    made = attach_all(client(front.host), image.repo, subject, specs, subject_ready)
+    assert len(seen_at_ready) == 1, "subject_ready was not waited for"
+    before = seen_at_ready[0]
+    assert [p for m, p in before if m == "PUT" and "/manifests/" in p] == []
+    assert sum(1 for m, p in before if m == "POST" and "/blobs/uploads/" in p) == 3  # {}, two
+    after = [(e.method, e.path) for e in front.log][len(before) :]
+    assert not [p for m, p in after if "/blobs/" in p], "a blob went up after subject_ready"
+    manifests_put = {p.rsplit("/", 1)[-1] for m, p in after if m == "PUT" and "/manifests/" in p}
+    tag = f"sha256-{image.digest.removeprefix('sha256:')}"
+    assert manifests_put == {*made, tag}
+
+    gate = Gate("the publish of sha256:test")
+    waiting = started(gate.wait)
+    gate.close()
+    with pytest.raises(GateClosed, match="the publish of sha256:test did not happen"):
+        waiting()
+    opened = Gate("x")
+    opened.open()
+    opened.close()
+    opened.wait()
