@@ -13,7 +13,13 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from pipeline_kit.adapters.registry.client import Manifest, RegistryClient, in_parallel
+from pipeline_kit.adapters.registry.client import (
+    HELD_LIMIT,
+    Manifest,
+    RegistryClient,
+    in_parallel,
+    started,
+)
 from pipeline_kit.adapters.registry.references import ImageRef, platform_entries, sha256_digest
 from pipeline_kit.append import CannotAppend
 from pipeline_kit.append.layer_tar import LayerBlob
@@ -39,6 +45,7 @@ class AppendRemote:
         self.repository = repository
         self.environ = environ
         self.insecure_hosts = insecure_hosts
+        self._reading: dict[str, Callable[[], bytes]] = {}  # layers read ahead, by digest
 
     def find_previous(
         self,
@@ -102,6 +109,7 @@ class AppendRemote:
     def _image(self, tag: str, digest: str, manifest: Manifest) -> PreviousImage | str:
         body = json.loads(manifest.raw)
         body.setdefault("mediaType", manifest.media_type)
+        self._read_ahead(body.get("layers") or [])
         config = json.loads(self.client.get_blob(self.repository, body["config"]["digest"]))
         labels = (config.get("config") or {}).get("Labels")
         if not vouched(tag, labels):
@@ -136,10 +144,22 @@ class AppendRemote:
             len(config.get("history") or ()),
         )
 
+    def _read_ahead(self, layers: Sequence[Mapping[str, Any]]) -> None:
+        """Start reading the image's last layer beside its config: the plan reads the layers
+        an append replaces, and an append replaces the last one (a round trip fewer in a row
+        on a registry a network away). Only a small one: a layer read whole is in memory."""
+        if not layers:
+            return
+        digest, size = str(layers[-1].get("digest", "")), int(layers[-1].get("size") or 0)
+        if digest not in self._reading and 0 < size <= HELD_LIMIT:
+            self._reading[digest] = started(partial(self.client.get_blob, self.repository, digest))
+
     def read_layers(self, descriptors: Sequence[Mapping[str, Any]]) -> list[bytes]:
-        return in_parallel(
-            [partial(self.client.get_blob, self.repository, str(d["digest"])) for d in descriptors]
-        )
+        def read(digest: str) -> bytes:
+            reading = self._reading.get(digest)
+            return reading() if reading else self.client.get_blob(self.repository, digest)
+
+        return in_parallel([partial(read, str(d["digest"])) for d in descriptors])
 
     def publish(
         self,

@@ -51,7 +51,9 @@ def test_an_append_asks_each_thing_once_and_reads_its_parents_sbom_while_it_publ
 ) -> None:
     """The append PUTs its manifest by digest once, asks for the referrers API once, reads
     no layer it uploaded or read already (the new layer, the one it replaced) for the SBOM,
-    and never reads back its own manifest (it wrote it). Its attestations are made while the
+    and never reads back its own manifest (it wrote it). The layer it replaces is read
+    beside the previous image's config (the proxy holds the config's answer until that read
+    arrives). Its attestations are made while the
     image is published: the proxy holds the answer to the image's manifest PUT until the
     parent's referrers have been asked for and the attestations' blobs have started going up
     (the old order, publish and then attest, would keep it waiting ``WAIT_S`` and fail the
@@ -79,8 +81,12 @@ def test_an_append_asks_each_thing_once_and_reads_its_parents_sbom_while_it_publ
     assert parent["attestations"]["attached"] == ["provenance", "sbom"]
 
     parent_hex = parent["digest"].removeprefix("sha256:")
-    parent_asked, attesting = threading.Event(), threading.Event()
+    client = RegistryClient(registry.host)
+    before = json.loads(client.get_manifest("requests/svc", parent["digest"]).raw)
+    replaced = [layer["digest"] for layer in before["layers"]][-1:]
+    parent_asked, attesting, layer_asked = threading.Event(), threading.Event(), threading.Event()
     held: list[tuple[bool, bool]] = []
+    config_held: list[bool] = []
 
     def noted(event: threading.Event) -> Callable[[Answer], Answer]:
         def note(answer: Answer) -> Answer:
@@ -93,11 +99,17 @@ def test_an_append_asks_each_thing_once_and_reads_its_parents_sbom_while_it_publ
         held.append((parent_asked.wait(WAIT_S), attesting.wait(WAIT_S)))
         return answer
 
+    def hold_config(answer: Answer) -> Answer:
+        config_held.append(layer_asked.wait(WAIT_S))
+        return answer
+
     parent_sbom = rf"/(referrers/sha256:{parent_hex}|manifests/sha256-{parent_hex})$"
     front.rules += [
         Rule("GET", parent_sbom, alter=noted(parent_asked), times=None),
         Rule("POST", rf"/blobs/uploads/\?mount={EMPTY_CONFIG}", alter=noted(attesting), times=None),
         Rule("PUT", r"/manifests/sha256:[0-9a-f]{64}$", alter=hold_manifest, times=1),
+        Rule("GET", f"/blobs/{replaced[0]}$", alter=noted(layer_asked), times=None),
+        Rule("GET", f"/blobs/{before['config']['digest']}$", alter=hold_config, times=1),
     ]
     front.log.clear()
     repo.commit(
@@ -113,11 +125,10 @@ def test_an_append_asks_each_thing_once_and_reads_its_parents_sbom_while_it_publ
         "the image's manifest was answered before (parent's SBOM asked, attestations uploading)"
     )
 
-    client = RegistryClient(registry.host)
+    # The layer the append replaces is read beside the previous image's config, not after.
+    assert config_held == [True], "the replaced layer was asked for after the config came"
     manifest = json.loads(client.get_manifest("requests/svc", digest).raw)
-    before = json.loads(client.get_manifest("requests/svc", parent["digest"]).raw)
     new_layers = [layer["digest"] for layer in manifest["layers"]][-1:]
-    replaced = [layer["digest"] for layer in before["layers"]][-1:]
     assert new_layers != replaced
 
     assert [e.path for e in front.seen("PUT", f"/manifests/{digest}$")] == [
