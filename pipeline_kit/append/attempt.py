@@ -37,23 +37,21 @@ def prepare_append(
     environ: Mapping[str, str],
     manifests: Mapping[str, Manifest | None] | None = None,
     trust: Trust = TRUSTED,
-    on_previous: Callable[[PreviousImage], None] | None = None,
+    on_candidate: Callable[[str], None] | None = None,
 ) -> AppendPlan | IndexAppendPlan:
     """The append plan for this build, or ``CannotAppend`` saying why there is none.
 
     Onto a multi-platform index, each platform's image is planned against its own base
     image's platform; one that cannot be appended to refuses the whole, naming it.
-    ``on_previous`` hears of the previous image as soon as it is chosen, before the plan
-    reads its base and layers (reads about it may start then)."""
+    ``on_candidate`` hears of each image that may be the previous one (``repository@digest``)
+    before it is read (reads about it may start then)."""
     assert detection.chain is not None
     refuse_before_the_last_layer(detection)
     mine = Provenance.of(detection.chain, detection.chain_stages)
     target = detection.chain.instructions[-1].stage if detection.chain.instructions else None
     below_target = sum(1 for key in detection.chain.instructions if key.stage != target)
     candidates = previous_candidates(detection, trust)
-    previous = remote.find_previous(candidates, mine, below_target, manifests)
-    if on_previous is not None:
-        on_previous(previous)
+    previous = remote.find_previous(candidates, mine, below_target, manifests, on_candidate)
     inputs = AppendInputs(
         chain=detection.chain,
         provenance=mine,

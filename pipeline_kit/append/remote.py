@@ -53,12 +53,14 @@ class AppendRemote:
         mine: Provenance,
         good_enough: int,
         manifests: Mapping[str, Manifest | None] | None = None,
+        on_candidate: Callable[[str], None] | None = None,
     ) -> PreviousImage:
         """The recorded image sharing the longest prefix with ``mine``, among ``tags``.
 
         Candidates are tried in order; one that agrees on at least ``good_enough``
         instructions (all those below the target stage) ends the search. ``manifests``: what
-        each tag holds, when already fetched.
+        each tag holds, when already fetched. ``on_candidate`` hears of each candidate
+        (``repository@digest``) before it is read.
         """
         if manifests is None:
             found_manifests = in_parallel(
@@ -73,6 +75,8 @@ class AppendRemote:
             if manifest is None or manifest.digest in seen:
                 continue
             seen.add(manifest.digest)
+            if on_candidate is not None:
+                on_candidate(f"{self.repository}@{manifest.digest}")
             previous = self._previous(tag, manifest)
             if isinstance(previous, str):
                 refused.append(previous)

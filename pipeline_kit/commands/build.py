@@ -19,7 +19,7 @@ from pipeline_kit.errors import ExitCode, InputError, KitError
 if TYPE_CHECKING:
     from pipeline_kit.adapters.git import Git
     from pipeline_kit.adapters.registry.client import Manifest
-    from pipeline_kit.append.planner import AppendPlan, IndexAppendPlan, PreviousImage
+    from pipeline_kit.append.planner import AppendPlan, IndexAppendPlan
     from pipeline_kit.attest.attach import Attested
     from pipeline_kit.attest.inventory import Parent
     from pipeline_kit.build.builders.base import Builder, BuildRequest
@@ -590,19 +590,19 @@ def _try_append(
     manifests: Mapping[str, Manifest | None],
 ) -> tuple[AppendPlan | IndexAppendPlan | None, str | None, Callable[[], Parent | None] | None]:
     """An append plan, or None and why the builder is needed; and the read of the previous
-    image's SBOM, which the new one extends: set going as soon as the previous image is
-    chosen, its round trips overlap the plan's reads and the publish."""
+    image's SBOM, which the new one extends: set going for each candidate as soon as the
+    registry names it, its round trips overlap the plan's reads and the publish."""
     from pipeline_kit.adapters.registry.client import started
     from pipeline_kit.append import CannotAppend
     from pipeline_kit.append.attempt import prepare_append
     from pipeline_kit.attest.attach import AttestSettings, read_parent
 
-    reading: list[Callable[[], Parent | None]] = []
+    reading: dict[str, Callable[[], Parent | None]] = {}
+    sbom = AttestSettings.from_section(checkout.config.section("attest")).sbom
 
-    def read_sbom(previous: PreviousImage) -> None:
-        sbom = AttestSettings.from_section(checkout.config.section("attest")).sbom
+    def read_sbom(reference: str) -> None:
         if sbom and not options.dry_run:
-            reading.append(started(partial(read_parent, publisher.client, previous.reference)))
+            reading[reference] = started(partial(read_parent, publisher.client, reference))
 
     try:
         plan = prepare_append(
@@ -616,11 +616,11 @@ def _try_append(
             environ=options.environ,
             manifests=manifests,
             trust=checkout.trust,
-            on_previous=read_sbom,
+            on_candidate=read_sbom,
         )
     except CannotAppend as refusal:
         return None, refusal.reason, None
-    return plan, None, reading[0] if reading else None
+    return plan, None, reading.get(plan.previous.reference)
 
 
 def _try_rebase(

@@ -18,6 +18,7 @@ from typing import Any
 from pipeline_kit.adapters.registry.client import (
     MANIFEST_TYPES,
     Descriptor,
+    Manifest,
     RegistryClient,
     in_parallel,
 )
@@ -150,12 +151,26 @@ def latest(
 
 
 def listed(client: RegistryClient, repo: str, subject: str) -> list[dict[str, Any]]:
-    """The referrers entries of ``subject``: the referrers API's, else the referrers tag's."""
-    found = client.referrers(repo, subject)
-    if found is None:
-        index = client.find_manifest(repo, referrers_tag(subject))
-        found = _manifests(index.raw, f"{repo}:{referrers_tag(subject)}") if index else []
-    return found
+    """The referrers entries of ``subject``: the referrers API's, else the referrers tag's.
+
+    Until the client knows whether the registry has the API, the tag is read beside the
+    question: a registry without it (distribution 2.x) costs one round trip, not two in a
+    row, and one with it one unneeded read, once."""
+    tag = referrers_tag(subject)
+    found: list[dict[str, Any]] | None
+    index: Manifest | None
+    if client.referrers_api is None:
+        calls: list[Callable[[], Any]] = [
+            partial(client.referrers, repo, subject),
+            partial(client.find_manifest, repo, tag),
+        ]
+        found, index = in_parallel(calls)
+    else:
+        found = client.referrers(repo, subject)
+        index = client.find_manifest(repo, tag) if found is None else None
+    if found is not None:
+        return found
+    return _manifests(index.raw, f"{repo}:{tag}") if index else []
 
 
 def _tag_entries(client: RegistryClient, repo: str, subject: str) -> list[dict[str, Any]] | None:

@@ -885,6 +885,11 @@ class RegistryClient:
             raise _Retry("upload answer without a Location header")
         return urljoin(self.base + "/", location)
 
+    @property
+    def referrers_api(self) -> bool | None:
+        """Whether the registry has the referrers API; None until it has been asked."""
+        return self._referrers_api
+
     def referrers(self, repo: str, digest: str) -> list[dict[str, Any]] | None:
         """The descriptors of the manifests whose ``subject`` is ``digest`` (the OCI 1.1
         referrers API), or None when the registry has no such API (the caller falls back to the

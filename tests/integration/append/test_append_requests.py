@@ -52,8 +52,8 @@ def test_an_append_asks_each_thing_once_and_reads_its_parents_sbom_while_it_publ
     """The append PUTs its manifest by digest once, asks for the referrers API once, reads
     no layer it uploaded or read already (the new layer, the one it replaced) for the SBOM,
     and never reads back its own manifest (it wrote it). The layer it replaces is read
-    beside the previous image's config (the proxy holds the config's answer until that read
-    arrives). Its attestations are made while the
+    beside the previous image's config, and so is the parent's SBOM (the proxy holds the
+    config's answer until both reads arrive). Its attestations are made while the
     image is published: the proxy holds the answer to the image's manifest PUT until the
     parent's referrers have been asked for and the attestations' blobs have started going up
     (the old order, publish and then attest, would keep it waiting ``WAIT_S`` and fail the
@@ -100,7 +100,7 @@ def test_an_append_asks_each_thing_once_and_reads_its_parents_sbom_while_it_publ
         return answer
 
     def hold_config(answer: Answer) -> Answer:
-        config_held.append(layer_asked.wait(WAIT_S))
+        config_held.append(layer_asked.wait(WAIT_S) and parent_asked.wait(WAIT_S))
         return answer
 
     parent_sbom = rf"/(referrers/sha256:{parent_hex}|manifests/sha256-{parent_hex})$"
@@ -125,8 +125,9 @@ def test_an_append_asks_each_thing_once_and_reads_its_parents_sbom_while_it_publ
         "the image's manifest was answered before (parent's SBOM asked, attestations uploading)"
     )
 
-    # The layer the append replaces is read beside the previous image's config, not after.
-    assert config_held == [True], "the replaced layer was asked for after the config came"
+    # The layer the append replaces, and the parent's SBOM, are read beside the previous
+    # image's config, not after.
+    assert config_held == [True], "the replaced layer or the SBOM asked for after the config"
     manifest = json.loads(client.get_manifest("requests/svc", digest).raw)
     new_layers = [layer["digest"] for layer in manifest["layers"]][-1:]
     assert new_layers != replaced

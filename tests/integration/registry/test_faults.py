@@ -40,7 +40,7 @@ from pipeline_kit.adapters.registry.client import (
 from pipeline_kit.adapters.registry.credentials import Credential
 from pipeline_kit.errors import EnvironmentFault, ExitCode
 from pipeline_kit.publish.layout import push_layout, read_layout
-from pipeline_kit.publish.referrers import OCI_INDEX, OCI_MANIFEST, attach, attach_all
+from pipeline_kit.publish.referrers import OCI_INDEX, OCI_MANIFEST, attach, attach_all, listed
 from tests.support.layouts import digest_of, make_layout
 from tests.support.services.fault_proxy import Answer, FaultProxy, Rule
 from tests.support.services.registry import RegistryServer, running_registry
@@ -701,3 +701,33 @@ def test_attaching_beside_a_publish_sends_the_blobs_first_and_the_manifests_once
     opened.open()
     opened.close()
     opened.wait()
+
+
+def test_listing_referrers_reads_the_referrers_tag_beside_the_first_question(
+    registry: RegistryServer, image: Pushed, proxy: Callable[..., FaultProxy]
+) -> None:
+    """A client that does not know yet whether the registry has the referrers API asks it and
+    reads the referrers tag at once (the proxy holds the API's answer until the tag's read
+    arrives, ``WAIT_S`` at most): distribution 2.x answers 404 to the first, so listing costs
+    one round trip, not two in a row. Once the client knows, it reads only the tag."""
+    subject = Descriptor(OCI_MANIFEST, image.digest, len(image.raw))
+    made = attach(client(registry.host), image.repo, subject, "application/x.test", b"l", "t")
+    tag_read, held = threading.Event(), []
+
+    def note(answer: Answer) -> Answer:
+        tag_read.set()
+        return answer
+
+    def hold(answer: Answer) -> Answer:
+        held.append(tag_read.wait(WAIT_S))
+        return answer
+
+    tag = f"/manifests/sha256-{image.digest.removeprefix('sha256:')}$"
+    front = proxy(registry, Rule("GET", "/referrers/", alter=hold, times=None),
+                  Rule("GET", tag, alter=note, times=None))  # fmt: skip
+    reader = client(front.host)
+    assert made in [entry["digest"] for entry in listed(reader, image.repo, image.digest)]
+    assert held == [True], "the referrers tag was read only after the API's answer"
+    front.log.clear()
+    assert made in [entry["digest"] for entry in listed(reader, image.repo, image.digest)]
+    assert [e.method for e in front.log] == ["GET"] and front.seen("GET", tag)
