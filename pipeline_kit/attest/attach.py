@@ -35,7 +35,14 @@ from pipeline_kit.attest.statement import (
     statement,
     subject_digests,
 )
-from pipeline_kit.publish.referrers import CREATED, attach, attach_all, listed, subject_of
+from pipeline_kit.publish.referrers import (
+    CREATED,
+    attach,
+    attach_all,
+    listed,
+    start_attach,
+    subject_of,
+)
 
 
 @dataclass(frozen=True)
@@ -111,7 +118,8 @@ def attest(
     caller's own.
 
     A caller that knows the manifests it is publishing (an append) passes them as ``known``
-    and attests while they go up: the statements are made and
+    and attests while they go up: what the attach needs first (upload sessions, the
+    referrers tag's read) is set going at once, the statements are made and
     their blobs uploaded beside the image's, and only their manifests wait for
     ``subject_ready`` (the spec has registries accept a referrer before its subject, but
     GitLab's refused one). A layer the client does not hold is read from the registry after
@@ -119,6 +127,10 @@ def attest(
     """
     started = time.monotonic()
     manifest = (known or {}).get(digest)
+    ahead = None
+    if manifest is not None:  # being published: what the attach needs first goes now
+        count = int(settings.provenance) + int(settings.sbom and not manifest.is_index)
+        ahead = start_attach(client, repo, digest, count)
     reads: list[Callable[[], Any]] = [partial(attestations, client, repo, digest)]
     if manifest is None:
         reads.append(partial(client.get_manifest, repo, digest))
@@ -153,7 +165,7 @@ def attest(
         moment = now()
         specs = [(ARTIFACT_TYPE, data, moment, {PREDICATE_ANNOTATION: predicate})
                  for predicate, data in statements]  # fmt: skip
-        digests = attach_all(client, repo, subject, specs, subject_ready)
+        digests = attach_all(client, repo, subject, specs, subject_ready, ahead)
         found.update(zip([predicate for predicate, _ in statements], digests, strict=True))
     attached = tuple(predicate for predicate, _ in statements)
     if manifest.is_index:  # each platform's image gets its own, as it is what runs

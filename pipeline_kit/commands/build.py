@@ -223,7 +223,10 @@ def _plan(checkout: _Checkout, options: BuildOptions, log: TextIO) -> _Planned:
     candidates = previous_candidates(detection, trust) if wants_append else []
     offline = None
     try:
-        recorded, manifests = publisher.lookup(detection.image_key, candidates, trust)
+        recorded, manifests = publisher.lookup(
+            detection.image_key, candidates, trust,
+            preconnect=not options.dry_run and settings.strategy != "builder",
+        )  # fmt: skip
     except RegistryUnreachable as unreachable:
         if not options.dry_run:
             raise

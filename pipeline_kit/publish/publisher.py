@@ -13,7 +13,13 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
-from pipeline_kit.adapters.registry.client import Manifest, RegistryClient, in_parallel, started
+from pipeline_kit.adapters.registry.client import (
+    IN_FLIGHT,
+    Manifest,
+    RegistryClient,
+    in_parallel,
+    started,
+)
 from pipeline_kit.adapters.registry.credentials import resolve_credential, write_docker_config
 from pipeline_kit.adapters.registry.references import (
     ImageRef,
@@ -72,14 +78,23 @@ class Publisher:
         self.progress.flush()
 
     def lookup(
-        self, image_key: str, candidates: Sequence[str], trust: Trust = TRUSTED
+        self,
+        image_key: str,
+        candidates: Sequence[str],
+        trust: Trust = TRUSTED,
+        *,
+        preconnect: bool = False,
     ) -> tuple[Recorded | None, dict[str, Manifest | None]]:
         """In one round of requests: the record of ``image_key`` this run believes (None:
-        never built), and the manifest under each candidate tag of a previous image."""
+        never built), and the manifest under each candidate tag of a previous image.
+        ``preconnect``: a publish follows at once (a retag, an append), and the connections
+        its widest round will want (its tags, its attestations) are opened beside."""
         warming, self._warming = self._warming, None
         if warming is not None:
             warming()
         repo = self.ref.repository
+        if preconnect:
+            started(partial(self.client.preconnect, repo, IN_FLIGHT))
         records = [key_tag(image_key, prefix) for prefix in read_prefixes(trust)]
         calls: list[Callable[[], Any]] = [
             partial(self.client.head_manifest, repo, tag) for tag in records

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from pipeline_kit.adapters.registry.client import (
     MANIFEST_TYPES,
@@ -21,9 +21,10 @@ from pipeline_kit.adapters.registry.client import (
     Manifest,
     RegistryClient,
     in_parallel,
+    started,
 )
 from pipeline_kit.adapters.registry.references import sha256_digest
-from pipeline_kit.errors import EnvironmentFault, InputError
+from pipeline_kit.errors import EnvironmentFault, InputError, KitError
 
 OCI_MANIFEST, OCI_INDEX = MANIFEST_TYPES[0], MANIFEST_TYPES[1]
 EMPTY_CONFIG = b"{}"
@@ -74,26 +75,56 @@ def attach(
 ArtifactSpec = tuple[str, bytes, str, "Mapping[str, str] | None"]
 
 
+class Ahead(NamedTuple):
+    """What attaching artifacts to a subject needs before their contents are known, going
+    (``start_attach``): each is a function that waits for its part."""
+
+    empty: Callable[[], bool]  # the empty config's upload
+    sessions: Sequence[Callable[[], str]]  # an upload session per artifact
+    tag_entries: Callable[[], list[dict[str, Any]] | None]  # ``_tag_entries``
+
+
+def start_attach(client: RegistryClient, repo: str, subject: str, count: int) -> Ahead:
+    """Set going what attaching ``count`` new artifacts to ``subject`` needs first: the empty
+    config's upload, an upload session for each artifact's blob, and the referrers tag's
+    read. A caller still making the artifacts (an append's statements) then sends their
+    bytes in one request each, not two."""
+    empty = sha256_digest(EMPTY_CONFIG)
+    return Ahead(
+        started(partial(client.upload_missing_blob, repo, EMPTY_CONFIG, empty)),
+        [started(partial(client.open_upload, repo)) for _ in range(count)],
+        started(partial(_tag_entries, client, repo, subject)),
+    )
+
+
 def attach_all(
     client: RegistryClient,
     repo: str,
     subject: Descriptor,
     artifacts: Sequence[ArtifactSpec],
     subject_ready: Callable[[], None] | None = None,
+    ahead: Ahead | None = None,
 ) -> list[str]:
     """Attach several artifacts to ``subject`` at once: blobs and manifests sent side by side,
     the referrers tag (where there is no referrers API) updated once. Their manifest digests.
 
     ``subject_ready``: the subject is still going up; it returns once it is in. The blobs go
-    up meanwhile, the manifests naming the subject after."""
+    up meanwhile, the manifests naming the subject after. ``ahead``: ``start_attach``'s work
+    for these artifacts, already going."""
     empty = Descriptor(EMPTY_TYPE, sha256_digest(EMPTY_CONFIG), len(EMPTY_CONFIG))
-    uploads: list[Callable[[], bool]] = [
-        partial(client.upload_missing_blob, repo, EMPTY_CONFIG, empty.digest)
+    uploads: list[Callable[[], Any]] = [
+        ahead.empty
+        if ahead
+        else partial(client.upload_missing_blob, repo, EMPTY_CONFIG, empty.digest)
     ]
+    sessions = list(ahead.sessions) if ahead else []
     manifests = []
     for artifact_type, data, created, extra in artifacts:
         blob = Descriptor(artifact_type, sha256_digest(data), len(data))
-        uploads.append(partial(client.upload_missing_blob, repo, data, blob.digest))
+        if sessions:
+            uploads.append(partial(_finish, client, repo, sessions.pop(0), data, blob.digest))
+        else:
+            uploads.append(partial(client.upload_missing_blob, repo, data, blob.digest))
         manifests.append({
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
@@ -105,8 +136,8 @@ def attach_all(
         })  # fmt: skip
     # Beside the uploads: whether the registry lists referrers itself, and if not, what the
     # referrers tag lists now, so that only the tag's PUT follows the manifests.
-    calls: list[Callable[[], Any]] = [*uploads, partial(_tag_entries, client, repo, subject.digest)]
-    listed_now: list[dict[str, Any]] | None = in_parallel(calls)[-1]
+    tag_read = ahead.tag_entries if ahead else partial(_tag_entries, client, repo, subject.digest)
+    listed_now: list[dict[str, Any]] | None = in_parallel([*uploads, tag_read])[-1]
     if subject_ready is not None:
         subject_ready()
     raws = [json.dumps(manifest, separators=(",", ":")).encode() for manifest in manifests]
@@ -171,6 +202,18 @@ def listed(client: RegistryClient, repo: str, subject: str) -> list[dict[str, An
     if found is not None:
         return found
     return _manifests(index.raw, f"{repo}:{tag}") if index else []
+
+
+def _finish(
+    client: RegistryClient, repo: str, session: Callable[[], str], data: bytes, digest: str
+) -> None:
+    """``data`` into the session opened ahead (a whole upload if opening it failed)."""
+    try:
+        location = session()
+    except KitError:
+        client.upload_blob(repo, data, digest)
+        return
+    client.finish_upload(repo, location, data, digest)
 
 
 def _tag_entries(client: RegistryClient, repo: str, subject: str) -> list[dict[str, Any]] | None:

@@ -28,7 +28,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, TextIO, TypeVar, cast
 from urllib.parse import urlencode, urljoin, urlsplit
@@ -619,6 +619,21 @@ class RegistryClient:
         except (KitError, _Retry):
             pass
 
+    def preconnect(self, repo: str, count: int) -> None:
+        """Open ``count`` connections at once (a ``GET /v2/`` on each, with ``repo``'s token
+        if there is one yet, its answer left aside): a later round of requests side by side
+        (a build's tags and its attestations) then finds them open instead of opening its
+        own, each a round trip or more (TLS) away. Whatever goes wrong is left to the
+        requests that follow."""
+        auth = self._authorization(_pull(repo))
+        headers = {"Authorization": auth} if auth else {}
+
+        def open_one() -> None:
+            with suppress(KitError, _Retry):
+                self._send("GET", f"{self.base}/v2/", headers, None)
+
+        in_parallel([open_one] * count)
+
     def head_manifest(self, repo: str, reference: str) -> Descriptor | None:
         response = self._request(
             "HEAD",
@@ -818,6 +833,45 @@ class RegistryClient:
         )
         self.hold(digest, data)
         return sent
+
+    def open_upload(self, repo: str) -> str:
+        """An upload session opened ahead of its bytes (``finish_upload``): where the bytes
+        go. For blobs made later (an append's attestations), whose POST then need not wait
+        for them."""
+        response = self._request(
+            "POST",
+            f"/v2/{repo}/blobs/uploads/",
+            scope=_push(repo),
+            ok=(202,),
+            what=f"an upload session in {repo}",
+        )
+        return self._location(response)
+
+    def finish_upload(self, repo: str, location: str, data: bytes, digest: str) -> None:
+        """Send ``data`` into the session ``open_upload`` gave; a session that is gone, or
+        any failure of that one request, gives way to a whole upload (with its retries)."""
+        if sha256_digest(data) != digest:
+            raise InputError(
+                f"the blob given for {digest} does not have that digest.",
+                hint="The layer or file is corrupt; build it again.",
+            )
+        separator = "&" if "?" in location else "?"
+        try:
+            done = self._request(
+                "PUT",
+                f"{location}{separator}digest={digest}",
+                scope=_push(repo),
+                ok=(201,),
+                headers={"Content-Type": "application/octet-stream"},
+                data=data,
+                what=f"upload {digest[:19]}",
+                retries=False,
+            )
+        except (KitError, _Retry):
+            done = None
+        if done is None:
+            self.upload_blob(repo, data, digest)
+        self.hold(digest, data)
 
     def _upload_once(
         self,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from pipeline_kit.adapters.registry.client import RegistryClient
+from pipeline_kit.adapters.registry.client import IN_FLIGHT, RegistryClient
 from tests.support.builds import TWO_STAGES, busybox_repo
 from tests.support.gitrepo import GitRepo, cli
 from tests.support.services.fault_proxy import Answer, FaultProxy, Rule
@@ -51,9 +51,13 @@ def test_an_append_asks_each_thing_once_and_reads_its_parents_sbom_while_it_publ
 ) -> None:
     """The append PUTs its manifest by digest once, asks for the referrers API once, reads
     no layer it uploaded or read already (the new layer, the one it replaced) for the SBOM,
-    and never reads back its own manifest (it wrote it). The layer it replaces is read
+    and never reads back its own manifest (it wrote it). Beside its lookup it opens the
+    connections its widest round will want (the proxy holds those ``GET /v2/`` until all
+    have arrived, as a registry a round trip away would): the tags and the attestations'
+    manifests go on connections already open. The layer it replaces is read
     beside the previous image's config, and so is the parent's SBOM (the proxy holds the
-    config's answer until both reads arrive). Its attestations are made while the
+    config's answer until both reads arrive); the upload sessions for the statements' blobs
+    are opened before the parent's SBOM has come. Its attestations are made while the
     image is published: the proxy holds the answer to the image's manifest PUT until the
     parent's referrers have been asked for and the attestations' blobs have started going up
     (the old order, publish and then attest, would keep it waiting ``WAIT_S`` and fail the
@@ -99,6 +103,31 @@ def test_an_append_asks_each_thing_once_and_reads_its_parents_sbom_while_it_publ
         held.append((parent_asked.wait(WAIT_S), attesting.wait(WAIT_S)))
         return answer
 
+    opened: list[int] = []
+    all_open, sessions_open = threading.Event(), threading.Event()
+    sessions: list[int] = []
+    parent_sbom_held: list[bool] = []
+    sbom_manifest = json.loads(
+        client.get_manifest("requests/svc", parent["attestations"]["sbom"]).raw
+    )
+
+    def note_session(answer: Answer) -> Answer:
+        sessions.append(1)
+        if len(sessions) >= 3:  # the config's, and one per statement
+            sessions_open.set()
+        return answer
+
+    def hold_parent_sbom(answer: Answer) -> Answer:
+        parent_sbom_held.append(sessions_open.wait(WAIT_S))
+        return answer
+
+    def hold_until_all_open(answer: Answer) -> Answer:  # as a registry a round trip away
+        opened.append(1)
+        if len(opened) >= IN_FLIGHT:
+            all_open.set()
+        all_open.wait(WAIT_S)
+        return answer
+
     def hold_config(answer: Answer) -> Answer:
         config_held.append(layer_asked.wait(WAIT_S) and parent_asked.wait(WAIT_S))
         return answer
@@ -108,6 +137,9 @@ def test_an_append_asks_each_thing_once_and_reads_its_parents_sbom_while_it_publ
         Rule("GET", parent_sbom, alter=noted(parent_asked), times=None),
         Rule("POST", rf"/blobs/uploads/\?mount={EMPTY_CONFIG}", alter=noted(attesting), times=None),
         Rule("PUT", r"/manifests/sha256:[0-9a-f]{64}$", alter=hold_manifest, times=1),
+        Rule("GET", "^/v2/$", alter=hold_until_all_open, times=None),
+        Rule("POST", "/blobs/uploads/$", alter=note_session, times=None),
+        Rule("GET", f"/blobs/{sbom_manifest['layers'][0]['digest']}$", alter=hold_parent_sbom),
         Rule("GET", f"/blobs/{replaced[0]}$", alter=noted(layer_asked), times=None),
         Rule("GET", f"/blobs/{before['config']['digest']}$", alter=hold_config, times=1),
     ]
@@ -136,8 +168,9 @@ def test_an_append_asks_each_thing_once_and_reads_its_parents_sbom_while_it_publ
         f"/v2/requests/svc/manifests/{digest}"
     ]
     assert len(front.seen("GET", "/referrers/")) == 1
-    # Without credentials there is no challenge to get ahead of: no GET /v2/ before the lookup.
-    assert not front.seen("GET", "^/v2/$")
+    # Without credentials there is no challenge to get ahead of: no warm-up's GET /v2/ while
+    # the checkout is read, only those opening connections beside the lookup.
+    assert len(front.seen("GET", "^/v2/$")) == IN_FLIGHT
     for layer in new_layers:
         assert not front.seen("GET", f"/blobs/{layer}$"), "the new layer was read back"
     for layer in replaced:
@@ -157,6 +190,16 @@ def test_an_append_asks_each_thing_once_and_reads_its_parents_sbom_while_it_publ
     tag_reads = [i for i, r in enumerate(requests) if r == ("GET", referrers_tag)]
     assert len(statements) == 2 and tag_reads and max(tag_reads) < min(statements), requests
     assert requests.index(("PUT", digest)) < min(statements), requests
+    # The statements' blobs go into upload sessions opened before the parent's SBOM came
+    # (the proxy holds it until they are): one request each once they are made, not two.
+    assert parent_sbom_held == [True], "the upload sessions were opened after the parent's SBOM"
+    for made in (summary["provenance"], summary["sbom"]):
+        blob = json.loads(client.get_manifest("requests/svc", made).raw)["layers"][0]["digest"]
+        assert not front.seen("POST", f"mount={blob}"), "a statement uploaded without a session"
+    # The connections the tags and the statements go on were opened beside the lookup.
+    put_at = requests.index(("PUT", digest))
+    opened_first = {e.connection for e in front.log[:put_at]}
+    assert {e.connection for e in front.log[put_at:]} <= opened_first, "a connection opened late"
     assert requests[-1] == ("PUT", referrers_tag), requests
     sbom_entry = [
         e

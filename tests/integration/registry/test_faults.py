@@ -731,3 +731,33 @@ def test_listing_referrers_reads_the_referrers_tag_beside_the_first_question(
     front.log.clear()
     assert made in [entry["digest"] for entry in listed(reader, image.repo, image.digest)]
     assert [e.method for e in front.log] == ["GET"] and front.seen("GET", tag)
+
+
+def test_an_upload_session_opened_ahead_and_lost_gives_way_to_a_whole_upload(
+    registry: RegistryServer, proxy: Callable[..., FaultProxy]
+) -> None:
+    """A session ``open_upload`` opened ahead of its bytes is used by ``finish_upload`` (one
+    PUT); one the registry lost by then (deleted at the registry as the PUT goes through:
+    404) gives way to a whole upload, and the blob is there either way."""
+    front = proxy(registry)
+    writer = client(front.host)
+    first = os.urandom(500)
+    writer.finish_upload("faults/ahead", writer.open_upload("faults/ahead"), first,
+                         digest_of(first))  # fmt: skip
+    assert [e.method for e in front.log] == ["POST", "PUT"]
+    assert writer.held_blob(digest_of(first)) == first
+
+    lost = proxy(registry, Rule("PUT", "/blobs/uploads/", cancel_upload=True))
+    writer = client(lost.host)
+    second = os.urandom(500)
+    writer.finish_upload("faults/ahead", writer.open_upload("faults/ahead"), second,
+                         digest_of(second))  # fmt: skip
+    assert [(e.method, e.outcome) for e in lost.log] == [
+        ("POST", "ok"),
+        ("PUT", "cancelled"),
+        ("POST", "ok"),
+        ("PUT", "ok"),
+    ]
+    reader = client(registry.host)
+    for data in (first, second):
+        assert reader.get_blob("faults/ahead", digest_of(data)) == data

@@ -77,6 +77,7 @@ class Logged:
     # premise did not hold: answered 502)
     outcome: str
     status: int | None = None
+    connection: int = 0  # the client's port: one per connection the client opened
 
 
 @dataclass
@@ -93,6 +94,11 @@ class FaultProxy:
         proxy = self
 
         class Handler(QuietHandler):
+            def note(self, outcome: str, status: int | None = None) -> None:
+                proxy.log.append(
+                    Logged(self.command, self.path, outcome, status, self.client_address[1])
+                )
+
             def _handle(self) -> None:
                 body = self.read_body()
                 with lock:
@@ -104,34 +110,32 @@ class FaultProxy:
                     return
                 fault = kind if roll < proxy.rate else None
                 if fault in ("503", "429"):
-                    proxy.log.append(Logged(self.command, self.path, fault, int(fault)))
+                    self.note(fault, int(fault))
                     retry_after = {"Retry-After": "1"} if fault == "429" else {}
                     self._send(Answer(int(fault), retry_after))
                     return
                 if fault == "reset-before":
-                    proxy.log.append(Logged(self.command, self.path, "reset-before"))
+                    self.note("reset-before")
                     self._reset()
                     return
                 status, headers, data = self._forward(self.command, self.path, body)
                 if fault == "reset-after":
-                    proxy.log.append(Logged(self.command, self.path, "reset-after", status))
+                    self.note("reset-after", status)
                     self._reset()
                     return
-                proxy.log.append(Logged(self.command, self.path, "ok", status))
+                self.note("ok", status)
                 self._send_raw(status, headers, data)
 
             def _scripted(self, rule: Rule, body: bytes) -> None:
                 if rule.answer is not None:
-                    proxy.log.append(
-                        Logged(self.command, self.path, "answered", rule.answer.status)
-                    )
+                    self.note("answered", rule.answer.status)
                     self._send(rule.answer)
                     return
                 if rule.cancel_upload:
                     # The request's URL is the session's (its _state query included).
                     cancelled, _, _ = self._forward("DELETE", self.path, b"")
                     if cancelled != 204:  # the test's premise failed: say so, loudly
-                        proxy.log.append(Logged(self.command, self.path, "cancel-failed", 502))
+                        self.note("cancel-failed", 502)
                         self._send(Answer(502, {}, f"DELETE answered {cancelled}".encode()))
                         return
                 status, headers, data = self._forward(self.command, self.path, body)
@@ -144,13 +148,13 @@ class FaultProxy:
                     try:
                         answer = rule.alter(Answer(status, names, data))
                     except Exception as exc:  # a test's check on the answer failed: say so
-                        proxy.log.append(Logged(self.command, self.path, "alter-failed", 502))
+                        self.note("alter-failed", 502)
                         self._send(Answer(502, {}, f"alter failed: {exc!r}".encode()))
                         return
-                    proxy.log.append(Logged(self.command, self.path, "altered", answer.status))
+                    self.note("altered", answer.status)
                     self._send(answer)
                     return
-                proxy.log.append(Logged(self.command, self.path, "cancelled", status))
+                self.note("cancelled", status)
                 self._send_raw(status, headers, data)
 
             def _forward(
