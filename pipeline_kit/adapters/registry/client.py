@@ -803,11 +803,7 @@ class RegistryClient:
     ) -> None:
         """Monolithic (POST + PUT) or chunked (PATCH ranges) upload; restarts whole on failure."""
         data = source.read_bytes() if isinstance(source, Path) else source
-        if sha256_digest(data) != digest:
-            raise InputError(
-                f"the blob given for {digest} does not have that digest.",
-                hint="The layout or file is corrupt; rebuild it.",
-            )
+        _check_digest(sha256_digest(data), digest, "The layout or file is corrupt; rebuild it.")
         # A lost answer can leave the upload session unusable: each try starts a new one.
         self._with_retries(
             lambda: self._upload_once(repo, data, digest, chunk_size),
@@ -822,11 +818,7 @@ class RegistryClient:
         answers 201 and nothing is sent, one that has not opens the upload session (202), as
         the distribution spec has it. One round trip fewer than HEAD, POST, PUT.
         """
-        if _stream_digest(data) != digest:
-            raise InputError(
-                f"the blob given for {digest} does not have that digest.",
-                hint="The layer or file is corrupt; build it again.",
-            )
+        _check_digest(_stream_digest(data), digest)
         sent = self._with_retries(
             lambda: self._upload_once(repo, data, digest, None, mount=True),
             f"upload of {digest[:19]} to {repo}",
@@ -850,11 +842,7 @@ class RegistryClient:
     def finish_upload(self, repo: str, location: str, data: bytes, digest: str) -> None:
         """Send ``data`` into the session ``open_upload`` gave; a session that is gone, or
         any failure of that one request, gives way to a whole upload (with its retries)."""
-        if sha256_digest(data) != digest:
-            raise InputError(
-                f"the blob given for {digest} does not have that digest.",
-                hint="The layer or file is corrupt; build it again.",
-            )
+        _check_digest(sha256_digest(data), digest)
         separator = "&" if "?" in location else "?"
         try:
             done = self._request(
@@ -1037,6 +1025,14 @@ def _pull(repo: str) -> str:
 
 def _push(repo: str, extra: str = "") -> str:
     return f"repository:{repo}:pull,push{',' + extra if extra else ''}"
+
+
+def _check_digest(
+    actual: str, digest: str, hint: str = "The layer or file is corrupt; build it again."
+) -> None:
+    """A blob about to be sent as ``digest`` must have it (``actual``)."""
+    if actual != digest:
+        raise InputError(f"the blob given for {digest} does not have that digest.", hint=hint)
 
 
 def _stream_digest(data: bytes | IO[bytes]) -> str:

@@ -46,6 +46,27 @@ def build(repo: GitRepo, *args: str) -> dict[str, Any]:
     return record
 
 
+def service(tmp_path: Path, registry: RegistryServer, front: FaultProxy, name: str) -> GitRepo:
+    """The two-stage busybox service: ``ci/builder.yaml`` builds it with buildah straight to
+    the registry (buildah streams its uploads, which the proxy does not pass on), the
+    default config appends through the proxy."""
+    storage = tmp_path / "storage"
+    return busybox_repo(
+        tmp_path / "repo",
+        {
+            "Dockerfile": TWO_STAGES,
+            "app/main.txt": "v1\n",
+            "ci/builder.yaml": (
+                f"image: {registry.host}/{name}\ndockerfile: ../Dockerfile\ncontext: ..\n"
+                "build:\n"
+                f"  builder: buildah\n  buildah: {{storage_driver: vfs, root: {storage}/root, "
+                f"runroot: {storage}/run}}\n"
+            ),
+            "pipeline-kit.yaml": f"image: {front.host}/{name}\n",
+        },
+    )
+
+
 def test_an_append_asks_each_thing_once_and_reads_its_parents_sbom_while_it_publishes(
     tmp_path: Path, registry: RegistryServer, front: FaultProxy
 ) -> None:
@@ -64,23 +85,7 @@ def test_an_append_asks_each_thing_once_and_reads_its_parents_sbom_while_it_publ
     test); their manifests go up only once the image's is in (GitLab's registry refused a
     referrer before its subject). The SBOM still extends the parent's with the new
     package."""
-    storage = tmp_path / "storage"
-    repo = busybox_repo(
-        tmp_path / "repo",
-        {
-            "Dockerfile": TWO_STAGES,
-            "app/main.txt": "v1\n",
-            # The first build goes straight to the registry (buildah streams its uploads,
-            # which the proxy does not pass on); the append through the proxy.
-            "ci/builder.yaml": (
-                f"image: {registry.host}/requests/svc\ndockerfile: ../Dockerfile\ncontext: ..\n"
-                "build:\n"
-                f"  builder: buildah\n  buildah: {{storage_driver: vfs, root: {storage}/root, "
-                f"runroot: {storage}/run}}\n"
-            ),
-            "pipeline-kit.yaml": f"image: {front.host}/requests/svc\n",
-        },
-    )
+    repo = service(tmp_path, registry, front, "requests/svc")
     parent = build(repo, "--config", "ci/builder.yaml", "--strategy", "builder")
     assert parent["attestations"]["attached"] == ["provenance", "sbom"]
 
@@ -222,21 +227,7 @@ def test_an_append_whose_image_is_refused_fails_with_that_and_attaches_nothing(
     (the proxy answers 400 to the manifest PUT by digest, once the attestations' uploads
     have begun), the build fails with that refusal, at once (the attestations stop waiting,
     nothing hangs), and no artifact manifest or referrers tag is written for it."""
-    storage = tmp_path / "storage"
-    repo = busybox_repo(
-        tmp_path / "repo",
-        {
-            "Dockerfile": TWO_STAGES,
-            "app/main.txt": "v1\n",
-            "ci/builder.yaml": (
-                f"image: {registry.host}/refused/svc\ndockerfile: ../Dockerfile\ncontext: ..\n"
-                "build:\n"
-                f"  builder: buildah\n  buildah: {{storage_driver: vfs, root: {storage}/root, "
-                f"runroot: {storage}/run}}\n"
-            ),
-            "pipeline-kit.yaml": f"image: {front.host}/refused/svc\n",
-        },
-    )
+    repo = service(tmp_path, registry, front, "refused/svc")
     build(repo, "--config", "ci/builder.yaml", "--strategy", "builder")
     refusal = json.dumps({"errors": [{"code": "MANIFEST_INVALID", "message": "no thanks"}]})
     attesting = threading.Event()
